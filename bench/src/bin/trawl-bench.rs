@@ -1,0 +1,35 @@
+//! `trawl-bench`: macro benchmarks. Each subcommand prints per-case detail and,
+//! as its last line, one JSON object that `bench/RESULTS.md` records.
+
+use clap::{Parser, Subcommand};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser)]
+#[command(name = "trawl-bench", about = "trawl's macro benchmarks (loopback only)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Decode throughput: trawl's KRPC decoder against serde_bencode and bendy.
+    Decode(trawl_bench::decode::Args),
+    /// Storage ingest, dedup and export throughput, and bytes on disk.
+    Storage(trawl_bench::storage::Args),
+    /// Answers per CPU-second: trawl, libtorrent and mainline nodes under one load.
+    NodeAnswer(trawl_bench::node_answer::Args),
+    /// Loopback ceiling, swarm capacity and a crawl against trawl-swarm.
+    Crawl(trawl_bench::crawl::Args),
+}
+
+fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::Decode(args) => trawl_bench::decode::run(args),
+        Command::Storage(args) => trawl_bench::storage::run(args),
+        Command::NodeAnswer(args) => trawl_bench::node_answer::run(args),
+        Command::Crawl(args) => trawl_bench::crawl::run(args),
+    }
+}

@@ -1,0 +1,9 @@
+//! trawl-bench: macro benchmarks and the loopback DHT swarm.
+//!
+//! Every benchmark here sends traffic only to 127.0.0.0/8, is bounded in
+//! packets and time, and stops by itself.
+
+pub mod crawl;
+pub mod decode;
+pub mod node_answer;
+pub mod storage;

@@ -1,0 +1,1 @@
+//! trawl-storage: the RocksDB-backed infohash index, staging queue and metadata store.
