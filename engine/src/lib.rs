@@ -9,3 +9,4 @@
 //! `next_timeout()`, and the glommio runtime only moves bytes and timers.
 
 pub mod codec;
+pub mod dht;
