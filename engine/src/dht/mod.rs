@@ -25,6 +25,7 @@ pub mod node;
 pub mod pacing;
 pub mod peer_store;
 pub mod routing;
+pub mod server;
 pub mod stats;
 pub mod token;
 pub mod transaction;

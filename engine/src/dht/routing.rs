@@ -314,7 +314,12 @@ impl RoutingTable {
     pub fn next_refresh(&mut self, now: Instant, rng: &mut impl rand::Rng) -> Option<NodeId> {
         let i = self.buckets.iter().position(|b| now.saturating_duration_since(b.last_changed) >= REFRESH_AFTER)?;
         self.buckets[i].last_changed = now;
-        Some(id::random_with_prefix(&self.own, i, rng))
+        Some(self.random_target(i, rng))
+    }
+
+    /// A random id that falls in bucket `i` (the last bucket: at its depth).
+    pub fn random_target(&self, i: usize, rng: &mut impl rand::Rng) -> NodeId {
+        id::random_with_prefix(&self.own, i, rng)
     }
 
     /// Earliest instant a bucket becomes due for refresh.
