@@ -5,6 +5,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
 use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use trawl_engine::codec::compact::CompactNode;
@@ -22,20 +23,42 @@ fn addr_of(i: usize) -> SocketAddr {
 type Flight = Reverse<(Instant, u64, SocketAddr, SocketAddr, Vec<u8>)>;
 
 /// Rewrites or adds datagrams on the way, as an attacker on the path could.
-type Tamper = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> Vec<(SocketAddr, Vec<u8>)>>;
+type Tamper = Box<dyn FnMut(SocketAddr, SocketAddr, &[u8]) -> Vec<(SocketAddr, Vec<u8>)> + Send + Sync>;
 
 struct Sim {
     now: Instant,
     nodes: Vec<Node>,
     addrs: Vec<SocketAddr>,
     by_addr: HashMap<SocketAddr, usize>,
+    /// Each node's `next_timeout`, and the same as a heap (stale entries skipped).
     wake: Vec<Option<Instant>>,
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
     dirty: Vec<usize>,
     flights: BinaryHeap<Flight>,
     seq: u64,
     events: Vec<Vec<Event>>,
     tamper: Option<Tamper>,
     buf: Vec<u8>,
+}
+
+impl Clone for Sim {
+    /// Forks the network (the tamper hook stays behind).
+    fn clone(&self) -> Sim {
+        Sim {
+            now: self.now,
+            nodes: self.nodes.clone(),
+            addrs: self.addrs.clone(),
+            by_addr: self.by_addr.clone(),
+            wake: self.wake.clone(),
+            timers: self.timers.clone(),
+            dirty: self.dirty.clone(),
+            flights: self.flights.clone(),
+            seq: self.seq,
+            events: self.events.clone(),
+            tamper: None,
+            buf: Vec::new(),
+        }
+    }
 }
 
 impl Sim {
@@ -46,6 +69,7 @@ impl Sim {
             addrs: Vec::new(),
             by_addr: HashMap::new(),
             wake: Vec::new(),
+            timers: BinaryHeap::new(),
             dirty: Vec::new(),
             flights: BinaryHeap::new(),
             seq: 0,
@@ -116,7 +140,13 @@ impl Sim {
             while let Some(e) = self.nodes[i].poll_event() {
                 self.events[i].push(e);
             }
-            self.wake[i] = self.nodes[i].next_timeout();
+            let wake = self.nodes[i].next_timeout();
+            if wake != self.wake[i] {
+                if let Some(w) = wake {
+                    self.timers.push(Reverse((w, i)));
+                }
+                self.wake[i] = wake;
+            }
         }
         dirty.clear();
         self.dirty = dirty;
@@ -126,8 +156,11 @@ impl Sim {
         let end = self.now + d;
         loop {
             self.flush();
+            while self.timers.peek().is_some_and(|t| self.wake[t.0 .1] != Some(t.0 .0)) {
+                self.timers.pop();
+            }
             let next_flight = self.flights.peek().map(|f| f.0 .0);
-            let next_wake = self.wake.iter().flatten().min().copied();
+            let next_wake = self.timers.peek().map(|t| t.0 .0);
             let Some(t) = [next_flight, next_wake].into_iter().flatten().min() else { break };
             if t > end {
                 break;
@@ -140,8 +173,13 @@ impl Sim {
                     self.dirty.push(j);
                 }
             }
-            for i in 0..self.nodes.len() {
-                if self.wake[i].is_some_and(|w| w <= self.now) {
+            while let Some(&Reverse((w, i))) = self.timers.peek() {
+                if w > self.now {
+                    break;
+                }
+                self.timers.pop();
+                if self.wake[i] == Some(w) {
+                    self.wake[i] = None;
                     self.nodes[i].handle_timeout(self.now);
                     self.dirty.push(i);
                 }
@@ -205,8 +243,14 @@ fn distance(a: &[u8; 20], b: &[u8; 20]) -> [u8; 20] {
     d
 }
 
-/// 520 nodes joining 20 ms apart, every 10th of the later ones read-only.
+/// 520 nodes joining 20 ms apart, every 10th of the later ones read-only, then 30 s
+/// of settling. Built once and forked by every test that needs it.
 fn network() -> Sim {
+    static NETWORK: OnceLock<Sim> = OnceLock::new();
+    NETWORK.get_or_init(build_network).clone()
+}
+
+fn build_network() -> Sim {
     let mut sim = Sim::new();
     for i in 0..520 {
         let read_only = i >= 100 && i % 10 == 0;

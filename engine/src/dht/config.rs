@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub allow_loopback: bool,
     /// Our public IP, for a BEP 42 secure node id.
     pub external_ip: Option<IpAddr>,
+    /// Keep nodes whose id is not BEP 42-secure for their IP out of the routing
+    /// table (they are still used in lookups).
+    pub require_secure_ids: bool,
     /// How long an announce stays in the peer store after it was last renewed.
     pub peer_ttl: Duration,
     pub query_timeout: Duration,
@@ -119,6 +122,7 @@ impl Default for NodeConfig {
             read_only: true,
             allow_loopback: false,
             external_ip: None,
+            require_secure_ids: false,
             peer_ttl: Duration::from_secs(30 * 60),
             query_timeout: Duration::from_secs(2),
             max_retries: 1,

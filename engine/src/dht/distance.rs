@@ -9,8 +9,8 @@ pub struct Distance(pub [u8; 20]);
 impl Distance {
     pub fn between(a: &NodeId, b: &NodeId) -> Distance {
         let mut d = [0u8; 20];
-        for (i, byte) in d.iter_mut().enumerate() {
-            *byte = a[i] ^ b[i];
+        for ((x, a), b) in d.iter_mut().zip(a).zip(b) {
+            *x = a ^ b;
         }
         Distance(d)
     }

@@ -64,6 +64,7 @@ struct Candidate {
     token: Option<Token>,
 }
 
+#[derive(Clone)]
 pub struct Lookup {
     target: NodeId,
     method: Method,

@@ -53,6 +53,7 @@ impl TokenBucket {
 }
 
 /// Token buckets keyed by anything (IPs, infohashes), at most `cap` of them.
+#[derive(Clone)]
 pub struct KeyedBuckets<K> {
     rate: f64,
     burst: f64,
@@ -99,6 +100,7 @@ impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
 }
 
 /// Minimum gap between two datagrams to one remote.
+#[derive(Clone)]
 pub struct RemoteGap {
     gap: Duration,
     last_sent: HashMap<SocketAddr, Instant, ahash::RandomState>,

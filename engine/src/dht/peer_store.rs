@@ -19,6 +19,7 @@ struct StoredPeer {
     expires: Instant,
 }
 
+#[derive(Clone)]
 struct Swarm {
     info_hash: [u8; 20],
     peers: Vec<StoredPeer>,
@@ -27,6 +28,7 @@ struct Swarm {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct StoreFull;
 
+#[derive(Clone)]
 pub struct PeerStore {
     ttl: Duration,
     limits: StoreLimits,

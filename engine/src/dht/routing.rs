@@ -62,6 +62,7 @@ impl Entry {
     }
 }
 
+#[derive(Clone)]
 struct Bucket {
     nodes: Vec<Entry>,
     /// Newest last; verified nodes waiting for a bad node to replace.
@@ -86,6 +87,7 @@ pub enum Insert {
     Refused,
 }
 
+#[derive(Clone)]
 pub struct RoutingTable {
     own: NodeId,
     k: usize,
@@ -266,16 +268,20 @@ impl RoutingTable {
     /// The `n` closest non-bad nodes to `target`, closest first, into `out` (cleared).
     ///
     /// Buckets are visited in distance order: the bucket at the target's prefix
-    /// length, then every deeper one (all equally far at the first differing bit),
-    /// then shallower ones in turn; the gathered nodes are sorted once.
+    /// length holds nodes strictly closer than any other; every deeper bucket comes
+    /// next (all equally far at the first differing bit), then shallower ones in
+    /// turn. Gathering stops once a group fills `n`, and what was gathered is sorted.
     pub fn closest(&self, now: Instant, target: &NodeId, n: usize, out: &mut Vec<CompactNode>) {
         out.clear();
         let start = self.bucket_index(target);
         let take = |b: &Bucket, out: &mut Vec<CompactNode>| {
             out.extend(b.nodes.iter().filter(|e| e.state(now) != NodeState::Bad).map(|e| e.contact));
         };
-        for b in &self.buckets[start..] {
-            take(b, out);
+        take(&self.buckets[start], out);
+        if out.len() < n {
+            for b in &self.buckets[start + 1..] {
+                take(b, out);
+            }
         }
         for b in self.buckets[..start].iter().rev() {
             if out.len() >= n {

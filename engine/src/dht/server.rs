@@ -62,6 +62,7 @@ pub struct Context<'a> {
     pub version: Option<&'a [u8]>,
 }
 
+#[derive(Clone)]
 pub struct Server {
     tokens: Tokens,
     store: PeerStore,

@@ -20,6 +20,9 @@ pub struct Drops {
     /// Announces refused: bad token, or the peer store is full.
     pub bad_token: u64,
     pub store_full: u64,
+    /// Responders kept out of the routing table for an id that is not BEP 42-secure
+    /// for their IP (only with `require_secure_ids`).
+    pub insecure_id: u64,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

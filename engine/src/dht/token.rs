@@ -13,6 +13,7 @@ pub const ROTATE_EVERY: Duration = Duration::from_secs(5 * 60);
 pub const TOKEN_LEN: usize = 8;
 const SECRET_LEN: usize = 16;
 
+#[derive(Clone)]
 pub struct Tokens {
     current: [u8; SECRET_LEN],
     previous: [u8; SECRET_LEN],

@@ -26,7 +26,7 @@ impl TransactionId {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 pub struct Pending<T> {
     pub addr: SocketAddr,
     pub sent_at: Instant,
@@ -45,6 +45,7 @@ pub enum Mismatch {
     Spoofed,
 }
 
+#[derive(Clone)]
 pub struct Transactions<T> {
     next: u16,
     gen: u32,
