@@ -1,9 +1,426 @@
-//! Placeholder until this benchmark is written; it refuses to run rather than
-//! report a figure it did not measure.
+//! `trawl-bench crawl`: the loopback ceiling, the swarm's capacity and a crawl,
+//! measured in one invocation.
+//!
+//! Owns: the order of the three phases, core placement, the `trawl-swarm`
+//! child process, and the final `{"bench":"crawl",...}` line.
+//! Must not: send anywhere but 127.0.0.0/8, or run unbounded: every phase has
+//! a duration and the swarm child dies with this process.
+//!
+//! Placement on a 2-core machine: the ceiling's sender runs on core 0 and its
+//! receiver on core 1; the swarm (UDP and peer threads) on core 0; the load
+//! generator and its metadata fetchers on core 1. Each side then has one core
+//! to itself, so a saturated side shows as a busy fraction near 1.0 instead of
+//! two sides stealing time from each other.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::SocketAddrV4;
+use std::path::PathBuf;
+use std::process::{ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::ceiling;
+use crate::loadgen::{self, Blaster, FetchCounters, FetchJob, FetchSummary, LoadCounters, LoopLoad, Walker};
+use crate::swarm::catalogue::CatalogueConfig;
+use crate::swarm::nodes::{node_addr, NodeTraitsConfig};
+use crate::swarm::{Swarm, SwarmConfig};
+use crate::sys::{self, ChildGuard};
+
+/// Which crawler phase 3 runs.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CrawlerChoice {
+    /// The built-in load generator (`loadgen::Walker`).
+    Loadgen,
+    /// `trawl crawl`, once the crawler issue lands.
+    Trawl,
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[arg(long, default_value_t = 100_000)]
+    pub nodes: u32,
+    #[arg(long, default_value_t = 1_000_000)]
+    pub torrents: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Seconds per ceiling blast.
+    #[arg(long, default_value_t = 2.0)]
+    pub ceiling_secs: f64,
+    /// Payload sizes of the ceiling blasts (bytes).
+    #[arg(long, value_delimiter = ',', default_value = "100,300,700")]
+    pub ceiling_sizes: Vec<usize>,
+    /// Seconds of the swarm capacity phase.
+    #[arg(long, default_value_t = 5.0)]
+    pub capacity_secs: f64,
+    /// Seconds of the crawl phase.
+    #[arg(long, default_value_t = 30.0)]
+    pub crawl_secs: f64,
+    /// The swarm's largest sample interval (seconds).
+    #[arg(long, default_value_t = 21_600)]
+    pub interval_max: u32,
+    /// The swarm's per-(IP, node) rate limit in queries/s (0: off).
+    #[arg(long, default_value_t = 0.0)]
+    pub rate_limit: f64,
+    #[arg(long, default_value_t = 36_881)]
+    pub port: u16,
+    #[arg(long, default_value_t = 36_882)]
+    pub peer_port: u16,
+    /// Concurrent metadata fetches.
+    #[arg(long, default_value_t = 32)]
+    pub fetchers: usize,
+    #[arg(long, default_value_t = 2_000)]
+    pub fetch_timeout_ms: u64,
+    /// Most queries in flight at once.
+    #[arg(long, default_value_t = 4_096)]
+    pub max_inflight: usize,
+    #[arg(long, value_enum, default_value_t = CrawlerChoice::Loadgen)]
+    pub crawler: CrawlerChoice,
+    /// The trawl-swarm binary (default: next to this executable).
+    #[arg(long)]
+    pub swarm_bin: Option<PathBuf>,
+    /// Do not pin threads to cores.
+    #[arg(long)]
+    pub no_pin: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("this benchmark is not built yet")
+/// The two cores the phases are placed on, or none.
+#[derive(Clone, Copy, Debug)]
+struct Placement {
+    swarm: Option<usize>,
+    crawler: Option<usize>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let cores = sys::online_cores();
+    let place = if args.no_pin || cores < 2 {
+        Placement { swarm: None, crawler: None }
+    } else {
+        Placement { swarm: Some(0), crawler: Some(1) }
+    };
+    println!("placement: {place:?} on {cores} cores");
+
+    // 1. The loopback ceiling.
+    let mut ceilings = Vec::new();
+    for &size in &args.ceiling_sizes {
+        let pins = place.swarm.zip(place.crawler);
+        let secs = Duration::from_secs_f64(args.ceiling_secs);
+        let c = std::thread::spawn(move || ceiling::blast(size, secs, pins)).join().map_err(|_| anyhow::anyhow!("ceiling thread panicked"))??;
+        println!("{}", json!({"phase": "ceiling", "result": c}));
+        ceilings.push(c);
+    }
+    let ceiling_pps = ceilings.iter().map(|c| c.received_pps).fold(0.0, f64::max);
+
+    // 2. The swarm, then its capacity under an open-loop blast.
+    let mut swarm = SwarmChild::spawn(&args, place)?;
+    println!("{}", json!({"phase": "swarm_ready", "ready": swarm.ready}));
+    let capacity = capacity_phase(&args, &swarm, place)?;
+    println!("{}", json!({"phase": "capacity", "result": capacity}));
+
+    // 3. The crawl.
+    let before = swarm.latest_stats()?;
+    let crawl = match args.crawler {
+        CrawlerChoice::Loadgen => crawl_with_loadgen(&args, &swarm, place)?,
+        CrawlerChoice::Trawl => bail!("`trawl crawl` is not available yet; run with --crawler loadgen"),
+    };
+    let after = swarm.latest_stats()?;
+    let swarm_final = swarm.finish()?;
+    let peak_rss_mb = sys::proc_stat(sys::Pid::This)?.peak_rss_bytes as f64 / (1024.0 * 1024.0);
+
+    // Ground truth, built only now so it does not count in the crawler's RSS.
+    let truth = Swarm::build(swarm_config(&args), cores);
+    let mut in_catalogue = 0u64;
+    let mut reachable_found = 0u64;
+    for h in &crawl.found {
+        if let Some(t) = truth.catalogue.find(h) {
+            in_catalogue += 1;
+            reachable_found += u64::from(truth.reachable(t));
+        }
+    }
+    let reachable_total = (0..truth.catalogue.len()).filter(|&t| truth.reachable(t)).count() as u64;
+    let torrents = f64::from(truth.catalogue.len().max(1));
+    let violations = violations_between(&before, &after);
+    let secs = crawl.load.seconds.max(1e-9);
+    let crawl_in_pps = crawl.load.datagrams_in as f64 / secs;
+    let crawl_out_pps = crawl.load.datagrams_out as f64 / secs;
+    let crawl_pps = crawl_in_pps + crawl_out_pps;
+    let timeline: Vec<Value> = crawl.timeline.iter().map(|&(t, n)| json!([round(t, 1), n as f64 / torrents])).collect();
+    let dgrams = (crawl.load.datagrams_in + crawl.load.datagrams_out).max(1) as f64;
+    let swarm_sent = stat_delta(&after, &before, "sent");
+    let swarm_received = stat_delta(&after, &before, "received");
+    let swarm_secs = stat_f64(&after, "t") - stat_f64(&before, "t");
+
+    let summary = json!({
+        "bench": "crawl",
+        "crawler": format!("{:?}", args.crawler).to_lowercase(),
+        "nodes": args.nodes,
+        "torrents": args.torrents,
+        "cores": cores,
+        "placement": {"swarm_core": place.swarm, "crawler_core": place.crawler},
+        "ceiling_pps": round(ceiling_pps, 0),
+        "ceiling": ceilings,
+        "swarm_capacity_answers_per_s": round(capacity.answers_per_s, 0),
+        "swarm_capacity_cpu_us_per_answer": round(capacity.cpu_us_per_answer, 3),
+        "swarm_capacity_busy_fraction": round(capacity.busy_fraction, 3),
+        "swarm_capacity_ratio_to_ceiling": round(capacity.answers_per_s / ceiling_pps.max(1.0), 3),
+        "capacity_loadgen_cpu_busy": round(capacity.load.cpu_seconds / capacity.load.seconds.max(1e-9), 3),
+        "crawl_seconds": round(secs, 2),
+        "crawl_pps": round(crawl_pps, 0),
+        "crawl_in_pps": round(crawl_in_pps, 0),
+        "crawl_out_pps": round(crawl_out_pps, 0),
+        "ratio_to_ceiling": round(crawl_pps / ceiling_pps.max(1.0), 3),
+        "per_core": [
+            {"role": "crawler", "core": place.crawler, "in_pps": round(crawl_in_pps, 0), "out_pps": round(crawl_out_pps, 0),
+             "busy_fraction": round(crawl.load.cpu_seconds / secs, 3)},
+            {"role": "swarm", "core": place.swarm, "in_pps": round(swarm_received / swarm_secs.max(1e-9), 0),
+             "out_pps": round(swarm_sent / swarm_secs.max(1e-9), 0),
+             "busy_fraction": round((stat_f64(&after, "cpu_s") - stat_f64(&before, "cpu_s")) / swarm_secs.max(1e-9), 3)},
+        ],
+        "cpu_us_per_datagram": round(crawl.load.cpu_seconds * 1e6 / dgrams, 3),
+        "infohashes_found": crawl.found.len(),
+        "infohashes_not_in_catalogue": crawl.found.len() as u64 - in_catalogue,
+        "infohashes_per_s": round(crawl.found.len() as f64 / secs, 1),
+        "catalog_discovered_fraction": round(in_catalogue as f64 / torrents, 5),
+        "reachable_discovered_fraction": round(reachable_found as f64 / (reachable_total.max(1)) as f64, 5),
+        "discovered_timeline": timeline,
+        "nodes_known": crawl.counters.nodes_known,
+        "metadata_per_s": round(crawl.fetch.fetched as f64 / secs, 1),
+        "metadata": crawl.fetch,
+        "metadata_jobs_dropped": crawl.jobs_dropped,
+        "politeness_violations": violations,
+        "loadgen": crawl.counters,
+        "peak_rss_mb": round(peak_rss_mb, 1),
+        "swarm_peak_rss_mb": swarm_final.get("peak_rss_mb").cloned().unwrap_or(Value::Null),
+        "swarm_final_politeness_violations": swarm_final.get("politeness_violations").cloned().unwrap_or(Value::Null),
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+fn round(x: f64, digits: i32) -> f64 {
+    let m = 10f64.powi(digits);
+    (x * m).round() / m
+}
+
+fn stat_f64(v: &Value, key: &str) -> f64 {
+    v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn counter(v: &Value, key: &str) -> f64 {
+    v.get("counters").and_then(|c| c.get(key)).and_then(Value::as_f64).unwrap_or(0.0)
+}
+
+fn stat_delta(after: &Value, before: &Value, key: &str) -> f64 {
+    counter(after, key) - counter(before, key)
+}
+
+/// Politeness violations between two stats lines.
+fn violations_between(before: &Value, after: &Value) -> u64 {
+    let v = |s: &Value| counter(s, "violations_interval") + counter(s, "violations_rate");
+    (v(after) - v(before)).max(0.0) as u64
+}
+
+fn swarm_config(args: &Args) -> SwarmConfig {
+    SwarmConfig {
+        seed: args.seed,
+        nodes: args.nodes,
+        catalogue: CatalogueConfig { torrents: args.torrents, ..CatalogueConfig::default() },
+        traits: NodeTraitsConfig { interval_max: args.interval_max, ..NodeTraitsConfig::default() },
+        port: args.port,
+        peer_port: args.peer_port,
+        ..SwarmConfig::default()
+    }
+}
+
+/// The `trawl-swarm` child, its last stats line and its final line.
+struct SwarmChild {
+    guard: ChildGuard,
+    stdin: Option<ChildStdin>,
+    ready: Value,
+    latest: Arc<Mutex<Option<Value>>>,
+    last_line: Arc<Mutex<Option<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+}
+
+const STATS_EVERY_S: f64 = 0.1;
+
+impl SwarmChild {
+    fn spawn(args: &Args, place: Placement) -> anyhow::Result<Self> {
+        let bin = match &args.swarm_bin {
+            Some(p) => p.clone(),
+            None => std::env::current_exe()?.with_file_name("trawl-swarm"),
+        };
+        let cfg = swarm_config(args);
+        // Long enough for both phases; it is stopped through stdin when done.
+        let duration = args.capacity_secs + args.crawl_secs + 600.0;
+        let mut cmd = Command::new(&bin);
+        cmd.args(["--nodes", &cfg.nodes.to_string(), "--torrents", &args.torrents.to_string()])
+            .args(["--seed", &args.seed.to_string(), "--port", &args.port.to_string()])
+            .args(["--peer-port", &args.peer_port.to_string(), "--interval-max", &args.interval_max.to_string()])
+            .args(["--rate-limit", &args.rate_limit.to_string(), "--duration", &duration.to_string()])
+            .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
+        if let Some(core) = place.swarm {
+            cmd.args(["--cores", &core.to_string(), "--peer-core", &core.to_string()]);
+        }
+        let mut guard = ChildGuard::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
+        let stdin = guard.child_mut().stdin.take();
+        let stdout = guard.child_mut().stdout.take().context("no stdout")?;
+        let (ready_tx, ready_rx) = crossbeam_channel::bounded(1);
+        let latest = Arc::new(Mutex::new(None));
+        let last_line = Arc::new(Mutex::new(None));
+        let (latest2, last2) = (latest.clone(), last_line.clone());
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+                match v.get("event").and_then(Value::as_str) {
+                    Some("ready") => {
+                        let _ = ready_tx.send(v);
+                    }
+                    Some("stats") => *latest2.lock().unwrap_or_else(|e| e.into_inner()) = Some(v),
+                    _ => *last2.lock().unwrap_or_else(|e| e.into_inner()) = Some(v),
+                }
+            }
+        });
+        // Start-up hashes the whole catalogue; a million dicts take a while.
+        let ready = ready_rx.recv_timeout(Duration::from_secs(900)).context("trawl-swarm did not become ready")?;
+        Ok(Self { guard, stdin, ready, latest, last_line, reader: Some(reader) })
+    }
+
+    fn udp_port(&self) -> u16 {
+        self.ready.get("udp_port").and_then(Value::as_u64).unwrap_or(0) as u16
+    }
+
+    fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    /// The next stats line printed after now, so it covers everything sent so far.
+    fn latest_stats(&self) -> anyhow::Result<Value> {
+        let current = |l: &Mutex<Option<Value>>| l.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let t0 = current(&self.latest).map(|v| stat_f64(&v, "t")).unwrap_or(-1.0);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+            if let Some(v) = current(&self.latest) {
+                if stat_f64(&v, "t") > t0 + STATS_EVERY_S {
+                    return Ok(v);
+                }
+            }
+        }
+        bail!("trawl-swarm stopped reporting")
+    }
+
+    /// Closes its stdin so it stops, and returns its final line.
+    fn finish(&mut self) -> anyhow::Result<Value> {
+        drop(self.stdin.take());
+        let exited = self.guard.wait_timeout(Duration::from_secs(30))?;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        if !exited {
+            bail!("trawl-swarm did not exit cleanly");
+        }
+        self.last_line.lock().unwrap_or_else(|e| e.into_inner()).clone().context("trawl-swarm printed no final line")
+    }
+}
+
+/// What the capacity phase measured.
+#[derive(Clone, Copy, Debug, Serialize)]
+struct Capacity {
+    answers_per_s: f64,
+    cpu_us_per_answer: f64,
+    busy_fraction: f64,
+    load: LoopLoad,
+    loadgen: LoadCounters,
+}
+
+fn capacity_phase(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<Capacity> {
+    let before = swarm.latest_stats()?;
+    let (nodes, port, secs, seed, inflight) = (args.nodes, swarm.udp_port(), args.capacity_secs, args.seed, args.max_inflight);
+    let core = place.crawler;
+    let (load, counters) = std::thread::spawn(move || -> std::io::Result<(LoopLoad, LoadCounters)> {
+        let mut blaster = Blaster::new(seed, nodes, port, inflight);
+        let load = loadgen::drive(&mut blaster, Duration::from_secs_f64(secs), core, |_, _| {})?;
+        Ok((load, blaster.counters))
+    })
+    .join()
+    .map_err(|_| anyhow::anyhow!("blaster panicked"))??;
+    let after = swarm.latest_stats()?;
+    let dt = (stat_f64(&after, "t") - stat_f64(&before, "t")).max(1e-9);
+    let answered = stat_delta(&after, &before, "sent");
+    let cpu = stat_f64(&after, "cpu_s") - stat_f64(&before, "cpu_s");
+    let _ = swarm.pid();
+    Ok(Capacity {
+        answers_per_s: answered / dt,
+        cpu_us_per_answer: if answered > 0.0 { cpu * 1e6 / answered } else { 0.0 },
+        busy_fraction: cpu / dt,
+        load,
+        loadgen: counters,
+    })
+}
+
+/// What a crawl produced.
+struct CrawlOutcome {
+    load: LoopLoad,
+    counters: LoadCounters,
+    found: Vec<[u8; 20]>,
+    /// (seconds, distinct infohashes) once a second.
+    timeline: Vec<(f64, u64)>,
+    fetch: FetchSummary,
+    jobs_dropped: u64,
+}
+
+fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<CrawlOutcome> {
+    let bootstrap = SocketAddrV4::new(node_addr(0), swarm.udp_port());
+    let (jobs_tx, jobs_rx) = crossbeam_channel::bounded::<FetchJob>(10_000);
+    let counters = Arc::new(FetchCounters::default());
+    let stop = Arc::new(AtomicBool::new(false));
+    let timeout = Duration::from_millis(args.fetch_timeout_ms);
+    let fetchers: Vec<_> = (0..args.fetchers.max(1))
+        .map(|_| {
+            let (rx, c, stop, core) = (jobs_rx.clone(), counters.clone(), stop.clone(), place.crawler);
+            std::thread::spawn(move || {
+                if let Some(core) = core {
+                    let _ = sys::pin_current_thread(core);
+                }
+                loadgen::fetcher(rx.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)), c, timeout);
+            })
+        })
+        .collect();
+    drop(jobs_rx);
+    let (secs, seed, inflight, core) = (args.crawl_secs, args.seed, args.max_inflight, place.crawler);
+    let walk = std::thread::spawn(move || -> std::io::Result<_> {
+        let mut walker = Walker::new(seed, bootstrap, inflight);
+        let mut timeline = Vec::new();
+        let mut next_mark = 0u64;
+        let mut dropped = 0u64;
+        let load = loadgen::drive(&mut walker, Duration::from_secs_f64(secs), core, |w, now_ms| {
+            for job in w.take_fetch_jobs() {
+                if jobs_tx.try_send(job).is_err() {
+                    dropped += 1;
+                }
+            }
+            if now_ms >= next_mark {
+                timeline.push((now_ms as f64 / 1000.0, w.found().len() as u64));
+                next_mark += 1000;
+            }
+        })?;
+        timeline.push((load.seconds, walker.found().len() as u64));
+        Ok((load, walker.counters, walker.found().to_vec(), timeline, dropped))
+    });
+    let (load, lc, found, timeline, jobs_dropped) = walk.join().map_err(|_| anyhow::anyhow!("walker panicked"))??;
+    // Fetches finished within the crawl's time are what count.
+    let fetch = counters.summary();
+    stop.store(true, Ordering::Relaxed);
+    for f in fetchers {
+        let _ = f.join();
+    }
+    let _ = std::io::stdout().flush();
+    Ok(CrawlOutcome { load, counters: lc, found, timeline, fetch, jobs_dropped })
 }

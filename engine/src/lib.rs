@@ -10,3 +10,4 @@
 
 pub mod codec;
 pub mod dht;
+pub mod metadata;

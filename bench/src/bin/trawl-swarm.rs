@@ -1,4 +1,170 @@
+//! `trawl-swarm`: a simulated mainline DHT on 127.0.0.0/8.
+//!
+//! Prints `{"event":"ready",...}` once it answers, optional `{"event":"stats",...}`
+//! lines, and as its last line one JSON object with every counter. It stops by
+//! itself after `--duration` seconds or `--max-packets` datagrams.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Parser;
+use serde_json::json;
+use trawl_bench::swarm::{self, catalogue::CatalogueConfig, nodes::NodeTraitsConfig, politeness::RateLimit};
+use trawl_bench::swarm::{run, server::StopAfter, PeerFaults, Swarm, SwarmConfig};
+use trawl_bench::sys;
+
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn main() {}
+#[derive(Parser, Debug)]
+#[command(name = "trawl-swarm", about = "A loopback DHT swarm simulator (127.0.0.0/8 only)")]
+struct Args {
+    /// Virtual DHT nodes (at most about 16.5 million).
+    #[arg(long, default_value_t = 100_000)]
+    nodes: u32,
+    /// Catalogue torrents.
+    #[arg(long, default_value_t = 1_000_000)]
+    torrents: u32,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// UDP port of every virtual node.
+    #[arg(long, default_value_t = swarm::DEFAULT_PORT)]
+    port: u16,
+    /// TCP port of every virtual metadata peer.
+    #[arg(long, default_value_t = swarm::DEFAULT_PEER_PORT)]
+    peer_port: u16,
+    /// UDP threads, one SO_REUSEPORT socket each.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Pin UDP thread i to the i-th of these cores (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    cores: Vec<usize>,
+    /// Pin the metadata peer thread to this core.
+    #[arg(long)]
+    peer_core: Option<usize>,
+    /// Each torrent is held by 1..=N virtual nodes.
+    #[arg(long, default_value_t = 4)]
+    holders_max: u32,
+    /// Fraction of nodes that never answer.
+    #[arg(long, default_value_t = 0.1)]
+    dead: f64,
+    /// Fraction of nodes that answer late.
+    #[arg(long, default_value_t = 0.05)]
+    slow: f64,
+    #[arg(long, default_value_t = 500)]
+    slow_delay_ms: u64,
+    /// Fraction of nodes without BEP 51 (they answer sample_infohashes with error 204).
+    #[arg(long, default_value_t = 0.3)]
+    no_bep51: f64,
+    /// Sample intervals are spread uniformly over 0..=this many seconds.
+    #[arg(long, default_value_t = 21_600)]
+    interval_max: u32,
+    /// Probability that a query is lost.
+    #[arg(long, default_value_t = 0.01)]
+    loss: f64,
+    /// Per-(sender IP, node) limit in queries/s; 0 turns the limit off.
+    #[arg(long, default_value_t = 0.0)]
+    rate_limit: f64,
+    /// Token bucket size for --rate-limit.
+    #[arg(long, default_value_t = 50.0)]
+    rate_burst: f64,
+    /// Fractions of metadata peers that reject, stall, or corrupt pieces.
+    #[arg(long, default_value_t = 0.05)]
+    reject: f64,
+    #[arg(long, default_value_t = 0.05)]
+    stall: f64,
+    #[arg(long, default_value_t = 0.05)]
+    corrupt: f64,
+    /// Stop after this many seconds.
+    #[arg(long, default_value_t = 60.0)]
+    duration: f64,
+    /// Stop after this many datagrams received (0: no bound).
+    #[arg(long, default_value_t = 0)]
+    max_packets: u64,
+    /// Write the ground truth as JSON lines here before answering.
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// Print counters every this many seconds (0: only at the end).
+    #[arg(long, default_value_t = 0.0)]
+    stats_every: f64,
+    /// Also stop (and report) when standard input reaches end of file, so a
+    /// harness can end the run when its measurement is over.
+    #[arg(long)]
+    stop_on_eof: bool,
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let config = SwarmConfig {
+        seed: a.seed,
+        nodes: a.nodes,
+        catalogue: CatalogueConfig { torrents: a.torrents, holders_max: a.holders_max },
+        traits: NodeTraitsConfig {
+            dead_fraction: a.dead,
+            slow_fraction: a.slow,
+            no_bep51_fraction: a.no_bep51,
+            interval_max: a.interval_max,
+        },
+        loss: a.loss,
+        slow_delay_ms: a.slow_delay_ms,
+        rate_limit: (a.rate_limit > 0.0).then_some(RateLimit { rate: a.rate_limit, burst: a.rate_burst }),
+        port: a.port,
+        peer_port: a.peer_port,
+        peer_faults: PeerFaults { reject: a.reject, stall: a.stall, corrupt: a.corrupt },
+        ..SwarmConfig::default()
+    };
+    let t0 = Instant::now();
+    let swarm = Arc::new(Swarm::build(config, sys::online_cores()));
+    let startup_s = t0.elapsed().as_secs_f64();
+    let manifest = match &a.manifest {
+        Some(path) => Some(run::write_manifest(&swarm, path).with_context(|| format!("writing {}", path.display()))?),
+        None => None,
+    };
+    let opts = run::RunOptions {
+        threads: a.threads,
+        udp_cores: a.cores.clone(),
+        peer_core: a.peer_core,
+        stop: StopAfter { duration: Duration::from_secs_f64(a.duration.max(0.0)), packets: a.max_packets },
+    };
+    let running = run::Running::start(swarm, &opts).context("binding the swarm's sockets")?;
+    if a.stop_on_eof {
+        let stop = running.stop_flag();
+        std::thread::spawn(move || {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        });
+    }
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{}",
+        json!({"event": "ready", "udp_port": running.udp_port(), "peer_port": running.peer_port(),
+               "nodes": a.nodes, "torrents": a.torrents, "startup_s": startup_s, "manifest": manifest})
+    )?;
+    out.flush()?;
+    let answering = Instant::now();
+    if a.stats_every > 0.0 {
+        let every = Duration::from_secs_f64(a.stats_every);
+        let mut next = Instant::now() + every;
+        while !running.is_finished() {
+            std::thread::sleep(Duration::from_millis(20));
+            if Instant::now() >= next {
+                next += every;
+                let (udp, peers) = running.snapshot();
+                let cpu = sys::proc_stat(sys::Pid::This).map(|s| s.cpu.as_secs_f64()).unwrap_or(0.0);
+                let t = answering.elapsed().as_secs_f64();
+                writeln!(out, "{}", json!({"event": "stats", "t": t, "cpu_s": cpu, "counters": udp, "peers": peers}))?;
+                out.flush()?;
+            }
+        }
+    }
+    let report = running.wait()?;
+    let mut line = serde_json::to_value(&report)?;
+    line["event"] = json!("final");
+    line["startup_s"] = json!(startup_s);
+    writeln!(out, "{line}")?;
+    Ok(())
+}

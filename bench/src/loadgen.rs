@@ -1,0 +1,713 @@
+//! The load generator: a stand-in crawler that drives the swarm as fast as
+//! one core can, verifying every reply with the codec.
+//!
+//! Owns:
+//! - [`Walker`], an I/O-free crawl state machine (`handle_datagram(now, from,
+//!   bytes)`, `poll_query(now, out)`): discover nodes with `find_node`, sample
+//!   them politely with `sample_infohashes` (never before the `interval` a node
+//!   gave, and no more often than covers its `num`), ask the sampled node
+//!   `get_peers` for each new infohash, and hand peers to the metadata fetchers;
+//! - [`Blaster`], open-loop `ping`/`find_node` at random virtual nodes, to
+//!   measure the swarm's capacity;
+//! - [`fetch_metadata`], a blocking BEP 9 client that verifies SHA-1;
+//! - the thin socket loop ([`drive`]) around either state machine.
+//!
+//! Must not: send anywhere but 127.0.0.0/8, or allocate per packet in the
+//! socket loop (the walker's tables grow with what it discovers, not with
+//! packets).
+
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
+use std::cmp::Reverse;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
+use std::os::fd::AsRawFd;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ahash::RandomState;
+use serde::Serialize;
+use sha1::{Digest, Sha1};
+use trawl_engine::codec::krpc::{self, Kind, Message, Query, Want};
+use trawl_engine::metadata::wire::{self, ExtHandshake, Handshake, Message as PeerMessage, MetadataMsg, Parse};
+
+use crate::swarm::derive::Stream;
+use crate::swarm::mmsg::{udp_socket, RecvBatch, SendBatch};
+use crate::sys;
+
+const BATCH: usize = 64;
+const SLOTS: usize = 1 << 16;
+/// Transaction ids are the 2-byte slot index of the in-flight table.
+const TID_LEN: usize = 2;
+const QUERY_TIMEOUT_MS: u64 = 2_000;
+const SAMPLES_PER_REPLY: u64 = 20;
+const VERSION: &[u8] = b"TB01";
+
+/// What kind of query a slot holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum QueryKind {
+    Ping,
+    FindNode,
+    SampleInfohashes,
+    GetPeers,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    sent_ms: u64,
+    to: SocketAddrV4,
+    kind: QueryKind,
+    info_hash_index: u32,
+    active: bool,
+}
+
+/// The in-flight table: a ring of slots indexed by transaction id.
+struct InFlight {
+    slots: Vec<Slot>,
+    next: usize,
+    oldest: usize,
+    active: usize,
+    timeouts: u64,
+}
+
+impl InFlight {
+    fn new() -> Self {
+        let empty = Slot { sent_ms: 0, to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), kind: QueryKind::Ping, info_hash_index: 0, active: false };
+        Self { slots: vec![empty; SLOTS], next: 0, oldest: 0, active: 0, timeouts: 0 }
+    }
+
+    fn expire(&mut self, now_ms: u64) {
+        while self.oldest != self.next {
+            let s = &mut self.slots[self.oldest];
+            if s.active {
+                if now_ms.saturating_sub(s.sent_ms) < QUERY_TIMEOUT_MS {
+                    break;
+                }
+                s.active = false;
+                self.active -= 1;
+                self.timeouts += 1;
+            }
+            self.oldest = (self.oldest + 1) % SLOTS;
+        }
+    }
+
+    /// Takes the next slot, or `None` if the ring is full of live queries.
+    fn open(&mut self, slot: Slot) -> Option<[u8; TID_LEN]> {
+        if (self.next + 1) % SLOTS == self.oldest {
+            return None;
+        }
+        let i = self.next;
+        self.slots[i] = Slot { active: true, ..slot };
+        self.next = (i + 1) % SLOTS;
+        self.active += 1;
+        Some((i as u16).to_be_bytes())
+    }
+
+    /// Closes the slot a reply names, if it is live and came from the right address.
+    fn close(&mut self, tid: &[u8], from: SocketAddrV4) -> Option<Slot> {
+        let i = u16::from_be_bytes(tid.try_into().ok()?) as usize;
+        let s = &mut self.slots[i];
+        if !s.active || s.to != from {
+            return None;
+        }
+        s.active = false;
+        self.active -= 1;
+        Some(*s)
+    }
+}
+
+/// Counts of a walk or a blast.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LoadCounters {
+    pub sent: u64,
+    pub received: u64,
+    pub sent_find_node: u64,
+    pub sent_sample: u64,
+    pub sent_get_peers: u64,
+    pub sent_ping: u64,
+    /// Replies that decoded and matched a live transaction.
+    pub replies_ok: u64,
+    pub replies_error: u64,
+    /// Replies the codec refused, or that name no live transaction.
+    pub replies_invalid: u64,
+    pub unmatched: u64,
+    pub timeouts: u64,
+    pub nodes_known: u64,
+    pub infohashes_found: u64,
+    pub metadata_jobs: u64,
+}
+
+/// Something the walker wants fetched: an infohash and peers that may hold it.
+#[derive(Clone, Debug)]
+pub struct FetchJob {
+    pub info_hash: [u8; 20],
+    pub peers: Vec<SocketAddrV4>,
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+struct NodeState {
+    id_known: bool,
+    sample_visits: u32,
+    samples_done: bool,
+}
+
+/// The crawl state machine. Time is `now_ms` since the walk started.
+pub struct Walker {
+    our_id: [u8; 20],
+    rng: Stream,
+    inflight: InFlight,
+    nodes: HashMap<u32, NodeState, RandomState>,
+    node_list: Vec<SocketAddrV4>,
+    find_queue: VecDeque<SocketAddrV4>,
+    sample_due: BinaryHeap<Reverse<(u64, u32)>>,
+    get_peers_queue: VecDeque<(u32, SocketAddrV4)>,
+    found: HashSet<[u8; 20], RandomState>,
+    found_list: Vec<[u8; 20]>,
+    fetch_out: VecDeque<FetchJob>,
+    fetch_requested: HashSet<u32, RandomState>,
+    port: u16,
+    max_inflight: usize,
+    pub counters: LoadCounters,
+}
+
+impl Walker {
+    /// Starts from `bootstrap`, the address of a swarm node; every node of the
+    /// swarm listens on `bootstrap.port()`.
+    pub fn new(seed: u64, bootstrap: SocketAddrV4, max_inflight: usize) -> Self {
+        let mut rng = Stream::new(seed, 0, 0x10ad);
+        let mut our_id = [0u8; 20];
+        rng.fill(&mut our_id);
+        let mut w = Self {
+            our_id,
+            rng,
+            inflight: InFlight::new(),
+            nodes: HashMap::with_hasher(RandomState::with_seeds(5, 6, 7, 8)),
+            node_list: Vec::new(),
+            find_queue: VecDeque::new(),
+            sample_due: BinaryHeap::new(),
+            get_peers_queue: VecDeque::new(),
+            found: HashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4)),
+            found_list: Vec::new(),
+            fetch_out: VecDeque::new(),
+            fetch_requested: HashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4)),
+            port: bootstrap.port(),
+            max_inflight: max_inflight.min(SLOTS - 1),
+            counters: LoadCounters::default(),
+        };
+        w.learn(bootstrap, 0);
+        w
+    }
+
+    /// Distinct infohashes found so far, in discovery order.
+    pub fn found(&self) -> &[[u8; 20]] {
+        &self.found_list
+    }
+
+    /// Metadata jobs produced since the last call.
+    pub fn take_fetch_jobs(&mut self) -> impl Iterator<Item = FetchJob> + '_ {
+        self.fetch_out.drain(..)
+    }
+
+    fn learn(&mut self, addr: SocketAddrV4, now_ms: u64) {
+        // Only swarm-like addresses: loopback, the swarm's port.
+        if !addr.ip().is_loopback() || addr.port() != self.port {
+            return;
+        }
+        let ip = u32::from(*addr.ip());
+        if self.nodes.contains_key(&ip) {
+            return;
+        }
+        self.nodes.insert(ip, NodeState { id_known: false, ..Default::default() });
+        self.node_list.push(addr);
+        self.find_queue.push_back(addr);
+        self.sample_due.push(Reverse((now_ms, ip)));
+        self.counters.nodes_known += 1;
+    }
+
+    /// Writes the next query into `out` and returns where to send it, or
+    /// `None` if nothing is due or too many queries are in flight.
+    pub fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
+        self.inflight.expire(now_ms);
+        self.counters.timeouts = self.inflight.timeouts;
+        if self.inflight.active >= self.max_inflight {
+            return None;
+        }
+        let (id, mut target) = (self.our_id, [0u8; 20]);
+        self.rng.fill(&mut target);
+        // Politeness first: samples that are due, then peers for new hashes,
+        // then new nodes, then random walks to keep discovering.
+        if let Some(&Reverse((due, ip))) = self.sample_due.peek() {
+            if due <= now_ms {
+                self.sample_due.pop();
+                let to = SocketAddrV4::new(Ipv4Addr::from(ip), self.port);
+                let q = Query::SampleInfohashes { id: &id, target: &target, want: Want::default() };
+                return self.send(now_ms, to, QueryKind::SampleInfohashes, 0, &q, out);
+            }
+        }
+        if let Some((hash_index, to)) = self.get_peers_queue.pop_front() {
+            let info_hash = self.found_list[hash_index as usize];
+            let q = Query::GetPeers { id: &id, info_hash: &info_hash, want: Want::default(), scrape: false, noseed: false };
+            return self.send(now_ms, to, QueryKind::GetPeers, hash_index, &q, out);
+        }
+        let to = match self.find_queue.pop_front() {
+            Some(to) => to,
+            None if !self.node_list.is_empty() => self.node_list[self.rng.below(self.node_list.len() as u64) as usize],
+            None => return None,
+        };
+        let q = Query::FindNode { id: &id, target: &target, want: Want::default() };
+        self.send(now_ms, to, QueryKind::FindNode, 0, &q, out)
+    }
+
+    fn send(&mut self, now_ms: u64, to: SocketAddrV4, kind: QueryKind, info_hash_index: u32, q: &Query<'_>, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
+        let tid = self.inflight.open(Slot { sent_ms: now_ms, to, kind, info_hash_index, active: true })?;
+        out.clear();
+        krpc::encode_query(out, &tid, q, true, Some(VERSION));
+        self.counters.sent += 1;
+        match kind {
+            QueryKind::Ping => self.counters.sent_ping += 1,
+            QueryKind::FindNode => self.counters.sent_find_node += 1,
+            QueryKind::SampleInfohashes => self.counters.sent_sample += 1,
+            QueryKind::GetPeers => self.counters.sent_get_peers += 1,
+        }
+        Some(to)
+    }
+
+    /// Feeds one received datagram.
+    pub fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
+        self.counters.received += 1;
+        let Ok(msg) = Message::decode(bytes) else {
+            self.counters.replies_invalid += 1;
+            return;
+        };
+        let Some(slot) = self.inflight.close(msg.transaction_id, from) else {
+            self.counters.unmatched += 1;
+            return;
+        };
+        let r = match msg.kind {
+            Kind::Response(r) => r,
+            Kind::Error(_) => {
+                self.counters.replies_error += 1;
+                if slot.kind == QueryKind::SampleInfohashes {
+                    // No BEP 51 here: never ask again.
+                    if let Some(n) = self.nodes.get_mut(&u32::from(*from.ip())) {
+                        n.samples_done = true;
+                    }
+                }
+                return;
+            }
+            Kind::Query(_) => {
+                self.counters.replies_invalid += 1;
+                return;
+            }
+        };
+        self.counters.replies_ok += 1;
+        if let Some(n) = self.nodes.get_mut(&u32::from(*from.ip())) {
+            n.id_known = true;
+        }
+        for node in r.nodes {
+            if let SocketAddr::V4(a) = node.addr {
+                self.learn(a, now_ms);
+            }
+        }
+        match slot.kind {
+            QueryKind::SampleInfohashes => {
+                let mut new_hashes = 0u32;
+                for s in r.samples {
+                    if self.found.insert(*s) {
+                        self.found_list.push(*s);
+                        self.counters.infohashes_found += 1;
+                        new_hashes += 1;
+                        let index = (self.found_list.len() - 1) as u32;
+                        self.get_peers_queue.push_back((index, from));
+                    }
+                }
+                let _ = new_hashes;
+                let ip = u32::from(*from.ip());
+                if let Some(n) = self.nodes.get_mut(&ip) {
+                    n.sample_visits += 1;
+                    let num = r.num.unwrap_or(0).max(0) as u64;
+                    // Enough visits to have seen everything the node holds.
+                    n.samples_done = u64::from(n.sample_visits) * SAMPLES_PER_REPLY >= num;
+                    if !n.samples_done {
+                        let interval_ms = r.interval.unwrap_or(0).clamp(0, 21_600) as u64 * 1000;
+                        // One ms of slack: the node measured from when it got the query.
+                        self.sample_due.push(Reverse((now_ms + interval_ms + 1, ip)));
+                    }
+                }
+            }
+            QueryKind::GetPeers => {
+                let peers: Vec<SocketAddrV4> =
+                    r.values.filter_map(|p| if let SocketAddr::V4(a) = p { Some(a) } else { None }).collect();
+                if !peers.is_empty() && self.fetch_requested.insert(slot.info_hash_index) {
+                    let info_hash = self.found_list[slot.info_hash_index as usize];
+                    self.fetch_out.push_back(FetchJob { info_hash, peers });
+                    self.counters.metadata_jobs += 1;
+                }
+            }
+            QueryKind::FindNode | QueryKind::Ping => {}
+        }
+    }
+}
+
+/// Open-loop capacity load: `ping` and `find_node` at random node addresses.
+pub struct Blaster {
+    our_id: [u8; 20],
+    rng: Stream,
+    nodes: u32,
+    port: u16,
+    inflight: InFlight,
+    max_inflight: usize,
+    pub counters: LoadCounters,
+}
+
+impl Blaster {
+    pub fn new(seed: u64, nodes: u32, port: u16, max_inflight: usize) -> Self {
+        let mut rng = Stream::new(seed, 1, 0xb1a5);
+        let mut our_id = [0u8; 20];
+        rng.fill(&mut our_id);
+        Self { our_id, rng, nodes: nodes.max(1), port, inflight: InFlight::new(), max_inflight: max_inflight.min(SLOTS - 1), counters: LoadCounters::default() }
+    }
+
+    pub fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
+        self.inflight.expire(now_ms);
+        self.counters.timeouts = self.inflight.timeouts;
+        if self.inflight.active >= self.max_inflight {
+            return None;
+        }
+        let node = self.rng.below(self.nodes.into()) as u32;
+        let to = SocketAddrV4::new(crate::swarm::nodes::node_addr(node), self.port);
+        let mut target = [0u8; 20];
+        self.rng.fill(&mut target);
+        // Three find_node per ping, roughly what a crawler's traffic looks like.
+        let (kind, q) = if self.rng.below(4) == 0 {
+            (QueryKind::Ping, Query::Ping { id: &self.our_id })
+        } else {
+            (QueryKind::FindNode, Query::FindNode { id: &self.our_id, target: &target, want: Want::default() })
+        };
+        let tid = self.inflight.open(Slot { sent_ms: now_ms, to, kind, info_hash_index: 0, active: true })?;
+        out.clear();
+        krpc::encode_query(out, &tid, &q, true, Some(VERSION));
+        self.counters.sent += 1;
+        if kind == QueryKind::Ping {
+            self.counters.sent_ping += 1;
+        } else {
+            self.counters.sent_find_node += 1;
+        }
+        Some(to)
+    }
+
+    pub fn handle_datagram(&mut self, _now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
+        self.counters.received += 1;
+        match Message::decode(bytes) {
+            Ok(msg) if matches!(msg.kind, Kind::Response(_)) => {
+                if self.inflight.close(msg.transaction_id, from).is_some() {
+                    self.counters.replies_ok += 1;
+                } else {
+                    self.counters.unmatched += 1;
+                }
+            }
+            Ok(_) => self.counters.replies_error += 1,
+            Err(_) => self.counters.replies_invalid += 1,
+        }
+    }
+}
+
+/// A state machine the socket loop can drive.
+pub trait Driven {
+    fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4>;
+    fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]);
+    /// Called about every 10 ms with the time, for progress reporting.
+    fn tick(&mut self, _now_ms: u64) {}
+}
+
+impl Driven for Walker {
+    fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
+        Walker::poll_query(self, now_ms, out)
+    }
+    fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
+        Walker::handle_datagram(self, now_ms, from, bytes)
+    }
+}
+
+impl Driven for Blaster {
+    fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
+        Blaster::poll_query(self, now_ms, out)
+    }
+    fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
+        Blaster::handle_datagram(self, now_ms, from, bytes)
+    }
+}
+
+/// CPU and time the socket loop used.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct LoopLoad {
+    pub seconds: f64,
+    pub cpu_seconds: f64,
+    pub datagrams_out: u64,
+    pub datagrams_in: u64,
+}
+
+/// Runs `machine` on one UDP socket bound to 127.0.0.1 for `duration`,
+/// optionally pinned to `core`. `on_tick` sees the machine every ~10 ms.
+pub fn drive<M: Driven>(
+    machine: &mut M,
+    duration: Duration,
+    core: Option<usize>,
+    mut on_tick: impl FnMut(&mut M, u64),
+) -> io::Result<LoopLoad> {
+    if let Some(core) = core {
+        sys::pin_current_thread(core)?;
+    }
+    let socket = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, None)?;
+    socket.set_nonblocking(true)?;
+    let fd = socket.as_raw_fd();
+    let mut rx = RecvBatch::new(BATCH);
+    let mut tx = SendBatch::new(BATCH);
+    let mut load = LoopLoad::default();
+    let (start, cpu0) = (Instant::now(), sys::thread_cpu_time());
+    let mut last_tick = 0u64;
+    loop {
+        let now_ms = start.elapsed().as_millis() as u64;
+        if now_ms >= duration.as_millis() as u64 {
+            break;
+        }
+        while tx.push_with(|buf| machine.poll_query(now_ms, buf).map(|to| (to, None))) {}
+        if !tx.is_empty() {
+            load.datagrams_out += tx.flush(fd)? as u64;
+        }
+        let mut idle = true;
+        loop {
+            let n = rx.recv(fd, libc::MSG_DONTWAIT)?;
+            if n == 0 {
+                break;
+            }
+            idle = false;
+            load.datagrams_in += n as u64;
+            let now_ms = start.elapsed().as_millis() as u64;
+            for i in 0..n {
+                let (bytes, from, _) = rx.get(i);
+                machine.handle_datagram(now_ms, from, bytes);
+            }
+            if n < BATCH {
+                break;
+            }
+        }
+        if now_ms >= last_tick + 10 {
+            last_tick = now_ms;
+            machine.tick(now_ms);
+            on_tick(machine, now_ms);
+        }
+        if idle && tx.is_empty() {
+            // Nothing to send and nothing arrived: wait briefly instead of spinning.
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    load.seconds = start.elapsed().as_secs_f64();
+    load.cpu_seconds = (sys::thread_cpu_time() - cpu0).as_secs_f64();
+    Ok(load)
+}
+
+/// Why a metadata fetch failed.
+#[derive(Debug)]
+pub enum FetchError {
+    Io(io::Error),
+    Wire(wire::Error),
+    NoExtensions,
+    NoMetadataSupport,
+    Rejected,
+    /// The assembled info dict's SHA-1 is not the infohash.
+    HashMismatch,
+    BadPiece,
+}
+
+impl From<io::Error> for FetchError {
+    fn from(e: io::Error) -> Self {
+        FetchError::Io(e)
+    }
+}
+
+impl From<wire::Error> for FetchError {
+    fn from(e: wire::Error) -> Self {
+        FetchError::Wire(e)
+    }
+}
+
+impl std::fmt::Display for FetchError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{self:?}")
+    }
+}
+
+impl std::error::Error for FetchError {}
+
+const OUR_UT_METADATA: u8 = wire::OUR_UT_METADATA_ID;
+
+/// Fetches the info dict of `info_hash` from `peer` over BEP 9 and checks its SHA-1.
+pub fn fetch_metadata(peer: SocketAddrV4, info_hash: &[u8; 20], timeout: Duration) -> Result<Vec<u8>, FetchError> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(peer), timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.set_write_timeout(Some(timeout))?;
+    stream.set_nodelay(true)?;
+    let mut out = Vec::with_capacity(256);
+    wire::write_handshake(&mut out, info_hash, b"-TB0001-trawl-bench-");
+    wire::write_ext_handshake(&mut out, OUR_UT_METADATA, None, None);
+    stream.write_all(&out)?;
+
+    let mut inbuf: Vec<u8> = Vec::with_capacity(32 * 1024);
+    let mut chunk = [0u8; 16 * 1024];
+    let mut fill = |stream: &mut TcpStream, inbuf: &mut Vec<u8>| -> Result<(), FetchError> {
+        let n = stream.read(&mut chunk)?;
+        if n == 0 {
+            return Err(FetchError::Io(io::ErrorKind::UnexpectedEof.into()));
+        }
+        inbuf.extend_from_slice(&chunk[..n]);
+        Ok(())
+    };
+    // Their handshake.
+    let consumed = loop {
+        match Handshake::parse(&inbuf)? {
+            Parse::NeedMore(_) => fill(&mut stream, &mut inbuf)?,
+            Parse::Done { item, consumed } => {
+                if !item.supports_extensions() {
+                    return Err(FetchError::NoExtensions);
+                }
+                break consumed;
+            }
+        }
+    };
+    inbuf.drain(..consumed);
+    let mut their_id = None;
+    let mut dict: Vec<u8> = Vec::new();
+    let mut total = 0usize;
+    let mut received_pieces = 0u32;
+    loop {
+        let (action, consumed) = match PeerMessage::parse(&inbuf, wire::DEFAULT_MAX_MESSAGE_LEN)? {
+            Parse::NeedMore(_) => {
+                fill(&mut stream, &mut inbuf)?;
+                continue;
+            }
+            Parse::Done { item, consumed } => (item_action(item)?, consumed),
+        };
+        inbuf.drain(..consumed);
+        match action {
+            PeerAction::Ignore => {}
+            PeerAction::Handshake { ut_metadata, size } => {
+                let id = ut_metadata.ok_or(FetchError::NoMetadataSupport)?;
+                let size = size.ok_or(FetchError::NoMetadataSupport)?;
+                their_id = Some(id);
+                total = size;
+                dict = vec![0u8; size];
+                out.clear();
+                for piece in 0..wire::piece_count(size) {
+                    wire::write_metadata_request(&mut out, id, piece);
+                }
+                stream.write_all(&out)?;
+            }
+            PeerAction::Reject => return Err(FetchError::Rejected),
+            PeerAction::Data { piece, total_size, data } => {
+                if their_id.is_none() || total_size != total {
+                    return Err(FetchError::BadPiece);
+                }
+                let range = wire::piece_range(total, piece).ok_or(FetchError::BadPiece)?;
+                if range.len() != data.len() {
+                    return Err(FetchError::BadPiece);
+                }
+                dict[range].copy_from_slice(&data);
+                received_pieces += 1;
+                if received_pieces == wire::piece_count(total) {
+                    let digest: [u8; 20] = Sha1::digest(&dict).into();
+                    return if &digest == info_hash { Ok(dict) } else { Err(FetchError::HashMismatch) };
+                }
+            }
+        }
+    }
+}
+
+enum PeerAction {
+    Ignore,
+    Handshake { ut_metadata: Option<u8>, size: Option<usize> },
+    Reject,
+    Data { piece: u32, total_size: usize, data: Vec<u8> },
+}
+
+fn item_action(msg: PeerMessage<'_>) -> Result<PeerAction, FetchError> {
+    Ok(match msg {
+        PeerMessage::Extended { ext_id: wire::EXT_HANDSHAKE_ID, payload } => {
+            let hs = ExtHandshake::parse(payload)?;
+            PeerAction::Handshake { ut_metadata: hs.ut_metadata, size: hs.metadata_size }
+        }
+        PeerMessage::Extended { ext_id: OUR_UT_METADATA, payload } => match MetadataMsg::parse(payload)? {
+            MetadataMsg::Reject { .. } => PeerAction::Reject,
+            MetadataMsg::Data { piece, total_size, data } => PeerAction::Data { piece, total_size, data: data.to_vec() },
+            MetadataMsg::Request { .. } => PeerAction::Ignore,
+        },
+        _ => PeerAction::Ignore,
+    })
+}
+
+/// Outcomes of the metadata fetchers, shared by their threads.
+#[derive(Debug, Default)]
+pub struct FetchCounters {
+    pub fetched: AtomicU64,
+    pub hash_mismatch: AtomicU64,
+    pub rejected: AtomicU64,
+    pub timed_out: AtomicU64,
+    pub failed: AtomicU64,
+    /// Jobs whose every peer failed.
+    pub gave_up: AtomicU64,
+    pub bytes: AtomicU64,
+}
+
+/// Summary of [`FetchCounters`].
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct FetchSummary {
+    pub fetched: u64,
+    pub hash_mismatch: u64,
+    pub rejected: u64,
+    pub timed_out: u64,
+    pub failed: u64,
+    pub gave_up: u64,
+    pub bytes: u64,
+}
+
+impl FetchCounters {
+    pub fn summary(&self) -> FetchSummary {
+        let l = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        FetchSummary {
+            fetched: l(&self.fetched),
+            hash_mismatch: l(&self.hash_mismatch),
+            rejected: l(&self.rejected),
+            timed_out: l(&self.timed_out),
+            failed: l(&self.failed),
+            gave_up: l(&self.gave_up),
+            bytes: l(&self.bytes),
+        }
+    }
+}
+
+/// Runs one fetcher thread: tries each job's peers in turn until one serves a
+/// verified info dict. Stops when `jobs` ends.
+pub fn fetcher(jobs: impl IntoIterator<Item = FetchJob>, counters: Arc<FetchCounters>, timeout: Duration) {
+    for job in jobs {
+        let mut ok = false;
+        for &peer in &job.peers {
+            match fetch_metadata(peer, &job.info_hash, timeout) {
+                Ok(dict) => {
+                    counters.fetched.fetch_add(1, Ordering::Relaxed);
+                    counters.bytes.fetch_add(dict.len() as u64, Ordering::Relaxed);
+                    ok = true;
+                    break;
+                }
+                Err(FetchError::HashMismatch) => counters.hash_mismatch.fetch_add(1, Ordering::Relaxed),
+                Err(FetchError::Rejected) => counters.rejected.fetch_add(1, Ordering::Relaxed),
+                Err(FetchError::Io(e)) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => {
+                    counters.timed_out.fetch_add(1, Ordering::Relaxed)
+                }
+                Err(_) => counters.failed.fetch_add(1, Ordering::Relaxed),
+            };
+        }
+        if !ok {
+            counters.gave_up.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}

@@ -1,0 +1,250 @@
+//! How a virtual node answers one datagram: an I/O-free function from
+//! (now, sender, the address hit, bytes) to a reply in a caller-owned buffer.
+//!
+//! Owns: the BEP 5/33/51 answering rules of the swarm, simulated loss, dead
+//! and slow nodes, tokens, and the politeness checks.
+//! Must not: touch sockets or read clocks, or allocate per datagram (its
+//! scratch vectors are reused).
+
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+
+use trawl_engine::codec::compact::CompactNode;
+use trawl_engine::codec::krpc::{self, Kind, Message, Query, ResponseOut};
+use trawl_engine::codec::scrape::ScrapeBloom;
+use trawl_engine::codec::wire;
+
+use super::counters::Counters;
+use super::derive::{self, hash3, unit};
+use super::Swarm;
+
+/// What the caller does with the datagram once [`Responder::handle`] returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// `out` holds a reply to send now from the address that was hit.
+    Reply,
+    /// `out` holds a reply from a slow node: send it after the slow delay.
+    ReplyLater,
+    /// Nothing to send.
+    Drop,
+}
+
+/// How long a token secret lives; the previous one is still accepted (BEP 5).
+const TOKEN_ROTATION_MS: u64 = 5 * 60 * 1000;
+const TOKEN_LEN: usize = 8;
+const MSG_NOT_BEP51: &[u8] = b"sample_infohashes not supported";
+const MSG_UNKNOWN: &[u8] = b"method unknown";
+const MSG_BAD_TOKEN: &[u8] = b"bad token";
+
+/// One server thread's answering state: scratch buffers and a loss sequence.
+pub struct Responder<'s> {
+    swarm: &'s Swarm,
+    loss_seq: u64,
+    loss_salt: u64,
+    closest: Vec<u32>,
+    nodes_out: Vec<CompactNode>,
+    values: Vec<SocketAddr>,
+    samples: Vec<[u8; 20]>,
+}
+
+impl<'s> Responder<'s> {
+    /// `thread` keeps the loss sequences of server threads independent.
+    pub fn new(swarm: &'s Swarm, thread: u64) -> Self {
+        let k = swarm.config.k;
+        Self {
+            swarm,
+            loss_seq: 0,
+            loss_salt: derive::SALT_LOSS ^ (thread << 32),
+            closest: Vec::with_capacity(k),
+            nodes_out: Vec::with_capacity(k),
+            values: Vec::with_capacity(16),
+            samples: Vec::with_capacity(swarm.config.samples_max),
+        }
+    }
+
+    /// Answers `datagram` sent by `from` to the virtual address `dst`.
+    pub fn handle(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddrV4,
+        dst: Ipv4Addr,
+        datagram: &[u8],
+        out: &mut Vec<u8>,
+        c: &mut Counters,
+    ) -> Outcome {
+        c.received += 1;
+        let swarm = self.swarm;
+        let Some(node) = swarm.nodes.index_of(dst) else {
+            c.not_a_node += 1;
+            return Outcome::Drop;
+        };
+        if !swarm.nodes.is_alive(node) {
+            c.dropped_dead += 1;
+            return Outcome::Drop;
+        }
+        self.loss_seq += 1;
+        if swarm.config.loss > 0.0 && unit(swarm.config.seed, self.loss_seq, self.loss_salt) < swarm.config.loss {
+            c.dropped_loss += 1;
+            return Outcome::Drop;
+        }
+        let sender = u32::from(*from.ip());
+        if !swarm.politeness.admit(sender, node, now_ms) {
+            c.dropped_limit += 1;
+            c.violations_rate += 1;
+            return Outcome::Drop;
+        }
+        let msg = match Message::decode(datagram) {
+            Ok(m) => m,
+            Err(_) => {
+                c.malformed += 1;
+                return Outcome::Drop;
+            }
+        };
+        let Kind::Query(query) = msg.kind else {
+            c.unexpected += 1;
+            return Outcome::Drop;
+        };
+        out.clear();
+        self.answer(now_ms, from, node, msg.transaction_id, &query, out, c);
+        if swarm.nodes.is_slow(node) {
+            c.delayed_slow += 1;
+            Outcome::ReplyLater
+        } else {
+            Outcome::Reply
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn answer(
+        &mut self,
+        now_ms: u64,
+        from: SocketAddrV4,
+        node: u32,
+        tid: &[u8],
+        query: &Query<'_>,
+        out: &mut Vec<u8>,
+        c: &mut Counters,
+    ) {
+        let swarm = self.swarm;
+        let id = swarm.nodes.id(node);
+        let requester = Some(SocketAddr::V4(from));
+        let mut r = ResponseOut::new(&id);
+        match query {
+            Query::Ping { .. } => c.answered_ping += 1,
+            Query::FindNode { target, .. } => {
+                self.fill_closest(target);
+                r.nodes = &self.nodes_out;
+                c.answered_find_node += 1;
+            }
+            Query::GetPeers { info_hash, scrape, noseed, .. } => {
+                let token = token(swarm.config.seed, now_ms / TOKEN_ROTATION_MS, from, node);
+                let torrent = swarm.catalogue.find(info_hash);
+                self.fill_closest(info_hash);
+                let responsible = self.closest.contains(&node);
+                let mut seeds = ScrapeBloom::new();
+                let mut peers = ScrapeBloom::new();
+                self.values.clear();
+                if let Some(t) = torrent.filter(|&t| responsible || swarm.catalogue.held_by(node).binary_search(&t).is_ok()) {
+                    let mut buf = [0u32; 16];
+                    for &h in swarm.catalogue.holders(t, &mut buf) {
+                        let ip = swarm.nodes.addr(h);
+                        let seed = swarm.is_seed(t, h);
+                        if seed {
+                            seeds.insert(ip.into());
+                        }
+                        peers.insert(ip.into());
+                        if !(*noseed && seed) {
+                            self.values.push(SocketAddr::V4(SocketAddrV4::new(ip, swarm.config.peer_port)));
+                        }
+                    }
+                }
+                let token = &token[..];
+                r.token = Some(token);
+                let (bf_seeds, bf_peers) = (*seeds.as_bytes(), *peers.as_bytes());
+                if *scrape && torrent.is_some() {
+                    r.bf_seeds = Some(&bf_seeds);
+                    r.bf_peers = Some(&bf_peers);
+                    c.answered_scrape += 1;
+                }
+                if self.values.is_empty() {
+                    r.nodes = &self.nodes_out;
+                    c.answered_get_peers_nodes += 1;
+                } else {
+                    r.values = &self.values;
+                    c.answered_get_peers_values += 1;
+                }
+                krpc::encode_response(out, tid, &r, requester, None);
+                return;
+            }
+            Query::AnnouncePeer { token: given, .. } => {
+                let epoch = now_ms / TOKEN_ROTATION_MS;
+                let ok = [epoch, epoch.wrapping_sub(1)]
+                    .iter()
+                    .any(|&e| &token(swarm.config.seed, e, from, node)[..] == *given);
+                if !ok {
+                    c.announce_bad_token += 1;
+                    krpc::encode_error(out, tid, wire::ERROR_PROTOCOL, MSG_BAD_TOKEN, None);
+                    return;
+                }
+                c.answered_announce += 1;
+            }
+            Query::SampleInfohashes { target, .. } => {
+                if !swarm.nodes.supports_bep51(node) {
+                    c.sample_unsupported += 1;
+                    krpc::encode_error(out, tid, wire::ERROR_METHOD_UNKNOWN, MSG_NOT_BEP51, None);
+                    return;
+                }
+                let interval = swarm.nodes.interval(node);
+                let visit = swarm.politeness.sample(u32::from(*from.ip()), node, now_ms, interval);
+                if visit.violation {
+                    c.violations_interval += 1;
+                }
+                self.fill_samples(node, visit.window);
+                self.fill_closest(target);
+                r.nodes = &self.nodes_out;
+                r.samples = &self.samples;
+                r.interval = Some(i64::from(interval));
+                r.num = Some(swarm.catalogue.held_by(node).len() as i64);
+                c.answered_sample += 1;
+            }
+            Query::Unknown { .. } => {
+                c.unknown_method += 1;
+                krpc::encode_error(out, tid, wire::ERROR_METHOD_UNKNOWN, MSG_UNKNOWN, None);
+                return;
+            }
+        }
+        krpc::encode_response(out, tid, &r, requester, None);
+    }
+
+    /// The k nodes closest to `target`, as compact node infos.
+    fn fill_closest(&mut self, target: &[u8; 20]) {
+        let swarm = self.swarm;
+        self.closest.clear();
+        swarm.nodes.closest(target, swarm.config.k, &mut self.closest);
+        self.nodes_out.clear();
+        self.nodes_out.extend(self.closest.iter().map(|&i| CompactNode {
+            id: swarm.nodes.id(i),
+            addr: SocketAddr::V4(SocketAddrV4::new(swarm.nodes.addr(i), swarm.config.port)),
+        }));
+    }
+
+    /// Rotation `window` of the node's held torrents, `samples_max` at a time.
+    fn fill_samples(&mut self, node: u32, window: u32) {
+        let held = self.swarm.catalogue.held_by(node);
+        self.samples.clear();
+        if held.is_empty() {
+            return;
+        }
+        let take = held.len().min(self.swarm.config.samples_max);
+        let start = (window as usize * take) % held.len();
+        for j in 0..take {
+            let t = held[(start + j) % held.len()];
+            self.samples.push(*self.swarm.catalogue.infohash(t));
+        }
+    }
+}
+
+/// The token node `node` gives `from` in rotation `epoch`.
+pub fn token(seed: u64, epoch: u64, from: SocketAddrV4, node: u32) -> [u8; TOKEN_LEN] {
+    let who = (u64::from(u32::from(*from.ip())) << 32) | u64::from(node);
+    hash3(seed ^ epoch, who, derive::SALT_TOKEN).to_be_bytes()
+}

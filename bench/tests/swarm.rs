@@ -1,0 +1,398 @@
+//! The swarm on loopback: small swarms, bounded in time, replies checked by
+//! the project's codec and independently by serde_bencode.
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, UdpSocket};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+use sha1::{Digest, Sha1};
+use trawl_bench::loadgen::{self, FetchError, Walker};
+use trawl_bench::swarm::catalogue::CatalogueConfig;
+use trawl_bench::swarm::nodes::{xor, NodeTraitsConfig};
+use trawl_bench::swarm::politeness::RateLimit;
+use trawl_bench::swarm::run::{RunOptions, Running};
+use trawl_bench::swarm::server::StopAfter;
+use trawl_bench::swarm::{PeerBehaviour, PeerFaults, Swarm, SwarmConfig};
+use trawl_engine::codec::krpc::{self, Kind, Message, Query, Want};
+use trawl_engine::codec::scrape::ScrapeBloom;
+
+const NODES: u32 = 3000;
+const TORRENTS: u32 = 3000;
+
+/// A port free for both UDP and TCP right now.
+fn free_port() -> u16 {
+    loop {
+        let udp = UdpSocket::bind("0.0.0.0:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            return port;
+        }
+    }
+}
+
+fn config(rate_limit: Option<RateLimit>, faults: PeerFaults) -> SwarmConfig {
+    SwarmConfig {
+        seed: 77,
+        nodes: NODES,
+        catalogue: CatalogueConfig { torrents: TORRENTS, holders_max: 4 },
+        traits: NodeTraitsConfig { dead_fraction: 0.1, slow_fraction: 0.0, no_bep51_fraction: 0.3, interval_max: 600 },
+        loss: 0.0,
+        rate_limit,
+        port: free_port(),
+        peer_port: free_port(),
+        peer_faults: faults,
+        ..SwarmConfig::default()
+    }
+}
+
+fn start(cfg: SwarmConfig, secs: u64) -> Running {
+    let swarm = Arc::new(Swarm::build(cfg, 2));
+    let opts = RunOptions {
+        threads: 1,
+        udp_cores: Vec::new(),
+        peer_core: None,
+        stop: StopAfter { duration: Duration::from_secs(secs), packets: 0 },
+    };
+    Running::start(swarm, &opts).unwrap()
+}
+
+struct Client {
+    sock: UdpSocket,
+    id: [u8; 20],
+    port: u16,
+}
+
+impl Client {
+    fn new(port: u16) -> Self {
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        Self { sock, id: [0x42; 20], port }
+    }
+
+    /// Sends `q` to node `index` and returns the raw reply, if any.
+    fn ask(&self, swarm: &Swarm, index: u32, q: &Query<'_>) -> Option<Vec<u8>> {
+        let mut out = Vec::new();
+        krpc::encode_query(&mut out, b"tx", q, false, None);
+        let to = SocketAddrV4::new(swarm.nodes.addr(index), self.port);
+        self.sock.send_to(&out, to).unwrap();
+        let mut buf = [0u8; 2048];
+        let (n, from) = self.sock.recv_from(&mut buf).ok()?;
+        assert_eq!(from, SocketAddr::V4(to), "the reply comes from the virtual node's address");
+        Some(buf[..n].to_vec())
+    }
+}
+
+/// The reply as serde_bencode sees it: an independent decoder.
+#[derive(Debug, Deserialize)]
+struct Independent {
+    #[serde(with = "serde_bytes")]
+    t: Vec<u8>,
+    #[serde(with = "serde_bytes")]
+    y: Vec<u8>,
+    r: Option<IndependentBody>,
+    e: Option<(i64, serde_bytes::ByteBuf)>,
+}
+
+#[derive(Debug, Deserialize)]
+struct IndependentBody {
+    id: serde_bytes::ByteBuf,
+    nodes: Option<serde_bytes::ByteBuf>,
+    values: Option<Vec<serde_bytes::ByteBuf>>,
+    token: Option<serde_bytes::ByteBuf>,
+    samples: Option<serde_bytes::ByteBuf>,
+    interval: Option<i64>,
+    num: Option<i64>,
+    #[serde(rename = "BFsd")]
+    bf_seeds: Option<serde_bytes::ByteBuf>,
+    #[serde(rename = "BFpe")]
+    bf_peers: Option<serde_bytes::ByteBuf>,
+}
+
+fn independent(bytes: &[u8]) -> Independent {
+    let v: Independent = serde_bencode::from_bytes(bytes).expect("serde_bencode decodes the reply");
+    assert_eq!(v.t, b"tx");
+    v
+}
+
+fn live_bep51_node_with_torrents(swarm: &Swarm) -> u32 {
+    (0..NODES)
+        .find(|&i| swarm.nodes.is_alive(i) && swarm.nodes.supports_bep51(i) && swarm.catalogue.held_by(i).len() > 1 && swarm.nodes.interval(i) > 10)
+        .expect("such a node exists")
+}
+
+#[test]
+fn replies_are_correct_by_both_decoders() {
+    let running = start(config(None, PeerFaults::default()), 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    let me = client.id;
+    let node = live_bep51_node_with_torrents(&swarm);
+    let node_id = swarm.nodes.id(node);
+
+    // ping
+    let raw = client.ask(&swarm, node, &Query::Ping { id: &me }).expect("a live node answers");
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!("not a response") };
+    assert_eq!(r.id, &node_id);
+    let ind = independent(&raw);
+    assert_eq!(ind.y, b"r");
+    assert_eq!(ind.r.unwrap().id.as_slice(), node_id);
+
+    // find_node: the true 8 closest, checked by brute force.
+    let target = [0x9c; 20];
+    let raw = client.ask(&swarm, node, &Query::FindNode { id: &me, target: &target, want: Want::default() }).unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let got: Vec<[u8; 20]> = r.nodes.map(|n| n.id).collect();
+    let mut brute: Vec<[u8; 20]> = (0..NODES).map(|i| swarm.nodes.id(i)).collect();
+    brute.sort_by_key(|id| xor(id, &target));
+    assert_eq!(got, brute[..8].to_vec());
+    let ind_nodes = independent(&raw).r.unwrap().nodes.unwrap();
+    assert_eq!(ind_nodes.len(), 8 * 26);
+    assert_eq!(&ind_nodes[..20], &brute[0]);
+
+    // sample_infohashes
+    let raw = client.ask(&swarm, node, &Query::SampleInfohashes { id: &me, target: &target, want: Want::default() }).unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let held = swarm.catalogue.held_by(node);
+    assert_eq!(r.num, Some(held.len() as i64));
+    assert_eq!(r.interval, Some(i64::from(swarm.nodes.interval(node))));
+    let samples: Vec<[u8; 20]> = r.samples.copied().collect();
+    assert_eq!(samples.len(), held.len().min(20));
+    for s in &samples {
+        let t = swarm.catalogue.find(s).expect("samples are catalogue torrents");
+        assert!(held.contains(&t));
+    }
+    let ind = independent(&raw).r.unwrap();
+    assert_eq!(ind.samples.unwrap().len(), samples.len() * 20);
+    assert_eq!(ind.num, r.num);
+    assert_eq!(ind.interval, r.interval);
+
+    // get_peers for a torrent the node holds: values are its holders' peers; scrape blooms.
+    let t = held[0];
+    let info_hash = *swarm.catalogue.infohash(t);
+    let q = Query::GetPeers { id: &me, info_hash: &info_hash, want: Want::default(), scrape: true, noseed: false };
+    let raw = client.ask(&swarm, node, &q).unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let mut buf = [0u32; 16];
+    let holders = swarm.catalogue.holders(t, &mut buf).to_vec();
+    let mut values: Vec<SocketAddr> = r.values.collect();
+    values.sort();
+    let mut expected: Vec<SocketAddr> =
+        holders.iter().map(|&h| SocketAddr::V4(SocketAddrV4::new(swarm.nodes.addr(h), running.peer_port()))).collect();
+    expected.sort();
+    assert_eq!(values, expected);
+    let token = r.token.expect("get_peers carries a token").to_vec();
+    let mut peers_bloom = ScrapeBloom::new();
+    holders.iter().for_each(|&h| peers_bloom.insert(swarm.nodes.addr(h).into()));
+    assert_eq!(r.bf_peers, Some(peers_bloom.as_bytes()));
+    let ind = independent(&raw).r.unwrap();
+    assert_eq!(ind.values.unwrap().len(), holders.len());
+    assert_eq!(ind.bf_peers.unwrap().as_slice(), peers_bloom.as_bytes());
+    assert_eq!(ind.bf_seeds.unwrap().len(), 256);
+    assert_eq!(ind.token.unwrap().as_slice(), token);
+
+    // announce_peer: the token is accepted, a forged one refused with 203.
+    fn announce<'a>(me: &'a [u8; 20], info_hash: &'a [u8; 20], token: &'a [u8]) -> Query<'a> {
+        Query::AnnouncePeer { id: me, info_hash, port: 6881, implied_port: false, token, seed: false }
+    }
+    let raw = client.ask(&swarm, node, &announce(&me, &info_hash, &token)).unwrap();
+    assert!(matches!(Message::decode(&raw).unwrap().kind, Kind::Response(_)));
+    let raw = client.ask(&swarm, node, &announce(&me, &info_hash, b"forged!!")).unwrap();
+    let Kind::Error(e) = Message::decode(&raw).unwrap().kind else { panic!() };
+    assert_eq!(e.code, 203);
+    assert_eq!(independent(&raw).e.unwrap().0, 203);
+
+    // A node without BEP 51 answers sample_infohashes with 204; a dead one not at all.
+    let old = (0..NODES).find(|&i| swarm.nodes.is_alive(i) && !swarm.nodes.supports_bep51(i)).unwrap();
+    let raw = client.ask(&swarm, old, &Query::SampleInfohashes { id: &me, target: &target, want: Want::default() }).unwrap();
+    assert!(matches!(Message::decode(&raw).unwrap().kind, Kind::Error(e) if e.code == 204));
+    let dead = (0..NODES).find(|&i| !swarm.nodes.is_alive(i)).unwrap();
+    assert!(client.ask(&swarm, dead, &Query::Ping { id: &me }).is_none());
+
+    running.stop();
+    let report = running.wait().unwrap();
+    let c = report.counters;
+    assert_eq!((c.answered_ping, c.answered_find_node, c.answered_sample), (1, 1, 1));
+    assert_eq!((c.answered_announce, c.announce_bad_token, c.sample_unsupported), (1, 1, 1));
+    assert_eq!((c.answered_get_peers_values, c.answered_scrape, c.dropped_dead), (1, 1, 1));
+    assert_eq!(c.politeness_violations(), 0);
+}
+
+#[test]
+fn politeness_violations_are_counted_exactly() {
+    let limit = RateLimit { rate: 1.0, burst: 10.0 };
+    let running = start(config(Some(limit), PeerFaults::default()), 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    let me = client.id;
+    let node = live_bep51_node_with_torrents(&swarm);
+    let target = [1u8; 20];
+    let sample = Query::SampleInfohashes { id: &me, target: &target, want: Want::default() };
+    // One polite sample, then three before the interval (> 10 s) has passed.
+    let first = client.ask(&swarm, node, &sample).unwrap();
+    let mut repeats = Vec::new();
+    for _ in 0..3 {
+        repeats.push(client.ask(&swarm, node, &sample).unwrap());
+    }
+    // An early query is still answered, with the same samples.
+    let samples_of = |raw: &[u8]| match Message::decode(raw).unwrap().kind {
+        Kind::Response(r) => r.samples.copied().collect::<Vec<_>>(),
+        _ => panic!(),
+    };
+    assert!(repeats.iter().all(|r| samples_of(r) == samples_of(&first)));
+    // The bucket of this (sender, node) holds 10 at 1/s; the 4 samples above took
+    // 4 tokens, so of 16 pings sent at once 6 pass (7 if a second went by).
+    let mut out = Vec::new();
+    krpc::encode_query(&mut out, b"tx", &Query::Ping { id: &me }, false, None);
+    let to = SocketAddrV4::new(swarm.nodes.addr(node), client.port);
+    for _ in 0..16 {
+        client.sock.send_to(&out, to).unwrap();
+    }
+    client.sock.set_read_timeout(Some(Duration::from_millis(300))).unwrap();
+    let mut buf = [0u8; 2048];
+    let mut answered = 0;
+    while client.sock.recv_from(&mut buf).is_ok() {
+        answered += 1;
+    }
+    assert!((6..=7).contains(&answered), "{answered}");
+
+    running.stop();
+    let c = running.wait().unwrap().counters;
+    assert_eq!(c.violations_interval, 3);
+    assert_eq!(c.violations_rate, 16 - answered as u64);
+    assert_eq!(c.dropped_limit, c.violations_rate);
+}
+
+#[test]
+fn metadata_peers_serve_and_misbehave_as_configured() {
+    let faults = PeerFaults { reject: 0.2, stall: 0.2, corrupt: 0.2 };
+    let running = start(config(None, faults), 30);
+    let swarm = running.swarm.clone();
+    let port = running.peer_port();
+    let peer_holding = |b: PeerBehaviour| {
+        let node = (0..NODES).find(|&i| swarm.peer_behaviour(i) == b && !swarm.catalogue.held_by(i).is_empty()).unwrap();
+        (SocketAddrV4::new(swarm.nodes.addr(node), port), *swarm.catalogue.infohash(swarm.catalogue.held_by(node)[0]))
+    };
+    let timeout = Duration::from_millis(500);
+
+    // Good peers: several torrents, including multi-piece dicts.
+    let mut multi_piece = 0;
+    let good: Vec<u32> = (0..NODES).filter(|&i| swarm.peer_behaviour(i) == PeerBehaviour::Good).take(40).collect();
+    for node in good {
+        for &t in swarm.catalogue.held_by(node).iter().take(3) {
+            let addr = SocketAddrV4::new(swarm.nodes.addr(node), port);
+            let dict = loadgen::fetch_metadata(addr, swarm.catalogue.infohash(t), timeout).unwrap();
+            assert_eq!(&<[u8; 20]>::from(Sha1::digest(&dict)), swarm.catalogue.infohash(t));
+            let info: BTreeMap<String, serde_bencode::value::Value> = serde_bencode::from_bytes(&dict).unwrap();
+            assert!(info.contains_key("name") && info.contains_key("piece length") && info.contains_key("pieces"));
+            assert!(info.contains_key("length") ^ info.contains_key("files"));
+            multi_piece += usize::from(dict.len() > 16 * 1024);
+        }
+    }
+    assert!(multi_piece > 0, "some dicts span several metadata pieces");
+
+    let (addr, h) = peer_holding(PeerBehaviour::Reject);
+    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::Rejected)));
+    let (addr, h) = peer_holding(PeerBehaviour::Corrupt);
+    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::HashMismatch)));
+    let (addr, h) = peer_holding(PeerBehaviour::Stall);
+    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::Io(_))));
+    // A peer asked for a torrent it does not hold hangs up.
+    let (addr, _) = peer_holding(PeerBehaviour::Good);
+    assert!(loadgen::fetch_metadata(addr, &[0xee; 20], timeout).is_err());
+
+    running.stop();
+    let report = running.wait().unwrap();
+    assert!(report.peers.rejects_sent >= 1 && report.peers.pieces_corrupted >= 1);
+    assert!(report.peers.requests_stalled >= 1);
+    assert_eq!(report.peers.not_held, 1);
+}
+
+#[test]
+fn a_polite_walk_discovers_the_reachable_catalogue() {
+    let mut cfg = config(None, PeerFaults::default());
+    cfg.traits.interval_max = 1;
+    let running = start(cfg, 30);
+    let swarm = running.swarm.clone();
+    let bootstrap = SocketAddrV4::new(swarm.nodes.addr(0), running.udp_port());
+    let mut walker = Walker::new(3, bootstrap, 512);
+    let load = loadgen::drive(&mut walker, Duration::from_secs(5), None, |_, _| {}).unwrap();
+    assert!(load.datagrams_out > 1000 && load.datagrams_in > 1000);
+    assert_eq!(walker.counters.replies_invalid, 0);
+
+    let reachable: Vec<u32> = (0..TORRENTS).filter(|&t| swarm.reachable(t)).collect();
+    let found = walker.found();
+    assert!(found.iter().all(|h| swarm.catalogue.find(h).is_some()), "only catalogue torrents are sampled");
+    let found_reachable = reachable.iter().filter(|&&t| found.contains(swarm.catalogue.infohash(t))).count();
+    assert!(found_reachable as f64 >= 0.9 * reachable.len() as f64, "{found_reachable} of {}", reachable.len());
+    assert_eq!(found.len(), found_reachable, "unreachable torrents cannot be sampled");
+
+    running.stop();
+    let c = running.wait().unwrap().counters;
+    assert_eq!(c.politeness_violations(), 0, "the walker respects every interval");
+    assert!(c.answered_sample > 100);
+}
+
+#[test]
+fn manifest_lists_every_torrent_with_its_truth() {
+    let cfg = SwarmConfig { catalogue: CatalogueConfig { torrents: 200, holders_max: 3 }, nodes: 500, ..config(None, PeerFaults::default()) };
+    let swarm = Swarm::build(cfg, 1);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("manifest.jsonl");
+    let summary = trawl_bench::swarm::run::write_manifest(&swarm, &path).unwrap();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(lines.len(), 200);
+    assert_eq!(summary.torrents, 200);
+    for (t, l) in lines.iter().enumerate() {
+        let t = t as u32;
+        assert_eq!(l["infohash"].as_str().unwrap(), trawl_bench::swarm::run::hex(swarm.catalogue.infohash(t)));
+        let info = swarm.catalogue.info(t);
+        assert_eq!(l["name"].as_str().unwrap(), info.name);
+        assert_eq!(l["size"].as_u64().unwrap(), info.total_size());
+        let files = l["files"].as_array().unwrap();
+        assert_eq!(files.iter().map(|f| f["length"].as_u64().unwrap()).sum::<u64>(), info.total_size());
+        assert_eq!(l["reachable"].as_bool().unwrap(), swarm.reachable(t));
+    }
+    let reachable = lines.iter().filter(|l| l["reachable"].as_bool().unwrap()).count() as u32;
+    assert_eq!(summary.reachable, reachable);
+    assert!(reachable > 100 && reachable < 200, "{reachable}");
+}
+
+#[test]
+fn catalogue_dicts_are_real_info_dicts() {
+    let cfg = SwarmConfig { catalogue: CatalogueConfig { torrents: 300, holders_max: 3 }, nodes: 100, ..SwarmConfig::default() };
+    let swarm = Swarm::build(cfg, 2);
+    let mut buf = Vec::new();
+    for t in 0..300 {
+        buf.clear();
+        swarm.catalogue.write_info_dict(t, &mut buf);
+        assert_eq!(&<[u8; 20]>::from(Sha1::digest(&buf)), swarm.catalogue.infohash(t));
+        #[derive(Deserialize)]
+        struct Info {
+            name: String,
+            #[serde(rename = "piece length")]
+            piece_length: u64,
+            pieces: serde_bytes::ByteBuf,
+            length: Option<u64>,
+            files: Option<Vec<File>>,
+        }
+        #[derive(Deserialize)]
+        struct File {
+            length: u64,
+            path: Vec<String>,
+        }
+        let info: Info = serde_bencode::from_bytes(&buf).unwrap();
+        let expected = swarm.catalogue.info(t);
+        assert_eq!(info.name, expected.name);
+        let total = info.length.unwrap_or(0) + info.files.iter().flatten().map(|f| f.length).sum::<u64>();
+        assert_eq!(total, expected.total_size());
+        assert!(info.files.iter().flatten().all(|f| !f.path.is_empty()));
+        assert_eq!(info.pieces.len() as u64, total.div_ceil(info.piece_length).max(1) * 20);
+        // Canonical: re-encoding with sorted keys gives the same bytes, so the hash is stable.
+        let v: serde_bencode::value::Value = serde_bencode::from_bytes(&buf).unwrap();
+        assert_eq!(serde_bencode::to_bytes(&v).unwrap(), buf);
+    }
+    let _ = Ipv4Addr::LOCALHOST;
+}
