@@ -140,8 +140,24 @@ impl Default for NodeConfig {
 }
 
 impl NodeConfig {
-    /// Clamps values that would stall the node (zero k or alpha, zero timeout).
+    /// Clamps values that would stall the node (zero k or alpha, zero timeout) or
+    /// overflow instant arithmetic (durations beyond a year).
     pub fn sanitized(mut self) -> Self {
+        const YEAR: Duration = Duration::from_secs(365 * 24 * 3600);
+        for d in [
+            &mut self.peer_ttl,
+            &mut self.query_timeout,
+            &mut self.bootstrap_retry,
+            &mut self.pacing.per_remote_gap,
+            &mut self.store_limits.sample_interval,
+        ] {
+            *d = (*d).min(YEAR);
+        }
+        for rate in [&mut self.pacing.per_infohash_rate, &mut self.answer_limits.per_ip_rate] {
+            if !rate.is_finite() || *rate < 0.0 {
+                *rate = 0.0;
+            }
+        }
         self.k = self.k.clamp(1, 64);
         self.alpha = self.alpha.clamp(1, 32);
         self.max_concurrent_lookups = self.max_concurrent_lookups.max(1);
@@ -149,11 +165,10 @@ impl NodeConfig {
         if self.query_timeout.is_zero() {
             self.query_timeout = Duration::from_millis(1);
         }
-        if self.pacing.per_infohash_burst < 1.0 {
-            self.pacing.per_infohash_burst = 1.0;
-        }
-        if self.answer_limits.per_ip_burst < 1.0 {
-            self.answer_limits.per_ip_burst = 1.0;
+        for burst in [&mut self.pacing.per_infohash_burst, &mut self.answer_limits.per_ip_burst] {
+            if !(*burst >= 1.0) {
+                *burst = 1.0; // also catches NaN
+            }
         }
         self
     }

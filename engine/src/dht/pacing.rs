@@ -8,6 +8,9 @@ use std::hash::Hash;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
+/// Longest a token bucket ever asks anyone to wait.
+const MAX_WAIT: Duration = Duration::from_secs(24 * 3600);
+
 /// A classic token bucket, in fractional tokens.
 #[derive(Clone, Copy, Debug)]
 pub struct TokenBucket {
@@ -40,10 +43,12 @@ impl TokenBucket {
     /// When the next token will be there (now if one is).
     pub fn ready_at(&self, now: Instant, rate: f64) -> Instant {
         let missing = 1.0 - self.tokens;
-        if missing <= 0.0 || rate <= 0.0 {
+        if missing <= 0.0 {
             return now.max(self.last);
         }
-        self.last + Duration::from_secs_f64(missing / rate)
+        // A zero or absurd rate means "a day from now", never an overflow.
+        let wait = Duration::try_from_secs_f64(missing / rate).unwrap_or(MAX_WAIT).min(MAX_WAIT);
+        self.last + wait
     }
 
     pub fn is_full(&self, now: Instant, rate: f64, burst: f64) -> bool {

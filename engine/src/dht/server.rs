@@ -11,11 +11,11 @@ use std::time::Instant;
 use rand::Rng;
 
 use crate::codec::bencode;
-use crate::codec::compact::{self, CompactNode};
+use crate::codec::compact::CompactNode;
 use crate::codec::krpc::{self, Query, ResponseOut, Want};
 use crate::codec::scrape::ScrapeBloom;
 use crate::codec::wire::{
-    BLOOM_LEN, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, ERROR_SERVER, KEY_TRANSACTION,
+    BLOOM_LEN, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V6_LEN, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, ERROR_SERVER, KEY_TRANSACTION,
     KEY_TYPE, TYPE_QUERY,
 };
 
@@ -143,8 +143,9 @@ impl Server {
                     r.bf_peers = Some(&bf_peers);
                     budget = budget.saturating_sub(2 * BLOOM_FIELD);
                 }
-                // Each value is a "6:" or "18:" string; size the list for the larger.
-                let per_value = compact::peer_len(&from) + 3;
+                // Each value is a "6:" or "18:" string; stored peers may be of either
+                // family, so size the list for the larger.
+                let per_value = COMPACT_PEER_V6_LEN + 3;
                 let max_values = self.store_limits.max_values.min(budget / per_value);
                 self.store.peers(cx.now, info_hash, noseed, max_values, rng, &mut self.values);
                 if self.values.is_empty() {

@@ -1,4 +1,4 @@
-//! Outstanding queries: compact 2-byte transaction ids, deadlines, retries, and the
+//! Outstanding queries: compact 2-byte random transaction ids, deadlines, retries, and the
 //! matching of replies by transaction id AND sender address. A reply whose id is
 //! unknown is stray; one whose id is known but comes from another address is
 //! spoofed and leaves the transaction waiting. Generic over what the caller wants
@@ -7,6 +7,9 @@
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
 
 /// Bytes of the transaction ids we send. Two bytes: short on the wire, and 65,536
 /// ids are plenty for the in-flight cap.
@@ -47,7 +50,9 @@ pub enum Mismatch {
 
 #[derive(Clone)]
 pub struct Transactions<T> {
-    next: u16,
+    /// Ids are drawn at random: a remote that sees one of our ids must not be able
+    /// to predict the ids of queries we send to others, and forge their replies.
+    rng: SmallRng,
     gen: u32,
     max_in_flight: usize,
     pending: HashMap<u16, Pending<T>, ahash::RandomState>,
@@ -58,12 +63,11 @@ pub struct Transactions<T> {
 }
 
 impl<T> Transactions<T> {
-    /// `first_id` should be random so ids are not predictable across restarts.
-    pub fn new(first_id: u16, max_in_flight: usize, hasher: ahash::RandomState) -> Self {
+    pub fn new(seed: u64, max_in_flight: usize, hasher: ahash::RandomState) -> Self {
         Transactions {
-            next: first_id,
+            rng: SmallRng::seed_from_u64(seed),
             gen: 0,
-            max_in_flight: max_in_flight.clamp(1, u16::MAX as usize),
+            max_in_flight: max_in_flight.clamp(1, 1 << 15),
             pending: HashMap::with_hasher(hasher.clone()),
             deadlines: VecDeque::new(),
             per_remote: HashMap::with_hasher(hasher),
@@ -95,11 +99,11 @@ impl<T> Transactions<T> {
         if self.is_full() {
             return None;
         }
-        while self.pending.contains_key(&self.next) {
-            self.next = self.next.wrapping_add(1);
+        // The cap keeps the id space at most half full, so this ends quickly.
+        let mut tid: u16 = self.rng.gen();
+        while self.pending.contains_key(&tid) {
+            tid = tid.wrapping_add(1);
         }
-        let tid = self.next;
-        self.next = self.next.wrapping_add(1);
         let pending = Pending { addr, sent_at: now, retries: 0, payload, deadline_gen: 0 };
         self.insert(now, timeout, tid, pending);
         Some(TransactionId(tid))
@@ -170,7 +174,7 @@ mod tests {
     use super::*;
 
     fn txs() -> Transactions<&'static str> {
-        Transactions::new(0xfffe, 4, ahash::RandomState::with_seeds(1, 2, 3, 4))
+        Transactions::new(7, 4, ahash::RandomState::with_seeds(1, 2, 3, 4))
     }
 
     const A: &str = "127.0.0.2:6881";
@@ -182,10 +186,10 @@ mod tests {
         let mut t = txs();
         let a: SocketAddr = A.parse().unwrap();
         let id = t.start(now, Duration::from_secs(2), a, "ping").unwrap();
-        assert_eq!(id.to_bytes(), [0xff, 0xfe]);
-        assert_eq!(t.complete(&[0xff, 0xfe], B.parse().unwrap()).unwrap_err(), Mismatch::Spoofed);
-        assert_eq!(t.complete(&[0x00, 0x01], a).unwrap_err(), Mismatch::Stray);
-        assert_eq!(t.complete(&[0xff, 0xfe, 0], a).unwrap_err(), Mismatch::Stray);
+        let [x, y] = id.to_bytes();
+        assert_eq!(t.complete(&[x, y], B.parse().unwrap()).unwrap_err(), Mismatch::Spoofed);
+        assert_eq!(t.complete(&[x, y.wrapping_add(1)], a).unwrap_err(), Mismatch::Stray);
+        assert_eq!(t.complete(&[x, y, 0], a).unwrap_err(), Mismatch::Stray);
         assert_eq!(t.in_flight_to(&a), 1);
         let (tid, p) = t.complete(&id.to_bytes(), a).unwrap();
         assert_eq!((tid, p.payload), (id, "ping"));
@@ -194,16 +198,17 @@ mod tests {
     }
 
     #[test]
-    fn ids_wrap_skip_busy_ones_and_respect_the_cap() {
+    fn ids_are_unpredictable_distinct_while_busy_and_capped() {
         let now = Instant::now();
         let mut t = txs();
         let a: SocketAddr = A.parse().unwrap();
         let ids: Vec<u16> = (0..4).map(|_| t.start(now, Duration::from_secs(1), a, "x").unwrap().0).collect();
-        assert_eq!(ids, vec![0xfffe, 0xffff, 0, 1]);
+        let distinct: std::collections::HashSet<_> = ids.iter().collect();
+        assert_eq!(distinct.len(), 4);
+        assert!(ids.windows(2).any(|w| w[1] != w[0].wrapping_add(1)), "not sequential: {ids:?}");
         assert!(t.start(now, Duration::from_secs(1), a, "x").is_none());
-        t.complete(&[0, 0], a).unwrap();
-        t.next = 0xffff; // wraps onto busy ids and must skip them
-        assert_eq!(t.start(now, Duration::from_secs(1), a, "y").unwrap().0, 0);
+        t.complete(&ids[0].to_be_bytes(), a).unwrap();
+        assert!(t.start(now, Duration::from_secs(1), a, "y").is_some());
     }
 
     #[test]
