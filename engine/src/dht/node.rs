@@ -548,25 +548,30 @@ impl Node {
             self.stats.datagrams_out += 1;
             return Some(to);
         }
-        let i = (0..self.sends.len()).find(|&i| self.send_ready(now, &self.sends[i]).is_some_and(|at| at <= now))?;
-        let send = self.sends.remove(i)?;
-        let (tid, addr, sent) = match send {
-            Send::New { addr, sent } => {
-                let tid = self.txs.start(now, self.config.query_timeout, addr, sent)?;
-                (tid, addr, sent)
+        loop {
+            let i = (0..self.sends.len()).find(|&i| self.send_ready(now, &self.sends[i]).is_some_and(|at| at <= now))?;
+            let send = self.sends.remove(i)?;
+            let (tid, addr, sent) = match send {
+                Send::New { addr, sent } => match self.txs.start(now, self.config.query_timeout, addr, sent) {
+                    Some(tid) => (tid, addr, sent),
+                    None => {
+                        self.sends.push_front(send);
+                        return None;
+                    }
+                },
+                Send::Resend(tid) => match self.txs.get(tid) {
+                    Some(p) => (tid, p.addr, p.payload),
+                    None => continue, // answered while it waited
+                },
+            };
+            if let Some(ih) = sent.query.info_hash() {
+                self.per_infohash.take(now, *ih);
             }
-            Send::Resend(tid) => {
-                let p = self.txs.get(tid)?;
-                (tid, p.addr, p.payload)
-            }
-        };
-        if let Some(ih) = sent.query.info_hash() {
-            self.per_infohash.take(now, *ih);
+            self.gap.sent(now, addr);
+            self.encode_query(out, tid, &sent.query);
+            self.stats.datagrams_out += 1;
+            return Some(addr);
         }
-        self.gap.sent(now, addr);
-        self.encode_query(out, tid, &sent.query);
-        self.stats.datagrams_out += 1;
-        Some(addr)
     }
 
     fn recycle(&mut self, mut buf: Vec<u8>) {
@@ -577,7 +582,7 @@ impl Node {
     }
 
     /// When `send` may leave: `None` while it is blocked on something other than
-    /// time (in-flight limits), or its transaction already finished.
+    /// time (in-flight limits).
     fn send_ready(&self, now: Instant, send: &Send) -> Option<Instant> {
         let (addr, query) = match send {
             Send::New { addr, sent } => {
@@ -586,10 +591,10 @@ impl Node {
                 }
                 (*addr, sent.query)
             }
-            Send::Resend(tid) => {
-                let p = self.txs.get(*tid)?;
-                (p.addr, p.payload.query)
-            }
+            Send::Resend(tid) => match self.txs.get(*tid) {
+                Some(p) => (p.addr, p.payload.query),
+                None => return Some(now), // stale: ready to be discarded
+            },
         };
         let mut at = self.gap.ready_at(now, &addr);
         if let Some(ih) = query.info_hash() {
@@ -709,6 +714,8 @@ mod tests {
     use crate::codec::wire::{ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL};
 
     const PEER: &str = "127.0.0.2:7000";
+    /// The `ping` example of BEP 5.
+    const PING: &[u8] = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
 
     fn full_node(now: Instant) -> Node {
         let config = NodeConfig { read_only: false, allow_loopback: true, version: Some(*b"TR01"), ..NodeConfig::default() };
@@ -743,7 +750,7 @@ mod tests {
     fn bep5_ping_is_answered_with_our_id_version_and_requester_ip() {
         let now = Instant::now();
         let mut n = full_node(now);
-        let reply = ask(&mut n, now, addr(PEER), b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe").unwrap();
+        let reply = ask(&mut n, now, addr(PEER), PING).unwrap();
         let m = Message::decode(&reply).unwrap();
         assert_eq!(m.transaction_id, b"aa");
         assert_eq!(m.version, Some(&b"TR01"[..]));
@@ -765,7 +772,7 @@ mod tests {
         let m = Message::decode(&out).unwrap();
         assert!(m.read_only);
         assert!(matches!(m.kind, Kind::Query(Query::FindNode { .. })));
-        assert!(ask(&mut n, now, addr(PEER), b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe").is_none());
+        assert!(ask(&mut n, now, addr(PEER), PING).is_none());
         assert_eq!(n.stats().drops.read_only, 1);
     }
 
@@ -788,9 +795,8 @@ mod tests {
     fn filtered_sources_are_dropped_before_decoding() {
         let now = Instant::now();
         let mut n = full_node(now);
-        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
-        assert!(ask(&mut n, now, addr("10.0.0.1:6881"), ping).is_none());
-        assert!(ask(&mut n, now, addr("224.0.0.1:6881"), ping).is_none());
+        assert!(ask(&mut n, now, addr("10.0.0.1:6881"), PING).is_none());
+        assert!(ask(&mut n, now, addr("224.0.0.1:6881"), PING).is_none());
         assert_eq!(n.stats().drops.filtered_addr, 2);
     }
 
@@ -875,12 +881,11 @@ mod tests {
     fn answers_per_ip_are_rate_limited_and_replies_stay_bounded() {
         let now = Instant::now();
         let mut n = full_node(now);
-        let ping = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
-        let answered = (0..50).filter(|_| ask(&mut n, now, addr(PEER), ping).is_some()).count();
+        let answered = (0..50).filter(|_| ask(&mut n, now, addr(PEER), PING).is_some()).count();
         assert_eq!(answered, 20, "the burst, then silence");
         assert_eq!(n.stats().drops.rate_limited, 30);
-        assert!(ask(&mut n, now, addr("127.0.0.3:1"), ping).is_some(), "other IPs unaffected");
-        assert!(ask(&mut n, now + Duration::from_secs(1), addr(PEER), ping).is_some(), "refilled");
+        assert!(ask(&mut n, now, addr("127.0.0.3:1"), PING).is_some(), "other IPs unaffected");
+        assert!(ask(&mut n, now + Duration::from_secs(1), addr(PEER), PING).is_some(), "refilled");
 
         // 200 peers on one infohash: the values list is cut to fit max_reply_len.
         let ih = [9; 20];
@@ -944,5 +949,32 @@ mod tests {
         }
         let events: Vec<Event> = events.into_iter().chain(std::iter::from_fn(|| n.poll_event())).collect();
         assert!(events.contains(&Event::LookupDone { lookup: l, closest: 0 }), "{events:?}");
+    }
+
+    #[test]
+    fn a_retry_answered_while_it_waits_is_not_sent() {
+        let t0 = Instant::now();
+        let router = addr(PEER);
+        let config = NodeConfig { allow_loopback: true, bootstrap: vec![router], ..NodeConfig::default() };
+        let mut n = Node::new(config, t0, 4);
+        let mut out = Vec::new();
+        assert_eq!(n.poll_transmit(t0, &mut out), Some(router));
+        let tid = Message::decode(&out).unwrap().transaction_id.to_vec();
+        let t = t0 + Duration::from_secs(2);
+        n.handle_timeout(t);
+        assert_eq!(n.stats().retries, 1);
+        // The late reply to the first attempt lands before the retry leaves.
+        let mut reply = Vec::new();
+        krpc::encode_response(&mut reply, &tid, &krpc::ResponseOut::new(&[0x55; 20]), None, None);
+        n.handle_datagram(t, router, &reply);
+        assert_eq!(n.stats().replies_received, 1);
+        let mut later = t;
+        for _ in 0..5 {
+            while n.poll_transmit(later, &mut out).is_some() {
+                assert_ne!(Message::decode(&out).unwrap().transaction_id, &tid[..], "stale retry sent");
+            }
+            later += Duration::from_secs(1);
+        }
+        assert!(!n.sends.iter().any(|s| matches!(s, Send::Resend(_))));
     }
 }
