@@ -82,7 +82,11 @@ impl Sim {
     fn config(&self, read_only: bool) -> NodeConfig {
         let n = self.nodes.len();
         NodeConfig {
-            bootstrap: if n < ROUTERS { Vec::new() } else { (0..ROUTERS).map(addr_of).collect() },
+            bootstrap: if n < ROUTERS {
+                Vec::new()
+            } else {
+                (0..ROUTERS).map(addr_of).collect()
+            },
             read_only,
             allow_loopback: true,
             peer_ttl: Duration::from_secs(120),
@@ -106,7 +110,9 @@ impl Sim {
     /// Latency 5..45 ms, fixed per ordered pair of addresses.
     fn latency(from: SocketAddr, to: SocketAddr) -> Duration {
         let h = u32::from_be_bytes(match (from.ip(), to.ip()) {
-            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => (u32::from(a).wrapping_mul(2654435761) ^ u32::from(b)).to_be_bytes(),
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                (u32::from(a).wrapping_mul(2654435761) ^ u32::from(b)).to_be_bytes()
+            }
             _ => [0; 4],
         });
         Duration::from_millis(5 + u64::from(h % 41))
@@ -114,7 +120,8 @@ impl Sim {
 
     fn send(&mut self, from: SocketAddr, to: SocketAddr, bytes: Vec<u8>) {
         self.seq += 1;
-        self.flights.push(Reverse((self.now + Self::latency(from, to), self.seq, from, to, bytes)));
+        self.flights
+            .push(Reverse((self.now + Self::latency(from, to), self.seq, from, to, bytes)));
     }
 
     /// Drains what dirty nodes want to send and refreshes their wake-up times.
@@ -134,7 +141,13 @@ impl Sim {
                 for (fake_from, forged) in extra {
                     // Forged replies come back to the sender, claiming `fake_from`.
                     self.seq += 1;
-                    self.flights.push(Reverse((self.now + Duration::from_millis(1), self.seq, fake_from, from, forged)));
+                    self.flights.push(Reverse((
+                        self.now + Duration::from_millis(1),
+                        self.seq,
+                        fake_from,
+                        from,
+                        forged,
+                    )));
                 }
             }
             while let Some(e) = self.nodes[i].poll_event() {
@@ -161,7 +174,9 @@ impl Sim {
             }
             let next_flight = self.flights.peek().map(|f| f.0 .0);
             let next_wake = self.timers.peek().map(|t| t.0 .0);
-            let Some(t) = [next_flight, next_wake].into_iter().flatten().min() else { break };
+            let Some(t) = [next_flight, next_wake].into_iter().flatten().min() else {
+                break;
+            };
             if t > end {
                 break;
             }
@@ -272,27 +287,49 @@ fn bootstrap_converges_and_lookups_find_the_true_closest_nodes() {
     let n = sim.nodes.len();
     assert!((0..n).all(|i| sim.bootstrapped(i)), "every node bootstrapped");
     let writable: Vec<usize> = (0..n).filter(|&i| !is_read_only(i)).collect();
-    let min_table = writable.iter().map(|&i| sim.nodes[i].stats().routing_nodes).min().unwrap();
-    assert!(min_table >= 8, "every writable node knows at least k nodes, min {min_table}");
+    let min_table = writable
+        .iter()
+        .map(|&i| sim.nodes[i].stats().routing_nodes)
+        .min()
+        .unwrap();
+    assert!(
+        min_table >= 8,
+        "every writable node knows at least k nodes, min {min_table}"
+    );
 
     // Lookups from anywhere converge on the 8 truly closest writable nodes: an
     // announce lands exactly on them, and a find_node hears from all 8. Routers are
     // bootstrap addresses, which no node puts in its table, so they are not among them.
     for (q, asker) in [(1u8, 7usize), (2, 130), (3, 250), (4, 519)] {
         let target = info_hash(q);
-        let mut truth: Vec<usize> = writable.iter().copied().filter(|&i| i != asker && i >= ROUTERS).collect();
+        let mut truth: Vec<usize> = writable
+            .iter()
+            .copied()
+            .filter(|&i| i != asker && i >= ROUTERS)
+            .collect();
         truth.sort_by_key(|&i| distance(&sim.nodes[i].id(), &target));
         truth.truncate(8);
         let l = sim.find_node(asker, target);
         let a = sim.announce(asker, target, Some(1000 + q as u16));
         sim.run_for(Duration::from_secs(10));
-        assert!(matches!(sim.done(asker, l), Some(Event::LookupDone { closest: 8, .. })), "asker {asker}");
-        assert!(matches!(sim.done(asker, a), Some(Event::AnnounceDone { announced_to: 8, .. })), "asker {asker}");
+        assert!(
+            matches!(sim.done(asker, l), Some(Event::LookupDone { closest: 8, .. })),
+            "asker {asker}"
+        );
+        assert!(
+            matches!(sim.done(asker, a), Some(Event::AnnounceDone { announced_to: 8, .. })),
+            "asker {asker}"
+        );
         let mut storing: Vec<usize> = (0..n).filter(|&i| sim.nodes[i].stats().infohashes_stored > 0).collect();
         storing.sort_by_key(|&i| distance(&sim.nodes[i].id(), &target));
         if storing != truth {
             for &i in storing.iter().chain(truth.iter()) {
-                eprintln!("{i}: d={:02x?} stored={} ro={}", &distance(&sim.nodes[i].id(), &target)[..3], sim.nodes[i].stats().infohashes_stored, is_read_only(i));
+                eprintln!(
+                    "{i}: d={:02x?} stored={} ro={}",
+                    &distance(&sim.nodes[i].id(), &target)[..3],
+                    sim.nodes[i].stats().infohashes_stored,
+                    is_read_only(i)
+                );
             }
             eprintln!("asker stats {:?}", sim.nodes[asker].stats());
         }
@@ -310,7 +347,9 @@ fn announced_peers_are_found_from_any_node_and_expire_after_the_ttl() {
     sim.run_for(Duration::from_secs(10));
     for (i, l) in [(150, explicit), (333, implied)] {
         match sim.done(i, l) {
-            Some(Event::AnnounceDone { announced_to, .. }) => assert!(*announced_to >= 6, "node {i} announced to {announced_to}"),
+            Some(Event::AnnounceDone { announced_to, .. }) => {
+                assert!(*announced_to >= 6, "node {i} announced to {announced_to}")
+            }
             other => panic!("announce did not finish: {other:?}"),
         }
     }
@@ -340,7 +379,10 @@ fn read_only_nodes_never_enter_routing_tables_and_never_answer() {
         sim.find_node(i, info_hash(i as u8));
     }
     sim.run_for(Duration::from_secs(10));
-    let ro_ids: HashSet<[u8; 20]> = (0..sim.nodes.len()).filter(|&i| is_read_only(i)).map(|i| sim.nodes[i].id()).collect();
+    let ro_ids: HashSet<[u8; 20]> = (0..sim.nodes.len())
+        .filter(|&i| is_read_only(i))
+        .map(|i| sim.nodes[i].id())
+        .collect();
     assert_eq!(ro_ids.len(), 42);
     for node in &sim.nodes {
         assert!(node.routing_nodes().all(|c| !ro_ids.contains(&c.id)));
@@ -368,10 +410,16 @@ fn requests_made_before_bootstrap_are_queued_and_served() {
     sim.run_for(Duration::from_secs(15));
     let ev = &sim.events[late];
     let boot = ev.iter().position(|e| *e == Event::Bootstrapped).expect("bootstrapped");
-    let done = ev.iter().position(|e| matches!(e, Event::LookupDone { lookup, .. } if *lookup == l)).expect("lookup done");
+    let done = ev
+        .iter()
+        .position(|e| matches!(e, Event::LookupDone { lookup, .. } if *lookup == l))
+        .expect("lookup done");
     assert!(boot < done);
     assert!(sim.done(late, f).is_some());
-    assert_eq!(sim.peers_found(late, l), [SocketAddr::new(sim.addrs[260].ip(), 7000)].into());
+    assert_eq!(
+        sim.peers_found(late, l),
+        [SocketAddr::new(sim.addrs[260].ip(), 7000)].into()
+    );
 }
 
 #[test]
@@ -395,14 +443,19 @@ fn spoofed_and_stray_replies_are_ignored_and_counted() {
         if from != victim_addr {
             return Vec::new();
         }
-        let Ok(msg) = Message::decode(bytes) else { return Vec::new() };
+        let Ok(msg) = Message::decode(bytes) else {
+            return Vec::new();
+        };
         if !matches!(msg.kind, Kind::Query(_)) {
             return Vec::new();
         }
         let nodes: Vec<CompactNode> = fakes
             .iter()
             .enumerate()
-            .map(|(n, id)| CompactNode { id: *id, addr: SocketAddr::new(Ipv4Addr::new(127, 201, 0, n as u8 + 1).into(), 6881) })
+            .map(|(n, id)| CompactNode {
+                id: *id,
+                addr: SocketAddr::new(Ipv4Addr::new(127, 201, 0, n as u8 + 1).into(), 6881),
+            })
             .collect();
         let mut r = ResponseOut::new(&fakes[0]);
         r.nodes = &nodes;
@@ -417,7 +470,10 @@ fn spoofed_and_stray_replies_are_ignored_and_counted() {
     sim.run_for(Duration::from_secs(15));
     let s = sim.nodes[victim].stats();
     assert!(sim.bootstrapped(victim));
-    assert!(matches!(sim.done(victim, l), Some(Event::LookupDone { closest: 8, .. })));
+    assert!(matches!(
+        sim.done(victim, l),
+        Some(Event::LookupDone { closest: 8, .. })
+    ));
     assert!(s.drops.spoofed_reply > 5, "{:?}", s.drops);
     assert!(s.drops.stray_reply > 5, "{:?}", s.drops);
     assert!(sim.nodes[victim].routing_nodes().all(|c| !fake_ids.contains(&c.id)));

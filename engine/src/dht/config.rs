@@ -165,7 +165,10 @@ impl NodeConfig {
         if self.query_timeout.is_zero() {
             self.query_timeout = Duration::from_millis(1);
         }
-        for burst in [&mut self.pacing.per_infohash_burst, &mut self.answer_limits.per_ip_burst] {
+        for burst in [
+            &mut self.pacing.per_infohash_burst,
+            &mut self.answer_limits.per_ip_burst,
+        ] {
             if !(*burst >= 1.0) {
                 *burst = 1.0; // also catches NaN
             }

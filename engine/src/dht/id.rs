@@ -130,7 +130,10 @@ mod tests {
             let ex = hex(example);
             // Same r as the example gives the same 21-bit prefix.
             let crc = secure_prefix(ip, ex[19] & 7);
-            assert_eq!([(crc >> 24) as u8, (crc >> 16) as u8, (crc >> 8) as u8 & 0xf8], [ex[0], ex[1], ex[2] & 0xf8]);
+            assert_eq!(
+                [(crc >> 24) as u8, (crc >> 16) as u8, (crc >> 8) as u8 & 0xf8],
+                [ex[0], ex[1], ex[2] & 0xf8]
+            );
         }
         let v6: IpAddr = "2a00:1450:4001::1".parse().unwrap();
         let id = secure(v6, &mut rng);

@@ -39,7 +39,10 @@ impl Token {
         }
         let mut bytes = [0u8; MAX_TOKEN_LEN];
         bytes[..t.len()].copy_from_slice(t);
-        Some(Token { len: t.len() as u8, bytes })
+        Some(Token {
+            len: t.len() as u8,
+            bytes,
+        })
     }
 
     pub fn as_bytes(&self) -> &[u8] {
@@ -77,7 +80,14 @@ pub struct Lookup {
 
 impl Lookup {
     pub fn new(target: NodeId, method: Method, k: usize, alpha: usize) -> Lookup {
-        Lookup { target, method, k: k.max(1), alpha: alpha.max(1), candidates: Vec::new(), in_flight: 0 }
+        Lookup {
+            target,
+            method,
+            k: k.max(1),
+            alpha: alpha.max(1),
+            candidates: Vec::new(),
+            in_flight: 0,
+        }
     }
 
     pub fn target(&self) -> &NodeId {
@@ -107,7 +117,11 @@ impl Lookup {
     }
 
     fn insert(&mut self, addr: SocketAddr, id: NodeId, dist: Distance) {
-        if self.candidates.iter().any(|c| c.addr == addr || (dist != UNKNOWN && c.id == id)) {
+        if self
+            .candidates
+            .iter()
+            .any(|c| c.addr == addr || (dist != UNKNOWN && c.id == id))
+        {
             return;
         }
         let pos = self.candidates.partition_point(|c| c.dist <= dist);
@@ -115,7 +129,16 @@ impl Lookup {
         if pos >= cap {
             return;
         }
-        self.candidates.insert(pos, Candidate { addr, id, dist, state: State::Fresh, token: None });
+        self.candidates.insert(
+            pos,
+            Candidate {
+                addr,
+                id,
+                dist,
+                state: State::Fresh,
+                token: None,
+            },
+        );
         // Drop the farthest idle candidates; one in flight stays until it reports.
         while self.candidates.len() > cap {
             match self.candidates.iter().rposition(|c| c.state != State::InFlight) {
@@ -151,7 +174,10 @@ impl Lookup {
     }
 
     fn settle(&mut self, addr: SocketAddr, state: State) -> Option<&mut Candidate> {
-        let c = self.candidates.iter_mut().find(|c| c.addr == addr && c.state == State::InFlight)?;
+        let c = self
+            .candidates
+            .iter_mut()
+            .find(|c| c.addr == addr && c.state == State::InFlight)?;
         c.state = state;
         self.in_flight -= 1;
         Some(c)
@@ -161,7 +187,9 @@ impl Lookup {
     /// Returns false if we were not waiting for it.
     pub fn on_response(&mut self, addr: SocketAddr, id: NodeId, token: Option<&[u8]>) -> bool {
         let target = self.target;
-        let Some(c) = self.settle(addr, State::Responded) else { return false };
+        let Some(c) = self.settle(addr, State::Responded) else {
+            return false;
+        };
         c.token = token.and_then(Token::new);
         if c.dist == UNKNOWN {
             c.id = id;
@@ -179,12 +207,18 @@ impl Lookup {
     /// Converged: every one of the k closest live candidates has answered (or there
     /// are none left to ask and nothing in flight).
     pub fn is_done(&self) -> bool {
-        !self.window().take(self.k).any(|c| matches!(c.state, State::Fresh | State::InFlight))
+        !self
+            .window()
+            .take(self.k)
+            .any(|c| matches!(c.state, State::Fresh | State::InFlight))
     }
 
     /// How many of the k closest live candidates answered.
     pub fn closest_responded(&self) -> usize {
-        self.window().take(self.k).filter(|c| c.state == State::Responded).count()
+        self.window()
+            .take(self.k)
+            .filter(|c| c.state == State::Responded)
+            .count()
     }
 
     /// The k closest responders that gave a token, for `announce_peer`.
@@ -205,7 +239,10 @@ mod tests {
         let mut id = [0u8; 20];
         id[0] = first;
         id[19] = n;
-        CompactNode { id, addr: SocketAddr::new([127, 0, 0, n].into(), 6881) }
+        CompactNode {
+            id,
+            addr: SocketAddr::new([127, 0, 0, n].into(), 6881),
+        }
     }
 
     #[test]
@@ -233,8 +270,15 @@ mod tests {
         assert!(l.is_done(), "the two closest live candidates answered");
         assert!(l.next_query().is_none());
         assert_eq!(l.closest_responded(), 2);
-        let targets: Vec<_> = l.announce_targets().map(|(n, t)| (n.id[0], t.as_bytes().to_vec())).collect();
-        assert_eq!(targets, vec![(0x10, b"tok1".to_vec())], "only responders with tokens, among the k closest");
+        let targets: Vec<_> = l
+            .announce_targets()
+            .map(|(n, t)| (n.id[0], t.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(
+            targets,
+            vec![(0x10, b"tok1".to_vec())],
+            "only responders with tokens, among the k closest"
+        );
     }
 
     #[test]

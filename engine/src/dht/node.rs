@@ -77,9 +77,18 @@ struct Running {
 #[derive(Clone, Copy, Debug)]
 enum OutQuery {
     Ping,
-    FindNode { target: NodeId },
-    GetPeers { info_hash: NodeId },
-    Announce { info_hash: NodeId, port: u16, implied_port: bool, token: Token },
+    FindNode {
+        target: NodeId,
+    },
+    GetPeers {
+        info_hash: NodeId,
+    },
+    Announce {
+        info_hash: NodeId,
+        port: u16,
+        implied_port: bool,
+        token: Token,
+    },
 }
 
 impl OutQuery {
@@ -100,7 +109,10 @@ struct Sent {
 
 #[derive(Clone)]
 enum Send {
-    New { addr: SocketAddr, sent: Sent },
+    New {
+        addr: SocketAddr,
+        sent: Sent,
+    },
     /// A retry of a transaction already re-armed under the same id.
     Resend(TransactionId),
 }
@@ -153,14 +165,33 @@ impl Node {
             None => id::random(&mut rng),
         };
         let filter = AddrFilter::new(config.allow_loopback);
-        let routing = RoutingTable::new(own, config.k, config.replacements_per_bucket, filter, hasher(&mut rng), now);
+        let routing = RoutingTable::new(
+            own,
+            config.k,
+            config.replacements_per_bucket,
+            filter,
+            hasher(&mut rng),
+            now,
+        );
         let txs = Transactions::new(rng.gen(), MAX_IN_FLIGHT, hasher(&mut rng));
         let verifying = HashSet::with_hasher(hasher(&mut rng));
         let gap = RemoteGap::new(config.pacing.per_remote_gap, hasher(&mut rng));
         let pacing = &config.pacing;
-        let per_infohash = KeyedBuckets::new(pacing.per_infohash_rate, pacing.per_infohash_burst, TRACKED_INFOHASHES, hasher(&mut rng));
+        let per_infohash = KeyedBuckets::new(
+            pacing.per_infohash_rate,
+            pacing.per_infohash_burst,
+            TRACKED_INFOHASHES,
+            hasher(&mut rng),
+        );
         let server_hashers = [hasher(&mut rng), hasher(&mut rng)];
-        let server = Server::new(now, config.peer_ttl, config.answer_limits.clone(), config.store_limits.clone(), &mut rng, server_hashers);
+        let server = Server::new(
+            now,
+            config.peer_ttl,
+            config.answer_limits.clone(),
+            config.store_limits.clone(),
+            &mut rng,
+            server_hashers,
+        );
         let mut node = Node {
             own,
             filter,
@@ -257,8 +288,16 @@ impl Node {
             self.learn_querier(now, CompactNode { id: *id, addr: from });
         }
         let mut buf = self.spare.pop().unwrap_or_default();
-        let cx = Context { now, own: &self.own, routing: &self.routing, k: self.config.k, version: self.config.version.as_ref().map(|v| &v[..]) };
-        let answered = self.server.answer(&cx, &mut self.rng, from, msg.transaction_id, q, &mut buf);
+        let cx = Context {
+            now,
+            own: &self.own,
+            routing: &self.routing,
+            k: self.config.k,
+            version: self.config.version.as_ref().map(|v| &v[..]),
+        };
+        let answered = self
+            .server
+            .answer(&cx, &mut self.rng, from, msg.transaction_id, q, &mut buf);
         match answered {
             Answered::Response => self.stats.queries_answered += 1,
             Answered::Error { refused, .. } => match refused {
@@ -282,7 +321,13 @@ impl Node {
             && self.routing.wants(&node.id, &node.addr, now)
             && self.verifying.insert(node.addr)
         {
-            self.sends.push_back(Send::New { addr: node.addr, sent: Sent { lookup: None, query: OutQuery::Ping } });
+            self.sends.push_back(Send::New {
+                addr: node.addr,
+                sent: Sent {
+                    lookup: None,
+                    query: OutQuery::Ping,
+                },
+            });
         }
     }
 
@@ -303,7 +348,9 @@ impl Node {
     }
 
     fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response<'_>) {
-        let Some((_, tx)) = self.match_reply(tid, from) else { return };
+        let Some((_, tx)) = self.match_reply(tid, from) else {
+            return;
+        };
         self.stats.replies_received += 1;
         let responder = CompactNode { id: *r.id, addr: from };
         if self.config.require_secure_ids && !id::is_secure_for(r.id, from.ip()) {
@@ -313,7 +360,9 @@ impl Node {
         }
         self.verifying.remove(&from);
         let Some(lookup_id) = tx.payload.lookup else { return };
-        let Some(run) = self.lookups.get_mut(&lookup_id) else { return };
+        let Some(run) = self.lookups.get_mut(&lookup_id) else {
+            return;
+        };
         match run.phase {
             Phase::Searching => {
                 if !run.lookup.on_response(from, *r.id, r.token) {
@@ -321,7 +370,11 @@ impl Node {
                 }
                 let own = self.own;
                 let filter = self.filter;
-                let learned = r.nodes.clone().chain(r.nodes6.clone()).filter(|n| n.id != own && filter.allows(n.addr));
+                let learned = r
+                    .nodes
+                    .clone()
+                    .chain(r.nodes6.clone())
+                    .filter(|n| n.id != own && filter.allows(n.addr));
                 run.lookup.add(learned);
                 if run.lookup.method() == Method::GetPeers && !r.values.is_empty() {
                     let mut fresh = Vec::new();
@@ -331,11 +384,17 @@ impl Node {
                         }
                     }
                     if !fresh.is_empty() {
-                        self.events.push_back(Event::Peers { lookup: lookup_id, peers: fresh });
+                        self.events.push_back(Event::Peers {
+                            lookup: lookup_id,
+                            peers: fresh,
+                        });
                     }
                 }
             }
-            Phase::Announcing { ref mut pending, ref mut acked } => {
+            Phase::Announcing {
+                ref mut pending,
+                ref mut acked,
+            } => {
                 if !matches!(tx.payload.query, OutQuery::Announce { .. }) {
                     return; // a late reply from the search
                 }
@@ -347,7 +406,9 @@ impl Node {
     }
 
     fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8]) {
-        let Some((_, tx)) = self.match_reply(tid, from) else { return };
+        let Some((_, tx)) = self.match_reply(tid, from) else {
+            return;
+        };
         self.stats.errors_received += 1;
         // The remote is alive, it just would not serve this query.
         self.verifying.remove(&from);
@@ -357,7 +418,11 @@ impl Node {
         }
     }
 
-    fn match_reply(&mut self, tid: &[u8], from: SocketAddr) -> Option<(TransactionId, super::transaction::Pending<Sent>)> {
+    fn match_reply(
+        &mut self,
+        tid: &[u8],
+        from: SocketAddr,
+    ) -> Option<(TransactionId, super::transaction::Pending<Sent>)> {
         match self.txs.complete(tid, from) {
             Ok(done) => Some(done),
             Err(Mismatch::Stray) => {
@@ -372,7 +437,9 @@ impl Node {
     }
 
     fn lookup_failed(&mut self, lookup_id: LookupId, from: SocketAddr, query: &OutQuery) {
-        let Some(run) = self.lookups.get_mut(&lookup_id) else { return };
+        let Some(run) = self.lookups.get_mut(&lookup_id) else {
+            return;
+        };
         match run.phase {
             Phase::Searching => run.lookup.on_failure(from),
             Phase::Announcing { ref mut pending, .. } => {
@@ -383,7 +450,6 @@ impl Node {
         }
     }
 }
-
 
 // Requests and lookup driving.
 impl Node {
@@ -416,7 +482,10 @@ impl Node {
     }
 
     fn user_lookups(&self) -> usize {
-        self.lookups.values().filter(|r| matches!(r.purpose, Purpose::User(_))).count()
+        self.lookups
+            .values()
+            .filter(|r| matches!(r.purpose, Purpose::User(_)))
+            .count()
     }
 
     /// Starts waiting requests once bootstrapped, up to the concurrency limit.
@@ -425,7 +494,9 @@ impl Node {
             return;
         }
         while self.user_lookups() < self.config.max_concurrent_lookups {
-            let Some((id, request)) = self.waiting.pop_front() else { break };
+            let Some((id, request)) = self.waiting.pop_front() else {
+                break;
+            };
             let (target, method) = match request {
                 Request::GetPeers { info_hash } | Request::Announce { info_hash, .. } => (info_hash, Method::GetPeers),
                 Request::FindNode { target } => (target, Method::FindNode),
@@ -460,7 +531,8 @@ impl Node {
 
     fn start_lookup(&mut self, now: Instant, id: LookupId, purpose: Purpose, target: NodeId, method: Method) {
         let mut lookup = Lookup::new(target, method, self.config.k, self.config.alpha);
-        self.routing.closest(now, &target, self.config.k, &mut self.scratch_nodes);
+        self.routing
+            .closest(now, &target, self.config.k, &mut self.scratch_nodes);
         lookup.add(self.scratch_nodes.iter().copied());
         if self.scratch_nodes.len() < self.config.alpha {
             for &r in &self.config.bootstrap {
@@ -470,7 +542,12 @@ impl Node {
             }
         }
         let hasher = hasher(&mut self.rng);
-        let run = Running { purpose, lookup, phase: Phase::Searching, peers_seen: HashSet::with_hasher(hasher) };
+        let run = Running {
+            purpose,
+            lookup,
+            phase: Phase::Searching,
+            peers_seen: HashSet::with_hasher(hasher),
+        };
         self.lookups.insert(id, run);
         self.advance(now, id);
     }
@@ -482,10 +559,20 @@ impl Node {
             Phase::Searching => {
                 while let Some(n) = run.lookup.next_query() {
                     let query = match run.lookup.method() {
-                        Method::FindNode => OutQuery::FindNode { target: *run.lookup.target() },
-                        Method::GetPeers => OutQuery::GetPeers { info_hash: *run.lookup.target() },
+                        Method::FindNode => OutQuery::FindNode {
+                            target: *run.lookup.target(),
+                        },
+                        Method::GetPeers => OutQuery::GetPeers {
+                            info_hash: *run.lookup.target(),
+                        },
                     };
-                    self.sends.push_back(Send::New { addr: n.addr, sent: Sent { lookup: Some(id), query } });
+                    self.sends.push_back(Send::New {
+                        addr: n.addr,
+                        sent: Sent {
+                            lookup: Some(id),
+                            query,
+                        },
+                    });
                 }
                 if run.lookup.is_done() {
                     self.search_done(now, id);
@@ -493,7 +580,10 @@ impl Node {
             }
             Phase::Announcing { pending: 0, acked } => {
                 self.lookups.remove(&id);
-                self.events.push_back(Event::AnnounceDone { lookup: id, announced_to: acked });
+                self.events.push_back(Event::AnnounceDone {
+                    lookup: id,
+                    announced_to: acked,
+                });
                 self.start_waiting(now);
             }
             Phase::Announcing { .. } => {}
@@ -508,8 +598,19 @@ impl Node {
                 let (port, implied_port) = (port.unwrap_or(0), port.is_none());
                 let mut pending = 0;
                 for (n, token) in run.lookup.announce_targets() {
-                    let query = OutQuery::Announce { info_hash, port, implied_port, token };
-                    self.sends.push_back(Send::New { addr: n.addr, sent: Sent { lookup: Some(id), query } });
+                    let query = OutQuery::Announce {
+                        info_hash,
+                        port,
+                        implied_port,
+                        token,
+                    };
+                    self.sends.push_back(Send::New {
+                        addr: n.addr,
+                        sent: Sent {
+                            lookup: Some(id),
+                            query,
+                        },
+                    });
                     pending += 1;
                 }
                 run.phase = Phase::Announcing { pending, acked: 0 };
@@ -549,7 +650,8 @@ impl Node {
             return Some(to);
         }
         loop {
-            let i = (0..self.sends.len()).find(|&i| self.send_ready(now, &self.sends[i]).is_some_and(|at| at <= now))?;
+            let i =
+                (0..self.sends.len()).find(|&i| self.send_ready(now, &self.sends[i]).is_some_and(|at| at <= now))?;
             let send = self.sends.remove(i)?;
             let (tid, addr, sent) = match send {
                 Send::New { addr, sent } => match self.txs.start(now, self.config.query_timeout, addr, sent) {
@@ -609,10 +711,26 @@ impl Node {
         let query = match q {
             OutQuery::Ping => Query::Ping { id },
             OutQuery::FindNode { target } => Query::FindNode { id, target, want },
-            OutQuery::GetPeers { info_hash } => Query::GetPeers { id, info_hash, want, scrape: false, noseed: false },
-            OutQuery::Announce { info_hash, port, implied_port, token } => {
-                Query::AnnouncePeer { id, info_hash, port: *port, implied_port: *implied_port, token: token.as_bytes(), seed: false }
-            }
+            OutQuery::GetPeers { info_hash } => Query::GetPeers {
+                id,
+                info_hash,
+                want,
+                scrape: false,
+                noseed: false,
+            },
+            OutQuery::Announce {
+                info_hash,
+                port,
+                implied_port,
+                token,
+            } => Query::AnnouncePeer {
+                id,
+                info_hash,
+                port: *port,
+                implied_port: *implied_port,
+                token: token.as_bytes(),
+                seed: false,
+            },
         };
         krpc::encode_query(out, &tid.to_bytes(), &query, self.config.read_only, self.version());
     }
@@ -674,7 +792,13 @@ impl Node {
                 break;
             }
             let Some(n) = self.routing.next_to_ping(now) else { break };
-            self.sends.push_back(Send::New { addr: n.addr, sent: Sent { lookup: None, query: OutQuery::Ping } });
+            self.sends.push_back(Send::New {
+                addr: n.addr,
+                sent: Sent {
+                    lookup: None,
+                    query: OutQuery::Ping,
+                },
+            });
         }
         if let Some(target) = self.routing.next_refresh(now, &mut self.rng) {
             let id = self.new_lookup_id();
@@ -718,7 +842,12 @@ mod tests {
     const PING: &[u8] = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
 
     fn full_node(now: Instant) -> Node {
-        let config = NodeConfig { read_only: false, allow_loopback: true, version: Some(*b"TR01"), ..NodeConfig::default() };
+        let config = NodeConfig {
+            read_only: false,
+            allow_loopback: true,
+            version: Some(*b"TR01"),
+            ..NodeConfig::default()
+        };
         Node::new(config, now, 1)
     }
 
@@ -755,7 +884,9 @@ mod tests {
         assert_eq!(m.transaction_id, b"aa");
         assert_eq!(m.version, Some(&b"TR01"[..]));
         assert_eq!(m.requester_ip, Some(addr(PEER)));
-        let Kind::Response(r) = m.kind else { panic!("not a response") };
+        let Kind::Response(r) = m.kind else {
+            panic!("not a response")
+        };
         assert_eq!(*r.id, n.id());
         assert_eq!(n.stats().queries_answered, 1);
     }
@@ -763,7 +894,11 @@ mod tests {
     #[test]
     fn read_only_nodes_answer_nothing_and_mark_queries_ro() {
         let now = Instant::now();
-        let config = NodeConfig { allow_loopback: true, bootstrap: vec![addr(PEER)], ..NodeConfig::default() };
+        let config = NodeConfig {
+            allow_loopback: true,
+            bootstrap: vec![addr(PEER)],
+            ..NodeConfig::default()
+        };
         assert!(config.read_only, "read-only is the default");
         let mut n = Node::new(config, now, 2);
         // Its own bootstrap query carries ro=1.
@@ -780,10 +915,25 @@ mod tests {
     fn unknown_and_malformed_queries_get_krpc_errors() {
         let now = Instant::now();
         let mut n = full_node(now);
-        let unknown = ask(&mut n, now, addr(PEER), b"d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:ab1:y1:qe").unwrap();
-        assert_eq!(error_of(&unknown), Some((ERROR_METHOD_UNKNOWN, b"method unknown".to_vec())));
+        let unknown = ask(
+            &mut n,
+            now,
+            addr(PEER),
+            b"d1:ad2:id20:abcdefghij0123456789e1:q4:vote1:t2:ab1:y1:qe",
+        )
+        .unwrap();
+        assert_eq!(
+            error_of(&unknown),
+            Some((ERROR_METHOD_UNKNOWN, b"method unknown".to_vec()))
+        );
         // get_peers without info_hash.
-        let bad = ask(&mut n, now, addr(PEER), b"d1:ad2:id20:abcdefghij0123456789e1:q9:get_peers1:t2:ac1:y1:qe").unwrap();
+        let bad = ask(
+            &mut n,
+            now,
+            addr(PEER),
+            b"d1:ad2:id20:abcdefghij0123456789e1:q9:get_peers1:t2:ac1:y1:qe",
+        )
+        .unwrap();
         assert_eq!(error_of(&bad).map(|e| e.0), Some(ERROR_PROTOCOL));
         assert_eq!(Message::decode(&bad).unwrap().transaction_id, b"ac");
         // Garbage is dropped silently.
@@ -802,16 +952,40 @@ mod tests {
 
     fn get_peers_token(n: &mut Node, now: Instant, from: SocketAddr, ih: &[u8; 20]) -> Vec<u8> {
         let mut q = Vec::new();
-        let query = Query::GetPeers { id: &[7; 20], info_hash: ih, want: Want::default(), scrape: false, noseed: false };
+        let query = Query::GetPeers {
+            id: &[7; 20],
+            info_hash: ih,
+            want: Want::default(),
+            scrape: false,
+            noseed: false,
+        };
         krpc::encode_query(&mut q, b"gp", &query, false, None);
         let reply = ask(n, now, from, &q).unwrap();
-        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!() };
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+            panic!()
+        };
         r.token.unwrap().to_vec()
     }
 
-    fn announce(n: &mut Node, now: Instant, from: SocketAddr, ih: &[u8; 20], port: u16, implied: bool, token: &[u8], seed: bool) -> Vec<u8> {
+    fn announce(
+        n: &mut Node,
+        now: Instant,
+        from: SocketAddr,
+        ih: &[u8; 20],
+        port: u16,
+        implied: bool,
+        token: &[u8],
+        seed: bool,
+    ) -> Vec<u8> {
         let mut q = Vec::new();
-        let query = Query::AnnouncePeer { id: &[7; 20], info_hash: ih, port, implied_port: implied, token, seed };
+        let query = Query::AnnouncePeer {
+            id: &[7; 20],
+            info_hash: ih,
+            port,
+            implied_port: implied,
+            token,
+            seed,
+        };
         krpc::encode_query(&mut q, b"an", &query, false, None);
         ask(n, now, from, &q).unwrap()
     }
@@ -836,11 +1010,23 @@ mod tests {
 
         // get_peers now returns values: the implied port is the UDP source port.
         let mut q = Vec::new();
-        let query = Query::GetPeers { id: &[7; 20], info_hash: &ih, want: Want::default(), scrape: true, noseed: true };
+        let query = Query::GetPeers {
+            id: &[7; 20],
+            info_hash: &ih,
+            want: Want::default(),
+            scrape: true,
+            noseed: true,
+        };
         krpc::encode_query(&mut q, b"g2", &query, false, None);
         let reply = ask(&mut n, t0, addr("127.0.0.9:1"), &q).unwrap();
-        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!() };
-        assert_eq!(r.values.clone().collect::<Vec<_>>(), vec![addr(PEER)], "noseed leaves the seed out");
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(
+            r.values.clone().collect::<Vec<_>>(),
+            vec![addr(PEER)],
+            "noseed leaves the seed out"
+        );
         assert!(r.nodes.is_empty());
         let seeds = crate::codec::scrape::ScrapeBloom::from_bytes(r.bf_seeds.unwrap());
         let peers = crate::codec::scrape::ScrapeBloom::from_bytes(r.bf_peers.unwrap());
@@ -853,7 +1039,10 @@ mod tests {
         assert!(error_of(&announce(&mut n, t6, addr(PEER), &ih, 1, false, &token, false)).is_none());
         let t11 = t0 + Duration::from_secs(11 * 60);
         n.handle_timeout(t11);
-        assert_eq!(error_of(&announce(&mut n, t11, addr(PEER), &ih, 1, false, &token, false)).map(|e| e.0), Some(ERROR_PROTOCOL));
+        assert_eq!(
+            error_of(&announce(&mut n, t11, addr(PEER), &ih, 1, false, &token, false)).map(|e| e.0),
+            Some(ERROR_PROTOCOL)
+        );
     }
 
     #[test]
@@ -867,9 +1056,21 @@ mod tests {
             announce(&mut n, now, from, &ih, 6000, false, &token, false);
         }
         let mut q = Vec::new();
-        krpc::encode_query(&mut q, b"si", &Query::SampleInfohashes { id: &[7; 20], target: &[0; 20], want: Want::default() }, false, None);
+        krpc::encode_query(
+            &mut q,
+            b"si",
+            &Query::SampleInfohashes {
+                id: &[7; 20],
+                target: &[0; 20],
+                want: Want::default(),
+            },
+            false,
+            None,
+        );
         let reply = ask(&mut n, now, addr("127.0.0.8:1"), &q).unwrap();
-        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!() };
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+            panic!()
+        };
         assert_eq!(r.num, Some(30));
         assert_eq!(r.interval, Some(6 * 3600));
         let samples: HashSet<[u8; 20]> = r.samples.map(|s| *s).collect();
@@ -884,23 +1085,46 @@ mod tests {
         let answered = (0..50).filter(|_| ask(&mut n, now, addr(PEER), PING).is_some()).count();
         assert_eq!(answered, 20, "the burst, then silence");
         assert_eq!(n.stats().drops.rate_limited, 30);
-        assert!(ask(&mut n, now, addr("127.0.0.3:1"), PING).is_some(), "other IPs unaffected");
-        assert!(ask(&mut n, now + Duration::from_secs(1), addr(PEER), PING).is_some(), "refilled");
+        assert!(
+            ask(&mut n, now, addr("127.0.0.3:1"), PING).is_some(),
+            "other IPs unaffected"
+        );
+        assert!(
+            ask(&mut n, now + Duration::from_secs(1), addr(PEER), PING).is_some(),
+            "refilled"
+        );
 
         // 200 peers on one infohash: the values list is cut to fit max_reply_len.
         let ih = [9; 20];
         for p in 0..200u16 {
             let from = SocketAddr::new([127, 0, 1, (p % 250) as u8].into(), 1000 + p);
             let token = get_peers_token(&mut n, now + Duration::from_secs(10), from, &ih);
-            announce(&mut n, now + Duration::from_secs(10), from, &ih, 1000 + p, false, &token, false);
+            announce(
+                &mut n,
+                now + Duration::from_secs(10),
+                from,
+                &ih,
+                1000 + p,
+                false,
+                &token,
+                false,
+            );
         }
         for (scrape, at_least) in [(false, 50), (true, 30)] {
             let mut q = Vec::new();
-            let query = Query::GetPeers { id: &[7; 20], info_hash: &ih, want: Want::default(), scrape, noseed: false };
+            let query = Query::GetPeers {
+                id: &[7; 20],
+                info_hash: &ih,
+                want: Want::default(),
+                scrape,
+                noseed: false,
+            };
             krpc::encode_query(&mut q, b"g3", &query, false, None);
             let reply = ask(&mut n, now + Duration::from_secs(10), addr("127.0.0.7:1"), &q).unwrap();
             assert!(reply.len() <= n.config().answer_limits.max_reply_len, "{}", reply.len());
-            let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!() };
+            let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+                panic!()
+            };
             let values = r.values.count();
             assert!((at_least..=50).contains(&values), "scrape {scrape}: {values} values");
         }
@@ -910,7 +1134,12 @@ mod tests {
     fn lookups_before_bootstrap_wait_and_a_dead_router_is_retried() {
         let t0 = Instant::now();
         let router = addr(PEER);
-        let config = NodeConfig { allow_loopback: true, bootstrap: vec![router], max_retries: 1, ..NodeConfig::default() };
+        let config = NodeConfig {
+            allow_loopback: true,
+            bootstrap: vec![router],
+            max_retries: 1,
+            ..NodeConfig::default()
+        };
         let mut n = Node::new(config, t0, 3);
         let l = n.lookup(t0, [1; 20]);
         assert_eq!(n.stats().queued_lookups, 1);
@@ -933,7 +1162,13 @@ mod tests {
         // The router answers this time, with nobody else to offer.
         let m = Message::decode(&out).unwrap();
         let mut reply = Vec::new();
-        krpc::encode_response(&mut reply, m.transaction_id, &krpc::ResponseOut::new(&[0x55; 20]), None, None);
+        krpc::encode_response(
+            &mut reply,
+            m.transaction_id,
+            &krpc::ResponseOut::new(&[0x55; 20]),
+            None,
+            None,
+        );
         n.handle_datagram(retry, router, &reply);
         // The router is not a routing-table node, so the table is still empty and
         // bootstrap has reached one node: it finishes and the lookup runs (and ends).
@@ -947,15 +1182,25 @@ mod tests {
             n.handle_timeout(at);
             while n.poll_transmit(at, &mut out).is_some() {}
         }
-        let events: Vec<Event> = events.into_iter().chain(std::iter::from_fn(|| n.poll_event())).collect();
-        assert!(events.contains(&Event::LookupDone { lookup: l, closest: 0 }), "{events:?}");
+        let events: Vec<Event> = events
+            .into_iter()
+            .chain(std::iter::from_fn(|| n.poll_event()))
+            .collect();
+        assert!(
+            events.contains(&Event::LookupDone { lookup: l, closest: 0 }),
+            "{events:?}"
+        );
     }
 
     #[test]
     fn a_retry_answered_while_it_waits_is_not_sent() {
         let t0 = Instant::now();
         let router = addr(PEER);
-        let config = NodeConfig { allow_loopback: true, bootstrap: vec![router], ..NodeConfig::default() };
+        let config = NodeConfig {
+            allow_loopback: true,
+            bootstrap: vec![router],
+            ..NodeConfig::default()
+        };
         let mut n = Node::new(config, t0, 4);
         let mut out = Vec::new();
         assert_eq!(n.poll_transmit(t0, &mut out), Some(router));
@@ -971,7 +1216,11 @@ mod tests {
         let mut later = t;
         for _ in 0..5 {
             while n.poll_transmit(later, &mut out).is_some() {
-                assert_ne!(Message::decode(&out).unwrap().transaction_id, &tid[..], "stale retry sent");
+                assert_ne!(
+                    Message::decode(&out).unwrap().transaction_id,
+                    &tid[..],
+                    "stale retry sent"
+                );
             }
             later += Duration::from_secs(1);
         }

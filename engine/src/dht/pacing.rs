@@ -20,7 +20,10 @@ pub struct TokenBucket {
 
 impl TokenBucket {
     pub fn full(burst: f64, now: Instant) -> TokenBucket {
-        TokenBucket { tokens: burst, last: now }
+        TokenBucket {
+            tokens: burst,
+            last: now,
+        }
     }
 
     fn refill(&mut self, now: Instant, rate: f64, burst: f64) {
@@ -47,7 +50,9 @@ impl TokenBucket {
             return now.max(self.last);
         }
         // A zero or absurd rate means "a day from now", never an overflow.
-        let wait = Duration::try_from_secs_f64(missing / rate).unwrap_or(MAX_WAIT).min(MAX_WAIT);
+        let wait = Duration::try_from_secs_f64(missing / rate)
+            .unwrap_or(MAX_WAIT)
+            .min(MAX_WAIT);
         self.last + wait
     }
 
@@ -68,7 +73,12 @@ pub struct KeyedBuckets<K> {
 
 impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
     pub fn new(rate: f64, burst: f64, cap: usize, hasher: ahash::RandomState) -> Self {
-        KeyedBuckets { rate, burst, cap: cap.max(1), map: HashMap::with_hasher(hasher) }
+        KeyedBuckets {
+            rate,
+            burst,
+            cap: cap.max(1),
+            map: HashMap::with_hasher(hasher),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -94,7 +104,10 @@ impl<K: Hash + Eq + Copy> KeyedBuckets<K> {
             }
         }
         let (rate, burst) = (self.rate, self.burst);
-        self.map.entry(key).or_insert_with(|| TokenBucket::full(burst, now)).take(now, rate, burst)
+        self.map
+            .entry(key)
+            .or_insert_with(|| TokenBucket::full(burst, now))
+            .take(now, rate, burst)
     }
 
     /// Forgets keys whose bucket is full again: they behave like new keys.
@@ -113,7 +126,10 @@ pub struct RemoteGap {
 
 impl RemoteGap {
     pub fn new(gap: Duration, hasher: ahash::RandomState) -> Self {
-        RemoteGap { gap, last_sent: HashMap::with_hasher(hasher) }
+        RemoteGap {
+            gap,
+            last_sent: HashMap::with_hasher(hasher),
+        }
     }
 
     pub fn ready_at(&self, now: Instant, addr: &SocketAddr) -> Instant {

@@ -40,7 +40,13 @@ pub struct PeerStore {
 
 impl PeerStore {
     pub fn new(ttl: Duration, limits: StoreLimits, hasher: ahash::RandomState) -> Self {
-        PeerStore { ttl, limits, swarms: Vec::new(), index: HashMap::with_hasher(hasher), peer_count: 0 }
+        PeerStore {
+            ttl,
+            limits,
+            swarms: Vec::new(),
+            index: HashMap::with_hasher(hasher),
+            peer_count: 0,
+        }
     }
 
     pub fn infohash_count(&self) -> usize {
@@ -53,7 +59,13 @@ impl PeerStore {
 
     /// Records or renews an announce. A full swarm drops its soonest-expiring peer;
     /// a new infohash is refused when the store is full.
-    pub fn announce(&mut self, now: Instant, info_hash: [u8; 20], addr: SocketAddr, seed: bool) -> Result<(), StoreFull> {
+    pub fn announce(
+        &mut self,
+        now: Instant,
+        info_hash: [u8; 20],
+        addr: SocketAddr,
+        seed: bool,
+    ) -> Result<(), StoreFull> {
         let expires = now + self.ttl;
         let slot = match self.index.get(&info_hash) {
             Some(&i) => i,
@@ -61,7 +73,10 @@ impl PeerStore {
                 if self.swarms.len() >= self.limits.max_infohashes {
                     return Err(StoreFull);
                 }
-                self.swarms.push(Swarm { info_hash, peers: Vec::new() });
+                self.swarms.push(Swarm {
+                    info_hash,
+                    peers: Vec::new(),
+                });
                 self.index.insert(info_hash, self.swarms.len() - 1);
                 self.swarms.len() - 1
             }
@@ -83,12 +98,24 @@ impl PeerStore {
     }
 
     /// Up to `max` live peers of `info_hash` chosen at random, into `out` (cleared).
-    pub fn peers(&self, now: Instant, info_hash: &[u8; 20], noseed: bool, max: usize, rng: &mut impl Rng, out: &mut Vec<SocketAddr>) {
+    pub fn peers(
+        &self,
+        now: Instant,
+        info_hash: &[u8; 20],
+        noseed: bool,
+        max: usize,
+        rng: &mut impl Rng,
+        out: &mut Vec<SocketAddr>,
+    ) {
         out.clear();
         let Some(&i) = self.index.get(info_hash) else { return };
         // Reservoir sampling: one pass, no scratch allocation.
         let mut seen = 0usize;
-        for p in self.swarms[i].peers.iter().filter(|p| p.expires > now && !(noseed && p.seed)) {
+        for p in self.swarms[i]
+            .peers
+            .iter()
+            .filter(|p| p.expires > now && !(noseed && p.seed))
+        {
             seen += 1;
             if out.len() < max {
                 out.push(p.addr);
@@ -103,7 +130,10 @@ impl PeerStore {
 
     /// Every live peer of `info_hash` with its seed flag (for the scrape filters).
     pub fn live(&self, now: Instant, info_hash: &[u8; 20]) -> impl Iterator<Item = (SocketAddr, bool)> + '_ {
-        let peers = self.index.get(info_hash).map_or(&[][..], |&i| &self.swarms[i].peers[..]);
+        let peers = self
+            .index
+            .get(info_hash)
+            .map_or(&[][..], |&i| &self.swarms[i].peers[..]);
         peers.iter().filter(move |p| p.expires > now).map(|p| (p.addr, p.seed))
     }
 
@@ -157,8 +187,16 @@ mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
 
     fn store(max_infohashes: usize, max_peers: usize) -> PeerStore {
-        let limits = StoreLimits { max_infohashes, max_peers_per_infohash: max_peers, ..StoreLimits::default() };
-        PeerStore::new(Duration::from_secs(60), limits, ahash::RandomState::with_seeds(1, 2, 3, 4))
+        let limits = StoreLimits {
+            max_infohashes,
+            max_peers_per_infohash: max_peers,
+            ..StoreLimits::default()
+        };
+        PeerStore::new(
+            Duration::from_secs(60),
+            limits,
+            ahash::RandomState::with_seeds(1, 2, 3, 4),
+        )
     }
 
     fn peer(n: u8) -> SocketAddr {
@@ -199,7 +237,8 @@ mod tests {
         s.announce(t0, [2; 20], peer(1), false).unwrap();
         assert_eq!(s.announce(t0, [3; 20], peer(1), false), Err(StoreFull));
         for n in 0..10 {
-            s.announce(t0 + Duration::from_secs(n), [1; 20], peer(10 + n as u8), false).unwrap();
+            s.announce(t0 + Duration::from_secs(n), [1; 20], peer(10 + n as u8), false)
+                .unwrap();
         }
         assert_eq!(s.live(t0, &[1; 20]).count(), 3);
         assert_eq!(s.peer_count(), 4);
@@ -224,7 +263,11 @@ mod tests {
             assert_eq!(distinct.len(), 20);
             seen.extend(out.iter().copied());
         }
-        assert!(seen.len() > 90, "uniform sampling reaches most of the store: {}", seen.len());
+        assert!(
+            seen.len() > 90,
+            "uniform sampling reaches most of the store: {}",
+            seen.len()
+        );
         s.sample(500, &mut rng, &mut out);
         assert_eq!(out.len(), 100);
     }

@@ -45,14 +45,22 @@ struct Entry {
 
 impl Entry {
     fn new(contact: CompactNode, now: Instant) -> Entry {
-        Entry { contact, last_response: now, last_query: None, pinged_at: None, failures: 0 }
+        Entry {
+            contact,
+            last_response: now,
+            last_query: None,
+            pinged_at: None,
+            failures: 0,
+        }
     }
 
     fn state(&self, now: Instant) -> NodeState {
         if self.failures >= BAD_AFTER_FAILURES {
             NodeState::Bad
         } else if now.saturating_duration_since(self.last_response) < GOOD_FOR
-            || self.last_query.is_some_and(|q| now.saturating_duration_since(q) < GOOD_FOR)
+            || self
+                .last_query
+                .is_some_and(|q| now.saturating_duration_since(q) < GOOD_FOR)
         {
             // Every entry has answered us once, so a recent query keeps it good too.
             NodeState::Good
@@ -72,7 +80,11 @@ struct Bucket {
 
 impl Bucket {
     fn new(now: Instant) -> Bucket {
-        Bucket { nodes: Vec::new(), replacements: Vec::new(), last_changed: now }
+        Bucket {
+            nodes: Vec::new(),
+            replacements: Vec::new(),
+            last_changed: now,
+        }
     }
 }
 
@@ -99,8 +111,22 @@ pub struct RoutingTable {
 }
 
 impl RoutingTable {
-    pub fn new(own: NodeId, k: usize, replacements_cap: usize, filter: AddrFilter, hasher: ahash::RandomState, now: Instant) -> Self {
-        RoutingTable { own, k, replacements_cap, filter, buckets: vec![Bucket::new(now)], by_addr: HashMap::with_hasher(hasher) }
+    pub fn new(
+        own: NodeId,
+        k: usize,
+        replacements_cap: usize,
+        filter: AddrFilter,
+        hasher: ahash::RandomState,
+        now: Instant,
+    ) -> Self {
+        RoutingTable {
+            own,
+            k,
+            replacements_cap,
+            filter,
+            buckets: vec![Bucket::new(now)],
+            by_addr: HashMap::with_hasher(hasher),
+        }
     }
 
     pub fn own_id(&self) -> NodeId {
@@ -142,7 +168,9 @@ impl RoutingTable {
     }
 
     fn bucket_index(&self, id: &NodeId) -> usize {
-        Distance::between(&self.own, id).leading_zeros().min(self.buckets.len() - 1)
+        Distance::between(&self.own, id)
+            .leading_zeros()
+            .min(self.buckets.len() - 1)
     }
 
     /// Whether a node with this id would get a slot now, so verifying it is worth a ping.
@@ -234,10 +262,14 @@ impl RoutingTable {
     /// A query to `addr` timed out after its retries. A node that turns bad is
     /// replaced by the newest replacement of its bucket, if any.
     pub fn failed(&mut self, now: Instant, addr: &SocketAddr) {
-        let Some(id) = self.by_addr.get(addr).copied() else { return };
+        let Some(id) = self.by_addr.get(addr).copied() else {
+            return;
+        };
         let i = self.bucket_index(&id);
         let bucket = &mut self.buckets[i];
-        let Some(pos) = bucket.nodes.iter().position(|e| e.contact.id == id) else { return };
+        let Some(pos) = bucket.nodes.iter().position(|e| e.contact.id == id) else {
+            return;
+        };
         let e = &mut bucket.nodes[pos];
         e.failures = e.failures.saturating_add(1);
         if e.state(now) != NodeState::Bad {
@@ -255,8 +287,14 @@ impl RoutingTable {
         let depth = self.buckets.len() - 1;
         let own = self.own;
         let last = self.buckets.last_mut().expect("table has at least one bucket");
-        let (deeper, stay): (Vec<Entry>, Vec<Entry>) = last.nodes.drain(..).partition(|e| Distance::between(&own, &e.contact.id).leading_zeros() > depth);
-        let (deeper_r, stay_r): (Vec<Entry>, Vec<Entry>) = last.replacements.drain(..).partition(|e| Distance::between(&own, &e.contact.id).leading_zeros() > depth);
+        let (deeper, stay): (Vec<Entry>, Vec<Entry>) = last
+            .nodes
+            .drain(..)
+            .partition(|e| Distance::between(&own, &e.contact.id).leading_zeros() > depth);
+        let (deeper_r, stay_r): (Vec<Entry>, Vec<Entry>) = last
+            .replacements
+            .drain(..)
+            .partition(|e| Distance::between(&own, &e.contact.id).leading_zeros() > depth);
         last.nodes = stay;
         last.replacements = stay_r;
         let mut next = Bucket::new(now);
@@ -275,7 +313,12 @@ impl RoutingTable {
         out.clear();
         let start = self.bucket_index(target);
         let take = |b: &Bucket, out: &mut Vec<CompactNode>| {
-            out.extend(b.nodes.iter().filter(|e| e.state(now) != NodeState::Bad).map(|e| e.contact));
+            out.extend(
+                b.nodes
+                    .iter()
+                    .filter(|e| e.state(now) != NodeState::Bad)
+                    .map(|e| e.contact),
+            );
         };
         take(&self.buckets[start], out);
         if out.len() < n {
@@ -300,7 +343,8 @@ impl RoutingTable {
         for (bi, b) in self.buckets.iter().enumerate() {
             for (ni, e) in b.nodes.iter().enumerate() {
                 let due = e.state(now) == NodeState::Questionable
-                    && e.pinged_at.is_none_or(|p| now.saturating_duration_since(p) >= PING_EVERY);
+                    && e.pinged_at
+                        .is_none_or(|p| now.saturating_duration_since(p) >= PING_EVERY);
                 if due {
                     let urgent = !b.replacements.is_empty();
                     if best.is_none_or(|(u, _, _)| urgent && !u) {
@@ -318,7 +362,10 @@ impl RoutingTable {
     /// A random target in a bucket that has not changed for [`REFRESH_AFTER`], and
     /// marks the bucket as refreshed now.
     pub fn next_refresh(&mut self, now: Instant, rng: &mut impl rand::Rng) -> Option<NodeId> {
-        let i = self.buckets.iter().position(|b| now.saturating_duration_since(b.last_changed) >= REFRESH_AFTER)?;
+        let i = self
+            .buckets
+            .iter()
+            .position(|b| now.saturating_duration_since(b.last_changed) >= REFRESH_AFTER)?;
         self.buckets[i].last_changed = now;
         Some(self.random_target(i, rng))
     }
@@ -340,12 +387,22 @@ mod tests {
     use rand::{rngs::SmallRng, SeedableRng};
 
     fn table(own: NodeId, now: Instant) -> RoutingTable {
-        RoutingTable::new(own, 8, 2, AddrFilter::new(true), ahash::RandomState::with_seeds(1, 2, 3, 4), now)
+        RoutingTable::new(
+            own,
+            8,
+            2,
+            AddrFilter::new(true),
+            ahash::RandomState::with_seeds(1, 2, 3, 4),
+            now,
+        )
     }
 
     fn contact(id: NodeId, n: u32) -> CompactNode {
         let ip = std::net::Ipv4Addr::from(0x7f00_0000 | n);
-        CompactNode { id, addr: SocketAddr::new(ip.into(), 6881) }
+        CompactNode {
+            id,
+            addr: SocketAddr::new(ip.into(), 6881),
+        }
     }
 
     #[test]
@@ -360,10 +417,16 @@ mod tests {
         }
         // 20 nodes close to us force splits down to depth 10 at least.
         for n in 0..20 {
-            t.heard_response(now, contact(id::random_with_prefix(&own, 10 + n as usize, &mut rng), 100 + n));
+            t.heard_response(
+                now,
+                contact(id::random_with_prefix(&own, 10 + n as usize, &mut rng), 100 + n),
+            );
         }
         assert!(t.bucket_count() > 10);
-        let far = t.contacts().filter(|c| Distance::between(&own, &c.id).leading_zeros() == 0).count();
+        let far = t
+            .contacts()
+            .filter(|c| Distance::between(&own, &c.id).leading_zeros() == 0)
+            .count();
         assert_eq!(far, 8);
         assert_eq!(t.len(), 8 + 20);
         for b in &t.buckets {
@@ -377,15 +440,52 @@ mod tests {
         let now = Instant::now();
         let mut rng = SmallRng::seed_from_u64(4);
         let own = id::random(&mut rng);
-        let mut t = RoutingTable::new(own, 8, 2, AddrFilter::new(false), ahash::RandomState::with_seeds(1, 2, 3, 4), now);
+        let mut t = RoutingTable::new(
+            own,
+            8,
+            2,
+            AddrFilter::new(false),
+            ahash::RandomState::with_seeds(1, 2, 3, 4),
+            now,
+        );
         let a = id::random(&mut rng);
         assert_eq!(t.heard_response(now, contact(a, 1)), Insert::Refused); // loopback, filter on
-        let public = CompactNode { id: a, addr: "8.8.8.8:1".parse().unwrap() };
+        let public = CompactNode {
+            id: a,
+            addr: "8.8.8.8:1".parse().unwrap(),
+        };
         assert_eq!(t.heard_response(now, public), Insert::Added);
-        assert_eq!(t.heard_response(now, CompactNode { id: own, addr: "8.8.4.4:1".parse().unwrap() }), Insert::Refused);
+        assert_eq!(
+            t.heard_response(
+                now,
+                CompactNode {
+                    id: own,
+                    addr: "8.8.4.4:1".parse().unwrap()
+                }
+            ),
+            Insert::Refused
+        );
         // Same id from elsewhere, or another id claiming the same address.
-        assert_eq!(t.heard_response(now, CompactNode { id: a, addr: "9.9.9.9:1".parse().unwrap() }), Insert::Refused);
-        assert_eq!(t.heard_response(now, CompactNode { id: id::random(&mut rng), addr: public.addr }), Insert::Refused);
+        assert_eq!(
+            t.heard_response(
+                now,
+                CompactNode {
+                    id: a,
+                    addr: "9.9.9.9:1".parse().unwrap()
+                }
+            ),
+            Insert::Refused
+        );
+        assert_eq!(
+            t.heard_response(
+                now,
+                CompactNode {
+                    id: id::random(&mut rng),
+                    addr: public.addr
+                }
+            ),
+            Insert::Refused
+        );
         assert_eq!(t.heard_response(now, public), Insert::Refreshed);
         assert_eq!(t.len(), 1);
     }

@@ -15,8 +15,8 @@ use crate::codec::compact::CompactNode;
 use crate::codec::krpc::{self, Query, ResponseOut, Want};
 use crate::codec::scrape::ScrapeBloom;
 use crate::codec::wire::{
-    BLOOM_LEN, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V6_LEN, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL, ERROR_SERVER, KEY_TRANSACTION,
-    KEY_TYPE, TYPE_QUERY,
+    BLOOM_LEN, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V6_LEN, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL,
+    ERROR_SERVER, KEY_TRANSACTION, KEY_TYPE, TYPE_QUERY,
 };
 
 use super::config::{AnswerLimits, StoreLimits};
@@ -44,7 +44,10 @@ const BLOOM_FIELD: usize = BLOOM_LEN + 10;
 pub enum Answered {
     Response,
     /// A KRPC error with this code; `refused` says why when it was our choice.
-    Error { code: i64, refused: Option<Refusal> },
+    Error {
+        code: i64,
+        refused: Option<Refusal>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,7 +92,12 @@ impl Server {
         Server {
             tokens: Tokens::new(now, rng),
             store: PeerStore::new(peer_ttl, store_limits.clone(), store_hasher),
-            limiter: KeyedBuckets::new(limits.per_ip_rate, limits.per_ip_burst, limits.tracked_ips, limiter_hasher),
+            limiter: KeyedBuckets::new(
+                limits.per_ip_rate,
+                limits.per_ip_burst,
+                limits.tracked_ips,
+                limiter_hasher,
+            ),
             limits,
             store_limits,
             nodes: Vec::new(),
@@ -115,7 +123,15 @@ impl Server {
     }
 
     /// Writes the reply to `query` from `from` into `out` (cleared first).
-    pub fn answer(&mut self, cx: &Context<'_>, rng: &mut impl Rng, from: SocketAddr, tid: &[u8], query: &Query<'_>, out: &mut Vec<u8>) -> Answered {
+    pub fn answer(
+        &mut self,
+        cx: &Context<'_>,
+        rng: &mut impl Rng,
+        from: SocketAddr,
+        tid: &[u8],
+        query: &Query<'_>,
+        out: &mut Vec<u8>,
+    ) -> Answered {
         out.clear();
         let mut r = ResponseOut::new(cx.own);
         let token;
@@ -126,7 +142,13 @@ impl Server {
                 cx.routing.closest(cx.now, target, cx.k, &mut self.nodes);
                 set_nodes(&mut r, &self.nodes, want, from);
             }
-            Query::GetPeers { info_hash, want, scrape, noseed, .. } => {
+            Query::GetPeers {
+                info_hash,
+                want,
+                scrape,
+                noseed,
+                ..
+            } => {
                 token = self.tokens.token_for(from.ip());
                 r.token = Some(&token);
                 let mut budget = self.limits.max_reply_len.saturating_sub(REPLY_OVERHEAD);
@@ -147,7 +169,8 @@ impl Server {
                 // family, so size the list for the larger.
                 let per_value = COMPACT_PEER_V6_LEN + 3;
                 let max_values = self.store_limits.max_values.min(budget / per_value);
-                self.store.peers(cx.now, info_hash, noseed, max_values, rng, &mut self.values);
+                self.store
+                    .peers(cx.now, info_hash, noseed, max_values, rng, &mut self.values);
                 if self.values.is_empty() {
                     cx.routing.closest(cx.now, info_hash, cx.k, &mut self.nodes);
                     set_nodes(&mut r, &self.nodes, want, from);
@@ -155,16 +178,41 @@ impl Server {
                     r.values = &self.values;
                 }
             }
-            Query::AnnouncePeer { info_hash, port, implied_port, token, seed, .. } => {
+            Query::AnnouncePeer {
+                info_hash,
+                port,
+                implied_port,
+                token,
+                seed,
+                ..
+            } => {
                 if !self.tokens.is_valid(from.ip(), token) {
-                    return error(out, tid, ERROR_PROTOCOL, MSG_BAD_TOKEN, cx.version, Some(Refusal::BadToken));
+                    return error(
+                        out,
+                        tid,
+                        ERROR_PROTOCOL,
+                        MSG_BAD_TOKEN,
+                        cx.version,
+                        Some(Refusal::BadToken),
+                    );
                 }
                 let port = if implied_port { from.port() } else { port };
                 if port == 0 {
                     return error(out, tid, ERROR_PROTOCOL, MSG_BAD_PORT, cx.version, None);
                 }
-                if self.store.announce(cx.now, *info_hash, SocketAddr::new(from.ip(), port), seed).is_err() {
-                    return error(out, tid, ERROR_SERVER, MSG_STORE_FULL, cx.version, Some(Refusal::StoreFull));
+                if self
+                    .store
+                    .announce(cx.now, *info_hash, SocketAddr::new(from.ip(), port), seed)
+                    .is_err()
+                {
+                    return error(
+                        out,
+                        tid,
+                        ERROR_SERVER,
+                        MSG_STORE_FULL,
+                        cx.version,
+                        Some(Refusal::StoreFull),
+                    );
                 }
             }
             Query::SampleInfohashes { target, want, .. } => {
@@ -202,7 +250,11 @@ impl Server {
 
 /// `nodes` and/or `nodes6` per BEP 32 `want`; without `want`, the querier's family.
 fn set_nodes<'a>(r: &mut ResponseOut<'a>, nodes: &'a [CompactNode], want: Want, from: SocketAddr) {
-    let (v4, v6) = if want.v4 || want.v6 { (want.v4, want.v6) } else { (from.is_ipv4(), from.is_ipv6()) };
+    let (v4, v6) = if want.v4 || want.v6 {
+        (want.v4, want.v6)
+    } else {
+        (from.is_ipv4(), from.is_ipv6())
+    };
     if v4 {
         r.nodes = nodes;
     }
@@ -211,7 +263,14 @@ fn set_nodes<'a>(r: &mut ResponseOut<'a>, nodes: &'a [CompactNode], want: Want, 
     }
 }
 
-fn error(out: &mut Vec<u8>, tid: &[u8], code: i64, msg: &[u8], version: Option<&[u8]>, refused: Option<Refusal>) -> Answered {
+fn error(
+    out: &mut Vec<u8>,
+    tid: &[u8],
+    code: i64,
+    msg: &[u8],
+    version: Option<&[u8]>,
+    refused: Option<Refusal>,
+) -> Answered {
     krpc::encode_error(out, tid, code, msg, version);
     Answered::Error { code, refused }
 }

@@ -22,7 +22,11 @@ pub struct Tokens {
 
 impl Tokens {
     pub fn new(now: Instant, rng: &mut impl Rng) -> Tokens {
-        let mut t = Tokens { current: [0; SECRET_LEN], previous: [0; SECRET_LEN], rotated_at: now };
+        let mut t = Tokens {
+            current: [0; SECRET_LEN],
+            previous: [0; SECRET_LEN],
+            rotated_at: now,
+        };
         rng.fill(&mut t.current);
         rng.fill(&mut t.previous);
         t

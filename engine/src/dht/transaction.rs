@@ -104,7 +104,13 @@ impl<T> Transactions<T> {
         while self.pending.contains_key(&tid) {
             tid = tid.wrapping_add(1);
         }
-        let pending = Pending { addr, sent_at: now, retries: 0, payload, deadline_gen: 0 };
+        let pending = Pending {
+            addr,
+            sent_at: now,
+            retries: 0,
+            payload,
+            deadline_gen: 0,
+        };
         self.insert(now, timeout, tid, pending);
         Some(TransactionId(tid))
     }
@@ -194,7 +200,11 @@ mod tests {
         let (tid, p) = t.complete(&id.to_bytes(), a).unwrap();
         assert_eq!((tid, p.payload), (id, "ping"));
         assert_eq!(t.in_flight_to(&a), 0);
-        assert_eq!(t.complete(&id.to_bytes(), a).unwrap_err(), Mismatch::Stray, "a duplicate reply is stray");
+        assert_eq!(
+            t.complete(&id.to_bytes(), a).unwrap_err(),
+            Mismatch::Stray,
+            "a duplicate reply is stray"
+        );
     }
 
     #[test]
@@ -202,10 +212,15 @@ mod tests {
         let now = Instant::now();
         let mut t = txs();
         let a: SocketAddr = A.parse().unwrap();
-        let ids: Vec<u16> = (0..4).map(|_| t.start(now, Duration::from_secs(1), a, "x").unwrap().0).collect();
+        let ids: Vec<u16> = (0..4)
+            .map(|_| t.start(now, Duration::from_secs(1), a, "x").unwrap().0)
+            .collect();
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
         assert_eq!(distinct.len(), 4);
-        assert!(ids.windows(2).any(|w| w[1] != w[0].wrapping_add(1)), "not sequential: {ids:?}");
+        assert!(
+            ids.windows(2).any(|w| w[1] != w[0].wrapping_add(1)),
+            "not sequential: {ids:?}"
+        );
         assert!(t.start(now, Duration::from_secs(1), a, "x").is_none());
         t.complete(&ids[0].to_be_bytes(), a).unwrap();
         assert!(t.start(now, Duration::from_secs(1), a, "y").is_some());
@@ -220,7 +235,10 @@ mod tests {
         let first = t.start(t0, to, a, "q1").unwrap();
         let second = t.start(t0 + Duration::from_secs(1), to, a, "q2").unwrap();
         t.complete(&first.to_bytes(), a).unwrap();
-        assert!(t.poll_expired(t0 + Duration::from_secs(2)).is_none(), "completed one is skipped, second not due");
+        assert!(
+            t.poll_expired(t0 + Duration::from_secs(2)).is_none(),
+            "completed one is skipped, second not due"
+        );
         assert_eq!(t.next_deadline(), Some(t0 + Duration::from_secs(3)));
         let (tid, p) = t.poll_expired(t0 + Duration::from_secs(3)).unwrap();
         assert_eq!((tid, p.retries, p.payload), (second, 0, "q2"));
