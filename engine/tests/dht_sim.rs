@@ -15,6 +15,11 @@ use trawl_engine::dht::{Event, LookupId, Node, NodeConfig};
 const PORT: u16 = 6881;
 const ROUTERS: usize = 3;
 
+/// IPv6 has one loopback address, so IPv6 nodes differ by port.
+fn addr6_of(i: usize) -> SocketAddr {
+    SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), 20_000 + i as u16)
+}
+
 fn addr_of(i: usize) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(127, 1 + (i / 250) as u8, (i % 250) as u8, 1).into(), PORT)
 }
@@ -38,6 +43,7 @@ struct Sim {
     seq: u64,
     events: Vec<Vec<Event>>,
     tamper: Option<Tamper>,
+    ipv6: bool,
     buf: Vec<u8>,
 }
 
@@ -56,6 +62,7 @@ impl Clone for Sim {
             seq: self.seq,
             events: self.events.clone(),
             tamper: None,
+            ipv6: self.ipv6,
             buf: Vec::new(),
         }
     }
@@ -75,7 +82,16 @@ impl Sim {
             seq: 0,
             events: Vec::new(),
             tamper: None,
+            ipv6: false,
             buf: Vec::new(),
+        }
+    }
+
+    fn addr(&self, i: usize) -> SocketAddr {
+        if self.ipv6 {
+            addr6_of(i)
+        } else {
+            addr_of(i)
         }
     }
 
@@ -85,7 +101,7 @@ impl Sim {
             bootstrap: if n < ROUTERS {
                 Vec::new()
             } else {
-                (0..ROUTERS).map(addr_of).collect()
+                (0..ROUTERS).map(|i| self.addr(i)).collect()
             },
             read_only,
             allow_loopback: true,
@@ -97,7 +113,7 @@ impl Sim {
     fn add(&mut self, config: NodeConfig) -> usize {
         let i = self.nodes.len();
         let node = Node::new(config, self.now, 0x5eed_0000 + i as u64);
-        let a = addr_of(i);
+        let a = self.addr(i);
         self.nodes.push(node);
         self.addrs.push(a);
         self.by_addr.insert(a, i);
@@ -109,12 +125,14 @@ impl Sim {
 
     /// Latency 5..45 ms, fixed per ordered pair of addresses.
     fn latency(from: SocketAddr, to: SocketAddr) -> Duration {
-        let h = u32::from_be_bytes(match (from.ip(), to.ip()) {
-            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
-                (u32::from(a).wrapping_mul(2654435761) ^ u32::from(b)).to_be_bytes()
-            }
-            _ => [0; 4],
-        });
+        let key = |a: SocketAddr| {
+            let ip = match a.ip() {
+                std::net::IpAddr::V4(v4) => u32::from(v4),
+                std::net::IpAddr::V6(_) => 0,
+            };
+            ip ^ (u32::from(a.port()) << 16)
+        };
+        let h = key(from).wrapping_mul(2_654_435_761) ^ key(to);
         Duration::from_millis(5 + u64::from(h % 41))
     }
 
@@ -478,4 +496,33 @@ fn spoofed_and_stray_replies_are_ignored_and_counted() {
     assert!(s.drops.stray_reply > 5, "{:?}", s.drops);
     assert!(sim.nodes[victim].routing_nodes().all(|c| !fake_ids.contains(&c.id)));
     assert!(s.routing_nodes >= 8);
+}
+
+#[test]
+fn an_ipv6_network_finds_peers_through_nodes6() {
+    let mut sim = Sim::new();
+    sim.ipv6 = true;
+    for _ in 0..40 {
+        let mut config = sim.config(false);
+        config.ipv6 = true;
+        // Every node shares ::1, so the per-IP answer budget must cover them all.
+        config.answer_limits.per_ip_rate = 1e6;
+        config.answer_limits.per_ip_burst = 1e6;
+        sim.add(config);
+        sim.run_for(Duration::from_millis(20));
+    }
+    sim.run_for(Duration::from_secs(10));
+    assert!((0..40).all(|i| sim.bootstrapped(i)));
+    assert!((ROUTERS..40).all(|i| sim.nodes[i].stats().routing_nodes >= 8));
+    assert!(sim.nodes.iter().all(|n| n.routing_nodes().all(|c| c.addr.is_ipv6())));
+    let ih = info_hash(6);
+    let a = sim.announce(12, ih, None);
+    sim.run_for(Duration::from_secs(5));
+    assert!(matches!(
+        sim.done(12, a),
+        Some(Event::AnnounceDone { announced_to: 8, .. })
+    ));
+    let l = sim.lookup(33, ih);
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.peers_found(33, l), [sim.addrs[12]].into());
 }

@@ -90,6 +90,9 @@ pub struct NodeConfig {
     pub allow_loopback: bool,
     /// Our public IP, for a BEP 42 secure node id.
     pub external_ip: Option<IpAddr>,
+    /// This node speaks IPv6 (BEP 32): it learns nodes from `nodes6` instead of
+    /// `nodes`. One node serves one address family; run one per socket family.
+    pub ipv6: bool,
     /// Keep nodes whose id is not BEP 42-secure for their IP out of the routing
     /// table (they are still used in lookups).
     pub require_secure_ids: bool,
@@ -122,6 +125,7 @@ impl Default for NodeConfig {
             read_only: true,
             allow_loopback: false,
             external_ip: None,
+            ipv6: false,
             require_secure_ids: false,
             peer_ttl: Duration::from_secs(30 * 60),
             query_timeout: Duration::from_secs(2),

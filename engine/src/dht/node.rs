@@ -370,11 +370,10 @@ impl Node {
                 }
                 let own = self.own;
                 let filter = self.filter;
-                let learned = r
-                    .nodes
-                    .clone()
-                    .chain(r.nodes6.clone())
-                    .filter(|n| n.id != own && filter.allows(n.addr));
+                // One node speaks one family (BEP 32): it can only reach those nodes.
+                let ipv6 = self.config.ipv6;
+                let nodes = if ipv6 { r.nodes6.clone() } else { r.nodes.clone() };
+                let learned = nodes.filter(|n| n.id != own && n.addr.is_ipv6() == ipv6 && filter.allows(n.addr));
                 run.lookup.add(learned);
                 if run.lookup.method() == Method::GetPeers && !r.values.is_empty() {
                     let mut fresh = Vec::new();
@@ -536,7 +535,7 @@ impl Node {
         lookup.add(self.scratch_nodes.iter().copied());
         if self.scratch_nodes.len() < self.config.alpha {
             for &r in &self.config.bootstrap {
-                if self.filter.allows(r) {
+                if self.filter.allows(r) && r.is_ipv6() == self.config.ipv6 {
                     lookup.add_router(r);
                 }
             }
@@ -707,6 +706,7 @@ impl Node {
 
     fn encode_query(&self, out: &mut Vec<u8>, tid: TransactionId, q: &OutQuery) {
         let id = &self.own;
+        // Without `want` a node answers in the family it was asked over, which is ours.
         let want = Want::default();
         let query = match q {
             OutQuery::Ping => Query::Ping { id },
