@@ -25,7 +25,7 @@ use serde::Serialize;
 use serde_json::{json, Value};
 
 use crate::ceiling;
-use crate::loadgen::{self, Blaster, FetchCounters, FetchJob, FetchSummary, LoadCounters, LoopLoad, Walker};
+use crate::loadgen::{self, BlastLoad, FetchCounters, FetchJob, FetchSummary, LoadCounters, LoopLoad, Walker};
 use crate::swarm::catalogue::CatalogueConfig;
 use crate::swarm::nodes::{node_addr, NodeTraitsConfig};
 use crate::swarm::{Swarm, SwarmConfig};
@@ -71,9 +71,11 @@ pub struct Args {
     #[arg(long, default_value_t = 36_882)]
     pub peer_port: u16,
     /// Concurrent metadata fetches.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 64)]
     pub fetchers: usize,
-    #[arg(long, default_value_t = 2_000)]
+    /// Per-peer connect/read timeout; loopback peers answer in well under 1 ms,
+    /// so this mostly bounds the time lost on stalling peers.
+    #[arg(long, default_value_t = 500)]
     pub fetch_timeout_ms: u64,
     /// Most queries in flight at once.
     #[arg(long, default_value_t = 4_096)]
@@ -167,7 +169,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "swarm_capacity_cpu_us_per_answer": round(capacity.cpu_us_per_answer, 3),
         "swarm_capacity_busy_fraction": round(capacity.busy_fraction, 3),
         "swarm_capacity_ratio_to_ceiling": round(capacity.answers_per_s / ceiling_pps.max(1.0), 3),
-        "capacity_loadgen_cpu_busy": round(capacity.load.cpu_seconds / capacity.load.seconds.max(1e-9), 3),
+        "swarm_capacity_projected_answers_per_core_s": round(capacity.projected_answers_per_core_s, 0),
+        "capacity_loadgen_sent_per_s": round(capacity.load.sent as f64 / capacity.load.seconds.max(1e-9), 0),
+        "capacity_loadgen_busy": round((capacity.load.sender_cpu_seconds + capacity.load.receiver_cpu_seconds) / capacity.load.seconds.max(1e-9), 3),
         "crawl_seconds": round(secs, 2),
         "crawl_pps": round(crawl_pps, 0),
         "crawl_in_pps": round(crawl_in_pps, 0),
@@ -296,10 +300,6 @@ impl SwarmChild {
         self.ready.get("udp_port").and_then(Value::as_u64).unwrap_or(0) as u16
     }
 
-    fn pid(&self) -> u32 {
-        self.guard.pid()
-    }
-
     /// The next stats line printed after now, so it covers everything sent so far.
     fn latest_stats(&self) -> anyhow::Result<Value> {
         let current = |l: &Mutex<Option<Value>>| l.lock().unwrap_or_else(|e| e.into_inner()).clone();
@@ -330,38 +330,36 @@ impl SwarmChild {
     }
 }
 
-/// What the capacity phase measured.
+/// What the capacity phase measured, from the swarm's own stats lines.
 #[derive(Clone, Copy, Debug, Serialize)]
 struct Capacity {
     answers_per_s: f64,
     cpu_us_per_answer: f64,
+    /// Swarm process CPU over wall time in the phase.
     busy_fraction: f64,
-    load: LoopLoad,
-    loadgen: LoadCounters,
+    /// The answer rate one fully busy core would reach at the measured CPU cost.
+    projected_answers_per_core_s: f64,
+    load: BlastLoad,
 }
 
 fn capacity_phase(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<Capacity> {
     let before = swarm.latest_stats()?;
-    let (nodes, port, secs, seed, inflight) = (args.nodes, swarm.udp_port(), args.capacity_secs, args.seed, args.max_inflight);
-    let core = place.crawler;
-    let (load, counters) = std::thread::spawn(move || -> std::io::Result<(LoopLoad, LoadCounters)> {
-        let mut blaster = Blaster::new(seed, nodes, port, inflight);
-        let load = loadgen::drive(&mut blaster, Duration::from_secs_f64(secs), core, |_, _| {})?;
-        Ok((load, blaster.counters))
-    })
-    .join()
-    .map_err(|_| anyhow::anyhow!("blaster panicked"))??;
+    let (nodes, port, seed) = (args.nodes, swarm.udp_port(), args.seed);
+    let (secs, core) = (Duration::from_secs_f64(args.capacity_secs), place.crawler);
+    let load = std::thread::spawn(move || loadgen::blast(seed, nodes, port, secs, core))
+        .join()
+        .map_err(|_| anyhow::anyhow!("blast panicked"))??;
     let after = swarm.latest_stats()?;
     let dt = (stat_f64(&after, "t") - stat_f64(&before, "t")).max(1e-9);
     let answered = stat_delta(&after, &before, "sent");
     let cpu = stat_f64(&after, "cpu_s") - stat_f64(&before, "cpu_s");
-    let _ = swarm.pid();
+    let cpu_us_per_answer = if answered > 0.0 { cpu * 1e6 / answered } else { 0.0 };
     Ok(Capacity {
         answers_per_s: answered / dt,
-        cpu_us_per_answer: if answered > 0.0 { cpu * 1e6 / answered } else { 0.0 },
+        cpu_us_per_answer,
         busy_fraction: cpu / dt,
+        projected_answers_per_core_s: if cpu_us_per_answer > 0.0 { 1e6 / cpu_us_per_answer } else { 0.0 },
         load,
-        loadgen: counters,
     })
 }
 

@@ -7,8 +7,8 @@
 //!   them politely with `sample_infohashes` (never before the `interval` a node
 //!   gave, and no more often than covers its `num`), ask the sampled node
 //!   `get_peers` for each new infohash, and hand peers to the metadata fetchers;
-//! - [`Blaster`], open-loop `ping`/`find_node` at random virtual nodes, to
-//!   measure the swarm's capacity;
+//! - [`blast`], open-loop `ping`/`find_node` ([`QueryMix`]) at random virtual
+//!   nodes, to measure the swarm's capacity;
 //! - [`fetch_metadata`], a blocking BEP 9 client that verifies SHA-1;
 //! - the thin socket loop ([`drive`]) around either state machine.
 //!
@@ -46,7 +46,6 @@ const VERSION: &[u8] = b"TB01";
 /// What kind of query a slot holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum QueryKind {
-    Ping,
     FindNode,
     SampleInfohashes,
     GetPeers,
@@ -68,15 +67,18 @@ struct InFlight {
     oldest: usize,
     active: usize,
     timeouts: u64,
+    /// Destinations of the queries the last `expire` timed out.
+    expired: Vec<SocketAddrV4>,
 }
 
 impl InFlight {
     fn new() -> Self {
-        let empty = Slot { sent_ms: 0, to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), kind: QueryKind::Ping, info_hash_index: 0, active: false };
-        Self { slots: vec![empty; SLOTS], next: 0, oldest: 0, active: 0, timeouts: 0 }
+        let empty = Slot { sent_ms: 0, to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), kind: QueryKind::FindNode, info_hash_index: 0, active: false };
+        Self { slots: vec![empty; SLOTS], next: 0, oldest: 0, active: 0, timeouts: 0, expired: Vec::new() }
     }
 
     fn expire(&mut self, now_ms: u64) {
+        self.expired.clear();
         while self.oldest != self.next {
             let s = &mut self.slots[self.oldest];
             if s.active {
@@ -86,6 +88,7 @@ impl InFlight {
                 s.active = false;
                 self.active -= 1;
                 self.timeouts += 1;
+                self.expired.push(s.to);
             }
             self.oldest = (self.oldest + 1) % SLOTS;
         }
@@ -124,7 +127,6 @@ pub struct LoadCounters {
     pub sent_find_node: u64,
     pub sent_sample: u64,
     pub sent_get_peers: u64,
-    pub sent_ping: u64,
     /// Replies that decoded and matched a live transaction.
     pub replies_ok: u64,
     pub replies_error: u64,
@@ -146,10 +148,15 @@ pub struct FetchJob {
 
 #[derive(Clone, Copy, Debug, Default)]
 struct NodeState {
-    id_known: bool,
     sample_visits: u32,
     samples_done: bool,
+    /// Timeouts since the last reply.
+    failures: u8,
 }
+
+/// Consecutive timeouts after which a node is left alone (mldht's
+/// unreachable-node cache; without it most queries go to dead nodes).
+const MAX_FAILURES: u8 = 2;
 
 /// The crawl state machine. Time is `now_ms` since the walk started.
 pub struct Walker {
@@ -217,7 +224,7 @@ impl Walker {
         if self.nodes.contains_key(&ip) {
             return;
         }
-        self.nodes.insert(ip, NodeState { id_known: false, ..Default::default() });
+        self.nodes.insert(ip, NodeState::default());
         self.node_list.push(addr);
         self.find_queue.push_back(addr);
         self.sample_due.push(Reverse((now_ms, ip)));
@@ -229,6 +236,12 @@ impl Walker {
     pub fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
         self.inflight.expire(now_ms);
         self.counters.timeouts = self.inflight.timeouts;
+        for i in 0..self.inflight.expired.len() {
+            let ip = u32::from(*self.inflight.expired[i].ip());
+            if let Some(n) = self.nodes.get_mut(&ip) {
+                n.failures = n.failures.saturating_add(1);
+            }
+        }
         if self.inflight.active >= self.max_inflight {
             return None;
         }
@@ -236,9 +249,12 @@ impl Walker {
         self.rng.fill(&mut target);
         // Politeness first: samples that are due, then peers for new hashes,
         // then new nodes, then random walks to keep discovering.
-        if let Some(&Reverse((due, ip))) = self.sample_due.peek() {
-            if due <= now_ms {
-                self.sample_due.pop();
+        while let Some(&Reverse((due, ip))) = self.sample_due.peek() {
+            if due > now_ms {
+                break;
+            }
+            self.sample_due.pop();
+            if self.reachable(ip) {
                 let to = SocketAddrV4::new(Ipv4Addr::from(ip), self.port);
                 let q = Query::SampleInfohashes { id: &id, target: &target, want: Want::default() };
                 return self.send(now_ms, to, QueryKind::SampleInfohashes, 0, &q, out);
@@ -251,11 +267,29 @@ impl Walker {
         }
         let to = match self.find_queue.pop_front() {
             Some(to) => to,
-            None if !self.node_list.is_empty() => self.node_list[self.rng.below(self.node_list.len() as u64) as usize],
-            None => return None,
+            None => self.random_reachable()?,
         };
         let q = Query::FindNode { id: &id, target: &target, want: Want::default() };
         self.send(now_ms, to, QueryKind::FindNode, 0, &q, out)
+    }
+
+    fn reachable(&self, ip: u32) -> bool {
+        self.nodes.get(&ip).is_some_and(|n| n.failures < MAX_FAILURES)
+    }
+
+    /// A random known node that has not timed out repeatedly (a few tries).
+    fn random_reachable(&mut self) -> Option<SocketAddrV4> {
+        for _ in 0..8 {
+            let len = self.node_list.len() as u64;
+            if len == 0 {
+                return None;
+            }
+            let to = self.node_list[self.rng.below(len) as usize];
+            if self.reachable(u32::from(*to.ip())) {
+                return Some(to);
+            }
+        }
+        None
     }
 
     fn send(&mut self, now_ms: u64, to: SocketAddrV4, kind: QueryKind, info_hash_index: u32, q: &Query<'_>, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
@@ -264,7 +298,6 @@ impl Walker {
         krpc::encode_query(out, &tid, q, true, Some(VERSION));
         self.counters.sent += 1;
         match kind {
-            QueryKind::Ping => self.counters.sent_ping += 1,
             QueryKind::FindNode => self.counters.sent_find_node += 1,
             QueryKind::SampleInfohashes => self.counters.sent_sample += 1,
             QueryKind::GetPeers => self.counters.sent_get_peers += 1,
@@ -302,7 +335,7 @@ impl Walker {
         };
         self.counters.replies_ok += 1;
         if let Some(n) = self.nodes.get_mut(&u32::from(*from.ip())) {
-            n.id_known = true;
+            n.failures = 0;
         }
         for node in r.nodes {
             if let SocketAddr::V4(a) = node.addr {
@@ -344,72 +377,116 @@ impl Walker {
                     self.counters.metadata_jobs += 1;
                 }
             }
-            QueryKind::FindNode | QueryKind::Ping => {}
+            QueryKind::FindNode => {}
         }
     }
 }
 
-/// Open-loop capacity load: `ping` and `find_node` at random node addresses.
-pub struct Blaster {
+/// Capacity load: `ping` and `find_node` at random virtual nodes, open loop.
+pub struct QueryMix {
     our_id: [u8; 20],
     rng: Stream,
     nodes: u32,
     port: u16,
-    inflight: InFlight,
-    max_inflight: usize,
-    pub counters: LoadCounters,
+    seq: u16,
 }
 
-impl Blaster {
-    pub fn new(seed: u64, nodes: u32, port: u16, max_inflight: usize) -> Self {
+impl QueryMix {
+    pub fn new(seed: u64, nodes: u32, port: u16) -> Self {
         let mut rng = Stream::new(seed, 1, 0xb1a5);
         let mut our_id = [0u8; 20];
         rng.fill(&mut our_id);
-        Self { our_id, rng, nodes: nodes.max(1), port, inflight: InFlight::new(), max_inflight: max_inflight.min(SLOTS - 1), counters: LoadCounters::default() }
+        Self { our_id, rng, nodes: nodes.max(1), port, seq: 0 }
     }
 
-    pub fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
-        self.inflight.expire(now_ms);
-        self.counters.timeouts = self.inflight.timeouts;
-        if self.inflight.active >= self.max_inflight {
-            return None;
-        }
+    /// Writes the next query into `out`; returns its destination and whether it is a ping.
+    pub fn next_query(&mut self, out: &mut Vec<u8>) -> (SocketAddrV4, bool) {
         let node = self.rng.below(self.nodes.into()) as u32;
         let to = SocketAddrV4::new(crate::swarm::nodes::node_addr(node), self.port);
         let mut target = [0u8; 20];
         self.rng.fill(&mut target);
-        // Three find_node per ping, roughly what a crawler's traffic looks like.
-        let (kind, q) = if self.rng.below(4) == 0 {
-            (QueryKind::Ping, Query::Ping { id: &self.our_id })
+        self.seq = self.seq.wrapping_add(1);
+        let tid = self.seq.to_be_bytes();
+        // Three find_node per ping, roughly a crawler's mix.
+        let ping = self.rng.below(4) == 0;
+        let q = if ping {
+            Query::Ping { id: &self.our_id }
         } else {
-            (QueryKind::FindNode, Query::FindNode { id: &self.our_id, target: &target, want: Want::default() })
+            Query::FindNode { id: &self.our_id, target: &target, want: Want::default() }
         };
-        let tid = self.inflight.open(Slot { sent_ms: now_ms, to, kind, info_hash_index: 0, active: true })?;
         out.clear();
         krpc::encode_query(out, &tid, &q, true, Some(VERSION));
-        self.counters.sent += 1;
-        if kind == QueryKind::Ping {
-            self.counters.sent_ping += 1;
-        } else {
-            self.counters.sent_find_node += 1;
-        }
-        Some(to)
+        (to, ping)
     }
+}
 
-    pub fn handle_datagram(&mut self, _now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
-        self.counters.received += 1;
-        match Message::decode(bytes) {
-            Ok(msg) if matches!(msg.kind, Kind::Response(_)) => {
-                if self.inflight.close(msg.transaction_id, from).is_some() {
-                    self.counters.replies_ok += 1;
-                } else {
-                    self.counters.unmatched += 1;
+/// What an open-loop blast measured on the load generator's side.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct BlastLoad {
+    pub seconds: f64,
+    pub sent: u64,
+    pub received: u64,
+    /// Replies the codec decoded as responses.
+    pub replies_ok: u64,
+    pub replies_invalid: u64,
+    pub sender_cpu_seconds: f64,
+    pub receiver_cpu_seconds: f64,
+}
+
+/// Sends [`QueryMix`] queries as fast as one thread can for `duration` while a
+/// second thread receives and decodes the replies; both on `core` if given.
+/// There is no window: a swarm that cannot keep up drops at its socket, which
+/// its busy fraction and answer rate then show.
+pub fn blast(seed: u64, nodes: u32, port: u16, duration: Duration, core: Option<usize>) -> io::Result<BlastLoad> {
+    let socket = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, Some(Duration::from_millis(20)))?;
+    let rx_socket = socket.try_clone()?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop_rx = stop.clone();
+    let receiver = std::thread::spawn(move || -> io::Result<(u64, u64, u64, f64)> {
+        if let Some(core) = core {
+            sys::pin_current_thread(core)?;
+        }
+        let cpu0 = sys::thread_cpu_time();
+        let mut rx = RecvBatch::new(BATCH);
+        let (mut received, mut ok, mut invalid) = (0u64, 0u64, 0u64);
+        let mut quiet_after_stop = 0;
+        loop {
+            let n = rx.recv(rx_socket.as_raw_fd(), libc::MSG_WAITFORONE)?;
+            if n == 0 && stop_rx.load(Ordering::Relaxed) {
+                // Stragglers arrive within a few timeouts of the last send.
+                quiet_after_stop += 1;
+                if quiet_after_stop >= 3 {
+                    break;
                 }
             }
-            Ok(_) => self.counters.replies_error += 1,
-            Err(_) => self.counters.replies_invalid += 1,
+            received += n as u64;
+            for i in 0..n {
+                match Message::decode(rx.get(i).0) {
+                    Ok(m) if matches!(m.kind, Kind::Response(_)) => ok += 1,
+                    _ => invalid += 1,
+                }
+            }
         }
+        Ok((received, ok, invalid, (sys::thread_cpu_time() - cpu0).as_secs_f64()))
+    });
+    if let Some(core) = core {
+        sys::pin_current_thread(core)?;
     }
+    let mut mix = QueryMix::new(seed, nodes, port);
+    let mut tx = SendBatch::new(BATCH);
+    let fd = socket.as_raw_fd();
+    let (start, cpu0) = (Instant::now(), sys::thread_cpu_time());
+    let mut sent = 0u64;
+    while start.elapsed() < duration {
+        while tx.push_with(|buf| Some((mix.next_query(buf).0, None))) {}
+        sent += tx.flush(fd)? as u64;
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let sender_cpu_seconds = (sys::thread_cpu_time() - cpu0).as_secs_f64();
+    stop.store(true, Ordering::Relaxed);
+    let (received, replies_ok, replies_invalid, receiver_cpu_seconds) =
+        receiver.join().map_err(|_| io::Error::other("blast receiver panicked"))??;
+    Ok(BlastLoad { seconds, sent, received, replies_ok, replies_invalid, sender_cpu_seconds, receiver_cpu_seconds })
 }
 
 /// A state machine the socket loop can drive.
@@ -426,15 +503,6 @@ impl Driven for Walker {
     }
     fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
         Walker::handle_datagram(self, now_ms, from, bytes)
-    }
-}
-
-impl Driven for Blaster {
-    fn poll_query(&mut self, now_ms: u64, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
-        Blaster::poll_query(self, now_ms, out)
-    }
-    fn handle_datagram(&mut self, now_ms: u64, from: SocketAddrV4, bytes: &[u8]) {
-        Blaster::handle_datagram(self, now_ms, from, bytes)
     }
 }
 
@@ -472,7 +540,8 @@ pub fn drive<M: Driven>(
             break;
         }
         while tx.push_with(|buf| machine.poll_query(now_ms, buf).map(|to| (to, None))) {}
-        if !tx.is_empty() {
+        let sent_now = !tx.is_empty();
+        if sent_now {
             load.datagrams_out += tx.flush(fd)? as u64;
         }
         let mut idle = true;
@@ -497,7 +566,7 @@ pub fn drive<M: Driven>(
             machine.tick(now_ms);
             on_tick(machine, now_ms);
         }
-        if idle && tx.is_empty() {
+        if idle && !sent_now {
             // Nothing to send and nothing arrived: wait briefly instead of spinning.
             std::thread::sleep(Duration::from_micros(200));
         }
