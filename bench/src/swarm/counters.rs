@@ -4,25 +4,28 @@
 //! Owns: the names of the counters and their JSON form.
 //! Must not: be shared between threads while counting; threads publish copies.
 
-use serde::{Deserialize, Serialize};
-
-macro_rules! counters {
-    ($(#[$doc:meta] $name:ident),* $(,)?) => {
-        /// Counts of one swarm run (or one thread of it).
-        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-        pub struct Counters {
+/// Declares a struct of `u64` counters with `add`, so every counter set of
+/// the swarm sums the same way.
+macro_rules! counter_struct {
+    ($(#[$sdoc:meta])* $struct:ident { $(#[$doc:meta] $name:ident),* $(,)? }) => {
+        $(#[$sdoc])*
+        #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+        pub struct $struct {
             $(#[$doc] pub $name: u64,)*
         }
 
-        impl Counters {
-            pub fn add(&mut self, other: &Counters) {
+        impl $struct {
+            pub fn add(&mut self, other: &$struct) {
                 $(self.$name += other.$name;)*
             }
         }
     };
 }
+pub(crate) use counter_struct;
 
-counters! {
+counter_struct! {
+    /// Counts of one swarm run (or one thread of it).
+    Counters {
     /// Datagrams received.
     received,
     /// Datagrams sent (replies, including delayed ones and errors).
@@ -67,6 +70,7 @@ counters! {
     violations_rate,
     /// sendmmsg refused a reply.
     send_failures,
+    }
 }
 
 impl Counters {

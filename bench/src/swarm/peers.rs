@@ -18,9 +18,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
 use trawl_engine::metadata::wire::{self, ExtHandshake, Handshake, Message, MetadataMsg, Parse};
 
+use super::counters::counter_struct;
 use super::{PeerBehaviour, Swarm};
 use crate::sys;
 
@@ -35,34 +35,29 @@ const MAX_INBUF: usize = 64 * 1024;
 const PEER_ID: &[u8; 20] = b"-TS0001-trawl-swarm-";
 const CLIENT: &[u8] = b"trawl-swarm";
 
-/// What the peers did.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PeerCounters {
-    pub accepted: u64,
-    pub handshakes: u64,
+counter_struct! {
+    /// What the peers did.
+    PeerCounters {
+    /// Connections accepted.
+    accepted,
+    /// Handshakes for a torrent the peer holds.
+    handshakes,
     /// Handshakes for a torrent this peer does not hold (or no catalogue torrent).
-    pub not_held: u64,
-    pub not_a_peer: u64,
-    pub pieces_served: u64,
-    pub pieces_corrupted: u64,
-    pub rejects_sent: u64,
-    pub requests_stalled: u64,
-    pub protocol_errors: u64,
-    pub idle_closed: u64,
-}
-
-impl PeerCounters {
-    pub fn add(&mut self, o: &PeerCounters) {
-        self.accepted += o.accepted;
-        self.handshakes += o.handshakes;
-        self.not_held += o.not_held;
-        self.not_a_peer += o.not_a_peer;
-        self.pieces_served += o.pieces_served;
-        self.pieces_corrupted += o.pieces_corrupted;
-        self.rejects_sent += o.rejects_sent;
-        self.requests_stalled += o.requests_stalled;
-        self.protocol_errors += o.protocol_errors;
-        self.idle_closed += o.idle_closed;
+    not_held,
+    /// Connections to an address that is no virtual peer.
+    not_a_peer,
+    /// `ut_metadata` data messages sent.
+    pieces_served,
+    /// Of those, pieces sent corrupted.
+    pieces_corrupted,
+    /// `ut_metadata` rejects sent.
+    rejects_sent,
+    /// Requests a stalling peer left unanswered.
+    requests_stalled,
+    /// Connections closed for malformed input.
+    protocol_errors,
+    /// Connections closed after IDLE_TIMEOUT without input.
+    idle_closed,
     }
 }
 
