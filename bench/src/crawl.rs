@@ -8,9 +8,9 @@
 //!
 //! Placement on a 2-core machine: the ceiling's sender runs on core 0 and its
 //! receiver on core 1; the swarm (UDP and peer threads) on core 0; the load
-//! generator and its metadata fetchers on core 1. Each side then has one core
-//! to itself, so a saturated side shows as a busy fraction near 1.0 instead of
-//! two sides stealing time from each other.
+//! generator's walker on core 1, its metadata fetchers unpinned. Each side
+//! then has one core to itself, so a saturated side shows as a busy fraction
+//! near 1.0 instead of two sides stealing time from each other.
 
 use std::io::{BufRead, BufReader, Write};
 use std::net::SocketAddrV4;
@@ -71,14 +71,14 @@ pub struct Args {
     #[arg(long, default_value_t = 36_882)]
     pub peer_port: u16,
     /// Concurrent metadata fetches.
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = 32)]
     pub fetchers: usize,
     /// Per-peer connect/read timeout; loopback peers answer in well under 1 ms,
     /// so this mostly bounds the time lost on stalling peers.
     #[arg(long, default_value_t = 500)]
     pub fetch_timeout_ms: u64,
     /// Most queries in flight at once.
-    #[arg(long, default_value_t = 4_096)]
+    #[arg(long, default_value_t = 16_384)]
     pub max_inflight: usize,
     #[arg(long, value_enum, default_value_t = CrawlerChoice::Loadgen)]
     pub crawler: CrawlerChoice,
@@ -185,6 +185,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
              "busy_fraction": round((stat_f64(&after, "cpu_s") - stat_f64(&before, "cpu_s")) / swarm_secs.max(1e-9), 3)},
         ],
         "cpu_us_per_datagram": round(crawl.load.cpu_seconds * 1e6 / dgrams, 3),
+        "crawl_loop": crawl.load,
         "infohashes_found": crawl.found.len(),
         "infohashes_not_in_catalogue": crawl.found.len() as u64 - in_catalogue,
         "infohashes_per_s": round(crawl.found.len() as f64 / secs, 1),
@@ -382,11 +383,10 @@ fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyh
     let timeout = Duration::from_millis(args.fetch_timeout_ms);
     let fetchers: Vec<_> = (0..args.fetchers.max(1))
         .map(|_| {
-            let (rx, c, stop, core) = (jobs_rx.clone(), counters.clone(), stop.clone(), place.crawler);
+            let (rx, c, stop) = (jobs_rx.clone(), counters.clone(), stop.clone());
+            // Unpinned: pinned next to the walker they starved it of the core,
+            // its socket overflowed and its window filled with lost queries.
             std::thread::spawn(move || {
-                if let Some(core) = core {
-                    let _ = sys::pin_current_thread(core);
-                }
                 loadgen::fetcher(rx.into_iter().take_while(|_| !stop.load(Ordering::Relaxed)), c, timeout);
             })
         })
