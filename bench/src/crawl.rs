@@ -90,6 +90,8 @@ pub struct Args {
     pub no_pin: bool,
 }
 
+const TYPICAL_REPLY_BYTES: usize = 300;
+
 /// The two cores the phases are placed on, or none.
 #[derive(Clone, Copy, Debug)]
 struct Placement {
@@ -116,6 +118,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ceilings.push(c);
     }
     let ceiling_pps = ceilings.iter().map(|c| c.received_pps).fold(0.0, f64::max);
+    // The kernel's own cost of one receive plus one send, at the payload size
+    // closest to a find_node reply (about 300 bytes): no answering node can
+    // spend less CPU per answer than this on this machine.
+    let floor = ceilings.iter().min_by_key(|c| c.payload_bytes.abs_diff(TYPICAL_REPLY_BYTES));
+    let kernel_floor_us = floor.map_or(0.0, |c| c.sender_cpu_us_per_datagram + c.receiver_cpu_us_per_datagram);
 
     // 2. The swarm, then its capacity under an open-loop blast.
     let mut swarm = SwarmChild::spawn(&args, place)?;
@@ -169,6 +176,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "swarm_capacity_cpu_us_per_answer": round(capacity.cpu_us_per_answer, 3),
         "swarm_capacity_busy_fraction": round(capacity.busy_fraction, 3),
         "swarm_capacity_ratio_to_ceiling": round(capacity.answers_per_s / ceiling_pps.max(1.0), 3),
+        "kernel_floor_us_per_answer": round(kernel_floor_us, 3),
+        "swarm_capacity_kernel_floor_fraction": round(kernel_floor_us / capacity.cpu_us_per_answer.max(1e-9), 3),
         "swarm_capacity_projected_answers_per_core_s": round(capacity.projected_answers_per_core_s, 0),
         "capacity_loadgen_sent_per_s": round(capacity.load.sent as f64 / capacity.load.seconds.max(1e-9), 0),
         "capacity_loadgen_busy": round((capacity.load.sender_cpu_seconds + capacity.load.receiver_cpu_seconds) / capacity.load.seconds.max(1e-9), 3),
