@@ -189,7 +189,10 @@ fn replies_are_correct_by_both_decoders() {
     let ind = independent(&raw).r.unwrap();
     assert_eq!(ind.values.unwrap().len(), holders.len());
     assert_eq!(ind.bf_peers.unwrap().as_slice(), peers_bloom.as_bytes());
-    assert_eq!(ind.bf_seeds.unwrap().len(), 256);
+    let mut seeds_bloom = ScrapeBloom::new();
+    holders.iter().filter(|&&h| swarm.is_seed(t, h)).for_each(|&h| seeds_bloom.insert(swarm.nodes.addr(h).into()));
+    assert_eq!(r.bf_seeds, Some(seeds_bloom.as_bytes()));
+    assert_eq!(ind.bf_seeds.unwrap().as_slice(), seeds_bloom.as_bytes());
     assert_eq!(ind.token.unwrap().as_slice(), token);
 
     // announce_peer: the token is accepted, a forged one refused with 203.
