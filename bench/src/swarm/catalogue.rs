@@ -303,7 +303,7 @@ pub fn torrent_info(seed: u64, index: u32) -> TorrentInfo {
                 let files = vec![
                     file(&[&format!("{name}.mkv")], movie),
                     file(&["Subs", "English.srt"], size_between(&mut s, 40 * KB, 200 * KB)),
-                    file(&[&format!("{name}.nfo")], size_between(&mut s, 1 * KB, 8 * KB)),
+                    file(&[&format!("{name}.nfo")], size_between(&mut s, KB, 8 * KB)),
                 ];
                 (name, files, 0)
             }
@@ -346,7 +346,7 @@ pub fn torrent_info(seed: u64, index: u32) -> TorrentInfo {
             } else {
                 let files = vec![
                     file(&[&format!("{app}-setup.exe")], size_between(&mut s, 5 * MB, 2 * GB)),
-                    file(&["Crack", "readme.txt"], size_between(&mut s, 1 * KB, 4 * KB)),
+                    file(&["Crack", "readme.txt"], size_between(&mut s, KB, 4 * KB)),
                     file(&["License.rtf"], size_between(&mut s, 10 * KB, 60 * KB)),
                 ];
                 (name, files, 0)

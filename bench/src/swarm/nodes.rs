@@ -53,8 +53,9 @@ pub struct Nodes {
     sorted_keys: Vec<u64>,
     sorted_index: Vec<u32>,
     /// `radix[b]`: the first sorted position whose top [`RADIX_BITS`] bits are
-    /// >= b. It turns the partitions of the first levels of a search into
-    /// lookups (measured: `closest` on 100,000 nodes went from about 1.06 us).
+    /// at least b. It turns the partitions of the first levels of a search into
+    /// lookups (an ad-hoc timing loop: `closest` on 100,000 nodes went from
+    /// about 1.06 to 0.43 us).
     radix: Vec<u32>,
 }
 
