@@ -248,3 +248,69 @@ pub fn token(seed: u64, epoch: u64, from: SocketAddrV4, node: u32) -> [u8; TOKEN
     let who = (u64::from(u32::from(*from.ip())) << 32) | u64::from(node);
     hash3(seed ^ epoch, who, derive::SALT_TOKEN).to_be_bytes()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::swarm::catalogue::CatalogueConfig;
+    use crate::swarm::nodes::NodeTraitsConfig;
+    use crate::swarm::SwarmConfig;
+
+    fn swarm(loss: f64) -> Swarm {
+        let traits = NodeTraitsConfig { dead_fraction: 0.2, slow_fraction: 0.2, no_bep51_fraction: 0.0, interval_max: 60 };
+        let cfg = SwarmConfig {
+            nodes: 500,
+            catalogue: CatalogueConfig { torrents: 200, holders_max: 2 },
+            traits,
+            loss,
+            ..SwarmConfig::default()
+        };
+        Swarm::build(cfg, 1)
+    }
+
+    fn ping() -> Vec<u8> {
+        let mut q = Vec::new();
+        krpc::encode_query(&mut q, b"aa", &Query::Ping { id: &[1; 20] }, false, None);
+        q
+    }
+
+    const FROM: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::LOCALHOST, 4000);
+
+    #[test]
+    fn dead_slow_and_foreign_addresses() {
+        let s = swarm(0.0);
+        let mut r = Responder::new(&s, 0);
+        let (mut out, mut c) = (Vec::new(), Counters::default());
+        let q = ping();
+        let dead = (0..500).find(|&i| !s.nodes.is_alive(i)).unwrap();
+        let slow = (0..500).find(|&i| s.nodes.is_alive(i) && s.nodes.is_slow(i)).unwrap();
+        let fast = (0..500).find(|&i| s.nodes.is_alive(i) && !s.nodes.is_slow(i)).unwrap();
+        assert_eq!(r.handle(0, FROM, s.nodes.addr(dead), &q, &mut out, &mut c), Outcome::Drop);
+        assert_eq!(r.handle(0, FROM, s.nodes.addr(slow), &q, &mut out, &mut c), Outcome::ReplyLater);
+        assert!(matches!(Message::decode(&out).unwrap().kind, Kind::Response(_)));
+        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), &q, &mut out, &mut c), Outcome::Reply);
+        assert_eq!(r.handle(0, FROM, Ipv4Addr::LOCALHOST, &q, &mut out, &mut c), Outcome::Drop);
+        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), b"d1:xe", &mut out, &mut c), Outcome::Drop);
+        // Replies sent to a node are not answered.
+        let mut reply = Vec::new();
+        krpc::encode_response(&mut reply, b"aa", &ResponseOut::new(&[2; 20]), None, None);
+        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), &reply, &mut out, &mut c), Outcome::Drop);
+        assert_eq!((c.dropped_dead, c.delayed_slow, c.not_a_node, c.malformed, c.unexpected), (1, 1, 1, 1, 1));
+        assert_eq!((c.received, c.answered_ping), (6, 2));
+    }
+
+    #[test]
+    fn loss_follows_the_configured_probability() {
+        let s = swarm(0.3);
+        let mut r = Responder::new(&s, 0);
+        let (mut out, mut c) = (Vec::new(), Counters::default());
+        let q = ping();
+        let fast = (0..500).find(|&i| s.nodes.is_alive(i) && !s.nodes.is_slow(i)).unwrap();
+        for _ in 0..10_000 {
+            r.handle(0, FROM, s.nodes.addr(fast), &q, &mut out, &mut c);
+        }
+        let lost = c.dropped_loss as f64 / 10_000.0;
+        assert!((lost - 0.3).abs() < 0.02, "{lost}");
+        assert_eq!(c.dropped_loss + c.answered_ping, 10_000);
+    }
+}
