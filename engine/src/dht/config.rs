@@ -173,8 +173,8 @@ impl NodeConfig {
             &mut self.pacing.per_infohash_burst,
             &mut self.answer_limits.per_ip_burst,
         ] {
-            if !(*burst >= 1.0) {
-                *burst = 1.0; // also catches NaN
+            if burst.is_nan() || *burst < 1.0 {
+                *burst = 1.0;
             }
         }
         self

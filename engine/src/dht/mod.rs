@@ -14,6 +14,9 @@
 //! driver ◀──poll_transmit── replies first, then paced queries (per remote, per infohash)
 //! driver ──handle_timeout──▶ retries, failed nodes, bucket refresh, token rotation, expiry
 //! ```
+//!
+//! One node speaks one address family (`NodeConfig::ipv6`); a dual-stack host runs
+//! one per socket. [`addr_filter`] is standalone so the crawler can share it.
 
 pub mod addr_filter;
 pub mod config;

@@ -967,6 +967,7 @@ mod tests {
         r.token.unwrap().to_vec()
     }
 
+    #[allow(clippy::too_many_arguments)] // one per field of the query
     fn announce(
         n: &mut Node,
         now: Instant,
@@ -1073,7 +1074,7 @@ mod tests {
         };
         assert_eq!(r.num, Some(30));
         assert_eq!(r.interval, Some(6 * 3600));
-        let samples: HashSet<[u8; 20]> = r.samples.map(|s| *s).collect();
+        let samples: HashSet<[u8; 20]> = r.samples.copied().collect();
         assert_eq!(samples.len(), 20);
         assert!(samples.iter().all(|s| s[0] < 30 && s.iter().all(|b| *b == s[0])));
     }

@@ -110,17 +110,15 @@ impl PeerStore {
         out.clear();
         let Some(&i) = self.index.get(info_hash) else { return };
         // Reservoir sampling: one pass, no scratch allocation.
-        let mut seen = 0usize;
-        for p in self.swarms[i]
+        let live = self.swarms[i]
             .peers
             .iter()
-            .filter(|p| p.expires > now && !(noseed && p.seed))
-        {
-            seen += 1;
+            .filter(|p| p.expires > now && !(noseed && p.seed));
+        for (seen, p) in live.enumerate() {
             if out.len() < max {
                 out.push(p.addr);
             } else {
-                let j = rng.gen_range(0..seen);
+                let j = rng.gen_range(0..=seen);
                 if j < max {
                     out[j] = p.addr;
                 }
