@@ -119,7 +119,6 @@ enum Send {
 
 #[derive(Clone)]
 enum Boot {
-    Pending,
     Running,
     /// No router answered; try again at this instant.
     RetryAt(Instant),
@@ -206,7 +205,7 @@ impl Node {
             verifying,
             gap,
             per_infohash,
-            boot: Boot::Pending,
+            boot: Boot::Running, // settled by `start_bootstrap` below
             last_now: now,
             next_maintenance: now + MAINTENANCE_EVERY,
             next_lookup: 0,
