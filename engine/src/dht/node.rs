@@ -850,6 +850,16 @@ mod tests {
         Node::new(config, now, 1)
     }
 
+    /// A read-only node (the default) whose only bootstrap router is `router`.
+    fn behind_router(now: Instant, router: SocketAddr, seed: u64) -> Node {
+        let config = NodeConfig {
+            allow_loopback: true,
+            bootstrap: vec![router],
+            ..NodeConfig::default()
+        };
+        Node::new(config, now, seed)
+    }
+
     fn addr(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
@@ -893,13 +903,8 @@ mod tests {
     #[test]
     fn read_only_nodes_answer_nothing_and_mark_queries_ro() {
         let now = Instant::now();
-        let config = NodeConfig {
-            allow_loopback: true,
-            bootstrap: vec![addr(PEER)],
-            ..NodeConfig::default()
-        };
-        assert!(config.read_only, "read-only is the default");
-        let mut n = Node::new(config, now, 2);
+        assert!(NodeConfig::default().read_only, "read-only is the default");
+        let mut n = behind_router(now, addr(PEER), 2);
         // Its own bootstrap query carries ro=1.
         let mut out = Vec::new();
         assert_eq!(n.poll_transmit(now, &mut out), Some(addr(PEER)));
@@ -1134,13 +1139,7 @@ mod tests {
     fn lookups_before_bootstrap_wait_and_a_dead_router_is_retried() {
         let t0 = Instant::now();
         let router = addr(PEER);
-        let config = NodeConfig {
-            allow_loopback: true,
-            bootstrap: vec![router],
-            max_retries: 1,
-            ..NodeConfig::default()
-        };
-        let mut n = Node::new(config, t0, 3);
+        let mut n = behind_router(t0, router, 3);
         let l = n.lookup(t0, [1; 20]);
         assert_eq!(n.stats().queued_lookups, 1);
         let mut out = Vec::new();
@@ -1196,12 +1195,7 @@ mod tests {
     fn a_retry_answered_while_it_waits_is_not_sent() {
         let t0 = Instant::now();
         let router = addr(PEER);
-        let config = NodeConfig {
-            allow_loopback: true,
-            bootstrap: vec![router],
-            ..NodeConfig::default()
-        };
-        let mut n = Node::new(config, t0, 4);
+        let mut n = behind_router(t0, router, 4);
         let mut out = Vec::new();
         assert_eq!(n.poll_transmit(t0, &mut out), Some(router));
         let tid = Message::decode(&out).unwrap().transaction_id.to_vec();

@@ -397,6 +397,14 @@ mod tests {
         )
     }
 
+    /// A table around a random own id, and the RNG that drew it.
+    fn random_table(seed: u64, now: Instant) -> (SmallRng, NodeId, RoutingTable) {
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let own = id::random(&mut rng);
+        let t = table(own, now);
+        (rng, own, t)
+    }
+
     fn contact(id: NodeId, n: u32) -> CompactNode {
         let ip = std::net::Ipv4Addr::from(0x7f00_0000 | n);
         CompactNode {
@@ -408,9 +416,7 @@ mod tests {
     #[test]
     fn only_the_own_bucket_splits_and_far_buckets_stay_at_k() {
         let now = Instant::now();
-        let mut rng = SmallRng::seed_from_u64(3);
-        let own = id::random(&mut rng);
-        let mut t = table(own, now);
+        let (mut rng, own, mut t) = random_table(3, now);
         // 20 nodes sharing no prefix bit with us: all land in bucket 0.
         for n in 0..20 {
             t.heard_response(now, contact(id::random_with_prefix(&own, 0, &mut rng), n + 1));
@@ -531,9 +537,7 @@ mod tests {
     #[test]
     fn closest_matches_a_brute_force_sort() {
         let now = Instant::now();
-        let mut rng = SmallRng::seed_from_u64(6);
-        let own = id::random(&mut rng);
-        let mut t = table(own, now);
+        let (mut rng, own, mut t) = random_table(6, now);
         for n in 0..400 {
             let p = (n % 30) as usize;
             t.heard_response(now, contact(id::random_with_prefix(&own, p, &mut rng), n + 1));
@@ -553,9 +557,7 @@ mod tests {
     #[test]
     fn stale_buckets_are_refreshed_once_with_a_target_inside_them() {
         let t0 = Instant::now();
-        let mut rng = SmallRng::seed_from_u64(8);
-        let own = id::random(&mut rng);
-        let mut t = table(own, t0);
+        let (mut rng, _, mut t) = random_table(8, t0);
         assert_eq!(t.next_refresh(t0, &mut rng), None);
         let later = t0 + REFRESH_AFTER;
         let target = t.next_refresh(later, &mut rng).unwrap();
