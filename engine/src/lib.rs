@@ -9,5 +9,6 @@
 //! `next_timeout()`, and the glommio runtime only moves bytes and timers.
 
 pub mod codec;
+pub mod crawl;
 pub mod dht;
 pub mod metadata;

@@ -1,0 +1,129 @@
+//! Micro benchmarks of the crawl core's per-datagram work: first-level dedup,
+//! the owner hash, and one full sample round trip through the scheduler
+//! (poll_transmit, then handle_datagram of a 20-sample, 8-node reply).
+//!
+//! Run: `cargo bench -p trawl-engine --bench crawl`
+
+use std::hint::black_box;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use criterion::{criterion_group, criterion_main, Criterion, Throughput};
+use trawl_engine::codec::compact::CompactNode;
+use trawl_engine::codec::krpc::{encode_response, Kind, Message, Query, ResponseOut};
+use trawl_engine::crawl::dedup::Dedup;
+use trawl_engine::crawl::{owner, CrawlConfig, Scheduler};
+
+fn hash(i: u64) -> [u8; 20] {
+    let mut h = [0u8; 20];
+    let a = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    h[..8].copy_from_slice(&a.to_le_bytes());
+    h[8..16].copy_from_slice(&a.rotate_left(29).to_le_bytes());
+    h[16..].copy_from_slice(&(i as u32).to_le_bytes());
+    h
+}
+
+fn dedup(c: &mut Criterion) {
+    let mut g = c.benchmark_group("dedup");
+    g.throughput(Throughput::Elements(1));
+    // A full-size set (4M hashes) in steady state: every insert is new, so
+    // generations rotate as they would under a flood of discoveries.
+    let mut d = Dedup::new(4_000_000);
+    let mut i = 0u64;
+    g.bench_function("insert_new", |b| {
+        b.iter(|| {
+            i += 1;
+            black_box(d.insert(&hash(i)))
+        })
+    });
+    let mut d = Dedup::new(4_000_000);
+    for i in 0..1_000_000 {
+        d.insert(&hash(i));
+    }
+    let mut i = 0u64;
+    g.bench_function("insert_seen", |b| {
+        b.iter(|| {
+            i = (i + 1) % 1_000_000;
+            black_box(d.insert(&hash(i)))
+        })
+    });
+    g.finish();
+}
+
+fn owner_hash(c: &mut Criterion) {
+    let mut g = c.benchmark_group("owner");
+    g.throughput(Throughput::Elements(1));
+    let mut i = 0u32;
+    g.bench_function("v4", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(0x0101_0101);
+            black_box(owner(SocketAddr::new(Ipv4Addr::from(i).into(), 6881), 8))
+        })
+    });
+    g.finish();
+}
+
+fn scheduler_round_trip(c: &mut Criterion) {
+    let start = Instant::now();
+    let cfg = CrawlConfig {
+        allow_loopback: true,
+        per_ip_rate: 1e12,
+        per_ip_burst: 1e12,
+        productive_resample: Duration::ZERO,
+        empty_backoff: Duration::ZERO,
+        walk_interval: Duration::from_secs(1 << 20),
+        seed: 1,
+        ..CrawlConfig::default()
+    };
+    let mut s = Scheduler::new(cfg, start);
+    let remote = SocketAddr::new(Ipv4Addr::new(127, 3, 0, 1).into(), 6881);
+    let remote_id = [9u8; 20];
+    s.add_node(start, CompactNode { id: remote_id, addr: remote });
+    let samples: Vec<[u8; 20]> = (0..20).map(hash).collect();
+    // Nodes the scheduler already knows, so the steady state is measured.
+    let nodes: Vec<CompactNode> = (0..8)
+        .map(|k| CompactNode { id: hash(1000 + k), addr: SocketAddr::new(Ipv4Addr::new(127, 4, 0, k as u8).into(), 6881) })
+        .collect();
+    let (mut query, mut reply) = (Vec::with_capacity(256), Vec::with_capacity(1024));
+    let mut now = start;
+    // One query out, its reply in. get_peers scrapes (queued only by the first
+    // reply, whose samples are new) get an empty reply.
+    let mut round = |s: &mut Scheduler, now: Instant| {
+        s.handle_timeout(now);
+        let to = s.poll_transmit(now, &mut query).expect("a query is due");
+        let msg = Message::decode(&query).expect("valid query");
+        let is_sample = matches!(msg.kind, Kind::Query(Query::SampleInfohashes { .. }));
+        reply.clear();
+        let mut r = ResponseOut::new(&remote_id);
+        if is_sample {
+            r.samples = &samples;
+            r.nodes = &nodes;
+            r.interval = Some(0);
+            r.num = Some(20);
+        }
+        encode_response(&mut reply, msg.transaction_id, &r, None, None);
+        s.handle_datagram(now, to, &reply);
+        let out = s.output();
+        out.discoveries.clear();
+        out.handovers.clear();
+        out.peers.clear();
+        out.swarms.clear();
+    };
+    for _ in 0..200 {
+        now += Duration::from_millis(1);
+        round(&mut s, now);
+    }
+    assert_eq!(s.pending_scrapes(), 0);
+    let mut g = c.benchmark_group("scheduler");
+    g.throughput(Throughput::Elements(2));
+    g.bench_function("sample_round_trip", |b| {
+        b.iter(|| {
+            now += Duration::from_millis(1);
+            round(&mut s, now);
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, dedup, owner_hash, scheduler_round_trip);
+criterion_main!(benches);

@@ -1,0 +1,32 @@
+//! The crawler's per-core core: who owns which remote node, and the I/O-free
+//! state machine that crawls the nodes a core owns.
+//!
+//! - [`owner`] and its kernel twin in [`reuseport`]: each remote node (by IP) is
+//!   owned by exactly one core; the kernel steers its datagrams to that core.
+//! - [`scheduler`]: one core's crawl (sampling, walking, scraping, pacing,
+//!   politeness), with [`table`], [`transactions`], [`schedule`],
+//!   [`unreachable`], [`keyspace`] and [`dedup`] as its parts.
+//! - [`output`]: what the runtime drains from a core (discoveries, handovers,
+//!   peers, swarm sizes) and the counters behind the status line.
+//!
+//! Must not do I/O outside [`reuseport`]'s single `setsockopt`, nor share state
+//! between cores: nodes cross cores only as [`output::Handover`]s.
+
+pub mod clock;
+pub mod config;
+pub mod dedup;
+pub mod keyspace;
+pub mod output;
+pub mod owner;
+pub mod responder;
+pub mod reuseport;
+pub mod schedule;
+pub mod scheduler;
+pub mod table;
+pub mod transactions;
+pub mod unreachable;
+
+pub use config::CrawlConfig;
+pub use output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSize};
+pub use owner::{owner, Family};
+pub use scheduler::Scheduler;

@@ -1,0 +1,650 @@
+//! One core's crawl, as an I/O-free state machine over the remote nodes this
+//! core owns.
+//!
+//! Owns the node table, queries in flight, per-IP pacing, the unreachable cache,
+//! the first-level dedup and the queues of pending scrapes. Must not touch a
+//! socket, a clock or another core's nodes: datagrams arrive through
+//! [`Scheduler::handle_datagram`], leave through [`Scheduler::poll_transmit`],
+//! time arrives as `now`, and everything for other cores or storage goes out
+//! through [`Output`].
+//!
+//! ```text
+//! runtime ─handle_datagram─▶ filter ─▶ krpc decode ─┬ reply ─▶ transactions (id + sender)
+//!                                                   │    ├ samples ─▶ dedup ─▶ Output.discoveries
+//!                                                   │    │                 └─▶ scrape queue
+//!                                                   │    ├ nodes ─▶ owner? ─▶ node table / Output.handovers
+//!                                                   │    └ values, BFsd/BFpe ─▶ Output.peers / swarms
+//!                                                   └ query ─▶ Responder (only when not read-only)
+//! runtime ◀─poll_transmit── replies, then per-IP paced: scrapes (get_peers),
+//!                           samples (due by interval; paused on backpressure),
+//!                           walks (find_node), bootstrap
+//! runtime ─handle_timeout─▶ timeouts ─▶ failures ─▶ unreachable cache; maintenance
+//! ```
+//!
+//! Politeness: a node is never sampled before its `interval` has passed (the
+//! deadline is computed from the reply's arrival, rounded up), and every query
+//! to an IP takes a token from that IP's bucket. Because the owner function
+//! hashes the IP only, all nodes of an IP are on this core and the bucket is
+//! exact.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+
+use super::clock::{ms, Clock, Millis};
+use super::config::{CrawlConfig, MAX_SAMPLE_INTERVAL};
+use super::dedup::{Dedup, InfoHash};
+use super::keyspace::Keyspace;
+use super::output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSize};
+use super::owner::owner;
+use super::responder::{PingResponder, Responder};
+use super::schedule::Schedule;
+use super::table::{Bep51, Inserted, NodeRef, NodeTable, NOT_QUEUED};
+use super::transactions::{Asked, InFlight, Transactions};
+use super::unreachable::Unreachable;
+use crate::codec::compact::{CompactNode, CompactNodes};
+use crate::codec::krpc::{encode_query, ErrorReply, Kind, Message, Query, Response};
+use crate::codec::scrape::ScrapeBloom;
+use crate::codec::wire::{BLOOM_LEN, ERROR_METHOD_UNKNOWN, ID_LEN};
+use crate::dht::addr_filter::AddrFilter;
+use crate::dht::pacing::KeyedBuckets;
+
+/// Schedule entries examined per `poll_transmit` before giving up for now, so
+/// a call stays cheap when many due nodes are paced.
+const POP_BUDGET: usize = 256;
+/// Replies waiting to be sent in answering mode; queries beyond are ignored.
+const MAX_QUEUED_REPLIES: usize = 256;
+/// Below this many known nodes, bootstrap nodes are asked again.
+const BOOTSTRAP_BELOW: usize = 16;
+/// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
+const MAINTENANCE_EVERY: Millis = 10_000;
+/// Doublings of the empty-sample back-off before it stops growing.
+const MAX_EMPTY_STREAK: u8 = 16;
+
+/// A `get_peers` + scrape still to send for a new infohash.
+type ScrapeJob = Reverse<(Millis, u64, InfoHash, SocketAddr)>;
+
+pub struct Scheduler {
+    cfg: CrawlConfig,
+    clock: Clock,
+    rng: SmallRng,
+    filter: AddrFilter,
+    table: NodeTable,
+    tx: Transactions,
+    unreachable: Unreachable,
+    dedup: Dedup,
+    pacer: KeyedBuckets<IpAddr>,
+    keyspace: Keyspace,
+    samples: Schedule,
+    walks: Schedule,
+    scrapes: BinaryHeap<ScrapeJob>,
+    scrape_seq: u64,
+    bootstrap_next: usize,
+    bootstrap_due: Millis,
+    maintenance_due: Millis,
+    downstream_full: bool,
+    responder: Option<Box<dyn Responder>>,
+    replies: VecDeque<(SocketAddr, Vec<u8>)>,
+    reply_pool: Vec<Vec<u8>>,
+    output: Output,
+    stats: CrawlStats,
+}
+
+impl Scheduler {
+    pub fn new(cfg: CrawlConfig, now: Instant) -> Self {
+        let mut rng = SmallRng::seed_from_u64(cfg.seed);
+        let hasher = || ahash::RandomState::with_seeds(cfg.seed, 0x7261_776c, 0x6372_6177, cfg.core as u64);
+        let responder: Option<Box<dyn Responder>> = if cfg.read_only {
+            None
+        } else {
+            Some(Box::new(PingResponder { id: cfg.node_id, version: cfg.version }))
+        };
+        Scheduler {
+            clock: Clock::new(now),
+            filter: AddrFilter::new(cfg.allow_loopback),
+            table: NodeTable::new(cfg.max_nodes, hasher()),
+            tx: Transactions::new(cfg.max_in_flight),
+            unreachable: Unreachable::new(ms(cfg.unreachable_ttl), cfg.max_unreachable, hasher()),
+            dedup: Dedup::new(cfg.dedup_capacity),
+            // Tracks every IP with a node here plus recent one-off destinations.
+            pacer: KeyedBuckets::new(
+                cfg.per_ip_rate,
+                cfg.per_ip_burst,
+                cfg.max_nodes + cfg.max_in_flight + cfg.max_pending_scrapes,
+                hasher(),
+            ),
+            keyspace: Keyspace::new(rng.gen()),
+            rng,
+            samples: Schedule::new(),
+            walks: Schedule::new(),
+            scrapes: BinaryHeap::new(),
+            scrape_seq: 0,
+            bootstrap_next: 0,
+            bootstrap_due: 0,
+            maintenance_due: MAINTENANCE_EVERY,
+            downstream_full: false,
+            responder,
+            replies: VecDeque::new(),
+            reply_pool: Vec::new(),
+            output: Output::default(),
+            stats: CrawlStats::default(),
+            cfg,
+        }
+    }
+
+    /// Replaces the answering-mode hook (used only when not read-only).
+    pub fn set_responder(&mut self, responder: Box<dyn Responder>) {
+        self.responder = Some(responder);
+    }
+
+    /// Backpressure from downstream: while set, no new `sample_infohashes` is
+    /// sent; replies already coming in are still processed and queued.
+    pub fn set_downstream_full(&mut self, full: bool) {
+        self.downstream_full = full;
+    }
+
+    /// The queues for the runtime to drain.
+    pub fn output(&mut self) -> &mut Output {
+        &mut self.output
+    }
+
+    pub fn stats(&self) -> CrawlStats {
+        self.stats
+    }
+
+    pub fn known_nodes(&self) -> usize {
+        self.table.len()
+    }
+
+    pub fn node_table(&self) -> &NodeTable {
+        &self.table
+    }
+
+    pub fn in_flight(&self) -> usize {
+        self.tx.len()
+    }
+
+    pub fn pending_scrapes(&self) -> usize {
+        self.scrapes.len()
+    }
+
+    pub fn is_unreachable(&self, addr: &SocketAddr, now: Instant) -> bool {
+        self.unreachable.contains(addr, self.clock.floor(now))
+    }
+
+    /// True while sampling is paused: downstream said so, or discoveries or
+    /// scrapes are piling up faster than they drain.
+    pub fn backlogged(&self) -> bool {
+        self.downstream_full
+            || self.output.discoveries.len() >= self.cfg.max_pending_discoveries
+            || self.scrapes.len() >= self.cfg.max_pending_scrapes
+    }
+
+    /// Adds a node handed over by another core, or stored by a previous run.
+    /// Returns true if it is new here.
+    pub fn add_node(&mut self, now: Instant, node: CompactNode) -> bool {
+        if owner(node.addr, self.cfg.cores) != self.cfg.core {
+            self.stats.misrouted += 1;
+            return false;
+        }
+        self.learn(self.clock.floor(now), node)
+    }
+
+    pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        self.stats.datagrams_in += 1;
+        if !self.filter.allows(from) {
+            self.stats.filtered += 1;
+            return;
+        }
+        let Ok(msg) = Message::decode(bytes) else {
+            self.stats.decode_errors += 1;
+            return;
+        };
+        match msg.kind {
+            Kind::Response(ref r) => self.on_response(now, from, msg.transaction_id, r),
+            Kind::Error(ref e) => self.on_error(now, from, msg.transaction_id, e),
+            Kind::Query(ref q) => self.on_query(now, from, &msg, q),
+        }
+    }
+
+    /// Writes the next datagram into `buf` (cleared first) and returns where to
+    /// send it, or None when nothing may go now (see [`Self::next_timeout`]).
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        buf.clear();
+        if let Some((to, reply)) = self.replies.pop_front() {
+            buf.extend_from_slice(&reply);
+            self.reply_pool.push(reply);
+            self.stats.replies_sent += 1;
+            self.stats.datagrams_out += 1;
+            return Some(to);
+        }
+        if self.tx.is_full() {
+            return None;
+        }
+        let now_ms = self.clock.floor(now);
+        let to = self
+            .next_scrape(now, now_ms, buf)
+            .or_else(|| self.next_sample(now, now_ms, buf))
+            .or_else(|| self.next_walk(now, now_ms, buf))
+            .or_else(|| self.next_bootstrap(now, now_ms, buf))?;
+        self.stats.datagrams_out += 1;
+        Some(to)
+    }
+
+    /// When [`Self::handle_timeout`] or [`Self::poll_transmit`] next has work.
+    pub fn next_timeout(&self) -> Option<Instant> {
+        if !self.replies.is_empty() {
+            return Some(self.clock.instant(0));
+        }
+        let mut t = self.maintenance_due;
+        let mut consider = |d: Option<Millis>| {
+            if let Some(d) = d {
+                t = t.min(d);
+            }
+        };
+        consider(self.tx.next_deadline());
+        if !self.tx.is_full() {
+            consider(self.scrapes.peek().map(|Reverse((due, ..))| *due));
+            if !self.backlogged() {
+                consider(self.samples.peek_due());
+            }
+            consider(self.walks.peek_due());
+            if self.wants_bootstrap() {
+                consider(Some(self.bootstrap_due));
+            }
+        }
+        Some(self.clock.instant(t))
+    }
+
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let now_ms = self.clock.floor(now);
+        while let Some(q) = self.tx.pop_expired(now_ms) {
+            self.stats.timeouts += 1;
+            let Some(r) = q.node else { continue };
+            let Some(n) = self.table.get_mut(r) else { continue };
+            n.in_flight = false;
+            n.failures = n.failures.saturating_add(1);
+            if n.failures >= self.cfg.max_failures {
+                let addr = n.addr;
+                self.table.remove(r);
+                self.unreachable.insert(addr, now_ms);
+                self.stats.marked_unreachable += 1;
+                continue;
+            }
+            let retry = now_ms.saturating_add(ms(self.cfg.retry_after_timeout));
+            match q.asked {
+                Asked::Sample => n.next_sample = n.next_sample.max(retry),
+                Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
+                Asked::GetPeers(_) => {}
+            }
+            self.requeue(r);
+        }
+        if now_ms >= self.maintenance_due {
+            self.maintenance_due = now_ms + MAINTENANCE_EVERY;
+            self.unreachable.expire(now_ms);
+            self.pacer.prune(now);
+            let table = &self.table;
+            self.samples.compact_if_needed(table.len(), |due, r| table.get(r).is_some_and(|n| n.sample_queued_at == due));
+            self.walks.compact_if_needed(table.len(), |due, r| table.get(r).is_some_and(|n| n.walk_queued_at == due));
+        }
+    }
+
+    // ---- incoming -------------------------------------------------------
+
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response<'_>) {
+        let Some(q) = self.tx.finish(tid, from) else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let now_ms = self.clock.floor(now);
+        let learned = self.learn_all(now_ms, r.nodes.clone()) + self.learn_all(now_ms, r.nodes6.clone());
+        match q.asked {
+            Asked::Sample => self.on_samples(now, from, q.node, r),
+            Asked::FindNode => {
+                if let Some(n) = q.node.and_then(|nr| self.table.get_mut(nr)) {
+                    n.in_flight = false;
+                    n.failures = 0;
+                    // A walk that found nobody new waits longer before the next.
+                    let wait = ms(self.cfg.walk_interval) << u32::from(learned == 0);
+                    n.next_walk = now_ms.saturating_add(wait);
+                }
+            }
+            Asked::Bootstrap => {
+                self.learn(now_ms, CompactNode { id: *r.id, addr: from });
+            }
+            Asked::GetPeers(info_hash) => self.on_peers(from, info_hash, r),
+        }
+        if let Some(nr) = q.node {
+            self.requeue(nr);
+        }
+    }
+
+    fn on_samples(&mut self, now: Instant, from: SocketAddr, node: Option<NodeRef>, r: &Response<'_>) {
+        let Some(nr) = node else { return };
+        let Some(n) = self.table.get_mut(nr) else { return };
+        n.in_flight = false;
+        n.failures = 0;
+        n.id = *r.id;
+        let now_ms = self.clock.floor(now);
+        if r.interval.is_none() && r.num.is_none() && r.samples.is_empty() {
+            // Answered, but not as BEP 51: walk it with find_node instead.
+            n.bep51 = Bep51::No;
+            n.next_walk = now_ms;
+            return;
+        }
+        n.bep51 = Bep51::Yes;
+        let mut fresh = 0u32;
+        for h in r.samples.clone() {
+            if self.dedup.insert(h) {
+                fresh += 1;
+                self.output.discoveries.push(Discovery { info_hash: *h, source: from, source_id: *r.id });
+                self.scrape_seq += 1;
+                self.scrapes.push(Reverse((now_ms, self.scrape_seq, *h, from)));
+            }
+        }
+        self.stats.new_hashes += u64::from(fresh);
+        self.stats.duplicate_hashes += (r.samples.len() as u64).saturating_sub(u64::from(fresh));
+        n.samples_answered = n.samples_answered.saturating_add(1);
+        n.new_hashes = n.new_hashes.saturating_add(fresh);
+        let policy = if fresh > 0 {
+            n.empty_streak = 0;
+            ms(self.cfg.productive_resample)
+        } else {
+            n.empty_streak = (n.empty_streak + 1).min(MAX_EMPTY_STREAK);
+            let doubled = ms(self.cfg.empty_backoff).saturating_mul(1 << (n.empty_streak - 1));
+            doubled.min(ms(self.cfg.max_backoff))
+        };
+        let interval = r.interval.unwrap_or(0).clamp(0, MAX_SAMPLE_INTERVAL.as_secs() as i64) as Millis * 1000;
+        // Rounded up from the arrival: never before the node's own clock allows.
+        n.next_sample = self.clock.ceil(now).saturating_add(interval.max(policy));
+    }
+
+    fn on_peers(&mut self, from: SocketAddr, info_hash: InfoHash, r: &Response<'_>) {
+        for peer in r.values.clone() {
+            if self.filter.allows(peer) {
+                self.output.peers.push(PeerFound { info_hash, peer });
+            } else {
+                self.stats.filtered += 1;
+            }
+        }
+        if r.bf_seeds.is_some() || r.bf_peers.is_some() {
+            let estimate = |bf: Option<&[u8; BLOOM_LEN]>| bf.map_or(0.0, |b| ScrapeBloom::from_bytes(b).estimate());
+            self.output.swarms.push(SwarmSize {
+                info_hash,
+                from,
+                seeders: estimate(r.bf_seeds),
+                leechers: estimate(r.bf_peers),
+            });
+        }
+    }
+
+    fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8], e: &ErrorReply<'_>) {
+        let Some(q) = self.tx.finish(tid, from) else {
+            self.stats.unmatched += 1;
+            return;
+        };
+        let now_ms = self.clock.floor(now);
+        let Some(nr) = q.node else { return };
+        let Some(n) = self.table.get_mut(nr) else { return };
+        n.in_flight = false;
+        n.failures = 0;
+        let backoff = now_ms.saturating_add(ms(self.cfg.empty_backoff));
+        match q.asked {
+            Asked::Sample if e.code == ERROR_METHOD_UNKNOWN => {
+                n.bep51 = Bep51::No;
+                n.next_walk = now_ms;
+            }
+            Asked::Sample => n.next_sample = n.next_sample.max(backoff),
+            _ => n.next_walk = n.next_walk.max(backoff),
+        }
+        self.requeue(nr);
+    }
+
+    fn on_query(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>, q: &Query<'_>) {
+        if self.cfg.read_only || self.replies.len() >= MAX_QUEUED_REPLIES {
+            self.stats.queries_ignored += 1;
+            return;
+        }
+        // BEP 43: read-only queriers are not added to routing tables.
+        if let (false, Some(id)) = (msg.read_only, q.id()) {
+            self.learn(self.clock.floor(now), CompactNode { id: *id, addr: from });
+        }
+        let Some(responder) = self.responder.as_mut() else { return };
+        let mut buf = self.reply_pool.pop().unwrap_or_default();
+        buf.clear();
+        if responder.respond(now, from, msg.transaction_id, q, &mut buf) {
+            self.replies.push_back((from, buf));
+        } else {
+            self.reply_pool.push(buf);
+        }
+    }
+
+    fn learn_all(&mut self, now_ms: Millis, nodes: CompactNodes<'_>) -> u32 {
+        let mut new = 0;
+        for node in nodes {
+            new += u32::from(self.learn(now_ms, node));
+        }
+        new
+    }
+
+    /// Takes a node into the table if it is reachable, allowed and ours; hands
+    /// it over if another core owns it. True if it is new here.
+    fn learn(&mut self, now_ms: Millis, node: CompactNode) -> bool {
+        if node.id == self.cfg.node_id {
+            return false;
+        }
+        if !self.filter.allows(node.addr) {
+            self.stats.filtered += 1;
+            return false;
+        }
+        let core = owner(node.addr, self.cfg.cores);
+        if core != self.cfg.core {
+            self.output.handovers.push(Handover { core, node });
+            return false;
+        }
+        if self.unreachable.contains(&node.addr, now_ms) {
+            return false;
+        }
+        match self.table.insert(node.addr, &node.id, now_ms, &mut self.rng) {
+            Inserted::New(r) => {
+                if let Some(n) = self.table.get_mut(r) {
+                    n.next_walk = now_ms.saturating_add(ms(self.cfg.walk_interval));
+                }
+                self.requeue(r);
+                true
+            }
+            Inserted::Known(_) | Inserted::Refused => false,
+        }
+    }
+
+    /// Puts a node that is not in flight back on the schedules it belongs to,
+    /// or moves its entry earlier (the old entry goes stale).
+    fn requeue(&mut self, r: NodeRef) {
+        let Some(n) = self.table.get_mut(r) else { return };
+        if n.in_flight {
+            return;
+        }
+        if n.bep51 != Bep51::No && n.next_sample < n.sample_queued_at {
+            n.sample_queued_at = n.next_sample;
+            self.samples.push(n.next_sample, r);
+        }
+        if n.next_walk < n.walk_queued_at {
+            n.walk_queued_at = n.next_walk;
+            self.walks.push(n.next_walk, r);
+        }
+    }
+
+    // ---- outgoing -------------------------------------------------------
+
+    fn next_scrape(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        for _ in 0..POP_BUDGET {
+            let &Reverse((due, seq, info_hash, to)) = self.scrapes.peek()?;
+            if due > now_ms {
+                return None;
+            }
+            self.scrapes.pop();
+            if !self.pacer.take(now, to.ip()) {
+                let ready = self.paced_until(now, now_ms, to.ip());
+                self.scrapes.push(Reverse((ready, seq, info_hash, to)));
+                continue;
+            }
+            let node_id = self.cfg.node_id;
+            let query = Query::GetPeers {
+                id: &node_id,
+                info_hash: &info_hash,
+                want: self.cfg.want,
+                scrape: true,
+                noseed: false,
+            };
+            self.send(now_ms, to, None, Asked::GetPeers(info_hash), &query, buf)?;
+            self.stats.get_peers_sent += 1;
+            return Some(to);
+        }
+        None
+    }
+
+    fn next_sample(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if self.backlogged() {
+            if self.samples.peek_due().is_some_and(|d| d <= now_ms) {
+                self.stats.backpressure_pauses += 1;
+            }
+            return None;
+        }
+        for _ in 0..POP_BUDGET {
+            let (due, r) = self.samples.pop_due(now_ms)?;
+            let Some(n) = self.table.get_mut(r) else { continue };
+            if n.sample_queued_at != due {
+                continue;
+            }
+            n.sample_queued_at = NOT_QUEUED;
+            if n.in_flight || n.bep51 == Bep51::No {
+                // Requeued when the reply comes back.
+                continue;
+            }
+            let to = n.addr;
+            let wait_until = if n.next_sample > now_ms {
+                n.next_sample
+            } else if !self.pacer.take(now, to.ip()) {
+                self.paced_until(now, now_ms, to.ip())
+            } else {
+                0
+            };
+            if wait_until > 0 {
+                if let Some(n) = self.table.get_mut(r) {
+                    n.sample_queued_at = wait_until;
+                }
+                self.samples.push(wait_until, r);
+                continue;
+            }
+            let target = self.keyspace.next_target(&mut self.rng);
+            let node_id = self.cfg.node_id;
+            let query = Query::SampleInfohashes { id: &node_id, target: &target, want: self.cfg.want };
+            self.send(now_ms, to, Some(r), Asked::Sample, &query, buf)?;
+            self.stats.samples_sent += 1;
+            return Some(to);
+        }
+        None
+    }
+
+    fn next_walk(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        for _ in 0..POP_BUDGET {
+            let (due, r) = self.walks.pop_due(now_ms)?;
+            let Some(n) = self.table.get_mut(r) else { continue };
+            if n.walk_queued_at != due {
+                continue;
+            }
+            n.walk_queued_at = NOT_QUEUED;
+            if n.in_flight {
+                continue;
+            }
+            let to = n.addr;
+            let wait_until = if n.next_walk > now_ms {
+                n.next_walk
+            } else if !self.pacer.take(now, to.ip()) {
+                self.paced_until(now, now_ms, to.ip())
+            } else {
+                0
+            };
+            if wait_until > 0 {
+                if let Some(n) = self.table.get_mut(r) {
+                    n.walk_queued_at = wait_until;
+                }
+                self.walks.push(wait_until, r);
+                continue;
+            }
+            let target = self.keyspace.next_target(&mut self.rng);
+            let node_id = self.cfg.node_id;
+            let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
+            self.send(now_ms, to, Some(r), Asked::FindNode, &query, buf)?;
+            self.stats.find_nodes_sent += 1;
+            return Some(to);
+        }
+        None
+    }
+
+    fn wants_bootstrap(&self) -> bool {
+        self.table.len() < BOOTSTRAP_BELOW && !self.cfg.bootstrap.is_empty()
+    }
+
+    /// Asks the bootstrap nodes this core owns (replies from the others would
+    /// land on their owner cores), one per call, a round per `bootstrap_retry`.
+    fn next_bootstrap(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        if !self.wants_bootstrap() || now_ms < self.bootstrap_due {
+            return None;
+        }
+        while self.bootstrap_next < self.cfg.bootstrap.len() {
+            let to = self.cfg.bootstrap[self.bootstrap_next];
+            self.bootstrap_next += 1;
+            if owner(to, self.cfg.cores) != self.cfg.core || !self.filter.allows(to) {
+                continue;
+            }
+            if !self.pacer.take(now, to.ip()) {
+                continue;
+            }
+            let target = self.keyspace.next_target(&mut self.rng);
+            let node_id = self.cfg.node_id;
+            let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
+            self.send(now_ms, to, None, Asked::Bootstrap, &query, buf)?;
+            self.stats.find_nodes_sent += 1;
+            return Some(to);
+        }
+        self.bootstrap_next = 0;
+        self.bootstrap_due = now_ms.saturating_add(ms(self.cfg.bootstrap_retry));
+        None
+    }
+
+    /// When `ip`'s bucket has a token again, strictly after now.
+    fn paced_until(&self, now: Instant, now_ms: Millis, ip: IpAddr) -> Millis {
+        self.clock.ceil(self.pacer.ready_at(now, &ip)).max(now_ms + 1)
+    }
+
+    fn send(
+        &mut self,
+        now_ms: Millis,
+        to: SocketAddr,
+        node: Option<NodeRef>,
+        asked: Asked,
+        query: &Query<'_>,
+        buf: &mut Vec<u8>,
+    ) -> Option<()> {
+        let deadline = now_ms.saturating_add(ms(self.cfg.query_timeout));
+        let tid = self.tx.start(InFlight { to, node, asked, deadline }, self.rng.gen())?;
+        if let Some(n) = node.and_then(|r| self.table.get_mut(r)) {
+            n.in_flight = true;
+        }
+        let version = self.cfg.version.as_ref().map(|v| &v[..]);
+        encode_query(buf, &tid, query, self.cfg.read_only, version);
+        Some(())
+    }
+}
+
+/// A fresh random node id for a crawl core (each core and each run gets its own).
+pub fn random_node_id(rng: &mut impl Rng) -> [u8; ID_LEN] {
+    let mut id = [0u8; ID_LEN];
+    rng.fill(&mut id);
+    id
+}

@@ -1,0 +1,229 @@
+//! The crawl scheduler's rules, one at a time, on real KRPC bytes: transaction
+//! matching, read-only and answering modes, address filtering, owner handover,
+//! backpressure, BEP 51 detection and interval handling.
+
+use std::net::{Ipv4Addr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use trawl_engine::codec::compact::CompactNode;
+use trawl_engine::codec::krpc::{encode_error, encode_query, encode_response, Kind, Message, Query, ResponseOut};
+use trawl_engine::codec::wire::ERROR_METHOD_UNKNOWN;
+use trawl_engine::crawl::{owner, CrawlConfig, Scheduler};
+
+fn addr(a: u8, b: u8) -> SocketAddr {
+    SocketAddr::new(Ipv4Addr::new(127, a, b, 1).into(), 6881)
+}
+
+fn config() -> CrawlConfig {
+    CrawlConfig { node_id: [0xEE; 20], allow_loopback: true, seed: 5, ..CrawlConfig::default() }
+}
+
+/// Walks (find_node) far in the future, so they do not occupy the node.
+fn no_walks() -> CrawlConfig {
+    CrawlConfig { walk_interval: Duration::from_secs(1 << 20), ..config() }
+}
+
+/// A scheduler that knows one node, and the sample query it sends it.
+fn with_one_node(cfg: CrawlConfig) -> (Scheduler, Instant, SocketAddr, Vec<u8>) {
+    let now = Instant::now();
+    let mut s = Scheduler::new(cfg, now);
+    let remote = addr(1, 1);
+    assert!(s.add_node(now, CompactNode { id: [1; 20], addr: remote }));
+    let mut buf = Vec::new();
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
+    (s, now, remote, buf)
+}
+
+fn tid_of(query: &[u8]) -> Vec<u8> {
+    Message::decode(query).unwrap().transaction_id.to_vec()
+}
+
+fn sample_reply(tid: &[u8], samples: &[[u8; 20]], nodes: &[CompactNode], interval: i64) -> Vec<u8> {
+    let id = [1u8; 20];
+    let mut r = ResponseOut::new(&id);
+    r.samples = samples;
+    r.nodes = nodes;
+    r.interval = Some(interval);
+    r.num = Some(samples.len() as i64);
+    let mut out = Vec::new();
+    encode_response(&mut out, tid, &r, None, None);
+    out
+}
+
+#[test]
+fn first_query_is_a_read_only_sample() {
+    let (_, _, _, q) = with_one_node(config());
+    let msg = Message::decode(&q).unwrap();
+    assert!(msg.read_only);
+    assert!(matches!(msg.kind, Kind::Query(Query::SampleInfohashes { id, .. }) if *id == [0xEE; 20]));
+}
+
+#[test]
+fn replies_match_only_by_transaction_id_and_sender() {
+    let (mut s, now, remote, q) = with_one_node(config());
+    let reply = sample_reply(&tid_of(&q), &[[7; 20]], &[], 60);
+    s.handle_datagram(now, addr(1, 2), &reply);
+    assert_eq!(s.stats().unmatched, 1);
+    assert!(s.output().discoveries.is_empty());
+    let mut forged = tid_of(&q);
+    forged[0] ^= 0xFF;
+    s.handle_datagram(now, remote, &sample_reply(&forged, &[[7; 20]], &[], 60));
+    assert_eq!(s.stats().unmatched, 2);
+    s.handle_datagram(now, remote, &reply);
+    let d = s.output().discoveries.clone();
+    assert_eq!(d.len(), 1);
+    assert_eq!((d[0].info_hash, d[0].source, d[0].source_id), ([7; 20], remote, [1; 20]));
+    // The same reply again is a duplicate transaction, not a new discovery.
+    s.handle_datagram(now, remote, &reply);
+    assert_eq!(s.stats().unmatched, 3);
+    assert_eq!(s.stats().new_hashes, 1);
+}
+
+#[test]
+fn interval_is_respected_and_new_hashes_are_scraped_at_their_sampler() {
+    let (mut s, now, remote, q) = with_one_node(no_walks());
+    s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[[7; 20], [8; 20]], &[], 900));
+    let mut buf = Vec::new();
+    // Two get_peers with scrape to the sampler, then nothing: the next sample
+    // waits 900 s.
+    for _ in 0..2 {
+        assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
+        let m = Message::decode(&buf).unwrap();
+        assert!(matches!(m.kind, Kind::Query(Query::GetPeers { scrape: true, .. })));
+    }
+    let later = now + Duration::from_secs(899);
+    s.handle_timeout(later);
+    while let Some(_) = s.poll_transmit(later, &mut buf) {
+        let m = Message::decode(&buf).unwrap();
+        assert!(!matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. })), "sampled before the interval");
+    }
+    let due = now + Duration::from_secs(901);
+    s.handle_timeout(due);
+    assert!(s.next_timeout().unwrap() <= due);
+    let mut sampled = false;
+    while let Some(_) = s.poll_transmit(due, &mut buf) {
+        sampled |= matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. }));
+    }
+    assert!(sampled, "not sampled once the interval passed");
+}
+
+#[test]
+fn method_unknown_marks_a_node_without_bep51_and_walks_it() {
+    let (mut s, now, remote, q) = with_one_node(config());
+    let mut err = Vec::new();
+    encode_error(&mut err, &tid_of(&q), ERROR_METHOD_UNKNOWN, b"Method Unknown", None);
+    s.handle_datagram(now, remote, &err);
+    let mut buf = Vec::new();
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
+    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::FindNode { .. })));
+}
+
+#[test]
+fn bogon_and_private_addresses_are_dropped_unless_loopback_is_allowed() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(CrawlConfig { allow_loopback: false, ..config() }, now);
+    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: addr(1, 1) }));
+    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([192, 168, 1, 2], 6881)) }));
+    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([10, 0, 0, 1], 6881)) }));
+    assert!(s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([82, 1, 2, 3], 6881)) }));
+    let q = [0u8; 4];
+    s.handle_datagram(now, SocketAddr::from(([10, 0, 0, 1], 6881)), &q);
+    assert_eq!(s.stats().filtered, 4);
+    assert_eq!(s.known_nodes(), 1);
+    let mut buf = Vec::new();
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(SocketAddr::from(([82, 1, 2, 3], 6881))));
+}
+
+#[test]
+fn nodes_of_other_cores_are_handed_over_not_kept() {
+    let cores = 2;
+    let (mut s, now, remote, q) = {
+        // Core 0 with a node it owns.
+        let now = Instant::now();
+        let mut s = Scheduler::new(CrawlConfig { cores, core: 0, ..config() }, now);
+        let remote = (0..255).map(|i| addr(2, i)).find(|a| owner(*a, cores) == 0).unwrap();
+        assert!(s.add_node(now, CompactNode { id: [1; 20], addr: remote }));
+        let mut buf = Vec::new();
+        assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
+        (s, now, remote, buf)
+    };
+    let nodes: Vec<CompactNode> = (0..16).map(|i| CompactNode { id: [i + 10; 20], addr: addr(3, i) }).collect();
+    s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[], &nodes, 0));
+    let theirs = nodes.iter().filter(|n| owner(n.addr, cores) == 1).count();
+    assert!(theirs > 0 && theirs < nodes.len());
+    let handed = s.output().handovers.clone();
+    assert_eq!(handed.len(), theirs);
+    assert!(handed.iter().all(|h| h.core == 1 && owner(h.node.addr, cores) == 1));
+    assert_eq!(s.known_nodes(), 1 + nodes.len() - theirs);
+    // A node routed to the wrong core is refused and counted.
+    assert!(!s.add_node(now, handed[0].node));
+    assert_eq!(s.stats().misrouted, 1);
+}
+
+#[test]
+fn backpressure_pauses_sampling_but_keeps_what_was_found() {
+    let (mut s, now, remote, q) = with_one_node(no_walks());
+    s.set_downstream_full(true);
+    s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[[7; 20]], &[], 0));
+    assert_eq!(s.output().discoveries.len(), 1, "a discovery was dropped under backpressure");
+    let other = addr(1, 9);
+    assert!(s.add_node(now, CompactNode { id: [2; 20], addr: other }));
+    let later = now + Duration::from_secs(3600);
+    s.handle_timeout(later);
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    while let Some(to) = s.poll_transmit(later, &mut buf) {
+        sent.push(Message::decode(&buf).map(|m| matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. }))).unwrap());
+        assert!(sent.len() < 100, "runaway transmit to {to}");
+    }
+    assert!(!sent.iter().any(|&is_sample| is_sample), "sampled under backpressure");
+    assert!(s.stats().backpressure_pauses > 0);
+    s.set_downstream_full(false);
+    assert!(s.poll_transmit(later, &mut buf).is_some());
+    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })));
+}
+
+#[test]
+fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
+    let now = Instant::now();
+    let from = addr(5, 5);
+    let mut ping = Vec::new();
+    encode_query(&mut ping, b"pq", &Query::Ping { id: &[3; 20] }, false, None);
+    let mut buf = Vec::new();
+
+    let mut ro = Scheduler::new(config(), now);
+    ro.handle_datagram(now, from, &ping);
+    assert_eq!(ro.poll_transmit(now, &mut buf), None);
+    assert_eq!(ro.stats().queries_ignored, 1);
+    assert_eq!(ro.known_nodes(), 0);
+
+    let mut rw = Scheduler::new(CrawlConfig { read_only: false, ..config() }, now);
+    rw.handle_datagram(now, from, &ping);
+    assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
+    let m = Message::decode(&buf).unwrap();
+    assert_eq!(m.transaction_id, b"pq");
+    assert!(matches!(m.kind, Kind::Response(ref r) if *r.id == [0xEE; 20]));
+    // The querier was not read-only, so it became a known node.
+    assert_eq!(rw.known_nodes(), 1);
+}
+
+#[test]
+fn timeouts_make_a_node_unreachable_and_it_is_not_relearned() {
+    let cfg = CrawlConfig { max_failures: 2, ..config() };
+    let (mut s, now, remote, _) = with_one_node(cfg);
+    let mut t = now;
+    let mut buf = Vec::new();
+    let mut sent = 1;
+    for _ in 0..400 {
+        t += Duration::from_secs(1);
+        s.handle_timeout(t);
+        while let Some(to) = s.poll_transmit(t, &mut buf) {
+            assert_eq!(to, remote);
+            sent += 1;
+        }
+    }
+    assert_eq!(sent, 2);
+    assert!(s.is_unreachable(&remote, t));
+    assert_eq!(s.known_nodes(), 0);
+    assert!(!s.add_node(t, CompactNode { id: [1; 20], addr: remote }));
+}
