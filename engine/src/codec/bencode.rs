@@ -44,7 +44,7 @@ pub enum ErrorKind {
     IntegerOverflow,
     /// A string length with a leading zero or not followed by `:`.
     BadLength,
-    /// A string length too large to represent.
+    /// A string length of more than 18 digits.
     LengthOverflow,
     /// A dictionary key that is not a byte string.
     KeyNotString,
@@ -79,6 +79,29 @@ impl fmt::Display for Error {
 }
 
 impl std::error::Error for Error {}
+
+/// Integers have at most 19 digits (`i64::MAX` has 19), so the accumulator
+/// never overflows while scanning.
+const MAX_INT_DIGITS: usize = 19;
+/// String lengths have at most 18 digits; any longer one could not be backed by
+/// the input anyway.
+const MAX_LEN_DIGITS: usize = 18;
+
+/// Reads the run of ASCII digits at `p`: its value (wrapping, meaningful only for
+/// runs short enough) and the index of the first non-digit.
+#[inline(always)]
+fn scan_digits(buf: &[u8], mut p: usize) -> (u64, usize) {
+    let mut value: u64 = 0;
+    while let Some(&c) = buf.get(p) {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        p += 1;
+    }
+    (value, p)
+}
 
 /// A pull decoder over one buffer. Each call consumes one token or value and
 /// returns borrowed slices of the buffer.
@@ -149,80 +172,89 @@ impl<'a> Decoder<'a> {
     }
 
     /// Reads `i<digits>e`.
+    #[inline]
     pub fn int(&mut self) -> Result<i64, Error> {
-        if self.peek() != Some(INT_BEGIN) {
+        let buf = self.buf;
+        let start = self.pos;
+        if buf.get(start) != Some(&INT_BEGIN) {
             return Err(self.unexpected());
         }
-        let start = self.pos;
-        let mut p = start + 1;
-        let negative = self.buf.get(p) == Some(&MINUS);
-        if negative {
-            p += 1;
-        }
-        let digits = p;
-        let mut magnitude: u64 = 0;
-        loop {
-            match self.buf.get(p) {
-                Some(&c @ b'0'..=b'9') => {
-                    magnitude = magnitude
-                        .checked_mul(10)
-                        .and_then(|m| m.checked_add(u64::from(c - b'0')))
-                        .ok_or(self.error(ErrorKind::IntegerOverflow, start))?;
-                    p += 1;
-                }
-                Some(&END) => break,
-                Some(_) => return Err(self.error(ErrorKind::BadInteger, p)),
-                None => return Err(self.error(ErrorKind::Truncated, p)),
-            }
-        }
-        let n = p - digits;
-        // Canonical form only: no empty, no `-0`, no leading zero.
-        if n == 0 || (self.buf.get(digits) == Some(&b'0') && (n > 1 || negative)) {
-            return Err(self.error(ErrorKind::BadInteger, digits));
+        let negative = buf.get(start + 1) == Some(&MINUS);
+        let digits = start + 1 + usize::from(negative);
+        let (magnitude, end) = scan_digits(buf, digits);
+        let n = end - digits;
+        // At most 19 digits cannot overflow the u64 accumulator; the checks below
+        // run only when the fast path fails.
+        if n == 0 || n > MAX_INT_DIGITS || buf.get(end) != Some(&END) || (n > 1 && buf[digits] == b'0') {
+            return Err(self.int_error(start, digits, end));
         }
         let value = if negative {
-            if magnitude > i64::MIN.unsigned_abs() {
-                return Err(self.error(ErrorKind::IntegerOverflow, start));
+            if magnitude > i64::MIN.unsigned_abs() || magnitude == 0 {
+                return Err(self.int_error(start, digits, end));
             }
             (magnitude as i64).wrapping_neg()
         } else {
             i64::try_from(magnitude).map_err(|_| self.error(ErrorKind::IntegerOverflow, start))?
         };
-        self.pos = p + 1;
+        self.pos = end + 1;
         Ok(value)
     }
 
+    /// Names the fault in a malformed integer; off the hot path.
+    #[cold]
+    fn int_error(&self, start: usize, digits: usize, end: usize) -> Error {
+        let n = end - digits;
+        if n > MAX_INT_DIGITS {
+            return self.error(ErrorKind::IntegerOverflow, start);
+        }
+        match self.buf.get(end) {
+            None => return self.error(ErrorKind::Truncated, end),
+            Some(&END) => {}
+            Some(_) => return self.error(ErrorKind::BadInteger, end),
+        }
+        if n == 0 || self.buf.get(digits) == Some(&b'0') {
+            // Empty, `-0` or a leading zero.
+            return self.error(ErrorKind::BadInteger, digits);
+        }
+        self.error(ErrorKind::IntegerOverflow, start)
+    }
+
     /// Reads `<len>:<bytes>` and borrows the bytes.
+    #[inline]
     pub fn bytes(&mut self) -> Result<&'a [u8], Error> {
+        let buf = self.buf;
         let start = self.pos;
-        let mut p = start;
-        let mut len: usize = 0;
-        loop {
-            match self.buf.get(p) {
-                Some(&c @ b'0'..=b'9') => {
-                    len = len
-                        .checked_mul(10)
-                        .and_then(|l| l.checked_add(usize::from(c - b'0')))
-                        .ok_or(self.error(ErrorKind::LengthOverflow, start))?;
-                    p += 1;
-                }
-                Some(&LEN_SEPARATOR) if p > start => break,
-                Some(_) if p == start => return Err(self.unexpected()),
-                Some(_) => return Err(self.error(ErrorKind::BadLength, p)),
-                None => return Err(self.error(ErrorKind::Truncated, p)),
-            }
+        let (len, colon) = scan_digits(buf, start);
+        let n = colon - start;
+        if n == 0 || n > MAX_LEN_DIGITS || buf.get(colon) != Some(&LEN_SEPARATOR) || (n > 1 && buf[start] == b'0') {
+            return Err(self.bytes_error(start, colon));
         }
-        if p - start > 1 && self.buf.get(start) == Some(&b'0') {
-            return Err(self.error(ErrorKind::BadLength, start));
-        }
-        let data = p + 1;
+        let data = colon + 1;
         // The declared length is only ever compared with what is really there.
-        let rest = self.buf.get(data..).unwrap_or_default();
+        let rest = buf.get(data..).unwrap_or_default();
+        let len = usize::try_from(len).unwrap_or(usize::MAX);
         if len > rest.len() {
             return Err(self.error(ErrorKind::Truncated, start));
         }
         self.pos = data + len;
         Ok(&rest[..len])
+    }
+
+    /// Names the fault in a malformed string header; off the hot path.
+    #[cold]
+    fn bytes_error(&self, start: usize, end: usize) -> Error {
+        let n = end - start;
+        if n == 0 {
+            return self.unexpected();
+        }
+        if n > MAX_LEN_DIGITS {
+            return self.error(ErrorKind::LengthOverflow, start);
+        }
+        match self.buf.get(end) {
+            None => self.error(ErrorKind::Truncated, end),
+            Some(&LEN_SEPARATOR) => self.error(ErrorKind::BadLength, start),
+            Some(_) => self.error(ErrorKind::BadLength, end),
+        }
     }
 
     fn open(&mut self, marker: u8) -> Result<(), Error> {
@@ -606,14 +638,27 @@ pub fn key_int(out: &mut Vec<u8>, key: &[u8], value: i64) {
     int(out, value);
 }
 
-/// Re-encodes a decoded value. Because the decoder accepts only canonical
-/// forms, this reproduces the bytes the value was decoded from.
+/// Re-encodes a decoded value item by item, entries in input order. Because the
+/// decoder accepts only canonical forms, this reproduces the bytes the value was
+/// decoded from. Recursion is bounded by [`MAX_DEPTH`], which the value passed.
 pub fn value(out: &mut Vec<u8>, v: &Value<'_>) {
     match v {
         Value::Int(i) => int(out, *i),
         Value::Bytes(b) => bytes(out, b),
-        // Entries are written in input order, exactly as validated.
-        Value::List(l) => out.extend_from_slice(l.raw),
-        Value::Dict(d) => out.extend_from_slice(d.raw),
+        Value::List(l) => {
+            list_begin(out);
+            for item in l.iter() {
+                value(out, &item);
+            }
+            end(out);
+        }
+        Value::Dict(d) => {
+            dict_begin(out);
+            for (k, item) in d.iter() {
+                bytes(out, k);
+                value(out, &item);
+            }
+            end(out);
+        }
     }
 }

@@ -229,7 +229,7 @@ struct Fields<'a> {
     bf_peers: Option<&'a [u8; BLOOM_LEN]>,
 }
 
-#[inline]
+#[inline(always)]
 fn expect_bytes<'a>(d: &mut Decoder<'a>, key: &'static [u8]) -> Result<&'a [u8], DecodeError> {
     if !d.at_bytes() {
         return Err(invalid_or_truncated(d, key));
@@ -237,7 +237,7 @@ fn expect_bytes<'a>(d: &mut Decoder<'a>, key: &'static [u8]) -> Result<&'a [u8],
     Ok(d.bytes()?)
 }
 
-#[inline]
+#[inline(always)]
 fn expect_int(d: &mut Decoder<'_>, key: &'static [u8]) -> Result<i64, DecodeError> {
     if !d.at_int() {
         return Err(invalid_or_truncated(d, key));
@@ -298,7 +298,8 @@ fn want(d: &mut Decoder<'_>) -> Result<Want, DecodeError> {
     Ok(w)
 }
 
-fn fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>, DecodeError> {
+/// Reads an `a` or `r` dictionary into `f` (in place: `Fields` is large).
+fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError> {
     if !d.at_dict() {
         return Err(match d.peek() {
             None => invalid_or_truncated(d, KEY_ARGS),
@@ -306,7 +307,6 @@ fn fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>, DecodeError> {
         });
     }
     d.dict_begin()?;
-    let mut f = Fields::default();
     while let Some(key) = d.next_key()? {
         let at = d.position();
         match key {
@@ -345,7 +345,7 @@ fn fields<'a>(d: &mut Decoder<'a>) -> Result<Fields<'a>, DecodeError> {
             _ => d.skip()?,
         }
     }
-    Ok(f)
+    Ok(())
 }
 
 fn error_list<'a>(d: &mut Decoder<'a>) -> Result<ErrorReply<'a>, DecodeError> {
@@ -376,7 +376,7 @@ fn id20<'a>(raw: Option<(&'a [u8], usize)>, key: &'static [u8]) -> Result<&'a [u
     b.try_into().map_err(|_| DecodeError::Invalid { key, offset })
 }
 
-fn query<'a>(method: &'a [u8], args: Option<Fields<'a>>) -> Result<Query<'a>, DecodeError> {
+fn query<'a>(method: &'a [u8], args: Option<&Fields<'a>>) -> Result<Query<'a>, DecodeError> {
     let known = matches!(
         method,
         METHOD_PING | METHOD_FIND_NODE | METHOD_GET_PEERS | METHOD_ANNOUNCE_PEER | METHOD_SAMPLE_INFOHASHES
@@ -419,14 +419,14 @@ fn query<'a>(method: &'a [u8], args: Option<Fields<'a>>) -> Result<Query<'a>, De
     })
 }
 
-fn response(r: Fields<'_>) -> Result<Response<'_>, DecodeError> {
+fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, DecodeError> {
     Ok(Response {
         id: id20(r.id, RESP_ID)?,
-        nodes: r.nodes,
-        nodes6: r.nodes6,
-        values: r.values,
+        nodes: r.nodes.clone(),
+        nodes6: r.nodes6.clone(),
+        values: r.values.clone(),
         token: r.token,
-        samples: r.samples,
+        samples: r.samples.clone(),
         interval: r.interval,
         num: r.num,
         bf_seeds: r.bf_seeds,
@@ -448,8 +448,11 @@ impl<'a> Message<'a> {
         let mut transaction_id = None;
         let mut message_type = None;
         let mut method = None;
-        let mut args = None;
-        let mut reply = None;
+        // `a` and `r` are parsed in place; the flags say whether they were present.
+        let mut args = Fields::default();
+        let mut has_args = false;
+        let mut reply = Fields::default();
+        let mut has_reply = false;
         let mut error = None;
         let mut version = None;
         let mut requester_ip = None;
@@ -457,10 +460,18 @@ impl<'a> Message<'a> {
         while let Some(key) = d.next_key()? {
             let at = d.position();
             match key {
-                KEY_RESPONSE => reply = Some(fields(&mut d)?),
+                KEY_RESPONSE => {
+                    reply = Fields::default();
+                    fields(&mut d, &mut reply)?;
+                    has_reply = true;
+                }
                 KEY_TRANSACTION => transaction_id = Some(expect_bytes(&mut d, KEY_TRANSACTION)?),
                 KEY_TYPE => message_type = Some((expect_bytes(&mut d, KEY_TYPE)?, at)),
-                KEY_ARGS => args = Some(fields(&mut d)?),
+                KEY_ARGS => {
+                    args = Fields::default();
+                    fields(&mut d, &mut args)?;
+                    has_args = true;
+                }
                 KEY_METHOD => method = Some(expect_bytes(&mut d, KEY_METHOD)?),
                 KEY_VERSION => version = lenient_bytes(&mut d)?,
                 KEY_IP => requester_ip = lenient_bytes(&mut d)?.and_then(compact::peer_from_bytes),
@@ -474,8 +485,12 @@ impl<'a> Message<'a> {
         let transaction_id = transaction_id.ok_or(DecodeError::Missing { key: KEY_TRANSACTION })?;
         let (message_type, type_at) = message_type.ok_or(DecodeError::Missing { key: KEY_TYPE })?;
         let kind = match message_type {
-            TYPE_RESPONSE => Kind::Response(response(reply.ok_or(DecodeError::Missing { key: KEY_RESPONSE })?)?),
-            TYPE_QUERY => Kind::Query(query(method.ok_or(DecodeError::Missing { key: KEY_METHOD })?, args)?),
+            TYPE_RESPONSE if has_reply => Kind::Response(response(&reply)?),
+            TYPE_RESPONSE => return Err(DecodeError::Missing { key: KEY_RESPONSE }),
+            TYPE_QUERY => {
+                let method = method.ok_or(DecodeError::Missing { key: KEY_METHOD })?;
+                Kind::Query(query(method, has_args.then_some(&args))?)
+            }
             TYPE_ERROR => Kind::Error(error.ok_or(DecodeError::Missing { key: KEY_ERROR })?),
             _ => return Err(DecodeError::UnknownType { offset: type_at }),
         };

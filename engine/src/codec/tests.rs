@@ -548,3 +548,17 @@ fn errors_name_what_and_where() {
     let e = bencode::decode(b"i03e").unwrap_err();
     assert_eq!(e.to_string(), "bencode: malformed integer at byte 1");
 }
+
+#[test]
+fn fuzz_seeds_are_valid_messages_that_round_trip() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/seeds/krpc_decode");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&dir).expect("seed folder") {
+        let path = entry.expect("seed entry").path();
+        let bytes = std::fs::read(&path).expect("seed file");
+        let m = Message::decode(&bytes).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(decode(&reencode(&m)), m, "{}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 10, "only {seen} seeds");
+}

@@ -1,0 +1,148 @@
+//! Fuzzes the bencode decoder and the KRPC views against the codec's contract:
+//! - no panic on any input;
+//! - no allocation at all while decoding and walking every view (a counting
+//!   global allocator checks it), so none can be proportional to a declared length;
+//! - every error points inside the input;
+//! - bencode: re-encoding an accepted value reproduces the input exactly;
+//! - KRPC: decode → encode → decode gives the same message, and encoding that
+//!   again gives the same bytes.
+#![no_main]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use libfuzzer_sys::fuzz_target;
+use trawl_codec_fuzz::codec::bencode::{self, Value};
+use trawl_codec_fuzz::codec::compact::CompactNode;
+use trawl_codec_fuzz::codec::krpc::{self, Kind, Message, ResponseOut};
+
+/// Counts allocations made while `ARMED` is set.
+struct Counting;
+
+static ARMED: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if ARMED.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        unsafe { System.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if ARMED.load(Ordering::Relaxed) {
+            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        }
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+/// Runs `f` and asserts it allocated nothing.
+fn without_allocation<T>(f: impl FnOnce() -> T) -> T {
+    ALLOCATIONS.store(0, Ordering::Relaxed);
+    ARMED.store(true, Ordering::Relaxed);
+    let out = f();
+    ARMED.store(false, Ordering::Relaxed);
+    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "the decoder allocated");
+    out
+}
+
+/// Walks every borrowed view, as a consumer would, and folds what it reads.
+fn walk_value(v: &Value<'_>, depth: usize) -> u64 {
+    assert!(depth <= bencode::MAX_DEPTH);
+    match v {
+        Value::Int(i) => *i as u64,
+        Value::Bytes(b) => b.len() as u64,
+        Value::List(l) => l.iter().map(|x| walk_value(&x, depth + 1)).fold(1, u64::wrapping_add),
+        Value::Dict(d) => d
+            .iter()
+            .map(|(k, x)| (k.len() as u64).wrapping_add(walk_value(&x, depth + 1)))
+            .fold(2, u64::wrapping_add),
+    }
+}
+
+fn walk_message(m: &Message<'_>) -> u64 {
+    let mut acc = m.transaction_id.len() as u64;
+    if let Kind::Response(r) = &m.kind {
+        let (n, n6, v, s) = (r.nodes.len(), r.nodes6.len(), r.values.len(), r.samples.len());
+        assert_eq!(r.nodes.clone().count(), n);
+        assert_eq!(r.nodes6.clone().count(), n6);
+        assert_eq!(r.values.clone().count(), v);
+        assert_eq!(r.samples.clone().count(), s);
+        acc += r.nodes.clone().map(|x| u64::from(x.addr.port())).sum::<u64>();
+        acc += r.values.clone().map(|x| u64::from(x.port())).sum::<u64>();
+    }
+    acc
+}
+
+fn encode(m: &Message<'_>) -> Vec<u8> {
+    let mut out = Vec::new();
+    match &m.kind {
+        Kind::Query(q) => krpc::encode_query(&mut out, m.transaction_id, q, m.read_only, m.version),
+        Kind::Error(e) => krpc::encode_error(&mut out, m.transaction_id, e.code, e.message, m.version),
+        Kind::Response(r) => {
+            let nodes: Vec<CompactNode> = r.nodes.clone().collect();
+            let nodes6: Vec<CompactNode> = r.nodes6.clone().collect();
+            let values: Vec<SocketAddr> = r.values.clone().collect();
+            let samples: Vec<[u8; 20]> = r.samples.clone().copied().collect();
+            let reply = ResponseOut {
+                id: r.id,
+                nodes: &nodes,
+                nodes6: &nodes6,
+                values: &values,
+                token: r.token,
+                samples: &samples,
+                interval: r.interval,
+                num: r.num,
+                bf_seeds: r.bf_seeds,
+                bf_peers: r.bf_peers,
+            };
+            krpc::encode_response(&mut out, m.transaction_id, &reply, m.requester_ip, m.version)
+        }
+    }
+    out
+}
+
+fuzz_target!(|data: &[u8]| {
+    // Generic bencode.
+    let value = without_allocation(|| {
+        let v = bencode::decode(data);
+        if let Ok(v) = &v {
+            std::hint::black_box(walk_value(v, 0));
+        }
+        v
+    });
+    match value {
+        Ok(v) => {
+            let mut out = Vec::new();
+            bencode::value(&mut out, &v);
+            assert_eq!(out, data, "re-encoding must reproduce canonical input");
+        }
+        Err(e) => assert!(e.offset <= data.len()),
+    }
+
+    // KRPC.
+    let message = without_allocation(|| {
+        let m = Message::decode(data);
+        if let Ok(m) = &m {
+            std::hint::black_box(walk_message(m));
+        }
+        m
+    });
+    match message {
+        Ok(m) => {
+            let once = encode(&m);
+            let again = Message::decode(&once).expect("an encoded message must decode");
+            assert_eq!(again, m, "decode -> encode -> decode must be stable");
+            assert_eq!(encode(&again), once, "encoding must be deterministic");
+        }
+        Err(e) => assert!(e.offset().is_none_or(|o| o <= data.len())),
+    }
+});
