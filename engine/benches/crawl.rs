@@ -1,6 +1,8 @@
-//! Micro benchmarks of the crawl core's per-datagram work: first-level dedup,
-//! the owner hash, and one full sample round trip through the scheduler
-//! (poll_transmit, then handle_datagram of a 20-sample, 8-node reply).
+//! Micro benchmarks of the crawl core's per-datagram work: first-level dedup
+//! (against the naive peer, an unbounded std `HashSet` with SipHash), the owner
+//! hash, and one full sample round trip through the scheduler (poll_transmit,
+//! then handle_datagram of a 20-sample, 8-node reply) against its floor in the
+//! same run: the same KRPC encoding and decoding with no scheduler at all.
 //!
 //! Run: `cargo bench -p trawl-engine --bench crawl`
 
@@ -10,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trawl_engine::codec::compact::CompactNode;
-use trawl_engine::codec::krpc::{encode_response, Kind, Message, Query, ResponseOut};
+use trawl_engine::codec::krpc::{encode_query, encode_response, Kind, Message, Query, ResponseOut};
 use trawl_engine::crawl::dedup::Dedup;
 use trawl_engine::crawl::{owner, CrawlConfig, Scheduler};
 
@@ -26,9 +28,9 @@ fn hash(i: u64) -> [u8; 20] {
 fn dedup(c: &mut Criterion) {
     let mut g = c.benchmark_group("dedup");
     g.throughput(Throughput::Elements(1));
-    // A full-size set (4M hashes) in steady state: every insert is new, so
+    // A default-size set (1M hashes) in steady state: every insert is new, so
     // generations rotate as they would under a flood of discoveries.
-    let mut d = Dedup::new(4_000_000);
+    let mut d = Dedup::new(1_000_000);
     let mut i = 0u64;
     g.bench_function("insert_new", |b| {
         b.iter(|| {
@@ -36,14 +38,39 @@ fn dedup(c: &mut Criterion) {
             black_box(d.insert(&hash(i)))
         })
     });
-    let mut d = Dedup::new(4_000_000);
-    for i in 0..1_000_000 {
+    // The peer holds as many hashes as Dedup may (its capacity), allocated up
+    // front like Dedup, so both pay the same cache misses.
+    let mut peer = std::collections::HashSet::with_capacity(1_000_000);
+    let mut i = 0u64;
+    g.bench_function("peer_std_hashset_insert_new", |b| {
+        b.iter(|| {
+            i += 1;
+            // Unbounded: the peer is cleared when Dedup would be full.
+            if peer.len() >= 1_000_000 {
+                peer.clear();
+            }
+            black_box(peer.insert(hash(i)))
+        })
+    });
+    let mut peer = std::collections::HashSet::with_capacity(1_000_000);
+    for i in 0..400_000 {
+        peer.insert(hash(i));
+    }
+    let mut i = 0u64;
+    g.bench_function("peer_std_hashset_insert_seen", |b| {
+        b.iter(|| {
+            i = (i + 1) % 400_000;
+            black_box(peer.insert(hash(i)))
+        })
+    });
+    let mut d = Dedup::new(1_000_000);
+    for i in 0..400_000 {
         d.insert(&hash(i));
     }
     let mut i = 0u64;
     g.bench_function("insert_seen", |b| {
         b.iter(|| {
-            i = (i + 1) % 1_000_000;
+            i = (i + 1) % 400_000;
             black_box(d.insert(&hash(i)))
         })
     });
@@ -120,6 +147,29 @@ fn scheduler_round_trip(c: &mut Criterion) {
         b.iter(|| {
             now += Duration::from_millis(1);
             round(&mut s, now);
+        })
+    });
+    // The floor: the same four codec steps (query out, decode it, reply out,
+    // decode it) with no scheduler state behind them.
+    let target = [5u8; 20];
+    let my_id = [0xEEu8; 20];
+    g.bench_function("codec_floor_round_trip", |b| {
+        b.iter(|| {
+            query.clear();
+            let q = Query::SampleInfohashes { id: &my_id, target: &target, want: Default::default() };
+            encode_query(&mut query, b"abcd", &q, true, None);
+            let msg = Message::decode(&query).expect("valid query");
+            reply.clear();
+            let mut r = ResponseOut::new(&remote_id);
+            r.samples = &samples;
+            r.nodes = &nodes;
+            r.interval = Some(0);
+            r.num = Some(20);
+            encode_response(&mut reply, msg.transaction_id, &r, None, None);
+            let m = Message::decode(&reply).expect("valid reply");
+            if let Kind::Response(r) = m.kind {
+                black_box(r.samples.count() + r.nodes.count());
+            }
         })
     });
     g.finish();

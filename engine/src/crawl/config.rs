@@ -91,7 +91,7 @@ impl Default for CrawlConfig {
             retry_after_timeout: Duration::from_secs(60),
             max_pending_scrapes: 100_000,
             max_pending_discoveries: 100_000,
-            dedup_capacity: 4_000_000,
+            dedup_capacity: 1_000_000,
             want: Want { v4: true, v6: true },
             version: None,
             seed: 0,
