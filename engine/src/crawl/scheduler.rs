@@ -43,7 +43,7 @@ use super::output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSiz
 use super::owner::owner;
 use super::responder::{PingResponder, Responder};
 use super::schedule::Schedule;
-use super::table::{Bep51, Inserted, NodeRef, NodeTable, NOT_QUEUED};
+use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
 use super::transactions::{Asked, InFlight, Transactions};
 use super::unreachable::Unreachable;
 use crate::codec::compact::{CompactNode, CompactNodes};
@@ -64,6 +64,31 @@ const BOOTSTRAP_BELOW: usize = 16;
 const MAINTENANCE_EVERY: Millis = 10_000;
 /// Doublings of the empty-sample back-off before it stops growing.
 const MAX_EMPTY_STREAK: u8 = 16;
+
+/// The two per-node schedules: `sample_infohashes` by interval, `find_node` walks.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Plan {
+    Sample,
+    Walk,
+}
+
+impl Plan {
+    /// The due time of the node's live entry on this schedule.
+    fn queued_at(self, n: &mut RemoteNode) -> &mut Millis {
+        match self {
+            Plan::Sample => &mut n.sample_queued_at,
+            Plan::Walk => &mut n.walk_queued_at,
+        }
+    }
+
+    /// The earliest time the node may be asked again on this schedule.
+    fn next(self, n: &RemoteNode) -> Millis {
+        match self {
+            Plan::Sample => n.next_sample,
+            Plan::Walk => n.next_walk,
+        }
+    }
+}
 
 /// A `get_peers` + scrape still to send for a new infohash.
 type ScrapeJob = Reverse<(Millis, u64, InfoHash, SocketAddr)>;
@@ -514,74 +539,59 @@ impl Scheduler {
             }
             return None;
         }
-        for _ in 0..POP_BUDGET {
-            let (due, r) = self.samples.pop_due(now_ms)?;
-            let Some(n) = self.table.get_mut(r) else { continue };
-            if n.sample_queued_at != due {
-                continue;
-            }
-            n.sample_queued_at = NOT_QUEUED;
-            if n.in_flight || n.bep51 == Bep51::No {
-                // Requeued when the reply comes back.
-                continue;
-            }
-            let to = n.addr;
-            let wait_until = if n.next_sample > now_ms {
-                n.next_sample
-            } else if !self.pacer.take(now, to.ip()) {
-                self.paced_until(now, now_ms, to.ip())
-            } else {
-                0
-            };
-            if wait_until > 0 {
-                if let Some(n) = self.table.get_mut(r) {
-                    n.sample_queued_at = wait_until;
-                }
-                self.samples.push(wait_until, r);
-                continue;
-            }
-            let target = self.keyspace.next_target(&mut self.rng);
-            let node_id = self.cfg.node_id;
-            let query = Query::SampleInfohashes { id: &node_id, target: &target, want: self.cfg.want };
-            self.send(now_ms, to, Some(r), Asked::Sample, &query, buf)?;
-            self.stats.samples_sent += 1;
-            return Some(to);
-        }
-        None
+        let (r, to) = self.pop_ready(Plan::Sample, now, now_ms)?;
+        let target = self.keyspace.next_target(&mut self.rng);
+        let node_id = self.cfg.node_id;
+        let query = Query::SampleInfohashes { id: &node_id, target: &target, want: self.cfg.want };
+        self.send(now_ms, to, Some(r), Asked::Sample, &query, buf)?;
+        self.stats.samples_sent += 1;
+        Some(to)
     }
 
     fn next_walk(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let (r, to) = self.pop_ready(Plan::Walk, now, now_ms)?;
+        let target = self.keyspace.next_target(&mut self.rng);
+        let node_id = self.cfg.node_id;
+        let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
+        self.send(now_ms, to, Some(r), Asked::FindNode, &query, buf)?;
+        self.stats.find_nodes_sent += 1;
+        Some(to)
+    }
+
+    fn schedule(&mut self, plan: Plan) -> &mut Schedule {
+        match plan {
+            Plan::Sample => &mut self.samples,
+            Plan::Walk => &mut self.walks,
+        }
+    }
+
+    /// The next node on `plan`'s schedule that may be queried now, with its IP's
+    /// pacing token already taken. Stale entries are dropped; nodes whose own
+    /// time or IP is not ready yet are put back for when they are.
+    fn pop_ready(&mut self, plan: Plan, now: Instant, now_ms: Millis) -> Option<(NodeRef, SocketAddr)> {
         for _ in 0..POP_BUDGET {
-            let (due, r) = self.walks.pop_due(now_ms)?;
+            let (due, r) = self.schedule(plan).pop_due(now_ms)?;
             let Some(n) = self.table.get_mut(r) else { continue };
-            if n.walk_queued_at != due {
+            if *plan.queued_at(n) != due {
                 continue;
             }
-            n.walk_queued_at = NOT_QUEUED;
-            if n.in_flight {
+            *plan.queued_at(n) = NOT_QUEUED;
+            if n.in_flight || (plan == Plan::Sample && n.bep51 == Bep51::No) {
+                // Requeued when the reply comes back.
                 continue;
             }
-            let to = n.addr;
-            let wait_until = if n.next_walk > now_ms {
-                n.next_walk
+            let (to, next) = (n.addr, plan.next(n));
+            let wait_until = if next > now_ms {
+                next
             } else if !self.pacer.take(now, to.ip()) {
                 self.paced_until(now, now_ms, to.ip())
             } else {
-                0
+                return Some((r, to));
             };
-            if wait_until > 0 {
-                if let Some(n) = self.table.get_mut(r) {
-                    n.walk_queued_at = wait_until;
-                }
-                self.walks.push(wait_until, r);
-                continue;
+            if let Some(n) = self.table.get_mut(r) {
+                *plan.queued_at(n) = wait_until;
             }
-            let target = self.keyspace.next_target(&mut self.rng);
-            let node_id = self.cfg.node_id;
-            let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
-            self.send(now_ms, to, Some(r), Asked::FindNode, &query, buf)?;
-            self.stats.find_nodes_sent += 1;
-            return Some(to);
+            self.schedule(plan).push(wait_until, r);
         }
         None
     }
