@@ -93,7 +93,7 @@ fn interval_is_respected_and_new_hashes_are_scraped_at_their_sampler() {
     }
     let later = now + Duration::from_secs(899);
     s.handle_timeout(later);
-    while let Some(_) = s.poll_transmit(later, &mut buf) {
+    while s.poll_transmit(later, &mut buf).is_some() {
         let m = Message::decode(&buf).unwrap();
         assert!(!matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. })), "sampled before the interval");
     }
@@ -101,7 +101,7 @@ fn interval_is_respected_and_new_hashes_are_scraped_at_their_sampler() {
     s.handle_timeout(due);
     assert!(s.next_timeout().unwrap() <= due);
     let mut sampled = false;
-    while let Some(_) = s.poll_transmit(due, &mut buf) {
+    while s.poll_transmit(due, &mut buf).is_some() {
         sampled |= matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. }));
     }
     assert!(sampled, "not sampled once the interval passed");

@@ -108,7 +108,7 @@ impl FakeDht {
                     // About one hash in ten is also held by the next node.
                     hashes.push(bytes20((i as u64) << 16 | j as u64));
                 }
-                if i > 0 && mix(i as u64 ^ 0x2222) % 10 == 0 {
+                if i > 0 && mix(i as u64 ^ 0x2222) % 10 < 1 {
                     hashes.push(bytes20(((i - 1) as u64) << 16));
                 }
             }
@@ -276,6 +276,9 @@ impl FakeDht {
     }
 }
 
+/// A reply on its way back: arrival time, tie-breaker, sender, bytes.
+type InAir = (Instant, u64, SocketAddr, Vec<u8>);
+
 struct Run {
     dht: FakeDht,
     discovered: HashMap<[u8; 20], SocketAddr>,
@@ -303,7 +306,7 @@ fn crawl(cfg: CrawlConfig, flood: u64) -> (Run, Scheduler, Instant) {
         max_table: 0,
         max_in_flight: 0,
     };
-    let mut in_air: BinaryHeap<Reverse<(Instant, u64, SocketAddr, Vec<u8>)>> = BinaryHeap::new();
+    let mut in_air: BinaryHeap<Reverse<InAir>> = BinaryHeap::new();
     let mut seq = 0u64;
     let mut now = start;
     let mut buf = Vec::new();

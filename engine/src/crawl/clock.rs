@@ -25,10 +25,11 @@ impl Clock {
     pub fn ceil(&self, now: Instant) -> Millis {
         let d = now.saturating_duration_since(self.epoch);
         let ms = d.as_millis() as Millis;
-        if d.subsec_nanos() % 1_000_000 == 0 {
-            ms
-        } else {
+        // Any sub-millisecond remainder rounds up.
+        if d.subsec_nanos() % 1_000_000 != 0 {
             ms + 1
+        } else {
+            ms
         }
     }
 

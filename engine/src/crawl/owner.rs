@@ -217,7 +217,8 @@ mod tests {
         const N: u32 = 120_000;
         for cores in [2usize, 3, 4, 6, 8, 12] {
             let fair = N as f64 / cores as f64;
-            let sets: [(&str, Box<dyn Fn(u32) -> IpAddr>); 3] = [
+            type Gen = Box<dyn Fn(u32) -> IpAddr>;
+            let sets: [(&str, Gen); 3] = [
                 ("random v4", Box::new(|i| Ipv4Addr::from(mix(i as u64) as u32).into())),
                 ("sequential 127/8", Box::new(|i| Ipv4Addr::from(0x7F00_0001 + i).into())),
                 ("sequential v6 /64", Box::new(|i| Ipv6Addr::from(0x2001_0db8u128 << 96 | i as u128).into())),
