@@ -23,14 +23,8 @@ impl Clock {
 
     /// `now`, rounded up: deadlines computed from it are never early.
     pub fn ceil(&self, now: Instant) -> Millis {
-        let d = now.saturating_duration_since(self.epoch);
-        let ms = d.as_millis() as Millis;
-        // Any sub-millisecond remainder rounds up.
-        if d.subsec_nanos() % 1_000_000 != 0 {
-            ms + 1
-        } else {
-            ms
-        }
+        let ns = now.saturating_duration_since(self.epoch).as_nanos();
+        ns.div_ceil(1_000_000).min(u128::from(Millis::MAX)) as Millis
     }
 
     pub fn instant(&self, ms: Millis) -> Instant {
