@@ -2,7 +2,7 @@
 //! matching, read-only and answering modes, address filtering, owner handover,
 //! backpressure, BEP 51 detection and interval handling.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use trawl_engine::codec::compact::CompactNode;
@@ -226,4 +226,32 @@ fn timeouts_make_a_node_unreachable_and_it_is_not_relearned() {
     assert!(s.is_unreachable(&remote, t));
     assert_eq!(s.known_nodes(), 0);
     assert!(!s.add_node(t, CompactNode { id: [1; 20], addr: remote }));
+}
+
+#[test]
+fn ipv6_nodes_from_nodes6_are_learned_and_sampled() {
+    let (mut s, now, remote, q) = with_one_node(no_walks());
+    // ::1 is the only IPv6 loopback address here; ports tell the nodes apart.
+    let v6: Vec<CompactNode> = (0..3)
+        .map(|i| CompactNode { id: [40 + i; 20], addr: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 7000 + u16::from(i)) })
+        .collect();
+    let id = [1u8; 20];
+    let mut r = ResponseOut::new(&id);
+    r.nodes6 = &v6;
+    r.interval = Some(0);
+    r.num = Some(0);
+    let mut reply = Vec::new();
+    encode_response(&mut reply, &tid_of(&q), &r, None, None);
+    s.handle_datagram(now, remote, &reply);
+    assert_eq!(s.known_nodes(), 1 + v6.len());
+    let mut buf = Vec::new();
+    let mut sampled = Vec::new();
+    while let Some(to) = s.poll_transmit(now, &mut buf) {
+        if matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })) {
+            sampled.push(to);
+        }
+    }
+    // One IP, so the per-IP burst (4) caps how many go out at once.
+    assert!(sampled.iter().all(|a| a.is_ipv6()));
+    assert_eq!(sampled.len(), 3.min(config().per_ip_burst as usize));
 }
