@@ -1,1 +1,37 @@
-//! trawl-storage: the RocksDB-backed infohash index, staging queue and metadata store.
+//! trawl-storage: the RocksDB-backed infohash index, metadata-fetch queue and
+//! metadata store, with bulk export and import.
+//!
+//! Callers never name a rocksdb type: they open a [`Store`], start one
+//! [`Writer`] over it, and hand its cloneable [`WriterHandle`] to each engine core.
+//!
+//! ```text
+//!  core 0 ─┐  Batch (discoveries, peers, scrapes,      ┌─> BatchOutcome (new hashes)
+//!  core 1 ─┼─> torrents, failures, nodes) ─ bounded ─> writer thread ─ group commit ─> RocksDB
+//!  core N ─┘  channel (send blocks when full)          bloom + multi_get dedup, WAL synced
+//!  fetcher ── Store::take_due (leases queue entries) ──────────────────────────────┘
+//!  export / stats ── Store::open_read_only (works while a crawl holds the lock)
+//! ```
+//!
+//! # Durability
+//! - A batch whose [`BatchOutcome`] has been received is in the WAL and fsynced
+//!   (with [`StoreOptions::sync_writes`], the default): it survives kill -9 and power loss.
+//! - On kill -9, what can be lost is only what was not yet acknowledged: the
+//!   group being collected (at most [`WriterOptions::flush_interval`], 100 ms by
+//!   default) plus batches still waiting in the channel.
+//! - A graceful shutdown ([`Writer::shutdown`] or dropping the [`Writer`])
+//!   commits everything sent before it and loses nothing.
+//! - Losses the writer cannot avoid are counted in [`WriterStats`], never silent.
+
+mod bloom;
+mod error;
+pub mod export;
+pub mod import;
+mod record;
+pub mod schema;
+mod store;
+mod writer;
+
+pub use error::StorageError;
+pub use record::*;
+pub use store::{DiskUsage, QueuePolicy, Store, StoreOptions, StoreStats};
+pub use writer::{Batch, BatchOutcome, TrySend, Writer, WriterHandle, WriterOptions, WriterStats};

@@ -1,0 +1,282 @@
+//! Owned record types that cross from the engine into storage and back.
+//!
+//! These are plain data: no encoding lives here (that is `schema.rs`) and no
+//! database access (that is `store.rs`). Times are unix seconds as `u32`
+//! (enough until 2106), since every record is persisted and must mean the same
+//! thing after a restart.
+
+use std::borrow::Cow;
+use std::net::SocketAddr;
+
+/// A BitTorrent v1 infohash.
+pub type InfoHash = [u8; 20];
+
+/// Seconds since the unix epoch.
+pub type UnixSecs = u32;
+
+/// The current wall-clock time as [`UnixSecs`] (saturating, never panics).
+pub fn unix_now() -> UnixSecs {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| u32::try_from(d.as_secs()).unwrap_or(u32::MAX))
+        .unwrap_or(0)
+}
+
+/// Where an infohash was learned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Source {
+    /// A `sample_infohashes` reply (BEP 51).
+    Sample,
+    /// Someone sent us `get_peers` for it.
+    GetPeers,
+    /// Someone sent us `announce_peer` for it.
+    Announce,
+    /// `trawl import`.
+    Import,
+}
+
+impl Source {
+    pub const ALL: [Source; 4] = [Source::Sample, Source::GetPeers, Source::Announce, Source::Import];
+
+    /// The bit this source occupies in a [`SourceSet`].
+    pub const fn bit(self) -> u8 {
+        match self {
+            Source::Sample => 1,
+            Source::GetPeers => 2,
+            Source::Announce => 4,
+            Source::Import => 8,
+        }
+    }
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Source::Sample => "sample",
+            Source::GetPeers => "get_peers",
+            Source::Announce => "announce",
+            Source::Import => "import",
+        }
+    }
+}
+
+/// The set of sources an infohash was seen from, one bit per [`Source`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SourceSet(pub u8);
+
+impl SourceSet {
+    pub fn with(self, s: Source) -> Self {
+        SourceSet(self.0 | s.bit())
+    }
+    pub fn contains(self, s: Source) -> bool {
+        self.0 & s.bit() != 0
+    }
+    pub fn iter(self) -> impl Iterator<Item = Source> {
+        Source::ALL.into_iter().filter(move |s| self.contains(*s))
+    }
+}
+
+/// One sighting of an infohash, as a producer reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Discovery {
+    pub info_hash: InfoHash,
+    pub source: Source,
+    pub at: UnixSecs,
+}
+
+/// What the `infohashes` column family remembers about a hash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InfoHashRecord {
+    pub first_seen: UnixSecs,
+    pub last_seen: UnixSecs,
+    /// Sightings, saturating at `u32::MAX`.
+    pub seen: u32,
+    pub sources: SourceSet,
+}
+
+/// Peers learned for a hash (from `get_peers` values), fed to the fetch queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PeersFound {
+    pub info_hash: InfoHash,
+    pub peers: Vec<SocketAddr>,
+    pub at: UnixSecs,
+}
+
+/// A BEP 33 scrape estimate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ScrapeEstimate {
+    pub seeders: u32,
+    pub leechers: u32,
+    pub at: UnixSecs,
+}
+
+/// A failed metadata fetch; the queue reschedules the hash with backoff.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FetchFailure {
+    pub info_hash: InfoHash,
+    pub error: String,
+    pub at: UnixSecs,
+}
+
+/// One entry of the metadata-fetch work queue.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StagingEntry {
+    pub info_hash: InfoHash,
+    /// When the fetcher should next try (a lease pushes it forward while a fetch runs).
+    pub due: UnixSecs,
+    pub enqueued_at: UnixSecs,
+    /// Failed attempts so far.
+    pub attempts: u16,
+    pub last_error: Option<String>,
+    /// Known peers, newest last, capped at [`crate::schema::MAX_STAGED_PEERS`].
+    pub peers: Vec<SocketAddr>,
+}
+
+/// A DHT node saved for a warm restart.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhtNode {
+    pub id: [u8; 20],
+    pub addr: SocketAddr,
+}
+
+/// The coarse class of a torrent's content, decided by the fetcher.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum ContentClass {
+    Video,
+    Audio,
+    Ebook,
+    Software,
+    Archive,
+    Image,
+    Document,
+    Other,
+}
+
+impl ContentClass {
+    pub const ALL: [ContentClass; 8] = [
+        ContentClass::Video,
+        ContentClass::Audio,
+        ContentClass::Ebook,
+        ContentClass::Software,
+        ContentClass::Archive,
+        ContentClass::Image,
+        ContentClass::Document,
+        ContentClass::Other,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            ContentClass::Video => "video",
+            ContentClass::Audio => "audio",
+            ContentClass::Ebook => "ebook",
+            ContentClass::Software => "software",
+            ContentClass::Archive => "archive",
+            ContentClass::Image => "image",
+            ContentClass::Document => "document",
+            ContentClass::Other => "other",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str().eq_ignore_ascii_case(s))
+    }
+}
+
+/// bitmagnet's `contentType` vocabulary, when the fetcher can tell.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum BitmagnetType {
+    Movie,
+    TvShow,
+    Music,
+    Ebook,
+    Comic,
+    Audiobook,
+    Game,
+    Software,
+    Xxx,
+}
+
+impl BitmagnetType {
+    pub const ALL: [BitmagnetType; 9] = [
+        BitmagnetType::Movie,
+        BitmagnetType::TvShow,
+        BitmagnetType::Music,
+        BitmagnetType::Ebook,
+        BitmagnetType::Comic,
+        BitmagnetType::Audiobook,
+        BitmagnetType::Game,
+        BitmagnetType::Software,
+        BitmagnetType::Xxx,
+    ];
+
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            BitmagnetType::Movie => "movie",
+            BitmagnetType::TvShow => "tv_show",
+            BitmagnetType::Music => "music",
+            BitmagnetType::Ebook => "ebook",
+            BitmagnetType::Comic => "comic",
+            BitmagnetType::Audiobook => "audiobook",
+            BitmagnetType::Game => "game",
+            BitmagnetType::Software => "software",
+            BitmagnetType::Xxx => "xxx",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
+}
+
+/// One file of a torrent: path components as raw bytes (BEP 3 does not promise
+/// UTF-8) and the length in bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FileEntry {
+    pub path: Vec<Vec<u8>>,
+    pub length: u64,
+}
+
+impl FileEntry {
+    /// The path joined with `/`, invalid UTF-8 replaced, for display and export.
+    pub fn path_readable(&self) -> String {
+        let mut out = String::new();
+        for (i, c) in self.path.iter().enumerate() {
+            if i > 0 {
+                out.push('/');
+            }
+            out.push_str(&String::from_utf8_lossy(c));
+        }
+        out
+    }
+}
+
+/// Fetched metadata for one infohash.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TorrentRecord {
+    pub info_hash: InfoHash,
+    /// The info dict's `name`, byte for byte.
+    pub name: Vec<u8>,
+    /// Empty for a single-file torrent (its one file is `name`, `total_size` long).
+    pub files: Vec<FileEntry>,
+    pub total_size: u64,
+    pub piece_length: u64,
+    pub private: bool,
+    pub class: ContentClass,
+    pub content_type: Option<BitmagnetType>,
+    pub fetched_at: UnixSecs,
+    /// The latest BEP 33 estimate, joined in on read from its own column family.
+    pub scrape: Option<ScrapeEstimate>,
+    /// The raw bencoded info dict. Writers set it; reads leave it `None` unless
+    /// asked ([`crate::Store::info_dict`]), since it is the bulk of the bytes.
+    pub info_dict: Option<Vec<u8>>,
+}
+
+impl TorrentRecord {
+    /// The name as text, invalid UTF-8 replaced by U+FFFD.
+    pub fn name_readable(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.name)
+    }
+
+    /// Number of files (a single-file torrent has one).
+    pub fn file_count(&self) -> usize {
+        self.files.len().max(1)
+    }
+}

@@ -1,0 +1,579 @@
+//! The on-disk schema, all in one file: column families, their tuning, key
+//! encoders and value codecs, and the schema version.
+//!
+//! Owns every byte layout trawl writes. It must not open databases or hold
+//! state; `store.rs` does that. Decoders never panic and never allocate more
+//! than the input could describe: counts are checked against the bytes left.
+//!
+//! | family       | key                                   | value                                   |
+//! |--------------|---------------------------------------|-----------------------------------------|
+//! | `infohashes` | infohash (20)                         | first u32, last u32, seen u32, sources u8 (13, BE) |
+//! | `staging`    | infohash (20)                         | [`StagingEntry`] (see `encode_staging`) |
+//! | `staging_due`| due u32 BE ‖ infohash (24)            | empty: the queue order, "next due" is one seek |
+//! | `torrents`   | infohash (20)                         | [`TorrentRecord`] without the info dict (`encode_torrent`) |
+//! | `info_dicts` | infohash (20)                         | the raw bencoded info dict (zstd by the family) |
+//! | `scrapes`    | infohash (20)                         | seeders u32, leechers u32, at u32 (12, BE) |
+//! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | address: ip (4 or 16) ‖ port u16 BE     |
+//! | `meta`       | ASCII name                            | `schema_version`: u32 BE                |
+//!
+//! Keys are fixed-size and big-endian so byte order is the order we scan in.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+
+use rocksdb::{BlockBasedOptions, DBCompressionType, Options};
+
+use crate::record::*;
+use crate::StorageError;
+
+/// The version this build writes. Bump it with every incompatible change.
+pub const SCHEMA_VERSION: u32 = 1;
+/// `meta` key holding the schema version.
+pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+
+pub const CF_INFOHASHES: &str = "infohashes";
+pub const CF_STAGING: &str = "staging";
+pub const CF_STAGING_DUE: &str = "staging_due";
+pub const CF_TORRENTS: &str = "torrents";
+pub const CF_INFO_DICTS: &str = "info_dicts";
+pub const CF_SCRAPES: &str = "scrapes";
+pub const CF_NODES: &str = "nodes";
+pub const CF_META: &str = "meta";
+
+/// Every family this schema version has, in creation order.
+pub const COLUMN_FAMILIES: [&str; 8] = [
+    CF_INFOHASHES,
+    CF_STAGING,
+    CF_STAGING_DUE,
+    CF_TORRENTS,
+    CF_INFO_DICTS,
+    CF_SCRAPES,
+    CF_NODES,
+    CF_META,
+];
+
+pub const INFOHASH_LEN: usize = 20;
+pub const INFOHASH_VALUE_LEN: usize = 13;
+pub const DUE_KEY_LEN: usize = 4 + INFOHASH_LEN;
+pub const SCRAPE_VALUE_LEN: usize = 12;
+pub const NODE_KEY_LEN: usize = 1 + 20;
+/// Peers kept per staged hash; more would not make a fetch likelier to succeed.
+pub const MAX_STAGED_PEERS: usize = 64;
+/// Longest fetch error text kept; the rest is cut at a char boundary.
+pub const MAX_ERROR_LEN: usize = 200;
+
+const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
+const TORRENT_CODEC_V1: u8 = 1;
+const FLAG_PRIVATE: u8 = 1;
+
+/// RocksDB options for one column family. Tuned per family for size on disk:
+/// the bare index must stay under 48 bytes per hash, torrents under 2 KB.
+pub(crate) fn cf_options(name: &str) -> Options {
+    let mut o = Options::default();
+    let mut t = BlockBasedOptions::default();
+    t.set_format_version(6);
+    match name {
+        CF_INFOHASHES => {
+            // Random keys share no prefix, so restarts buy nothing; big blocks
+            // shrink the index. The in-memory bloom in the writer answers "new?"
+            // first, so the bottom level needs no filter (optimize_filters_for_hits).
+            t.set_block_size(16 * 1024);
+            t.set_block_restart_interval(64);
+            t.set_ribbon_filter(10.0);
+            o.set_optimize_filters_for_hits(true);
+            o.set_compression_per_level(&[
+                DBCompressionType::None,
+                DBCompressionType::None,
+                DBCompressionType::Zstd,
+            ]);
+            o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            o.set_write_buffer_size(64 << 20);
+        }
+        CF_TORRENTS | CF_INFO_DICTS => {
+            // Names and paths compress well across neighbouring torrents, so
+            // larger blocks give zstd more context.
+            t.set_block_size(32 * 1024);
+            t.set_bloom_filter(10.0, false);
+            o.set_compression_type(DBCompressionType::Zstd);
+            o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            o.set_write_buffer_size(32 << 20);
+        }
+        _ => {
+            t.set_bloom_filter(10.0, false);
+            o.set_write_buffer_size(8 << 20);
+        }
+    }
+    o.set_level_compaction_dynamic_level_bytes(true);
+    o.set_block_based_table_factory(&t);
+    o
+}
+
+// ---- keys ---------------------------------------------------------------
+
+/// `staging_due` key: due time then hash, so iteration order is due order.
+pub fn due_key(due: UnixSecs, h: &InfoHash) -> [u8; DUE_KEY_LEN] {
+    let mut k = [0u8; DUE_KEY_LEN];
+    k[..4].copy_from_slice(&due.to_be_bytes());
+    k[4..].copy_from_slice(h);
+    k
+}
+
+pub fn decode_due_key(k: &[u8]) -> Option<(UnixSecs, InfoHash)> {
+    let k: &[u8; DUE_KEY_LEN] = k.try_into().ok()?;
+    let due = u32::from_be_bytes([k[0], k[1], k[2], k[3]]);
+    let mut h = [0u8; INFOHASH_LEN];
+    h.copy_from_slice(&k[4..]);
+    Some((due, h))
+}
+
+pub fn infohash_from_key(k: &[u8]) -> Option<InfoHash> {
+    k.try_into().ok()
+}
+
+/// `nodes` key: address family, then id, so one id may appear once per family.
+pub fn node_key(n: &DhtNode) -> [u8; NODE_KEY_LEN] {
+    let mut k = [0u8; NODE_KEY_LEN];
+    k[0] = if n.addr.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 };
+    k[1..].copy_from_slice(&n.id);
+    k
+}
+
+// ---- fixed-size values --------------------------------------------------
+
+pub fn encode_infohash(r: &InfoHashRecord) -> [u8; INFOHASH_VALUE_LEN] {
+    let mut v = [0u8; INFOHASH_VALUE_LEN];
+    v[0..4].copy_from_slice(&r.first_seen.to_be_bytes());
+    v[4..8].copy_from_slice(&r.last_seen.to_be_bytes());
+    v[8..12].copy_from_slice(&r.seen.to_be_bytes());
+    v[12] = r.sources.0;
+    v
+}
+
+pub fn decode_infohash(v: &[u8]) -> Result<InfoHashRecord, StorageError> {
+    let v: &[u8; INFOHASH_VALUE_LEN] =
+        v.try_into().map_err(|_| StorageError::corrupt("infohash record", format_args!("{} bytes", v.len())))?;
+    Ok(InfoHashRecord {
+        first_seen: be32(&v[0..4]),
+        last_seen: be32(&v[4..8]),
+        seen: be32(&v[8..12]),
+        sources: SourceSet(v[12]),
+    })
+}
+
+pub fn encode_scrape(s: &ScrapeEstimate) -> [u8; SCRAPE_VALUE_LEN] {
+    let mut v = [0u8; SCRAPE_VALUE_LEN];
+    v[0..4].copy_from_slice(&s.seeders.to_be_bytes());
+    v[4..8].copy_from_slice(&s.leechers.to_be_bytes());
+    v[8..12].copy_from_slice(&s.at.to_be_bytes());
+    v
+}
+
+pub fn decode_scrape(v: &[u8]) -> Result<ScrapeEstimate, StorageError> {
+    if v.len() != SCRAPE_VALUE_LEN {
+        return Err(StorageError::corrupt("scrape record", format_args!("{} bytes", v.len())));
+    }
+    Ok(ScrapeEstimate { seeders: be32(&v[0..4]), leechers: be32(&v[4..8]), at: be32(&v[8..12]) })
+}
+
+pub fn encode_node_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
+    match addr.ip() {
+        IpAddr::V4(ip) => out.extend_from_slice(&ip.octets()),
+        IpAddr::V6(ip) => out.extend_from_slice(&ip.octets()),
+    }
+    out.extend_from_slice(&addr.port().to_be_bytes());
+}
+
+pub fn decode_node(k: &[u8], v: &[u8]) -> Result<DhtNode, StorageError> {
+    let bad = || StorageError::corrupt("node record", format_args!("key {} bytes, value {} bytes", k.len(), v.len()));
+    if k.len() != NODE_KEY_LEN {
+        return Err(bad());
+    }
+    let mut id = [0u8; 20];
+    id.copy_from_slice(&k[1..]);
+    let ip_len = match k[0] {
+        FAMILY_V4 => 4,
+        FAMILY_V6 => 16,
+        _ => return Err(bad()),
+    };
+    if v.len() != ip_len + 2 {
+        return Err(bad());
+    }
+    let mut r = Reader::new(v, "node record");
+    let addr = r.addr(ip_len)?;
+    Ok(DhtNode { id, addr })
+}
+
+// ---- staging entries ----------------------------------------------------
+
+/// Layout: due u32, enqueued u32, attempts u16, error (varint len + UTF-8),
+/// peer count varint, then per peer: family u8, ip, port u16. The key holds the hash.
+pub fn encode_staging(e: &StagingEntry, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&e.due.to_be_bytes());
+    out.extend_from_slice(&e.enqueued_at.to_be_bytes());
+    out.extend_from_slice(&e.attempts.to_be_bytes());
+    let err = e.last_error.as_deref().unwrap_or("");
+    put_bytes(out, truncate_str(err, MAX_ERROR_LEN).as_bytes());
+    let peers = &e.peers[e.peers.len().saturating_sub(MAX_STAGED_PEERS)..];
+    put_varint(out, peers.len() as u64);
+    for p in peers {
+        out.push(if p.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 });
+        encode_node_addr(p, out);
+    }
+}
+
+pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, StorageError> {
+    let mut r = Reader::new(v, "staging entry");
+    let due = r.u32()?;
+    let enqueued_at = r.u32()?;
+    let attempts = r.u16()?;
+    let err = r.bytes()?;
+    let last_error = if err.is_empty() { None } else { Some(String::from_utf8_lossy(err).into_owned()) };
+    // A peer takes at least 7 bytes; bounding by what is left keeps a bad count from allocating.
+    let n = r.count(7)?;
+    let mut peers = Vec::with_capacity(n);
+    for _ in 0..n {
+        let ip_len = match r.u8()? {
+            FAMILY_V4 => 4,
+            FAMILY_V6 => 16,
+            f => return Err(StorageError::corrupt("staging entry", format_args!("address family {f}"))),
+        };
+        peers.push(r.addr(ip_len)?);
+    }
+    r.finish()?;
+    Ok(StagingEntry { info_hash, due, enqueued_at, attempts, last_error, peers })
+}
+
+// ---- torrents -----------------------------------------------------------
+
+/// Layout (all after a codec byte): fetched_at u32, class u8, content type u8
+/// (0 = none), flags u8, total size, piece length, name (varint len + bytes),
+/// file count; then per file: components shared with the previous file's
+/// directory, new component count, each component (len + bytes), length.
+/// Integers other than fixed ones are LEB128 varints. Sharing directory
+/// prefixes and letting zstd see neighbouring records keeps a 200-file
+/// torrent well under 2 KB. The scrape and the info dict live in their own families.
+pub fn encode_torrent(t: &TorrentRecord, out: &mut Vec<u8>) {
+    out.clear();
+    out.push(TORRENT_CODEC_V1);
+    out.extend_from_slice(&t.fetched_at.to_be_bytes());
+    out.push(class_code(t.class));
+    out.push(t.content_type.map_or(0, |c| content_type_code(c)));
+    out.push(if t.private { FLAG_PRIVATE } else { 0 });
+    put_varint(out, t.total_size);
+    put_varint(out, t.piece_length);
+    put_bytes(out, &t.name);
+    put_varint(out, t.files.len() as u64);
+    let mut prev_dir: &[Vec<u8>] = &[];
+    for f in &t.files {
+        let dir = f.path.split_last().map_or(&[][..], |(_, d)| d);
+        let shared = prev_dir.iter().zip(dir).take_while(|(a, b)| a == b).count();
+        put_varint(out, shared as u64);
+        let fresh = &f.path[shared..];
+        put_varint(out, fresh.len() as u64);
+        for c in fresh {
+            put_bytes(out, c);
+        }
+        put_varint(out, f.length);
+        prev_dir = dir;
+    }
+}
+
+pub fn decode_torrent(info_hash: InfoHash, v: &[u8]) -> Result<TorrentRecord, StorageError> {
+    let mut r = Reader::new(v, "torrent record");
+    let codec = r.u8()?;
+    if codec != TORRENT_CODEC_V1 {
+        return Err(StorageError::corrupt("torrent record", format_args!("codec {codec}")));
+    }
+    let fetched_at = r.u32()?;
+    let class = class_from_code(r.u8()?).ok_or_else(|| StorageError::corrupt("torrent record", "class"))?;
+    let ct = r.u8()?;
+    let content_type = if ct == 0 {
+        None
+    } else {
+        Some(content_type_from_code(ct).ok_or_else(|| StorageError::corrupt("torrent record", "content type"))?)
+    };
+    let flags = r.u8()?;
+    let total_size = r.varint()?;
+    let piece_length = r.varint()?;
+    let name = r.bytes()?.to_vec();
+    // A file takes at least 3 bytes (shared, fresh count, length).
+    let n = r.count(3)?;
+    let mut files: Vec<FileEntry> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let shared = r.varint()? as usize;
+        let prev_dir = files.last().map_or(&[][..], |f| f.path.split_last().map_or(&[][..], |(_, d)| d));
+        if shared > prev_dir.len() {
+            return Err(StorageError::corrupt("torrent record", "shared path prefix too long"));
+        }
+        let fresh = r.count(1)?;
+        let mut path = Vec::with_capacity(shared + fresh);
+        path.extend_from_slice(&prev_dir[..shared]);
+        for _ in 0..fresh {
+            path.push(r.bytes()?.to_vec());
+        }
+        let length = r.varint()?;
+        files.push(FileEntry { path, length });
+    }
+    r.finish()?;
+    Ok(TorrentRecord {
+        info_hash,
+        name,
+        files,
+        total_size,
+        piece_length,
+        private: flags & FLAG_PRIVATE != 0,
+        class,
+        content_type,
+        fetched_at,
+        scrape: None,
+        info_dict: None,
+    })
+}
+
+/// Reads only the class of an encoded torrent (stats and `--class` filters).
+pub fn torrent_class(v: &[u8]) -> Option<ContentClass> {
+    if v.first() != Some(&TORRENT_CODEC_V1) {
+        return None;
+    }
+    class_from_code(*v.get(5)?)
+}
+
+fn class_code(c: ContentClass) -> u8 {
+    c as u8
+}
+
+fn class_from_code(b: u8) -> Option<ContentClass> {
+    ContentClass::ALL.get(b as usize).copied()
+}
+
+fn content_type_code(c: BitmagnetType) -> u8 {
+    c as u8 + 1
+}
+
+fn content_type_from_code(b: u8) -> Option<BitmagnetType> {
+    BitmagnetType::ALL.get((b as usize).checked_sub(1)?).copied()
+}
+
+// ---- primitives ---------------------------------------------------------
+
+fn be32(b: &[u8]) -> u32 {
+    let mut a = [0u8; 4];
+    a.copy_from_slice(b);
+    u32::from_be_bytes(a)
+}
+
+pub(crate) fn truncate_str(s: &str, max: usize) -> &str {
+    if s.len() <= max {
+        return s;
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
+
+pub fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
+    put_varint(out, b.len() as u64);
+    out.extend_from_slice(b);
+}
+
+/// A bounds-checked cursor over a stored value; every read fails cleanly.
+struct Reader<'a> {
+    buf: &'a [u8],
+    pos: usize,
+    what: &'static str,
+}
+
+impl<'a> Reader<'a> {
+    fn new(buf: &'a [u8], what: &'static str) -> Self {
+        Reader { buf, pos: 0, what }
+    }
+
+    fn short(&self) -> StorageError {
+        StorageError::corrupt(self.what, format_args!("truncated at byte {}", self.pos))
+    }
+
+    fn take(&mut self, n: usize) -> Result<&'a [u8], StorageError> {
+        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.short())?;
+        let s = &self.buf[self.pos..end];
+        self.pos = end;
+        Ok(s)
+    }
+
+    fn u8(&mut self) -> Result<u8, StorageError> {
+        Ok(self.take(1)?[0])
+    }
+
+    fn u16(&mut self) -> Result<u16, StorageError> {
+        let b = self.take(2)?;
+        Ok(u16::from_be_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self) -> Result<u32, StorageError> {
+        Ok(be32(self.take(4)?))
+    }
+
+    fn varint(&mut self) -> Result<u64, StorageError> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.u8()?;
+            v |= u64::from(b & 0x7f) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err(StorageError::corrupt(self.what, format_args!("varint too long at byte {}", self.pos)))
+    }
+
+    /// A declared count, refused if `min_each` bytes per item cannot fit in what is left.
+    fn count(&mut self, min_each: usize) -> Result<usize, StorageError> {
+        let n = self.varint()?;
+        let left = (self.buf.len() - self.pos) as u64;
+        if n.saturating_mul(min_each as u64) > left {
+            return Err(StorageError::corrupt(self.what, format_args!("count {n} exceeds the value")));
+        }
+        Ok(n as usize)
+    }
+
+    fn bytes(&mut self) -> Result<&'a [u8], StorageError> {
+        let n = self.varint()?;
+        let n = usize::try_from(n).map_err(|_| self.short())?;
+        self.take(n)
+    }
+
+    fn addr(&mut self, ip_len: usize) -> Result<SocketAddr, StorageError> {
+        let ip = self.take(ip_len)?;
+        let ip = match ip_len {
+            4 => IpAddr::V4(Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3])),
+            _ => {
+                let mut a = [0u8; 16];
+                a.copy_from_slice(ip);
+                IpAddr::V6(Ipv6Addr::from(a))
+            }
+        };
+        Ok(SocketAddr::new(ip, self.u16()?))
+    }
+
+    fn finish(&self) -> Result<(), StorageError> {
+        if self.pos == self.buf.len() {
+            Ok(())
+        } else {
+            Err(StorageError::corrupt(self.what, format_args!("{} trailing bytes", self.buf.len() - self.pos)))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn h(b: u8) -> InfoHash {
+        [b; 20]
+    }
+
+    #[test]
+    fn due_keys_sort_by_due_then_hash() {
+        let mut keys = vec![
+            due_key(300, &h(1)),
+            due_key(5, &h(9)),
+            due_key(0x0100_0000, &h(0)),
+            due_key(5, &h(2)),
+            due_key(255, &h(7)),
+        ];
+        keys.sort();
+        let order: Vec<_> = keys.iter().map(|k| decode_due_key(k).unwrap()).collect();
+        assert_eq!(order, vec![(5, h(2)), (5, h(9)), (255, h(7)), (300, h(1)), (0x0100_0000, h(0))]);
+    }
+
+    #[test]
+    fn node_keys_group_by_family_then_id() {
+        let v6: SocketAddr = "[::1]:6881".parse().unwrap();
+        let v4: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        let mut keys =
+            vec![node_key(&DhtNode { id: h(1), addr: v6 }), node_key(&DhtNode { id: h(9), addr: v4 }), node_key(&DhtNode { id: h(2), addr: v4 })];
+        keys.sort();
+        assert_eq!(&keys[0][1..], &h(2));
+        assert_eq!(&keys[1][1..], &h(9));
+        assert_eq!(keys[2][0], FAMILY_V6);
+    }
+
+    #[test]
+    fn infohash_record_round_trips_in_13_bytes() {
+        let r = InfoHashRecord { first_seen: 1, last_seen: 0xfeed_beef, seen: 7, sources: SourceSet(0).with(Source::Sample).with(Source::Import) };
+        let v = encode_infohash(&r);
+        assert_eq!(v.len(), 13);
+        assert_eq!(decode_infohash(&v).unwrap(), r);
+        assert!(decode_infohash(&v[..12]).is_err());
+    }
+
+    #[test]
+    fn staging_round_trips_and_caps_peers() {
+        let peers: Vec<SocketAddr> = (0..70u16).map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i))).chain(["[::1]:9".parse().unwrap()]).collect();
+        let e = StagingEntry { info_hash: h(3), due: 10, enqueued_at: 5, attempts: 2, last_error: Some("timeout".into()), peers };
+        let mut buf = Vec::new();
+        encode_staging(&e, &mut buf);
+        let d = decode_staging(h(3), &buf).unwrap();
+        assert_eq!(d.peers.len(), MAX_STAGED_PEERS);
+        assert_eq!(d.peers.last(), e.peers.last(), "the newest peers are the ones kept");
+        assert_eq!((d.due, d.enqueued_at, d.attempts, d.last_error.as_deref()), (10, 5, 2, Some("timeout")));
+    }
+
+    fn sample_torrent() -> TorrentRecord {
+        let f = |p: &[&str], len| FileEntry { path: p.iter().map(|s| s.as_bytes().to_vec()).collect(), length: len };
+        TorrentRecord {
+            info_hash: h(4),
+            name: b"Show \xff raw".to_vec(),
+            files: vec![
+                f(&["Season 1", "e01.mkv"], 1 << 30),
+                f(&["Season 1", "e02.mkv"], 5),
+                f(&["Season 1", "subs", "e01.srt"], 7),
+                f(&["Season 2", "e01.mkv"], 9),
+                f(&["readme.txt"], 0),
+            ],
+            total_size: (1 << 30) + 21,
+            piece_length: 1 << 20,
+            private: true,
+            class: ContentClass::Video,
+            content_type: Some(BitmagnetType::TvShow),
+            fetched_at: 1_700_000_000,
+            scrape: None,
+            info_dict: None,
+        }
+    }
+
+    #[test]
+    fn torrent_round_trips_losslessly() {
+        let t = sample_torrent();
+        let mut buf = Vec::new();
+        encode_torrent(&t, &mut buf);
+        assert_eq!(decode_torrent(h(4), &buf).unwrap(), t);
+        assert_eq!(torrent_class(&buf), Some(ContentClass::Video));
+        assert_eq!(t.name_readable(), "Show \u{fffd} raw");
+    }
+
+    #[test]
+    fn torrent_decoder_rejects_every_truncation_and_bad_counts() {
+        let mut buf = Vec::new();
+        encode_torrent(&sample_torrent(), &mut buf);
+        for cut in 0..buf.len() {
+            assert!(decode_torrent(h(4), &buf[..cut]).is_err(), "cut at {cut}");
+        }
+        // A huge declared file count must fail, not allocate.
+        let mut hdr = buf[..8].to_vec();
+        put_varint(&mut hdr, 0); // total
+        put_varint(&mut hdr, 0); // piece length
+        put_varint(&mut hdr, 0); // empty name
+        put_varint(&mut hdr, u64::MAX); // files
+        assert!(decode_torrent(h(4), &hdr).is_err());
+    }
+}

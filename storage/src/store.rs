@@ -1,0 +1,454 @@
+//! The open database: opening (with the schema-version check), typed reads,
+//! the fetch-queue lease, statistics and size on disk.
+//!
+//! Owns the RocksDB handle. All mutation except the queue lease goes through
+//! the writer thread (`writer.rs`), so there is one writer and no lost update;
+//! the lease and the writer's queue updates share `staging_lock`.
+//! It must not expose a rocksdb type.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use rocksdb::{
+    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, DBRawIterator, Options,
+    ReadOptions, WriteBatch, WriteOptions, DB,
+};
+
+use crate::record::*;
+use crate::schema::{self, *};
+use crate::StorageError;
+
+/// How the metadata-fetch queue retries.
+#[derive(Clone, Debug)]
+pub struct QueuePolicy {
+    /// Delay after the first failure; doubled after each further one.
+    pub retry_base_secs: u32,
+    /// Longest delay between attempts.
+    pub retry_max_secs: u32,
+    /// After this many failures the hash leaves the queue (counted, not silent).
+    pub max_attempts: u16,
+    /// How long a taken entry stays hidden from `take_due` while its fetch runs.
+    pub lease_secs: u32,
+}
+
+impl Default for QueuePolicy {
+    fn default() -> Self {
+        QueuePolicy { retry_base_secs: 300, retry_max_secs: 86_400, max_attempts: 8, lease_secs: 600 }
+    }
+}
+
+impl QueuePolicy {
+    /// When to retry after the `attempts`-th failure at `now`: exponential, capped,
+    /// and never sooner than `retry_base_secs` (at least one second), so no hot loop.
+    pub fn retry_at(&self, now: UnixSecs, attempts: u16) -> UnixSecs {
+        let base = self.retry_base_secs.max(1) as u64;
+        let shift = u32::from(attempts.saturating_sub(1)).min(32);
+        let delay = base.saturating_mul(1u64 << shift).min(self.retry_max_secs.max(self.retry_base_secs.max(1)) as u64);
+        now.saturating_add(delay as u32)
+    }
+}
+
+/// How to open a database.
+#[derive(Clone, Debug)]
+pub struct StoreOptions {
+    /// Create the directory and a fresh database if none exists.
+    pub create_if_missing: bool,
+    /// fsync the WAL on every group commit (what makes an acknowledgement durable).
+    pub sync_writes: bool,
+    /// Keep raw info dicts (needed for `export --format torrents`).
+    pub keep_info_dicts: bool,
+    pub queue: QueuePolicy,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions { create_if_missing: true, sync_writes: true, keep_info_dicts: true, queue: QueuePolicy::default() }
+    }
+}
+
+/// An open trawl database. `Send + Sync`: share it in an `Arc`.
+pub struct Store {
+    db: DB,
+    path: PathBuf,
+    opts: StoreOptions,
+    read_only: bool,
+    pub(crate) staging_lock: Mutex<()>,
+}
+
+/// Counts and sizes, for `trawl stats`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    pub infohashes: u64,
+    pub by_source: [u64; 4],
+    pub torrents: u64,
+    pub by_class: [u64; 8],
+    pub total_content_bytes: u64,
+    pub staged: u64,
+    pub scrapes: u64,
+    pub nodes: u64,
+    pub disk: DiskUsage,
+}
+
+/// Bytes on disk.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DiskUsage {
+    /// Every file under the directory (SSTs, WAL, manifest, logs).
+    pub total_bytes: u64,
+    /// SST bytes per column family, in [`schema::COLUMN_FAMILIES`] order.
+    pub sst_bytes: Vec<(&'static str, u64)>,
+}
+
+impl DiskUsage {
+    pub fn sst_bytes_of(&self, cf: &str) -> u64 {
+        self.sst_bytes.iter().find(|(n, _)| *n == cf).map_or(0, |(_, b)| *b)
+    }
+}
+
+fn db_options(create: bool) -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(create);
+    o.create_missing_column_families(create);
+    // One background core: the other belongs to the engine.
+    o.set_max_background_jobs(2);
+    o.set_keep_log_file_num(4);
+    o.set_max_total_wal_size(256 << 20);
+    // After kill -9 replay every complete WAL record, drop only a torn tail.
+    o.set_wal_recovery_mode(rocksdb::DBRecoveryMode::PointInTime);
+    o
+}
+
+impl Store {
+    /// Opens (or creates) a database for reading and writing. Fails with
+    /// [`StorageError::Locked`] while another process has it open.
+    pub fn open(path: impl AsRef<Path>, opts: &StoreOptions) -> Result<Store, StorageError> {
+        let path = path.as_ref();
+        let fresh = !path.join("CURRENT").exists();
+        if fresh {
+            if !opts.create_if_missing {
+                return Err(if path.exists() { StorageError::NotTrawl(path.into()) } else { StorageError::Missing(path.into()) });
+            }
+            // Never scatter a database among someone else's files.
+            if std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
+                return Err(StorageError::NotTrawl(path.into()));
+            }
+            std::fs::create_dir_all(path).map_err(|e| StorageError::Io(format!("{}: {e}", path.display())))?;
+        }
+        let cfs = Self::descriptors(path, fresh)?;
+        let db = DB::open_cf_descriptors(&db_options(opts.create_if_missing), path, cfs)
+            .map_err(|e| StorageError::from_rocks(e, path))?;
+        let store = Store { db, path: path.into(), opts: opts.clone(), read_only: false, staging_lock: Mutex::new(()) };
+        if fresh {
+            let meta = store.cf(CF_META)?;
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            store
+                .db
+                .put_cf_opt(meta, META_SCHEMA_VERSION, SCHEMA_VERSION.to_be_bytes(), &wo)
+                .map_err(|e| StorageError::from_rocks(e, path))?;
+        }
+        store.check_version()?;
+        Ok(store)
+    }
+
+    /// Opens an existing database read-only: it works while a crawl holds the
+    /// lock and sees the data as of the moment it was opened.
+    pub fn open_read_only(path: impl AsRef<Path>) -> Result<Store, StorageError> {
+        let path = path.as_ref();
+        if !path.exists() {
+            return Err(StorageError::Missing(path.into()));
+        }
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::NotTrawl(path.into()));
+        }
+        let cfs = Self::descriptors(path, false)?;
+        let db = DB::open_cf_descriptors_read_only(&db_options(false), path, cfs, false)
+            .map_err(|e| StorageError::from_rocks(e, path))?;
+        let store =
+            Store { db, path: path.into(), opts: StoreOptions::default(), read_only: true, staging_lock: Mutex::new(()) };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    /// Our families with their tuning, plus any the directory has that this
+    /// build does not know (RocksDB insists on opening all of them; the version
+    /// check then refuses a newer schema).
+    fn descriptors(path: &Path, fresh: bool) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
+        let mut names: Vec<String> = COLUMN_FAMILIES.iter().map(|s| s.to_string()).collect();
+        if !fresh {
+            let existing = DB::list_cf(&Options::default(), path).map_err(|e| StorageError::from_rocks(e, path))?;
+            if !existing.iter().any(|n| n == CF_META) {
+                return Err(StorageError::NotTrawl(path.into()));
+            }
+            for n in existing {
+                if n != "default" && !names.contains(&n) {
+                    names.push(n);
+                }
+            }
+        }
+        Ok(names.into_iter().map(|n| {
+            let o = schema::cf_options(&n);
+            ColumnFamilyDescriptor::new(n, o)
+        }).collect())
+    }
+
+    fn check_version(&self) -> Result<(), StorageError> {
+        let v = self.get(CF_META, META_SCHEMA_VERSION)?.ok_or_else(|| StorageError::NotTrawl(self.path.clone()))?;
+        let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StorageError::SchemaUnknown(format!("{} bytes", v.len())))?;
+        match u32::from_be_bytes(v) {
+            SCHEMA_VERSION => Ok(()),
+            0 => Err(StorageError::SchemaUnknown("version 0".into())),
+            found if found > SCHEMA_VERSION => Err(StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION }),
+            found => Err(StorageError::SchemaUnknown(format!("version {found} has no upgrade path"))),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn options(&self) -> &StoreOptions {
+        &self.opts
+    }
+
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    // ---- internals shared with the writer and export -------------------
+
+    pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
+        // Every family was opened or created in `open`, so this only fails on a bug.
+        self.db.cf_handle(name).ok_or_else(|| StorageError::Engine(format!("column family {name} not open")))
+    }
+
+    pub(crate) fn rocks(&self, e: rocksdb::Error) -> StorageError {
+        StorageError::from_rocks(e, &self.path)
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.db
+    }
+
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+        self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.rocks(e))
+    }
+
+    pub(crate) fn write(&self, batch: WriteBatch) -> Result<(), StorageError> {
+        let mut wo = WriteOptions::default();
+        wo.set_sync(self.opts.sync_writes);
+        self.db.write_opt(batch, &wo).map_err(|e| self.rocks(e))
+    }
+
+    /// A raw iterator over one family tuned for one sequential pass.
+    pub(crate) fn scan(&self, cf: &str) -> Result<DBRawIterator<'_>, StorageError> {
+        let mut ro = ReadOptions::default();
+        ro.fill_cache(false);
+        ro.set_readahead_size(4 << 20);
+        ro.set_async_io(true);
+        let mut it = self.db.raw_iterator_cf_opt(self.cf(cf)?, ro);
+        it.seek_to_first();
+        Ok(it)
+    }
+
+    // ---- typed reads ----------------------------------------------------
+
+    pub fn infohash(&self, h: &InfoHash) -> Result<Option<InfoHashRecord>, StorageError> {
+        self.get(CF_INFOHASHES, h)?.map(|v| decode_infohash(&v)).transpose()
+    }
+
+    /// The stored metadata with its scrape joined in (no info dict; see [`Self::info_dict`]).
+    pub fn torrent(&self, h: &InfoHash) -> Result<Option<TorrentRecord>, StorageError> {
+        let Some(v) = self.get(CF_TORRENTS, h)? else { return Ok(None) };
+        let mut t = decode_torrent(*h, &v)?;
+        t.scrape = self.scrape(h)?;
+        Ok(Some(t))
+    }
+
+    pub fn info_dict(&self, h: &InfoHash) -> Result<Option<Vec<u8>>, StorageError> {
+        self.get(CF_INFO_DICTS, h)
+    }
+
+    pub fn scrape(&self, h: &InfoHash) -> Result<Option<ScrapeEstimate>, StorageError> {
+        self.get(CF_SCRAPES, h)?.map(|v| decode_scrape(&v)).transpose()
+    }
+
+    pub fn staging_entry(&self, h: &InfoHash) -> Result<Option<StagingEntry>, StorageError> {
+        self.get(CF_STAGING, h)?.map(|v| decode_staging(*h, &v)).transpose()
+    }
+
+    /// The saved DHT nodes for a warm restart, IPv4 first.
+    pub fn nodes(&self) -> Result<Vec<DhtNode>, StorageError> {
+        let mut it = self.scan(CF_NODES)?;
+        let mut out = Vec::new();
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            out.push(decode_node(k, v)?);
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        Ok(out)
+    }
+
+    // ---- the fetch queue ------------------------------------------------
+
+    /// Takes up to `max` queue entries due at `now`, earliest first, into `out`
+    /// (cleared first), and leases them: each becomes due again only after
+    /// `lease_secs`, so a crashed fetch is retried and a running one is not
+    /// handed out twice. Report the outcome through the writer
+    /// ([`crate::Batch::failures`] or [`crate::Batch::torrents`]).
+    pub fn take_due(&self, now: UnixSecs, max: usize, out: &mut Vec<StagingEntry>) -> Result<usize, StorageError> {
+        out.clear();
+        if self.read_only {
+            return Err(StorageError::Engine("take_due needs a writable database".into()));
+        }
+        let _guard = self.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let due_cf = self.cf(CF_STAGING_DUE)?;
+        let mut it = self.db.raw_iterator_cf(due_cf);
+        it.seek_to_first();
+        let mut batch = WriteBatch::default();
+        let mut buf = Vec::new();
+        let lease_until = now.saturating_add(self.opts.queue.lease_secs.max(1));
+        while out.len() < max {
+            let Some(k) = it.key() else { break };
+            let (due, h) = decode_due_key(k).ok_or_else(|| StorageError::corrupt("queue key", format_args!("{} bytes", k.len())))?;
+            if due > now {
+                break;
+            }
+            batch.delete_cf(due_cf, k);
+            match self.staging_entry(&h)? {
+                // An entry always has exactly one due key; tolerate a stray one by dropping it.
+                Some(mut e) if e.due == due => {
+                    e.due = lease_until;
+                    encode_staging(&e, &mut buf);
+                    batch.put_cf(self.cf(CF_STAGING)?, h, &buf);
+                    batch.put_cf(due_cf, due_key(lease_until, &h), b"");
+                    out.push(e);
+                }
+                _ => {}
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        drop(it);
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok(out.len())
+    }
+
+    // ---- statistics -----------------------------------------------------
+
+    /// Exact counts by one pass over each family (constant memory), and bytes on disk.
+    pub fn stats(&self) -> Result<StoreStats, StorageError> {
+        let mut s = StoreStats::default();
+        let mut it = self.scan(CF_INFOHASHES)?;
+        while let Some(v) = it.value() {
+            s.infohashes += 1;
+            let r = decode_infohash(v)?;
+            for (i, src) in Source::ALL.iter().enumerate() {
+                s.by_source[i] += u64::from(r.sources.contains(*src));
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        let mut it = self.scan(CF_TORRENTS)?;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            s.torrents += 1;
+            let class = torrent_class(v).ok_or_else(|| StorageError::corrupt("torrent record", "header"))?;
+            s.by_class[class as usize] += 1;
+            let h = infohash_from_key(k).ok_or_else(|| StorageError::corrupt("torrent key", "length"))?;
+            s.total_content_bytes = s.total_content_bytes.saturating_add(decode_torrent(h, v)?.total_size);
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        s.staged = self.count(CF_STAGING)?;
+        s.scrapes = self.count(CF_SCRAPES)?;
+        s.nodes = self.count(CF_NODES)?;
+        s.disk = self.disk_usage()?;
+        Ok(s)
+    }
+
+    fn count(&self, cf: &str) -> Result<u64, StorageError> {
+        let mut it = self.scan(cf)?;
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        Ok(n)
+    }
+
+    /// SST bytes per family and every byte under the directory.
+    pub fn disk_usage(&self) -> Result<DiskUsage, StorageError> {
+        let mut sst_bytes = Vec::new();
+        for name in COLUMN_FAMILIES {
+            let b = self
+                .db
+                .property_int_value_cf(self.cf(name)?, rocksdb::properties::LIVE_SST_FILES_SIZE)
+                .map_err(|e| self.rocks(e))?
+                .unwrap_or(0);
+            sst_bytes.push((name, b));
+        }
+        let mut total_bytes = 0;
+        let dir = std::fs::read_dir(&self.path).map_err(|e| StorageError::Io(format!("{}: {e}", self.path.display())))?;
+        for entry in dir.flatten() {
+            if let Ok(m) = entry.metadata() {
+                if m.is_file() {
+                    total_bytes += m.len();
+                }
+            }
+        }
+        Ok(DiskUsage { total_bytes, sst_bytes })
+    }
+
+    /// Flushes memtables and compacts every family down to the bottom level,
+    /// which also zeroes sequence numbers: what "bytes on disk" should measure.
+    pub fn compact(&self) -> Result<(), StorageError> {
+        let mut co = CompactOptions::default();
+        co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
+        co.set_exclusive_manual_compaction(true);
+        for name in COLUMN_FAMILIES {
+            let cf = self.cf(name)?;
+            self.db.flush_cf(cf).map_err(|e| self.rocks(e))?;
+            self.db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &co);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_version(bytes: &[u8]) -> Result<Store, StorageError> {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            s.db.put_cf(s.cf(CF_META).unwrap(), META_SCHEMA_VERSION, bytes).unwrap();
+        }
+        let rw = Store::open(dir.path(), &StoreOptions::default());
+        let ro = Store::open_read_only(dir.path());
+        assert_eq!(rw.as_ref().err().map(|e| e.to_string()), ro.as_ref().err().map(|e| e.to_string()));
+        rw
+    }
+
+    #[test]
+    fn newer_or_unknown_schema_versions_are_refused_by_name() {
+        let newer = with_version(&(SCHEMA_VERSION + 1).to_be_bytes()).err().unwrap();
+        assert!(matches!(newer, StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION } if found == SCHEMA_VERSION + 1));
+        assert!(newer.to_string().contains(&format!("version {}", SCHEMA_VERSION + 1)));
+        assert!(matches!(with_version(b"v1").err().unwrap(), StorageError::SchemaUnknown(_)));
+        assert!(matches!(with_version(&0u32.to_be_bytes()).err().unwrap(), StorageError::SchemaUnknown(_)));
+        assert!(with_version(&SCHEMA_VERSION.to_be_bytes()).is_ok());
+    }
+
+    #[test]
+    fn retries_back_off_exponentially_up_to_the_cap() {
+        let p = QueuePolicy { retry_base_secs: 10, retry_max_secs: 100, max_attempts: 9, lease_secs: 5 };
+        let delays: Vec<u32> = (1..=6).map(|a| p.retry_at(1000, a) - 1000).collect();
+        assert_eq!(delays, vec![10, 20, 40, 80, 100, 100]);
+        let hot = QueuePolicy { retry_base_secs: 0, ..p };
+        assert!(hot.retry_at(1000, 1) > 1000, "a zero base must not retry in a hot loop");
+        assert_eq!(p.retry_at(u32::MAX - 1, 60), u32::MAX);
+    }
+}

@@ -1,0 +1,647 @@
+//! The writer thread: the one path by which the engine's results reach disk.
+//!
+//! Owns the dedup filter and the group commit. Producers (one per engine core)
+//! hold cloneable [`WriterHandle`]s over a bounded crossbeam channel: `send`
+//! blocks while the channel is full (the backpressure), `try_send` hands the
+//! batch back instead. The writer collects batches for at most
+//! [`WriterOptions::flush_interval`] or [`WriterOptions::max_group_items`],
+//! deduplicates the group's infohashes (bloom filter, then one batched
+//! `multi_get` for the maybes), writes one WriteBatch with the WAL synced, and
+//! only then acknowledges each batch on its reply channel.
+//!
+//! It must not drop anything silently: every loss it cannot avoid (a failed
+//! commit, an undeliverable reply, peers over the per-hash cap, a hash that
+//! exhausted its retries) is counted in [`WriterStats`].
+
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use rocksdb::WriteBatch;
+
+use crate::bloom::Bloom;
+use crate::record::*;
+use crate::schema::*;
+use crate::{StorageError, Store};
+
+/// How the writer groups and sizes its work.
+#[derive(Clone, Debug)]
+pub struct WriterOptions {
+    /// Batches the channel holds before `send` blocks.
+    pub channel_batches: usize,
+    /// Longest a batch waits for company before the group is committed. On
+    /// kill -9, unacknowledged work is at most this much plus the channel.
+    pub flush_interval: Duration,
+    /// A group is committed early once it holds this many items.
+    pub max_group_items: usize,
+    /// Sizing of the in-memory filter; it is rebuilt twice as large when outgrown.
+    pub expected_infohashes: usize,
+}
+
+impl Default for WriterOptions {
+    fn default() -> Self {
+        WriterOptions {
+            channel_batches: 256,
+            flush_interval: Duration::from_millis(100),
+            max_group_items: 64 * 1024,
+            expected_infohashes: 16 << 20,
+        }
+    }
+}
+
+/// One producer's results. Every field is optional; fill what you have.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub discoveries: Vec<Discovery>,
+    /// Peers for hashes to fetch; creates queue entries as needed.
+    pub peers: Vec<PeersFound>,
+    pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
+    /// Fetched metadata (with `info_dict` set); removes the hash from the queue.
+    pub torrents: Vec<TorrentRecord>,
+    /// Failed fetches; reschedules with backoff.
+    pub failures: Vec<FetchFailure>,
+    /// Hashes to queue for a metadata fetch (import), with the time queued.
+    pub enqueue: Vec<(InfoHash, UnixSecs)>,
+    /// Replaces the saved routing-table nodes.
+    pub nodes: Option<Vec<DhtNode>>,
+    /// Receives the outcome once the batch is durable.
+    pub reply: Option<Sender<BatchOutcome>>,
+}
+
+impl Batch {
+    fn items(&self) -> usize {
+        self.discoveries.len()
+            + self.peers.len()
+            + self.scrapes.len()
+            + self.torrents.len()
+            + self.failures.len()
+            + self.enqueue.len()
+            + self.nodes.as_ref().map_or(0, Vec::len)
+    }
+}
+
+/// What the writer did with one batch, sent after its commit is durable.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BatchOutcome {
+    /// Discoveries never stored before (the crawler asks `get_peers` for these), in batch order.
+    pub new: Vec<InfoHash>,
+    /// Discoveries already stored, or repeated within the group.
+    pub duplicates: u32,
+}
+
+/// `try_send` refused: the batch comes back.
+#[derive(Debug)]
+pub enum TrySend {
+    Full(Batch),
+    Closed(Batch),
+}
+
+enum Msg {
+    Batch(Batch),
+    Shutdown,
+}
+
+/// Shared counters, readable by the engine's status line while the writer runs.
+#[derive(Debug, Default)]
+struct Counters {
+    batches: AtomicU64,
+    commits: AtomicU64,
+    new_infohashes: AtomicU64,
+    duplicate_infohashes: AtomicU64,
+    bloom_false_positives: AtomicU64,
+    torrents: AtomicU64,
+    queued: AtomicU64,
+    queue_abandoned: AtomicU64,
+    peers_over_cap: AtomicU64,
+    failed_commits: AtomicU64,
+    items_lost: AtomicU64,
+    replies_undeliverable: AtomicU64,
+    sends_blocked: AtomicU64,
+    try_send_full: AtomicU64,
+}
+
+/// A snapshot of the writer's counters.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WriterStats {
+    pub batches: u64,
+    pub commits: u64,
+    pub new_infohashes: u64,
+    pub duplicate_infohashes: u64,
+    /// Filter said "maybe", RocksDB said no: the cost of the filter's error rate.
+    pub bloom_false_positives: u64,
+    pub torrents: u64,
+    /// Queue entries created (import, peers, failures with no entry).
+    pub queued: u64,
+    /// Hashes that left the queue after `max_attempts` failures.
+    pub queue_abandoned: u64,
+    /// Oldest peers dropped to keep each queue entry under its cap.
+    pub peers_over_cap: u64,
+    /// Group commits RocksDB refused; their items are lost and counted below.
+    pub failed_commits: u64,
+    pub items_lost: u64,
+    /// Outcomes whose receiver had gone (the batch itself was stored).
+    pub replies_undeliverable: u64,
+    /// `send` calls that found the channel full and waited.
+    pub sends_blocked: u64,
+    /// `try_send` calls refused because the channel was full.
+    pub try_send_full: u64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> WriterStats {
+        WriterStats {
+            batches: self.batches.load(Relaxed),
+            commits: self.commits.load(Relaxed),
+            new_infohashes: self.new_infohashes.load(Relaxed),
+            duplicate_infohashes: self.duplicate_infohashes.load(Relaxed),
+            bloom_false_positives: self.bloom_false_positives.load(Relaxed),
+            torrents: self.torrents.load(Relaxed),
+            queued: self.queued.load(Relaxed),
+            queue_abandoned: self.queue_abandoned.load(Relaxed),
+            peers_over_cap: self.peers_over_cap.load(Relaxed),
+            failed_commits: self.failed_commits.load(Relaxed),
+            items_lost: self.items_lost.load(Relaxed),
+            replies_undeliverable: self.replies_undeliverable.load(Relaxed),
+            sends_blocked: self.sends_blocked.load(Relaxed),
+            try_send_full: self.try_send_full.load(Relaxed),
+        }
+    }
+}
+
+/// A producer's end of the writer channel. Clone one per core.
+#[derive(Clone)]
+pub struct WriterHandle {
+    tx: Sender<Msg>,
+    counters: Arc<Counters>,
+    closed: Arc<AtomicBool>,
+}
+
+impl WriterHandle {
+    /// Queues a batch, blocking while the channel is full.
+    pub fn send(&self, batch: Batch) -> Result<(), StorageError> {
+        if self.closed.load(Relaxed) {
+            return Err(StorageError::WriterClosed);
+        }
+        let msg = match self.tx.try_send(Msg::Batch(batch)) {
+            Ok(()) => return Ok(()),
+            Err(TrySendError::Disconnected(_)) => return Err(StorageError::WriterClosed),
+            Err(TrySendError::Full(m)) => m,
+        };
+        self.counters.sends_blocked.fetch_add(1, Relaxed);
+        self.tx.send(msg).map_err(|_| StorageError::WriterClosed)
+    }
+
+    /// Queues a batch if there is room, else hands it back.
+    pub fn try_send(&self, batch: Batch) -> Result<(), TrySend> {
+        if self.closed.load(Relaxed) {
+            return Err(TrySend::Closed(batch));
+        }
+        match self.tx.try_send(Msg::Batch(batch)) {
+            Ok(()) => Ok(()),
+            Err(TrySendError::Full(Msg::Batch(b))) => {
+                self.counters.try_send_full.fetch_add(1, Relaxed);
+                Err(TrySend::Full(b))
+            }
+            Err(TrySendError::Disconnected(Msg::Batch(b))) => Err(TrySend::Closed(b)),
+            Err(_) => unreachable!("only batches are offered here"),
+        }
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.counters.snapshot()
+    }
+}
+
+/// The running writer thread. Dropping it shuts down gracefully, like [`Writer::shutdown`].
+pub struct Writer {
+    handle: WriterHandle,
+    join: Option<JoinHandle<()>>,
+}
+
+impl Writer {
+    /// Starts the writer over `store`. The filter is filled from the stored
+    /// hashes first (one scan, about N / 10 million seconds); producers simply
+    /// block on a full channel meanwhile.
+    pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<Writer, StorageError> {
+        if store.is_read_only() {
+            return Err(StorageError::Engine("the writer needs a writable database".into()));
+        }
+        let (tx, rx) = crossbeam_channel::bounded(opts.channel_batches.max(1));
+        let counters = Arc::new(Counters::default());
+        let closed = Arc::new(AtomicBool::new(false));
+        let handle = WriterHandle { tx, counters: counters.clone(), closed: closed.clone() };
+        let join = std::thread::Builder::new()
+            .name("trawl-writer".into())
+            .spawn(move || {
+                let mut w = WriterLoop::new(store, opts, counters, closed);
+                w.run(rx)
+            })
+            .map_err(|e| StorageError::Io(format!("spawning the writer thread: {e}")))?;
+        Ok(Writer { handle, join: Some(join) })
+    }
+
+    pub fn handle(&self) -> WriterHandle {
+        self.handle.clone()
+    }
+
+    pub fn stats(&self) -> WriterStats {
+        self.handle.stats()
+    }
+
+    /// Commits everything sent before this call, stops the thread and returns
+    /// the final counters. Later sends fail with [`StorageError::WriterClosed`].
+    pub fn shutdown(mut self) -> WriterStats {
+        self.stop();
+        self.handle.stats()
+    }
+
+    fn stop(&mut self) {
+        if let Some(join) = self.join.take() {
+            // A full channel makes this wait: that is the graceful part.
+            let _ = self.handle.tx.send(Msg::Shutdown);
+            if join.join().is_err() {
+                tracing::error!("storage writer thread panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Where one discovery of a group ended up.
+#[derive(Clone, Copy)]
+enum Seen {
+    /// The first in the group for this hash: index into `WriterLoop::hashes`.
+    First(u32),
+    Repeat,
+}
+
+struct PendingHash {
+    hash: InfoHash,
+    rec: InfoHashRecord,
+    stored_before: bool,
+}
+
+/// A queue entry being edited within one group: the due time it had on disk
+/// (to move its `staging_due` key) and its new state (`None`: remove).
+struct QueueEdit {
+    disk_due: Option<UnixSecs>,
+    entry: Option<StagingEntry>,
+}
+
+struct WriterLoop {
+    store: Arc<Store>,
+    opts: WriterOptions,
+    counters: Arc<Counters>,
+    closed: Arc<AtomicBool>,
+    bloom: Bloom,
+    // Scratch reused across groups.
+    group: Vec<Batch>,
+    seen: Vec<Seen>,
+    index: HashMap<InfoHash, u32, ahash::RandomState>,
+    hashes: Vec<PendingHash>,
+    maybe: Vec<u32>,
+    queue: HashMap<InfoHash, QueueEdit, ahash::RandomState>,
+    buf: Vec<u8>,
+}
+
+impl WriterLoop {
+    fn new(store: Arc<Store>, opts: WriterOptions, counters: Arc<Counters>, closed: Arc<AtomicBool>) -> Self {
+        let bloom = Bloom::with_capacity(opts.expected_infohashes);
+        WriterLoop {
+            store,
+            opts,
+            counters,
+            closed,
+            bloom,
+            group: Vec::new(),
+            seen: Vec::new(),
+            index: HashMap::default(),
+            hashes: Vec::new(),
+            maybe: Vec::new(),
+            queue: HashMap::default(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn run(&mut self, rx: Receiver<Msg>) {
+        if let Err(e) = self.fill_bloom(self.opts.expected_infohashes) {
+            // Without the filter every hash would look new: refuse to run rather than lie.
+            tracing::error!("storage writer cannot read the index: {e}");
+            self.closed.store(true, Relaxed);
+            return;
+        }
+        let mut stopping = false;
+        while !stopping {
+            let first = match rx.recv() {
+                Ok(Msg::Batch(b)) => b,
+                Ok(Msg::Shutdown) | Err(_) => break,
+            };
+            let deadline = Instant::now() + self.opts.flush_interval;
+            let mut items = first.items();
+            self.group.push(first);
+            while items < self.opts.max_group_items {
+                match rx.recv_deadline(deadline) {
+                    Ok(Msg::Batch(b)) => {
+                        items += b.items();
+                        self.group.push(b);
+                    }
+                    Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
+                        stopping = true;
+                        break;
+                    }
+                    Err(RecvTimeoutError::Timeout) => break,
+                }
+            }
+            self.commit_group();
+        }
+        // Refuse new work, then take what raced in before the flag.
+        self.closed.store(true, Relaxed);
+        while let Ok(m) = rx.try_recv() {
+            if let Msg::Batch(b) = m {
+                self.group.push(b);
+                if self.group.len() >= 64 {
+                    self.commit_group();
+                }
+            }
+        }
+        self.commit_group();
+    }
+
+    fn fill_bloom(&mut self, capacity: usize) -> Result<(), StorageError> {
+        let mut bloom = Bloom::with_capacity(capacity);
+        let mut it = self.store.scan(CF_INFOHASHES)?;
+        while let Some(k) = it.key() {
+            if let Some(h) = infohash_from_key(k) {
+                bloom.insert(&h);
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.store.rocks(e))?;
+        drop(it);
+        if bloom.is_overfull() {
+            return self.fill_bloom(capacity.saturating_mul(2));
+        }
+        self.bloom = bloom;
+        Ok(())
+    }
+
+    fn commit_group(&mut self) {
+        if self.group.is_empty() {
+            return;
+        }
+        let c = Arc::clone(&self.counters);
+        c.batches.fetch_add(self.group.len() as u64, Relaxed);
+        match self.write_group() {
+            Ok(()) => {
+                c.commits.fetch_add(1, Relaxed);
+                for h in &self.hashes {
+                    if !h.stored_before {
+                        self.bloom.insert(&h.hash);
+                    }
+                }
+                self.acknowledge();
+            }
+            Err(e) => {
+                let lost: usize = self.group.iter().map(Batch::items).sum();
+                tracing::error!("storage writer lost a group of {lost} items: {e}");
+                c.failed_commits.fetch_add(1, Relaxed);
+                c.items_lost.fetch_add(lost as u64, Relaxed);
+                // Dropping the reply senders tells each producer its batch was not stored.
+            }
+        }
+        self.group.clear();
+        self.seen.clear();
+        self.index.clear();
+        self.hashes.clear();
+        self.queue.clear();
+        if self.bloom.is_overfull() {
+            let cap = self.bloom.capacity().saturating_mul(2);
+            if let Err(e) = self.fill_bloom(cap) {
+                tracing::warn!("could not grow the dedup filter (false positives will rise): {e}");
+            }
+        }
+    }
+
+    /// Builds and writes one WriteBatch for the whole group.
+    fn write_group(&mut self) -> Result<(), StorageError> {
+        let store = self.store.clone();
+        let mut wb = WriteBatch::default();
+        self.dedup_discoveries(&store, &mut wb)?;
+        // Queue edits read-modify-write; the lease in `take_due` takes the same lock.
+        let _guard = store.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
+        for i in 0..self.group.len() {
+            self.apply_results(&store, i, &mut wb)?;
+        }
+        self.write_queue_edits(&store, &mut wb)?;
+        store.write(wb)
+    }
+
+    fn dedup_discoveries(&mut self, store: &Store, wb: &mut WriteBatch) -> Result<(), StorageError> {
+        for b in &self.group {
+            for d in &b.discoveries {
+                match self.index.entry(d.info_hash) {
+                    Entry::Vacant(v) => {
+                        let i = self.hashes.len() as u32;
+                        v.insert(i);
+                        self.hashes.push(PendingHash { hash: d.info_hash, rec: sighting(d), stored_before: false });
+                        self.seen.push(Seen::First(i));
+                    }
+                    Entry::Occupied(o) => {
+                        let r = &mut self.hashes[*o.get() as usize].rec;
+                        *r = merge(*r, sighting(d));
+                        self.seen.push(Seen::Repeat);
+                    }
+                }
+            }
+        }
+        self.maybe.clear();
+        self.maybe.extend((0..self.hashes.len() as u32).filter(|&i| self.bloom.may_contain(&self.hashes[i as usize].hash)));
+        let cf = store.cf(CF_INFOHASHES)?;
+        if !self.maybe.is_empty() {
+            let hashes = &self.hashes;
+            self.maybe.sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
+            let keys = self.maybe.iter().map(|&i| &hashes[i as usize].hash);
+            let found = store.db().batched_multi_get_cf(cf, keys, true);
+            let mut false_pos = 0;
+            for (&i, got) in self.maybe.iter().zip(found) {
+                match got.map_err(|e| store.rocks(e))? {
+                    Some(v) => {
+                        let p = &mut self.hashes[i as usize];
+                        p.rec = merge(decode_infohash(&v)?, p.rec);
+                        p.stored_before = true;
+                    }
+                    None => false_pos += 1,
+                }
+            }
+            self.counters.bloom_false_positives.fetch_add(false_pos, Relaxed);
+        }
+        for p in &self.hashes {
+            wb.put_cf(cf, p.hash, encode_infohash(&p.rec));
+        }
+        Ok(())
+    }
+
+    /// Everything in batch `i` except discoveries, in a fixed order: queue
+    /// additions, peers, failures, then stored torrents (which end a queue entry).
+    fn apply_results(&mut self, store: &Store, i: usize, wb: &mut WriteBatch) -> Result<(), StorageError> {
+        let policy = store.options().queue.clone();
+        let b = std::mem::take(&mut self.group[i]);
+        for &(h, at) in &b.enqueue {
+            self.queue_entry(store, &h, at)?;
+        }
+        for p in &b.peers {
+            let mut over = 0;
+            if let Some(e) = self.queue_entry(store, &p.info_hash, p.at)? {
+                for addr in &p.peers {
+                    if !e.peers.contains(addr) {
+                        e.peers.push(*addr);
+                    }
+                }
+                // Keep the newest: older peers are likelier to have left.
+                over = e.peers.len().saturating_sub(MAX_STAGED_PEERS);
+                e.peers.drain(..over);
+            }
+            self.counters.peers_over_cap.fetch_add(over as u64, Relaxed);
+        }
+        for f in &b.failures {
+            let exhausted = match self.queue_entry(store, &f.info_hash, f.at)? {
+                Some(e) => {
+                    e.attempts = e.attempts.saturating_add(1);
+                    e.last_error = Some(truncate_str(&f.error, MAX_ERROR_LEN).to_owned());
+                    e.due = policy.retry_at(f.at, e.attempts);
+                    e.attempts >= policy.max_attempts
+                }
+                None => false,
+            };
+            if exhausted {
+                self.load_queue_edit(store, &f.info_hash)?.entry = None;
+                self.counters.queue_abandoned.fetch_add(1, Relaxed);
+            }
+        }
+        let (cf_t, cf_d) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?);
+        for t in &b.torrents {
+            encode_torrent(t, &mut self.buf);
+            wb.put_cf(cf_t, t.info_hash, &self.buf);
+            if let (true, Some(d)) = (store.options().keep_info_dicts, &t.info_dict) {
+                wb.put_cf(cf_d, t.info_hash, d);
+            }
+            self.load_queue_edit(store, &t.info_hash)?.entry = None;
+            self.counters.torrents.fetch_add(1, Relaxed);
+        }
+        let cf_s = store.cf(CF_SCRAPES)?;
+        for (h, s) in &b.scrapes {
+            wb.put_cf(cf_s, h, encode_scrape(s));
+        }
+        if let Some(nodes) = &b.nodes {
+            let cf_n = store.cf(CF_NODES)?;
+            wb.delete_range_cf(cf_n, &[0u8; NODE_KEY_LEN][..], &[0xffu8; NODE_KEY_LEN + 1][..]);
+            for n in nodes {
+                self.buf.clear();
+                encode_node_addr(&n.addr, &mut self.buf);
+                wb.put_cf(cf_n, node_key(n), &self.buf);
+            }
+        }
+        // Keep what `acknowledge` needs: the discoveries and the reply.
+        self.group[i] = Batch { discoveries: b.discoveries, reply: b.reply, ..Batch::default() };
+        Ok(())
+    }
+
+    fn load_queue_edit(&mut self, store: &Store, h: &InfoHash) -> Result<&mut QueueEdit, StorageError> {
+        Ok(match self.queue.entry(*h) {
+            Entry::Occupied(o) => o.into_mut(),
+            Entry::Vacant(v) => {
+                let entry = store.staging_entry(h)?;
+                v.insert(QueueEdit { disk_due: entry.as_ref().map(|e| e.due), entry })
+            }
+        })
+    }
+
+    /// The queue entry for `h`, created due at `at` unless the torrent is already stored.
+    fn queue_entry(&mut self, store: &Store, h: &InfoHash, at: UnixSecs) -> Result<Option<&mut StagingEntry>, StorageError> {
+        let fresh = !self.queue.contains_key(h);
+        let counters = Arc::clone(&self.counters);
+        let edit = self.load_queue_edit(store, h)?;
+        if edit.entry.is_none() {
+            // Only a brand-new edit may create an entry: one removed in this
+            // group (stored, abandoned) stays removed.
+            if !fresh || store.db().get_pinned_cf(store.cf(CF_TORRENTS)?, h).map_err(|e| store.rocks(e))?.is_some() {
+                return Ok(None);
+            }
+            edit.entry = Some(StagingEntry { info_hash: *h, due: at, enqueued_at: at, attempts: 0, last_error: None, peers: Vec::new() });
+            counters.queued.fetch_add(1, Relaxed);
+        }
+        Ok(edit.entry.as_mut())
+    }
+
+    fn write_queue_edits(&mut self, store: &Store, wb: &mut WriteBatch) -> Result<(), StorageError> {
+        let (cf_q, cf_due) = (store.cf(CF_STAGING)?, store.cf(CF_STAGING_DUE)?);
+        for (h, edit) in &self.queue {
+            let new_due = edit.entry.as_ref().map(|e| e.due);
+            if let Some(d) = edit.disk_due {
+                if new_due != Some(d) {
+                    wb.delete_cf(cf_due, due_key(d, h));
+                }
+            }
+            match &edit.entry {
+                Some(e) => {
+                    encode_staging(e, &mut self.buf);
+                    wb.put_cf(cf_q, h, &self.buf);
+                    if edit.disk_due != Some(e.due) {
+                        wb.put_cf(cf_due, due_key(e.due, h), b"");
+                    }
+                }
+                None if edit.disk_due.is_some() => wb.delete_cf(cf_q, h),
+                None => {}
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends each batch its outcome; the group is durable by now.
+    fn acknowledge(&mut self) {
+        let c = &self.counters;
+        let mut seen = self.seen.iter();
+        let (mut new_total, mut dup_total) = (0u64, 0u64);
+        for b in self.group.drain(..) {
+            let mut out = BatchOutcome::default();
+            for d in &b.discoveries {
+                match seen.next() {
+                    Some(Seen::First(i)) if !self.hashes[*i as usize].stored_before => out.new.push(d.info_hash),
+                    _ => out.duplicates += 1,
+                }
+            }
+            new_total += out.new.len() as u64;
+            dup_total += u64::from(out.duplicates);
+            if let Some(reply) = b.reply {
+                if reply.send(out).is_err() {
+                    c.replies_undeliverable.fetch_add(1, Relaxed);
+                }
+            }
+        }
+        c.new_infohashes.fetch_add(new_total, Relaxed);
+        c.duplicate_infohashes.fetch_add(dup_total, Relaxed);
+    }
+}
+
+fn sighting(d: &Discovery) -> InfoHashRecord {
+    InfoHashRecord { first_seen: d.at, last_seen: d.at, seen: 1, sources: SourceSet::default().with(d.source) }
+}
+
+/// Two accounts of the same hash, combined.
+fn merge(a: InfoHashRecord, b: InfoHashRecord) -> InfoHashRecord {
+    InfoHashRecord {
+        first_seen: a.first_seen.min(b.first_seen),
+        last_seen: a.last_seen.max(b.last_seen),
+        seen: a.seen.saturating_add(b.seen),
+        sources: SourceSet(a.sources.0 | b.sources.0),
+    }
+}
