@@ -12,3 +12,4 @@ pub mod codec;
 pub mod crawl;
 pub mod dht;
 pub mod metadata;
+pub mod runtime;

@@ -9,14 +9,14 @@
 //! ```text
 //! io task:      peek (io_uring, waits) ─▶ recvmmsg batch ─▶ handle_datagram × n ─▶ flush
 //! timer task:   sleep until next_timeout (or an earlier re-arm) ─▶ handle_timeout ─▶ flush
-//! control task: wake-up datagram ─▶ drain commands ─▶ lookup/announce/stats ─▶ flush
+//! control task: wake-up datagram (loopback UDP) ─▶ drain commands ─▶ lookup/announce/stats ─▶ flush
 //! flush:        poll_transmit into a batch ─▶ sendmmsg; events ─▶ peer sinks
 //! ```
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -69,15 +69,14 @@ struct Shared {
 pub(crate) async fn run(
     node: Node,
     socket: socket2::Socket,
-    wake: socket2::Socket,
+    wake: std::net::UdpSocket,
     commands: Receiver<Command>,
     bootstrapped: Arc<AtomicBool>,
 ) {
     let fd = socket.as_raw_fd();
-    let socket = UdpSocket::from(socket);
-    // The wake-up end is a Unix datagram socket; glommio's datagram wrapper only
-    // needs a descriptor, and we only ever call `recv` on it.
-    let wake = UdpSocket::from(wake);
+    // glommio is built on an older socket2, so descriptors cross as raw fds.
+    // SAFETY: each fd comes from `into_raw_fd`, so glommio becomes its only owner.
+    let (socket, wake) = unsafe { (UdpSocket::from_raw_fd(socket.into_raw_fd()), UdpSocket::from_raw_fd(wake.into_raw_fd())) };
     let (rearm, rearm_rx) = local_channel::new_bounded(1);
     let shared = Rc::new(Shared {
         state: RefCell::new(State {
@@ -119,7 +118,7 @@ async fn io_task(shared: Rc<Shared>) {
         };
         if n == 0 {
             // Wait for readiness without consuming: the next recvmmsg takes the batch.
-            if let Err(err) = shared.socket.peek(&mut probe).await {
+            if let Err(err) = shared.socket.peek_from(&mut probe).await {
                 tracing::warn!(%err, "waiting for datagrams failed");
                 glommio::timer::sleep(std::time::Duration::from_millis(10)).await;
             }
@@ -180,7 +179,7 @@ async fn control_task(shared: &Rc<Shared>, wake: &UdpSocket, commands: &Receiver
             return;
         }
         flush(shared, Instant::now()).await;
-        match wake.recv(&mut buf).await {
+        match wake.recv_from(&mut buf).await.map(|(n, _)| n) {
             Ok(n) if n > 0 => {}
             // An error or an empty read means the handle's end is gone; a handle
             // sends `Shutdown` when dropped, so this is only a safety net.

@@ -7,7 +7,7 @@
 
 use std::io::ErrorKind;
 use std::net::SocketAddr;
-use std::os::unix::net::UnixDatagram;
+use std::net::UdpSocket;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -50,7 +50,7 @@ impl Default for RuntimeConfig {
 /// A node running on its own executor thread. Dropping the handle shuts it down.
 pub struct NodeHandle {
     commands: Sender<Command>,
-    wake: UnixDatagram,
+    wake: UdpSocket,
     local_addr: SocketAddr,
     id: [u8; 20],
     bootstrapped: Arc<AtomicBool>,
@@ -67,8 +67,7 @@ impl NodeHandle {
             .ok()
             .and_then(|a| a.as_socket())
             .ok_or(RuntimeError::Bind { addr: config.bind, source: std::io::Error::other("no local address") })?;
-        let (wake, wake_rx) = UnixDatagram::pair().map_err(|e| RuntimeError::Executor(e.to_string()))?;
-        wake.set_nonblocking(true).map_err(|e| RuntimeError::Executor(e.to_string()))?;
+        let (wake, wake_rx) = wake_pair().map_err(|e| RuntimeError::Executor(format!("wake-up socket: {e}")))?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let bootstrapped = Arc::new(AtomicBool::new(false));
 
@@ -80,7 +79,6 @@ impl NodeHandle {
             None => Placement::Unbound,
         };
         let flag = bootstrapped.clone();
-        let wake_rx = socket2::Socket::from(std::os::fd::OwnedFd::from(wake_rx));
         let thread = LocalExecutorBuilder::new(placement)
             .name("trawl-node")
             // Datagrams are copied out by recvmmsg; glommio's own buffers serve only
@@ -162,6 +160,18 @@ impl NodeHandle {
             Err(_) => Err(RuntimeError::Stopped),
         }
     }
+}
+
+/// A connected pair of loopback UDP sockets: the handle writes one byte to wake
+/// the executor, which waits on the other end through io_uring. (glommio's
+/// datagram wrapper only handles IP addresses, so a Unix socket pair won't do.)
+fn wake_pair() -> std::io::Result<(UdpSocket, UdpSocket)> {
+    let rx = UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    let tx = UdpSocket::bind((std::net::Ipv4Addr::LOCALHOST, 0))?;
+    tx.connect(rx.local_addr()?)?;
+    rx.connect(tx.local_addr()?)?;
+    tx.set_nonblocking(true)?;
+    Ok((tx, rx))
 }
 
 impl Drop for NodeHandle {

@@ -9,7 +9,7 @@
 //! ```text
 //! caller thread(s)                        executor thread (glommio, optionally pinned)
 //! NodeHandle::lookup ─ Command ─▶ channel ─▶ control task ─▶ Node::lookup
-//!            └─ 1 byte ─▶ Unix datagram ─▶ (wakes it)
+//!            └─ 1 byte ─▶ loopback UDP ─▶ (wakes it)
 //! PeerStream (Iterator / Stream) ◀─ PeerSink ◀─ Event::Peers / LookupDone / AnnounceDone
 //!                           UDP ─▶ io task (recvmmsg) ─▶ Node::handle_datagram
 //!                           UDP ◀─ flush (sendmmsg) ◀─ Node::poll_transmit

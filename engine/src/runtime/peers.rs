@@ -102,11 +102,11 @@ impl PeerStream {
     /// The next peer, waiting at most until `deadline`. `None` when the request is
     /// done and every peer was taken, or when the deadline passed.
     pub fn next_until(&self, deadline: Instant) -> Option<SocketAddr> {
-        self.take(Some(deadline))
+        self.wait_next(Some(deadline))
     }
 
     /// The next peer, waiting until one comes, the request ends, or `deadline`.
-    fn take(&self, deadline: Option<Instant>) -> Option<SocketAddr> {
+    fn wait_next(&self, deadline: Option<Instant>) -> Option<SocketAddr> {
         let mut state = self.inner.lock();
         loop {
             if let Some(peer) = state.peers.pop_front() {
@@ -154,7 +154,7 @@ impl Iterator for PeerStream {
     type Item = SocketAddr;
 
     fn next(&mut self) -> Option<SocketAddr> {
-        self.take(None)
+        self.wait_next(None)
     }
 }
 

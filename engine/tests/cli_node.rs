@@ -1,0 +1,127 @@
+//! The real `trawl` binary's `node`, `announce` and `lookup` subcommands on
+//! loopback: a node answers, an announce through it lands, a lookup through it
+//! finds the announced peer; and bad input fails with one clear line and the
+//! right exit code. Always `--bootstrap 127.x` and `--allow-loopback`.
+
+use std::io::{BufRead, BufReader};
+use std::net::UdpSocket;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const TRAWL: &str = env!("CARGO_BIN_EXE_trawl");
+const IH: &str = "c0ffee00112233445566778899aabbccddeeff01";
+
+fn trawl(args: &[&str]) -> Output {
+    Command::new(TRAWL).args(args).env("RUST_LOG", "warn").output().expect("run trawl")
+}
+
+fn stderr_lines(out: &Output) -> Vec<String> {
+    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()
+}
+
+/// A `trawl node` child killed (if still running) when dropped.
+struct NodeProc(Child);
+
+impl Drop for NodeProc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn node_announce_lookup_round_trip() {
+    let mut node = NodeProc(
+        Command::new(TRAWL)
+            .args(["node", "--port", "0", "--bind", "127.81.0.1", "--allow-loopback"])
+            .args(["--bootstrap", "127.81.0.1:9", "--duration", "60", "--stats-every", "1"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let mut lines = BufReader::new(node.0.stdout.take().unwrap()).lines();
+    let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+    assert_eq!(ready["event"], "ready");
+    let addr = ready["addr"].as_str().unwrap().to_string();
+    assert!(addr.starts_with("127.81.0.1:"), "{addr}");
+    assert_eq!(ready["id"].as_str().unwrap().len(), 40);
+
+    let announce = trawl(&[
+        "announce", IH, "--port", "46001", "--bind", "127.81.0.2", "--allow-loopback", "--bootstrap", &addr,
+        "--timeout", "10",
+    ]);
+    assert!(announce.status.success(), "announce failed: {:?}", stderr_lines(&announce));
+    let line: serde_json::Value = serde_json::from_slice(&announce.stdout).unwrap();
+    assert_eq!(line["info_hash"], IH);
+    assert!(line["announced_to"].as_u64().unwrap() >= 1, "{line}");
+
+    let lookup = trawl(&["lookup", IH, "--bind", "127.81.0.3", "--allow-loopback", "--bootstrap", &addr, "--timeout", "10"]);
+    assert!(lookup.status.success(), "lookup failed: {:?}", stderr_lines(&lookup));
+    let peers: Vec<&str> = std::str::from_utf8(&lookup.stdout).unwrap().lines().collect();
+    assert!(peers.contains(&"127.81.0.2:46001"), "lookup printed {peers:?}");
+
+    // The node counts what it answered, and stops cleanly on SIGTERM.
+    // SAFETY: kill(2) on the pid of a child we own and have not reaped.
+    assert_eq!(unsafe { libc::kill(node.0.id() as i32, libc::SIGTERM) }, 0);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = serde_json::Value::Null;
+    for line in lines.map_while(Result::ok) {
+        last = serde_json::from_str(&line).unwrap();
+        if last["event"] == "stopped" || Instant::now() > deadline {
+            break;
+        }
+    }
+    assert_eq!(last["event"], "stopped", "{last}");
+    assert!(last["reason"].as_str().unwrap().starts_with("signal"), "{last}");
+    assert!(last["queries_answered"].as_u64().unwrap() >= 2, "{last}");
+    assert!(node.0.wait().unwrap().success());
+}
+
+#[test]
+fn bad_infohash_is_a_usage_error() {
+    for bad in ["xyz", "c0ffee", "g0ffee00112233445566778899aabbccddeeff01"] {
+        let out = trawl(&["lookup", bad, "--allow-loopback", "--bootstrap", "127.81.1.1:9"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {:?}", stderr_lines(&out));
+        let lines = stderr_lines(&out);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("infohash"), "{lines:?}");
+    }
+}
+
+#[test]
+fn bad_bootstrap_address_is_a_usage_error() {
+    for bad in ["nonsense", "127.0.0.1:99999", "127.0.0.1"] {
+        let out = trawl(&["announce", IH, "--port", "6881", "--allow-loopback", "--bootstrap", bad]);
+        assert_eq!(out.status.code(), Some(2), "{bad}: {:?}", stderr_lines(&out));
+        assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
+    }
+    let out = trawl(&["node", "--bind", "not-an-ip", "--allow-loopback", "--bootstrap", "127.0.0.1:9"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn port_in_use_fails_with_one_line() {
+    let taken = UdpSocket::bind("127.81.2.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let out = trawl(&[
+        "node", "--port", &port, "--bind", "127.81.2.1", "--allow-loopback", "--bootstrap", "127.81.2.1:9",
+        "--duration", "5",
+    ]);
+    assert!(!out.status.success());
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(lines[0].contains("in use"), "{lines:?}");
+}
+
+#[test]
+fn announce_with_no_reachable_node_fails() {
+    // Nothing listens on this address: the announce must report failure, not success.
+    let out = trawl(&[
+        "announce", IH, "--port", "6881", "--bind", "127.81.3.2", "--allow-loopback", "--bootstrap", "127.81.3.1:9",
+        "--timeout", "3",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{:?}", stderr_lines(&out));
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(line["announced_to"], 0);
+}
