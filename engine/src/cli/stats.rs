@@ -1,9 +1,95 @@
-//! `trawl stats`: placeholder until the subcommand is built; it refuses to run
-//! rather than pretend.
+//! `trawl stats`: summarise a database (counts, metadata fraction, classes,
+//! size on disk). Opens read-only, so it works while a crawl runs.
+//!
+//! Also holds the `--db` argument and the storage-error mapping shared by the
+//! storage subcommands (export, import, stats).
+
+use std::path::PathBuf;
+
+use trawl_storage::{ContentClass, Source, StorageError, Store};
+
+use super::UsageError;
+
+/// The database directory, shared by the storage subcommands.
+#[derive(clap::Args, Debug)]
+pub struct DbArg {
+    /// Database directory.
+    #[arg(long, value_name = "DIR", default_value = "trawl-db")]
+    pub db: PathBuf,
+}
+
+/// A path the user got wrong is a usage error (exit 2); a locked, newer or
+/// corrupt database is a failure (exit 1).
+pub(super) fn db_error(e: StorageError) -> anyhow::Error {
+    match e {
+        StorageError::Missing(_) | StorageError::NotTrawl(_) => UsageError(e.to_string()).into(),
+        e => e.into(),
+    }
+}
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+pub struct Args {
+    #[command(flatten)]
+    pub db: DbArg,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`trawl stats` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
+    let s = store.stats()?;
+    let fraction = if s.infohashes == 0 { 0.0 } else { s.torrents as f64 / s.infohashes as f64 };
+    let classes: Vec<(&str, u64)> = ContentClass::ALL.iter().map(|c| (c.as_str(), s.by_class[*c as usize])).collect();
+    let sources: Vec<(&str, u64)> = Source::ALL.iter().enumerate().map(|(i, src)| (src.as_str(), s.by_source[i])).collect();
+    if args.json {
+        let obj = serde_json::json!({
+            "infohashes": s.infohashes,
+            "sources": json_map(&sources),
+            "torrents": s.torrents,
+            "metadata_fraction": fraction,
+            "classes": json_map(&classes),
+            "content_bytes": s.total_content_bytes,
+            "queued": s.staged,
+            "scrapes": s.scrapes,
+            "nodes": s.nodes,
+            "disk_bytes": s.disk.total_bytes,
+            "sst_bytes": json_map(&s.disk.sst_bytes),
+        });
+        println!("{obj}");
+        return Ok(());
+    }
+    println!("database      {}", store.path().display());
+    println!("infohashes    {}", s.infohashes);
+    for (name, n) in &sources {
+        println!("  from {name:<9}{n}");
+    }
+    println!("torrents      {} ({:.2}% of infohashes have metadata)", s.torrents, fraction * 100.0);
+    for (name, n) in classes.iter().filter(|(_, n)| *n > 0) {
+        println!("  {name:<12}{n}");
+    }
+    println!("content size  {}", human_bytes(s.total_content_bytes));
+    println!("fetch queue   {}", s.staged);
+    println!("scrapes       {}", s.scrapes);
+    println!("saved nodes   {}", s.nodes);
+    println!("on disk       {}", human_bytes(s.disk.total_bytes));
+    for (cf, b) in s.disk.sst_bytes.iter().filter(|(_, b)| *b > 0) {
+        println!("  {cf:<12}{}", human_bytes(*b));
+    }
+    Ok(())
+}
+
+fn json_map(pairs: &[(&str, u64)]) -> serde_json::Map<String, serde_json::Value> {
+    pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
+}
+
+fn human_bytes(b: u64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = b as f64;
+    let mut u = 0;
+    while v >= 1024.0 && u + 1 < UNITS.len() {
+        v /= 1024.0;
+        u += 1;
+    }
+    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
 }
