@@ -32,18 +32,27 @@ fn send(w: &WriterHandle, b: Batch) -> Receiver<BatchOutcome> {
     rx
 }
 
-#[test]
-fn new_and_duplicate_hashes_are_told_apart_across_batches_and_restarts() {
+/// Sends and waits for the acknowledgement.
+fn commit(w: &WriterHandle, b: Batch) -> BatchOutcome {
+    send(w, b).recv_timeout(Duration::from_secs(10)).unwrap()
+}
+
+/// A fresh database with a fast-flushing writer.
+fn start() -> (tempfile::TempDir, Arc<Store>, Writer) {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    (dir, store, writer)
+}
+
+#[test]
+fn new_and_duplicate_hashes_are_told_apart_across_batches_and_restarts() {
+    let (dir, store, writer) = start();
     let w = writer.handle();
-    let a = send(&w, Batch { discoveries: sightings(&[1, 2, 2, 3], Source::Sample, 100), ..Batch::default() });
-    let a = a.recv_timeout(Duration::from_secs(10)).unwrap();
+    let a = commit(&w, Batch { discoveries: sightings(&[1, 2, 2, 3], Source::Sample, 100), ..Batch::default() });
     assert_eq!(a.new, vec![h(1), h(2), h(3)]);
     assert_eq!(a.duplicates, 1);
-    let b = send(&w, Batch { discoveries: sightings(&[3, 4], Source::Announce, 200), ..Batch::default() });
-    let b = b.recv_timeout(Duration::from_secs(10)).unwrap();
+    let b = commit(&w, Batch { discoveries: sightings(&[3, 4], Source::Announce, 200), ..Batch::default() });
     assert_eq!((b.new, b.duplicates), (vec![h(4)], 1));
     let stats = writer.shutdown();
     assert_eq!((stats.new_infohashes, stats.duplicate_infohashes), (4, 2));
@@ -57,8 +66,7 @@ fn new_and_duplicate_hashes_are_told_apart_across_batches_and_restarts() {
     // After a restart the filter is rebuilt from disk: old hashes stay old.
     let store = open(dir.path());
     let writer = Writer::spawn(store.clone(), fast()).unwrap();
-    let c = send(&writer.handle(), Batch { discoveries: sightings(&[1, 5], Source::GetPeers, 300), ..Batch::default() });
-    let c = c.recv_timeout(Duration::from_secs(10)).unwrap();
+    let c = commit(&writer.handle(), Batch { discoveries: sightings(&[1, 5], Source::GetPeers, 300), ..Batch::default() });
     assert_eq!((c.new, c.duplicates), (vec![h(5)], 1));
 }
 
@@ -121,15 +129,13 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
     let store = Arc::new(Store::open(dir.path(), &StoreOptions { queue: policy, ..StoreOptions::default() }).unwrap());
     let writer = Writer::spawn(store.clone(), fast()).unwrap();
     let w = writer.handle();
-    let done = send(
-        &w,
+    commit(&w,
         Batch {
             enqueue: vec![(h(1), 1000), (h(2), 1005)],
             peers: vec![PeersFound { info_hash: h(3), peers: vec![peer(1), peer(2)], at: 2000 }],
             ..Batch::default()
         },
     );
-    done.recv_timeout(Duration::from_secs(10)).unwrap();
 
     let mut due = Vec::new();
     assert_eq!(store.take_due(1003, 10, &mut due).unwrap(), 1, "only h1 is due at 1003");
@@ -144,22 +150,20 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
 
     // Failures back off exponentially; the third exhausts the budget.
     let fail = |at| Batch { failures: vec![FetchFailure { info_hash: h(1), error: "timed out".into(), at }], ..Batch::default() };
-    send(&w, fail(5000)).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, fail(5000));
     let e = store.staging_entry(&h(1)).unwrap().unwrap();
     assert_eq!((e.attempts, e.due, e.last_error.as_deref()), (1, 5060, Some("timed out")));
     store.take_due(5059, 10, &mut due).unwrap();
     assert!(due.iter().all(|e| e.info_hash != h(1)), "no retry before the backoff");
     store.take_due(5060, 10, &mut due).unwrap();
     assert_eq!(due.iter().map(|e| e.info_hash).collect::<Vec<_>>(), vec![h(1)], "due again once it has passed");
-    send(&w, fail(6000)).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, fail(6000));
     assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, 6120);
-    send(&w, fail(7000)).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, fail(7000));
     assert_eq!(store.staging_entry(&h(1)).unwrap(), None);
 
     // More peers merge without duplicates; a stored torrent ends the entry.
-    send(&w, Batch { peers: vec![PeersFound { info_hash: h(3), peers: vec![peer(2), peer(9)], at: 2001 }], ..Batch::default() })
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap();
+    commit(&w, Batch { peers: vec![PeersFound { info_hash: h(3), peers: vec![peer(2), peer(9)], at: 2001 }], ..Batch::default() });
     assert_eq!(store.staging_entry(&h(3)).unwrap().unwrap().peers, vec![peer(1), peer(2), peer(9)]);
     let t = TorrentRecord {
         info_hash: h(3),
@@ -174,12 +178,12 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
         scrape: None,
         info_dict: Some(b"d4:name1:xe".to_vec()),
     };
-    send(&w, Batch { torrents: vec![t.clone()], ..Batch::default() }).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, Batch { torrents: vec![t.clone()], ..Batch::default() });
     assert_eq!(store.staging_entry(&h(3)).unwrap(), None);
     assert_eq!(store.torrent(&h(3)).unwrap().unwrap(), TorrentRecord { info_dict: None, ..t });
     assert_eq!(store.info_dict(&h(3)).unwrap().unwrap(), b"d4:name1:xe");
     // Queuing a hash whose torrent is stored does nothing.
-    send(&w, Batch { enqueue: vec![(h(3), 3000)], ..Batch::default() }).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, Batch { enqueue: vec![(h(3), 3000)], ..Batch::default() });
     assert_eq!(store.staging_entry(&h(3)).unwrap(), None);
     let stats = writer.shutdown();
     assert_eq!((stats.queue_abandoned, stats.torrents, stats.queued), (1, 1, 3));
@@ -187,15 +191,11 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
 
 #[test]
 fn nodes_are_replaced_as_a_set_and_read_back() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
-    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let (_dir, store, writer) = start();
     let w = writer.handle();
     let n4 = DhtNode { id: [1; 20], addr: peer(6881) };
     let n6 = DhtNode { id: [2; 20], addr: "[::1]:6882".parse().unwrap() };
-    send(&w, Batch { nodes: Some(vec![n6, n4, DhtNode { id: [3; 20], addr: peer(1) }]), ..Batch::default() })
-        .recv_timeout(Duration::from_secs(10))
-        .unwrap();
-    send(&w, Batch { nodes: Some(vec![n6, n4]), ..Batch::default() }).recv_timeout(Duration::from_secs(10)).unwrap();
+    commit(&w, Batch { nodes: Some(vec![n6, n4, DhtNode { id: [3; 20], addr: peer(1) }]), ..Batch::default() });
+    commit(&w, Batch { nodes: Some(vec![n6, n4]), ..Batch::default() });
     assert_eq!(store.nodes().unwrap(), vec![n4, n6]);
 }
