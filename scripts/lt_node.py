@@ -22,6 +22,7 @@ closes if --stdin-eof is given.
 import argparse
 import binascii
 import json
+import os
 import select
 import signal
 import sys
@@ -105,10 +106,15 @@ def main():
                    help="seconds between repeated lookups and announces")
     p.add_argument("--raise-limits", action="store_true",
                    help="lift the DHT rate limits (for throughput benchmarks)")
+    p.add_argument("--cpu", type=int, default=None,
+                   help="pin the process (and libtorrent's threads) to this CPU")
     p.add_argument("--duration", type=float, default=30.0, help="exit after this many seconds")
     p.add_argument("--stdin-eof", action="store_true", help="also exit when stdin closes")
     args = p.parse_args()
 
+    if args.cpu is not None:
+        # Before the session exists, so every libtorrent thread inherits it.
+        os.sched_setaffinity(0, {args.cpu})
     ses = lt.session(settings(args))
     for host, port in args.add_node:
         ses.add_dht_node((host, port))
