@@ -484,7 +484,14 @@ impl WriterLoop {
             }
             self.counters.bloom_false_positives.fetch_add(false_pos, Relaxed);
         }
-        for p in &self.hashes {
+        // Key order lets the memtable's skiplist reuse its search path from
+        // one insert to the next instead of a cold descent per hash.
+        self.maybe.clear();
+        self.maybe.extend(0..self.hashes.len() as u32);
+        let hashes = &self.hashes;
+        self.maybe.sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
+        for &i in &self.maybe {
+            let p = &self.hashes[i as usize];
             wb.put_cf(cf, p.hash, encode_infohash(&p.rec));
         }
         Ok(())
