@@ -309,39 +309,41 @@ fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError
     d.dict_begin()?;
     while let Some(key) = d.next_key()? {
         let at = d.position();
-        match key {
-            ARG_ID => f.id = Some((expect_bytes(d, ARG_ID)?, at)),
-            RESP_NODES => {
+        // Dispatch on the length first: one compare of a short fixed-size key
+        // instead of a chain of slice comparisons.
+        match (key.len(), key) {
+            (2, ARG_ID) => f.id = Some((expect_bytes(d, ARG_ID)?, at)),
+            (5, RESP_NODES) => {
                 f.nodes = CompactNodes::v4(expect_bytes(d, RESP_NODES)?)
                     .ok_or(DecodeError::Invalid { key: RESP_NODES, offset: at })?
             }
-            RESP_SAMPLES => {
+            (7, RESP_SAMPLES) => {
                 f.samples = Samples::new(expect_bytes(d, RESP_SAMPLES)?)
                     .ok_or(DecodeError::Invalid { key: RESP_SAMPLES, offset: at })?
             }
-            RESP_NUM => f.num = Some(expect_int(d, RESP_NUM)?),
-            RESP_INTERVAL => f.interval = Some(expect_int(d, RESP_INTERVAL)?),
-            ARG_TARGET => f.target = Some((expect_bytes(d, ARG_TARGET)?, at)),
-            ARG_INFO_HASH => f.info_hash = Some((expect_bytes(d, ARG_INFO_HASH)?, at)),
-            RESP_TOKEN => f.token = Some(expect_bytes(d, RESP_TOKEN)?),
-            RESP_VALUES => {
+            (3, RESP_NUM) => f.num = Some(expect_int(d, RESP_NUM)?),
+            (8, RESP_INTERVAL) => f.interval = Some(expect_int(d, RESP_INTERVAL)?),
+            (6, ARG_TARGET) => f.target = Some((expect_bytes(d, ARG_TARGET)?, at)),
+            (9, ARG_INFO_HASH) => f.info_hash = Some((expect_bytes(d, ARG_INFO_HASH)?, at)),
+            (5, RESP_TOKEN) => f.token = Some(expect_bytes(d, RESP_TOKEN)?),
+            (6, RESP_VALUES) => {
                 if !d.at_list() {
                     return Err(invalid_or_truncated(d, RESP_VALUES));
                 }
                 f.values = Peers::decode(d)?.ok_or(DecodeError::Invalid { key: RESP_VALUES, offset: at })?;
             }
-            RESP_NODES6 => {
+            (6, RESP_NODES6) => {
                 f.nodes6 = CompactNodes::v6(expect_bytes(d, RESP_NODES6)?)
                     .ok_or(DecodeError::Invalid { key: RESP_NODES6, offset: at })?
             }
-            ARG_PORT => f.port = Some((expect_int(d, ARG_PORT)?, at)),
-            ARG_IMPLIED_PORT => f.implied_port = flag(d)?,
-            ARG_SEED => f.seed = flag(d)?,
-            ARG_SCRAPE => f.scrape = flag(d)?,
-            ARG_NOSEED => f.noseed = flag(d)?,
-            ARG_WANT => f.want = want(d)?,
-            RESP_BF_SEEDS => f.bf_seeds = Some(fixed(d, RESP_BF_SEEDS)?),
-            RESP_BF_PEERS => f.bf_peers = Some(fixed(d, RESP_BF_PEERS)?),
+            (4, ARG_PORT) => f.port = Some((expect_int(d, ARG_PORT)?, at)),
+            (12, ARG_IMPLIED_PORT) => f.implied_port = flag(d)?,
+            (4, ARG_SEED) => f.seed = flag(d)?,
+            (6, ARG_SCRAPE) => f.scrape = flag(d)?,
+            (6, ARG_NOSEED) => f.noseed = flag(d)?,
+            (4, ARG_WANT) => f.want = want(d)?,
+            (4, RESP_BF_SEEDS) => f.bf_seeds = Some(fixed(d, RESP_BF_SEEDS)?),
+            (4, RESP_BF_PEERS) => f.bf_peers = Some(fixed(d, RESP_BF_PEERS)?),
             _ => d.skip()?,
         }
     }
