@@ -88,6 +88,10 @@ pub struct Args {
     /// Do not pin threads to cores.
     #[arg(long)]
     pub no_pin: bool,
+    /// Also write every infohash the crawl found, one hex line each, to this file
+    /// (the demo hands it to `trawl import`).
+    #[arg(long)]
+    pub found_out: Option<PathBuf>,
 }
 
 const TYPICAL_REPLY_BYTES: usize = 300;
@@ -211,6 +215,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "swarm_peak_rss_mb": swarm_final.get("peak_rss_mb").cloned().unwrap_or(Value::Null),
         "swarm_final_politeness_violations": swarm_final.get("politeness_violations").cloned().unwrap_or(Value::Null),
     });
+    if let Some(path) = &args.found_out {
+        write_hex_lines(path, &crawl.found).with_context(|| format!("writing {}", path.display()))?;
+    }
     println!("{summary}");
     Ok(())
 }
@@ -430,4 +437,20 @@ fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyh
     }
     let _ = std::io::stdout().flush();
     Ok(CrawlOutcome { load, counters: lc, found, timeline, fetch, jobs_dropped })
+}
+
+/// One 40-character lowercase hex line per infohash.
+fn write_hex_lines(path: &std::path::Path, hashes: &[[u8; 20]]) -> std::io::Result<()> {
+    use std::io::Write;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = std::io::BufWriter::new(std::fs::File::create(path)?);
+    let mut line = [b'\n'; 41];
+    for hash in hashes {
+        for (i, byte) in hash.iter().enumerate() {
+            line[2 * i] = HEX[usize::from(byte >> 4)];
+            line[2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+        out.write_all(&line)?;
+    }
+    out.flush()
 }

@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
-/// Bytes of the transaction ids we send. Two bytes: short on the wire, and 65,536
-/// ids are plenty for the in-flight cap.
-pub const TID_LEN: usize = 2;
+/// Bytes of the transaction ids we send. Four: BEP 5 leaves the length open and
+/// two would do for the in-flight cap, but some implementations (the `mainline`
+/// crate among them) only accept 4-byte ids and silently drop anything else.
+pub const TID_LEN: usize = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct TransactionId(pub u16);
+pub struct TransactionId(pub u32);
 
 impl TransactionId {
     pub fn to_bytes(self) -> [u8; TID_LEN] {
@@ -25,7 +26,7 @@ impl TransactionId {
 
     pub fn from_bytes(t: &[u8]) -> Option<TransactionId> {
         let b: [u8; TID_LEN] = t.try_into().ok()?;
-        Some(TransactionId(u16::from_be_bytes(b)))
+        Some(TransactionId(u32::from_be_bytes(b)))
     }
 }
 
@@ -55,10 +56,10 @@ pub struct Transactions<T> {
     rng: SmallRng,
     gen: u32,
     max_in_flight: usize,
-    pending: HashMap<u16, Pending<T>, ahash::RandomState>,
+    pending: HashMap<u32, Pending<T>, ahash::RandomState>,
     /// Deadlines in send order. With one timeout for all queries they are already
     /// sorted, so a queue does what a heap would; completed entries are skipped lazily.
-    deadlines: VecDeque<(Instant, u16, u32)>,
+    deadlines: VecDeque<(Instant, u32, u32)>,
     per_remote: HashMap<SocketAddr, u16, ahash::RandomState>,
 }
 
@@ -100,7 +101,7 @@ impl<T> Transactions<T> {
             return None;
         }
         // The cap keeps the id space at most half full, so this ends quickly.
-        let mut tid: u16 = self.rng.gen();
+        let mut tid: u32 = self.rng.gen();
         while self.pending.contains_key(&tid) {
             tid = tid.wrapping_add(1);
         }
@@ -122,7 +123,7 @@ impl<T> Transactions<T> {
         self.insert(now, timeout, tid.0, pending);
     }
 
-    fn insert(&mut self, now: Instant, timeout: Duration, tid: u16, mut pending: Pending<T>) {
+    fn insert(&mut self, now: Instant, timeout: Duration, tid: u32, mut pending: Pending<T>) {
         self.gen = self.gen.wrapping_add(1);
         pending.deadline_gen = self.gen;
         self.deadlines.push_back((now + timeout, tid, self.gen));
@@ -140,7 +141,7 @@ impl<T> Transactions<T> {
         }
     }
 
-    fn remove(&mut self, tid: u16) -> Option<Pending<T>> {
+    fn remove(&mut self, tid: u32) -> Option<Pending<T>> {
         let p = self.pending.remove(&tid)?;
         if let Some(n) = self.per_remote.get_mut(&p.addr) {
             *n -= 1;
@@ -192,10 +193,11 @@ mod tests {
         let mut t = txs();
         let a: SocketAddr = A.parse().unwrap();
         let id = t.start(now, Duration::from_secs(2), a, "ping").unwrap();
-        let [x, y] = id.to_bytes();
-        assert_eq!(t.complete(&[x, y], B.parse().unwrap()).unwrap_err(), Mismatch::Spoofed);
-        assert_eq!(t.complete(&[x, y.wrapping_add(1)], a).unwrap_err(), Mismatch::Stray);
-        assert_eq!(t.complete(&[x, y, 0], a).unwrap_err(), Mismatch::Stray);
+        let [w, x, y, z] = id.to_bytes();
+        assert_eq!(t.complete(&[w, x, y, z], B.parse().unwrap()).unwrap_err(), Mismatch::Spoofed);
+        assert_eq!(t.complete(&[w, x, y, z.wrapping_add(1)], a).unwrap_err(), Mismatch::Stray);
+        assert_eq!(t.complete(&[w, x, y, z, 0], a).unwrap_err(), Mismatch::Stray);
+        assert_eq!(t.complete(&[y, z], a).unwrap_err(), Mismatch::Stray);
         assert_eq!(t.in_flight_to(&a), 1);
         let (tid, p) = t.complete(&id.to_bytes(), a).unwrap();
         assert_eq!((tid, p.payload), (id, "ping"));
@@ -212,7 +214,7 @@ mod tests {
         let now = Instant::now();
         let mut t = txs();
         let a: SocketAddr = A.parse().unwrap();
-        let ids: Vec<u16> = (0..4)
+        let ids: Vec<u32> = (0..4)
             .map(|_| t.start(now, Duration::from_secs(1), a, "x").unwrap().0)
             .collect();
         let distinct: std::collections::HashSet<_> = ids.iter().collect();
