@@ -9,13 +9,11 @@
 #![no_main]
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use libfuzzer_sys::fuzz_target;
 use trawl_codec_fuzz::codec::bencode::{self, Value};
-use trawl_codec_fuzz::codec::compact::CompactNode;
-use trawl_codec_fuzz::codec::krpc::{self, Kind, Message, ResponseOut};
+use trawl_codec_fuzz::codec::krpc::{self, Kind, Message};
 
 /// Counts allocations made while `ARMED` is set.
 struct Counting;
@@ -84,29 +82,7 @@ fn walk_message(m: &Message<'_>) -> u64 {
 
 fn encode(m: &Message<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    match &m.kind {
-        Kind::Query(q) => krpc::encode_query(&mut out, m.transaction_id, q, m.read_only, m.version),
-        Kind::Error(e) => krpc::encode_error(&mut out, m.transaction_id, e.code, e.message, m.version),
-        Kind::Response(r) => {
-            let nodes: Vec<CompactNode> = r.nodes.clone().collect();
-            let nodes6: Vec<CompactNode> = r.nodes6.clone().collect();
-            let values: Vec<SocketAddr> = r.values.clone().collect();
-            let samples: Vec<[u8; 20]> = r.samples.clone().copied().collect();
-            let reply = ResponseOut {
-                id: r.id,
-                nodes: &nodes,
-                nodes6: &nodes6,
-                values: &values,
-                token: r.token,
-                samples: &samples,
-                interval: r.interval,
-                num: r.num,
-                bf_seeds: r.bf_seeds,
-                bf_peers: r.bf_peers,
-            };
-            krpc::encode_response(&mut out, m.transaction_id, &reply, m.requester_ip, m.version)
-        }
-    }
+    krpc::reencode(m, &mut out);
     out
 }
 

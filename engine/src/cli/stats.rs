@@ -62,7 +62,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("database      {}", store.path().display());
     println!("infohashes    {}", s.infohashes);
     for (name, n) in &sources {
-        println!("  from {name:<9}{n}");
+        println!("  {name:<12}{n}");
     }
     println!("torrents      {} ({:.2}% of infohashes have metadata)", s.torrents, fraction * 100.0);
     for (name, n) in classes.iter().filter(|(_, n)| *n > 0) {

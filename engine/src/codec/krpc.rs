@@ -677,3 +677,34 @@ pub fn encode_error(out: &mut Vec<u8>, transaction_id: &[u8], code: i64, message
     bencode::end(out);
     trailer(out, transaction_id, version, TYPE_ERROR);
 }
+
+/// Encodes a decoded message again with the public encoders, appending to `out`.
+///
+/// Round-trip checks (the tests and the fuzz target) use it. It collects the
+/// compact lists into owned vectors first, so it allocates: keep it off the
+/// hot path.
+pub fn reencode(m: &Message<'_>, out: &mut Vec<u8>) {
+    match &m.kind {
+        Kind::Query(q) => encode_query(out, m.transaction_id, q, m.read_only, m.version),
+        Kind::Error(e) => encode_error(out, m.transaction_id, e.code, e.message, m.version),
+        Kind::Response(r) => {
+            let nodes: Vec<CompactNode> = r.nodes.clone().collect();
+            let nodes6: Vec<CompactNode> = r.nodes6.clone().collect();
+            let values: Vec<SocketAddr> = r.values.clone().collect();
+            let samples: Vec<[u8; 20]> = r.samples.clone().copied().collect();
+            let reply = ResponseOut {
+                id: r.id,
+                nodes: &nodes,
+                nodes6: &nodes6,
+                values: &values,
+                token: r.token,
+                samples: &samples,
+                interval: r.interval,
+                num: r.num,
+                bf_seeds: r.bf_seeds,
+                bf_peers: r.bf_peers,
+            };
+            encode_response(out, m.transaction_id, &reply, m.requester_ip, m.version)
+        }
+    }
+}

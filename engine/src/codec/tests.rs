@@ -37,29 +37,7 @@ fn response_of<'a>(m: &Message<'a>) -> Response<'a> {
 /// Re-encodes a decoded message with the public encoders.
 fn reencode(m: &Message<'_>) -> Vec<u8> {
     let mut out = Vec::new();
-    match &m.kind {
-        Kind::Query(q) => encode_query(&mut out, m.transaction_id, q, m.read_only, m.version),
-        Kind::Error(e) => encode_error(&mut out, m.transaction_id, e.code, e.message, m.version),
-        Kind::Response(r) => {
-            let nodes: Vec<CompactNode> = r.nodes.clone().collect();
-            let nodes6: Vec<CompactNode> = r.nodes6.clone().collect();
-            let values: Vec<SocketAddr> = r.values.clone().collect();
-            let samples: Vec<[u8; 20]> = r.samples.clone().copied().collect();
-            let out_r = ResponseOut {
-                id: r.id,
-                nodes: &nodes,
-                nodes6: &nodes6,
-                values: &values,
-                token: r.token,
-                samples: &samples,
-                interval: r.interval,
-                num: r.num,
-                bf_seeds: r.bf_seeds,
-                bf_peers: r.bf_peers,
-            };
-            encode_response(&mut out, m.transaction_id, &out_r, m.requester_ip, m.version)
-        }
-    }
+    super::krpc::reencode(m, &mut out);
     out
 }
 
