@@ -17,10 +17,18 @@ const QUERIES: usize = 1024;
 
 fn swarm() -> Swarm {
     // Every node alive, fast and BEP 51, no loss: each query is answered.
-    let traits = NodeTraitsConfig { dead_fraction: 0.0, slow_fraction: 0.0, no_bep51_fraction: 0.0, interval_max: 0 };
+    let traits = NodeTraitsConfig {
+        dead_fraction: 0.0,
+        slow_fraction: 0.0,
+        no_bep51_fraction: 0.0,
+        interval_max: 0,
+    };
     let cfg = SwarmConfig {
         nodes: NODES,
-        catalogue: CatalogueConfig { torrents: 100_000, holders_max: 4 },
+        catalogue: CatalogueConfig {
+            torrents: 100_000,
+            holders_max: 4,
+        },
         traits,
         loss: 0.0,
         ..SwarmConfig::default()
@@ -47,18 +55,40 @@ fn bench(c: &mut Criterion) {
         krpc::encode_query(&mut out, b"tx", q, true, None);
         out
     };
-    let find_node = queries(|t| encode(&Query::FindNode { id: &id, target: t, want: Want::default() }));
-    let sample = queries(|t| encode(&Query::SampleInfohashes { id: &id, target: t, want: Want::default() }));
+    let find_node = queries(|t| {
+        encode(&Query::FindNode {
+            id: &id,
+            target: t,
+            want: Want::default(),
+        })
+    });
+    let sample = queries(|t| {
+        encode(&Query::SampleInfohashes {
+            id: &id,
+            target: t,
+            want: Want::default(),
+        })
+    });
     let get_peers: Vec<Vec<u8>> = (0..QUERIES as u32)
         .map(|i| {
             let h = swarm.catalogue.infohash(i * 7);
-            encode(&Query::GetPeers { id: &id, info_hash: h, want: Want::default(), scrape: false, noseed: false })
+            encode(&Query::GetPeers {
+                id: &id,
+                info_hash: h,
+                want: Want::default(),
+                scrape: false,
+                noseed: false,
+            })
         })
         .collect();
 
     let mut g = c.benchmark_group("swarm_answer");
     g.throughput(Throughput::Elements(1));
-    for (name, qs) in [("find_node", &find_node), ("sample_infohashes", &sample), ("get_peers", &get_peers)] {
+    for (name, qs) in [
+        ("find_node", &find_node),
+        ("sample_infohashes", &sample),
+        ("get_peers", &get_peers),
+    ] {
         let mut responder = Responder::new(&swarm, 0);
         let (mut out, mut counters) = (Vec::with_capacity(2048), Counters::default());
         let mut i = 0usize;
@@ -68,7 +98,14 @@ fn bench(c: &mut Criterion) {
                 let node = (i as u32).wrapping_mul(40_503) % NODES;
                 // Senders rotate so the politeness table sees realistic keys.
                 let from = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1 + (i % 200) as u8), 6881);
-                responder.handle(0, from, swarm.nodes.addr(node), &qs[i % QUERIES], &mut out, &mut counters)
+                responder.handle(
+                    0,
+                    from,
+                    swarm.nodes.addr(node),
+                    &qs[i % QUERIES],
+                    &mut out,
+                    &mut counters,
+                )
             })
         });
     }

@@ -37,7 +37,10 @@ pub struct Ceiling {
 pub fn blast(payload_bytes: usize, duration: Duration, cores: Option<(usize, usize)>) -> std::io::Result<Ceiling> {
     let timeout = Some(Duration::from_millis(50));
     let rx = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, timeout)?;
-    let rx_addr = rx.local_addr()?.as_socket_ipv4().unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
+    let rx_addr = rx
+        .local_addr()?
+        .as_socket_ipv4()
+        .unwrap_or(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0));
     let tx = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, timeout)?;
     let stop = Arc::new(AtomicBool::new(false));
 
@@ -83,8 +86,16 @@ pub fn blast(payload_bytes: usize, duration: Duration, cores: Option<(usize, usi
     }
     let sender_cpu = sys::thread_cpu_time() - cpu0;
     stop.store(true, Ordering::Relaxed);
-    let (received, seconds, receiver_cpu) = receiver.join().map_err(|_| std::io::Error::other("receiver panicked"))?;
-    let per = |cpu: Duration, n: u64| if n == 0 { 0.0 } else { cpu.as_secs_f64() * 1e6 / n as f64 };
+    let (received, seconds, receiver_cpu) = receiver
+        .join()
+        .map_err(|_| std::io::Error::other("receiver panicked"))?;
+    let per = |cpu: Duration, n: u64| {
+        if n == 0 {
+            0.0
+        } else {
+            cpu.as_secs_f64() * 1e6 / n as f64
+        }
+    };
     Ok(Ceiling {
         payload_bytes,
         sent,

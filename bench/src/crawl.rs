@@ -106,9 +106,15 @@ struct Placement {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cores = sys::online_cores();
     let place = if args.no_pin || cores < 2 {
-        Placement { swarm: None, crawler: None }
+        Placement {
+            swarm: None,
+            crawler: None,
+        }
     } else {
-        Placement { swarm: Some(0), crawler: Some(1) }
+        Placement {
+            swarm: Some(0),
+            crawler: Some(1),
+        }
     };
     println!("placement: {place:?} on {cores} cores");
 
@@ -117,7 +123,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for &size in &args.ceiling_sizes {
         let pins = place.swarm.zip(place.crawler);
         let secs = Duration::from_secs_f64(args.ceiling_secs);
-        let c = std::thread::spawn(move || ceiling::blast(size, secs, pins)).join().map_err(|_| anyhow::anyhow!("ceiling thread panicked"))??;
+        let c = std::thread::spawn(move || ceiling::blast(size, secs, pins))
+            .join()
+            .map_err(|_| anyhow::anyhow!("ceiling thread panicked"))??;
         println!("{}", json!({"phase": "ceiling", "result": c}));
         ceilings.push(c);
     }
@@ -125,7 +133,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // The kernel's own cost of one receive plus one send, at the payload size
     // closest to a find_node reply (about 300 bytes): no answering node can
     // spend less CPU per answer than this on this machine.
-    let floor = ceilings.iter().min_by_key(|c| c.payload_bytes.abs_diff(TYPICAL_REPLY_BYTES));
+    let floor = ceilings
+        .iter()
+        .min_by_key(|c| c.payload_bytes.abs_diff(TYPICAL_REPLY_BYTES));
     let kernel_floor_us = floor.map_or(0.0, |c| c.sender_cpu_us_per_datagram + c.receiver_cpu_us_per_datagram);
 
     // 2. The swarm, then its capacity under an open-loop blast.
@@ -161,7 +171,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let crawl_in_pps = crawl.load.datagrams_in as f64 / secs;
     let crawl_out_pps = crawl.load.datagrams_out as f64 / secs;
     let crawl_pps = crawl_in_pps + crawl_out_pps;
-    let timeline: Vec<Value> = crawl.timeline.iter().map(|&(t, n)| json!([round(t, 1), n as f64 / torrents])).collect();
+    let timeline: Vec<Value> = crawl
+        .timeline
+        .iter()
+        .map(|&(t, n)| json!([round(t, 1), n as f64 / torrents]))
+        .collect();
     let dgrams = (crawl.load.datagrams_in + crawl.load.datagrams_out).max(1) as f64;
     let swarm_sent = stat_delta(&after, &before, "sent");
     let swarm_received = stat_delta(&after, &before, "received");
@@ -232,7 +246,10 @@ fn stat_f64(v: &Value, key: &str) -> f64 {
 }
 
 fn counter(v: &Value, key: &str) -> f64 {
-    v.get("counters").and_then(|c| c.get(key)).and_then(Value::as_f64).unwrap_or(0.0)
+    v.get("counters")
+        .and_then(|c| c.get(key))
+        .and_then(Value::as_f64)
+        .unwrap_or(0.0)
 }
 
 fn stat_delta(after: &Value, before: &Value, key: &str) -> f64 {
@@ -249,8 +266,14 @@ fn swarm_config(args: &Args) -> SwarmConfig {
     SwarmConfig {
         seed: args.seed,
         nodes: args.nodes,
-        catalogue: CatalogueConfig { torrents: args.torrents, ..CatalogueConfig::default() },
-        traits: NodeTraitsConfig { interval_max: args.interval_max, ..NodeTraitsConfig::default() },
+        catalogue: CatalogueConfig {
+            torrents: args.torrents,
+            ..CatalogueConfig::default()
+        },
+        traits: NodeTraitsConfig {
+            interval_max: args.interval_max,
+            ..NodeTraitsConfig::default()
+        },
         port: args.port,
         peer_port: args.peer_port,
         ..SwarmConfig::default()
@@ -279,13 +302,28 @@ impl SwarmChild {
         // Long enough for both phases; it is stopped through stdin when done.
         let duration = args.capacity_secs + args.crawl_secs + 600.0;
         let mut cmd = Command::new(&bin);
-        cmd.args(["--nodes", &cfg.nodes.to_string(), "--torrents", &args.torrents.to_string()])
-            .args(["--seed", &args.seed.to_string(), "--port", &args.port.to_string()])
-            .args(["--peer-port", &args.peer_port.to_string(), "--interval-max", &args.interval_max.to_string()])
-            .args(["--rate-limit", &args.rate_limit.to_string(), "--duration", &duration.to_string()])
-            .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped());
+        cmd.args([
+            "--nodes",
+            &cfg.nodes.to_string(),
+            "--torrents",
+            &args.torrents.to_string(),
+        ])
+        .args(["--seed", &args.seed.to_string(), "--port", &args.port.to_string()])
+        .args([
+            "--peer-port",
+            &args.peer_port.to_string(),
+            "--interval-max",
+            &args.interval_max.to_string(),
+        ])
+        .args([
+            "--rate-limit",
+            &args.rate_limit.to_string(),
+            "--duration",
+            &duration.to_string(),
+        ])
+        .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
         if let Some(core) = place.swarm {
             cmd.args(["--cores", &core.to_string(), "--peer-core", &core.to_string()]);
         }
@@ -298,7 +336,9 @@ impl SwarmChild {
         let (latest2, last2) = (latest.clone(), last_line.clone());
         let reader = std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let Ok(v) = serde_json::from_str::<Value>(&line) else { continue };
+                let Ok(v) = serde_json::from_str::<Value>(&line) else {
+                    continue;
+                };
                 match v.get("event").and_then(Value::as_str) {
                     Some("ready") => {
                         let _ = ready_tx.send(v);
@@ -309,8 +349,17 @@ impl SwarmChild {
             }
         });
         // Start-up hashes the whole catalogue; a million dicts take a while.
-        let ready = ready_rx.recv_timeout(Duration::from_secs(900)).context("trawl-swarm did not become ready")?;
-        Ok(Self { guard, stdin, ready, latest, last_line, reader: Some(reader) })
+        let ready = ready_rx
+            .recv_timeout(Duration::from_secs(900))
+            .context("trawl-swarm did not become ready")?;
+        Ok(Self {
+            guard,
+            stdin,
+            ready,
+            latest,
+            last_line,
+            reader: Some(reader),
+        })
     }
 
     fn udp_port(&self) -> u16 {
@@ -343,7 +392,11 @@ impl SwarmChild {
         if !exited {
             bail!("trawl-swarm did not exit cleanly");
         }
-        self.last_line.lock().unwrap_or_else(|e| e.into_inner()).clone().context("trawl-swarm printed no final line")
+        self.last_line
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .context("trawl-swarm printed no final line")
     }
 }
 
@@ -375,7 +428,11 @@ fn capacity_phase(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::
         answers_per_s: answered / dt,
         cpu_us_per_answer,
         busy_fraction: cpu / dt,
-        projected_answers_per_core_s: if cpu_us_per_answer > 0.0 { 1e6 / cpu_us_per_answer } else { 0.0 },
+        projected_answers_per_core_s: if cpu_us_per_answer > 0.0 {
+            1e6 / cpu_us_per_answer
+        } else {
+            0.0
+        },
         load,
     })
 }
@@ -436,7 +493,14 @@ fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyh
         let _ = f.join();
     }
     let _ = std::io::stdout().flush();
-    Ok(CrawlOutcome { load, counters: lc, found, timeline, fetch, jobs_dropped })
+    Ok(CrawlOutcome {
+        load,
+        counters: lc,
+        found,
+        timeline,
+        fetch,
+        jobs_dropped,
+    })
 }
 
 /// One 40-character lowercase hex line per infohash.

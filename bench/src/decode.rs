@@ -65,8 +65,9 @@ fn corpus() -> Vec<Vec<u8>> {
         })
         .collect();
     let samples: Vec<[u8; SAMPLE_LEN]> = (0..20u8).map(|i| filler(40 + i)).collect();
-    let values: Vec<SocketAddr> =
-        (0..50u8).map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, i)), 50_000 + u16::from(i))).collect();
+    let values: Vec<SocketAddr> = (0..50u8)
+        .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, i)), 50_000 + u16::from(i)))
+        .collect();
     let version = Some(&b"LT\x02\x00"[..]);
     let tid = b"\x8a\x31";
     let mut out = Vec::new();
@@ -85,14 +86,35 @@ fn corpus() -> Vec<Vec<u8>> {
         };
         krpc::encode_response(b, tid, &r, None, version)
     });
-    next(&mut |b| krpc::encode_response(b, tid, &ResponseOut { nodes: &nodes, ..ResponseOut::new(&id) }, None, version));
     next(&mut |b| {
-        let r = ResponseOut { values: &values, token: Some(&b"\x01\x02\x03\x04\x05\x06\x07\x08"[..]), ..ResponseOut::new(&id) };
+        krpc::encode_response(
+            b,
+            tid,
+            &ResponseOut {
+                nodes: &nodes,
+                ..ResponseOut::new(&id)
+            },
+            None,
+            version,
+        )
+    });
+    next(&mut |b| {
+        let r = ResponseOut {
+            values: &values,
+            token: Some(&b"\x01\x02\x03\x04\x05\x06\x07\x08"[..]),
+            ..ResponseOut::new(&id)
+        };
         krpc::encode_response(b, tid, &r, None, version)
     });
     let target = filler(99);
     next(&mut |b| {
-        let q = Query::GetPeers { id: &id, info_hash: &target, want: Want::default(), scrape: false, noseed: false };
+        let q = Query::GetPeers {
+            id: &id,
+            info_hash: &target,
+            want: Want::default(),
+            scrape: false,
+            noseed: false,
+        };
         krpc::encode_query(b, tid, &q, false, version)
     });
     next(&mut |b| {
@@ -165,7 +187,13 @@ fn digest_trawl(bytes: &[u8]) -> Option<Digest> {
             }
             match q {
                 Query::GetPeers { info_hash, .. } => d.bytes(info_hash),
-                Query::AnnouncePeer { info_hash, port, implied_port, token, .. } => {
+                Query::AnnouncePeer {
+                    info_hash,
+                    port,
+                    implied_port,
+                    token,
+                    ..
+                } => {
                     d.bytes(info_hash);
                     d.int(u64::from(port));
                     d.int(u64::from(implied_port));
@@ -397,7 +425,10 @@ fn batch(f: fn(&[u8]) -> Option<Digest>, msg: &[u8], budget: Duration) -> (u64, 
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    ensure!(args.rounds > 0 && args.batch_ms > 0, "--rounds and --batch-ms must be positive");
+    ensure!(
+        args.rounds > 0 && args.batch_ms > 0,
+        "--rounds and --batch-ms must be positive"
+    );
     let corpus = corpus();
     // The three decoders must read the same thing before any of them is timed.
     for (kind, msg) in KINDS.iter().zip(&corpus) {

@@ -16,8 +16,8 @@
 //! socket loop (the walker's tables grow with what it discovers, not with
 //! packets).
 
-use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet, VecDeque};
 use std::io::{self, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpStream};
 use std::os::fd::AsRawFd;
@@ -79,8 +79,21 @@ const SWEEP_PER_CALL: usize = 32;
 
 impl InFlight {
     fn new() -> Self {
-        let empty = Slot { sent_ms: 0, to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), kind: QueryKind::FindNode, info_hash_index: 0, active: false };
-        Self { slots: vec![empty; SLOTS], next: 0, sweep: 0, active: 0, timeouts: 0, expired: Vec::new() }
+        let empty = Slot {
+            sent_ms: 0,
+            to: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            kind: QueryKind::FindNode,
+            info_hash_index: 0,
+            active: false,
+        };
+        Self {
+            slots: vec![empty; SLOTS],
+            next: 0,
+            sweep: 0,
+            active: 0,
+            timeouts: 0,
+            expired: Vec::new(),
+        }
     }
 
     fn expire(&mut self, now_ms: u64) {
@@ -264,20 +277,34 @@ impl Walker {
             self.sample_due.pop();
             if self.reachable(ip) {
                 let to = SocketAddrV4::new(Ipv4Addr::from(ip), self.port);
-                let q = Query::SampleInfohashes { id: &id, target: &target, want: Want::default() };
+                let q = Query::SampleInfohashes {
+                    id: &id,
+                    target: &target,
+                    want: Want::default(),
+                };
                 return self.send(now_ms, to, QueryKind::SampleInfohashes, 0, &q, out);
             }
         }
         if let Some((hash_index, to)) = self.get_peers_queue.pop_front() {
             let info_hash = self.found_list[hash_index as usize];
-            let q = Query::GetPeers { id: &id, info_hash: &info_hash, want: Want::default(), scrape: false, noseed: false };
+            let q = Query::GetPeers {
+                id: &id,
+                info_hash: &info_hash,
+                want: Want::default(),
+                scrape: false,
+                noseed: false,
+            };
             return self.send(now_ms, to, QueryKind::GetPeers, hash_index, &q, out);
         }
         let to = match self.find_queue.pop_front() {
             Some(to) => to,
             None => self.random_reachable()?,
         };
-        let q = Query::FindNode { id: &id, target: &target, want: Want::default() };
+        let q = Query::FindNode {
+            id: &id,
+            target: &target,
+            want: Want::default(),
+        };
         self.send(now_ms, to, QueryKind::FindNode, 0, &q, out)
     }
 
@@ -300,8 +327,22 @@ impl Walker {
         None
     }
 
-    fn send(&mut self, now_ms: u64, to: SocketAddrV4, kind: QueryKind, info_hash_index: u32, q: &Query<'_>, out: &mut Vec<u8>) -> Option<SocketAddrV4> {
-        let tid = self.inflight.open(Slot { sent_ms: now_ms, to, kind, info_hash_index, active: true })?;
+    fn send(
+        &mut self,
+        now_ms: u64,
+        to: SocketAddrV4,
+        kind: QueryKind,
+        info_hash_index: u32,
+        q: &Query<'_>,
+        out: &mut Vec<u8>,
+    ) -> Option<SocketAddrV4> {
+        let tid = self.inflight.open(Slot {
+            sent_ms: now_ms,
+            to,
+            kind,
+            info_hash_index,
+            active: true,
+        })?;
         out.clear();
         krpc::encode_query(out, &tid, q, true, Some(VERSION));
         self.counters.sent += 1;
@@ -377,8 +418,10 @@ impl Walker {
                 }
             }
             QueryKind::GetPeers => {
-                let peers: Vec<SocketAddrV4> =
-                    r.values.filter_map(|p| if let SocketAddr::V4(a) = p { Some(a) } else { None }).collect();
+                let peers: Vec<SocketAddrV4> = r
+                    .values
+                    .filter_map(|p| if let SocketAddr::V4(a) = p { Some(a) } else { None })
+                    .collect();
                 if !peers.is_empty() && self.fetch_requested.insert(slot.info_hash_index) {
                     let info_hash = self.found_list[slot.info_hash_index as usize];
                     self.fetch_out.push_back(FetchJob { info_hash, peers });
@@ -404,7 +447,13 @@ impl QueryMix {
         let mut rng = Stream::new(seed, 1, 0xb1a5);
         let mut our_id = [0u8; 20];
         rng.fill(&mut our_id);
-        Self { our_id, rng, nodes: nodes.max(1), port, seq: 0 }
+        Self {
+            our_id,
+            rng,
+            nodes: nodes.max(1),
+            port,
+            seq: 0,
+        }
     }
 
     /// Writes the next query into `out`; returns its destination and whether it is a ping.
@@ -420,7 +469,11 @@ impl QueryMix {
         let q = if ping {
             Query::Ping { id: &self.our_id }
         } else {
-            Query::FindNode { id: &self.our_id, target: &target, want: Want::default() }
+            Query::FindNode {
+                id: &self.our_id,
+                target: &target,
+                want: Want::default(),
+            }
         };
         out.clear();
         krpc::encode_query(out, &tid, &q, true, Some(VERSION));
@@ -446,7 +499,12 @@ pub struct BlastLoad {
 /// There is no window: a swarm that cannot keep up drops at its socket, which
 /// its busy fraction and answer rate then show.
 pub fn blast(seed: u64, nodes: u32, port: u16, duration: Duration, core: Option<usize>) -> io::Result<BlastLoad> {
-    let socket = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, Some(Duration::from_millis(20)))?;
+    let socket = udp_socket(
+        SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+        false,
+        false,
+        Some(Duration::from_millis(20)),
+    )?;
     let rx_socket = socket.try_clone()?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let stop_rx = stop.clone();
@@ -492,9 +550,18 @@ pub fn blast(seed: u64, nodes: u32, port: u16, duration: Duration, core: Option<
     let seconds = start.elapsed().as_secs_f64();
     let sender_cpu_seconds = (sys::thread_cpu_time() - cpu0).as_secs_f64();
     stop.store(true, Ordering::Relaxed);
-    let (received, replies_ok, replies_invalid, receiver_cpu_seconds) =
-        receiver.join().map_err(|_| io::Error::other("blast receiver panicked"))??;
-    Ok(BlastLoad { seconds, sent, received, replies_ok, replies_invalid, sender_cpu_seconds, receiver_cpu_seconds })
+    let (received, replies_ok, replies_invalid, receiver_cpu_seconds) = receiver
+        .join()
+        .map_err(|_| io::Error::other("blast receiver panicked"))??;
+    Ok(BlastLoad {
+        seconds,
+        sent,
+        received,
+        replies_ok,
+        replies_invalid,
+        sender_cpu_seconds,
+        receiver_cpu_seconds,
+    })
 }
 
 /// A state machine the socket loop can drive.
@@ -689,7 +756,11 @@ pub fn fetch_metadata(peer: SocketAddrV4, info_hash: &[u8; 20], timeout: Duratio
                 stream.write_all(&out)?;
             }
             PeerAction::Reject => return Err(FetchError::Rejected),
-            PeerAction::Data { piece, total_size, data } => {
+            PeerAction::Data {
+                piece,
+                total_size,
+                data,
+            } => {
                 if their_id.is_none() || total_size != total {
                     return Err(FetchError::BadPiece);
                 }
@@ -701,7 +772,11 @@ pub fn fetch_metadata(peer: SocketAddrV4, info_hash: &[u8; 20], timeout: Duratio
                 received_pieces += 1;
                 if received_pieces == wire::piece_count(total) {
                     let digest: [u8; 20] = Sha1::digest(&dict).into();
-                    return if &digest == info_hash { Ok(dict) } else { Err(FetchError::HashMismatch) };
+                    return if &digest == info_hash {
+                        Ok(dict)
+                    } else {
+                        Err(FetchError::HashMismatch)
+                    };
                 }
             }
         }
@@ -710,20 +785,44 @@ pub fn fetch_metadata(peer: SocketAddrV4, info_hash: &[u8; 20], timeout: Duratio
 
 enum PeerAction {
     Ignore,
-    Handshake { ut_metadata: Option<u8>, size: Option<usize> },
+    Handshake {
+        ut_metadata: Option<u8>,
+        size: Option<usize>,
+    },
     Reject,
-    Data { piece: u32, total_size: usize, data: Vec<u8> },
+    Data {
+        piece: u32,
+        total_size: usize,
+        data: Vec<u8>,
+    },
 }
 
 fn item_action(msg: PeerMessage<'_>) -> Result<PeerAction, FetchError> {
     Ok(match msg {
-        PeerMessage::Extended { ext_id: wire::EXT_HANDSHAKE_ID, payload } => {
+        PeerMessage::Extended {
+            ext_id: wire::EXT_HANDSHAKE_ID,
+            payload,
+        } => {
             let hs = ExtHandshake::parse(payload)?;
-            PeerAction::Handshake { ut_metadata: hs.ut_metadata, size: hs.metadata_size }
+            PeerAction::Handshake {
+                ut_metadata: hs.ut_metadata,
+                size: hs.metadata_size,
+            }
         }
-        PeerMessage::Extended { ext_id: OUR_UT_METADATA, payload } => match MetadataMsg::parse(payload)? {
+        PeerMessage::Extended {
+            ext_id: OUR_UT_METADATA,
+            payload,
+        } => match MetadataMsg::parse(payload)? {
             MetadataMsg::Reject { .. } => PeerAction::Reject,
-            MetadataMsg::Data { piece, total_size, data } => PeerAction::Data { piece, total_size, data: data.to_vec() },
+            MetadataMsg::Data {
+                piece,
+                total_size,
+                data,
+            } => PeerAction::Data {
+                piece,
+                total_size,
+                data: data.to_vec(),
+            },
             MetadataMsg::Request { .. } => PeerAction::Ignore,
         },
         _ => PeerAction::Ignore,

@@ -118,7 +118,11 @@ fn measure(name: &str, addr: SocketAddrV4, args: &Args) -> anyhow::Result<Figure
 
     let figures = Figures {
         answers_per_s: counts.replies as f64 / wall.as_secs_f64(),
-        answers_per_cpu_s: if cpu.is_zero() { 0.0 } else { counts.replies as f64 / cpu.as_secs_f64() },
+        answers_per_cpu_s: if cpu.is_zero() {
+            0.0
+        } else {
+            counts.replies as f64 / cpu.as_secs_f64()
+        },
     };
     report(name, &counts, wall, cpu, stat.peak_rss_bytes, &figures);
     Ok(figures)

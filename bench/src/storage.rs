@@ -53,23 +53,52 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<()> {
     anyhow::ensure!(args.n > 0 && args.batch > 0, "--n and --batch must be positive");
-    let tmp = tempfile::Builder::new().prefix("trawl-bench-storage").tempdir().context("temp dir")?;
+    let tmp = tempfile::Builder::new()
+        .prefix("trawl-bench-storage")
+        .tempdir()
+        .context("temp dir")?;
     let mut rng = SmallRng::seed_from_u64(args.seed);
-    let opts = StoreOptions { sync_writes: args.sync, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        sync_writes: args.sync,
+        ..StoreOptions::default()
+    };
 
     // ---- phase 1: ingest -------------------------------------------------
     let batches = make_sightings(&mut rng, args.n, args.batch, args.dup_percent);
-    let unique: usize = batches.iter().map(|b| b.iter().filter(|(_, fresh)| *fresh).count()).sum();
-    println!("ingest: {} sightings, {unique} unique, batches of {}, sync={}", args.n, args.batch, args.sync);
+    let unique: usize = batches
+        .iter()
+        .map(|b| b.iter().filter(|(_, fresh)| *fresh).count())
+        .sum();
+    println!(
+        "ingest: {} sightings, {unique} unique, batches of {}, sync={}",
+        args.n, args.batch, args.sync
+    );
     let store = Arc::new(Store::open(tmp.path().join("index"), &opts)?);
-    let writer = Writer::spawn(store.clone(), WriterOptions { expected_infohashes: unique, ..WriterOptions::default() })?;
+    let writer = Writer::spawn(
+        store.clone(),
+        WriterOptions {
+            expected_infohashes: unique,
+            ..WriterOptions::default()
+        },
+    )?;
     let handle = writer.handle();
     let (reply_tx, reply_rx) = crossbeam_channel::unbounded::<BatchOutcome>();
     let now = trawl_storage::unix_now();
     let t0 = Instant::now();
     for b in &batches {
-        let discoveries = b.iter().map(|(h, _)| Discovery { info_hash: *h, source: Source::Sample, at: now }).collect();
-        handle.send(Batch { discoveries, reply: Some(reply_tx.clone()), ..Batch::default() })?;
+        let discoveries = b
+            .iter()
+            .map(|(h, _)| Discovery {
+                info_hash: *h,
+                source: Source::Sample,
+                at: now,
+            })
+            .collect();
+        handle.send(Batch {
+            discoveries,
+            reply: Some(reply_tx.clone()),
+            ..Batch::default()
+        })?;
     }
     drop(handle);
     let stats = writer.shutdown();
@@ -110,10 +139,22 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let t = store_torrents(&mut rng, tmp.path().join("torrents"), &opts, args.torrents)?;
 
     println!("ratios against the issue's targets (>= 1.0 meets it):");
-    println!("  ingest      {:.2}x of {TARGET_INGEST_PER_S} /s", ingest_per_s / TARGET_INGEST_PER_S);
-    println!("  export hex  {:.2}x of {TARGET_EXPORT_PER_S} /s", export_hex_per_s / TARGET_EXPORT_PER_S);
-    println!("  bytes/hash  {:.2}x under {TARGET_BYTES_PER_INFOHASH}", TARGET_BYTES_PER_INFOHASH / bytes_per_infohash);
-    println!("  bytes/torrent {:.2}x under {TARGET_BYTES_PER_TORRENT}", TARGET_BYTES_PER_TORRENT / t.bytes_per_torrent);
+    println!(
+        "  ingest      {:.2}x of {TARGET_INGEST_PER_S} /s",
+        ingest_per_s / TARGET_INGEST_PER_S
+    );
+    println!(
+        "  export hex  {:.2}x of {TARGET_EXPORT_PER_S} /s",
+        export_hex_per_s / TARGET_EXPORT_PER_S
+    );
+    println!(
+        "  bytes/hash  {:.2}x under {TARGET_BYTES_PER_INFOHASH}",
+        TARGET_BYTES_PER_INFOHASH / bytes_per_infohash
+    );
+    println!(
+        "  bytes/torrent {:.2}x under {TARGET_BYTES_PER_TORRENT}",
+        TARGET_BYTES_PER_TORRENT / t.bytes_per_torrent
+    );
     println!(
         "{}",
         serde_json::json!({
@@ -160,7 +201,12 @@ struct TorrentFigures {
     info_dict_bytes_per_torrent: f64,
 }
 
-fn store_torrents(rng: &mut SmallRng, dir: std::path::PathBuf, opts: &StoreOptions, count: usize) -> anyhow::Result<TorrentFigures> {
+fn store_torrents(
+    rng: &mut SmallRng,
+    dir: std::path::PathBuf,
+    opts: &StoreOptions,
+    count: usize,
+) -> anyhow::Result<TorrentFigures> {
     let store = Arc::new(Store::open(&dir, opts)?);
     let writer = Writer::spawn(store.clone(), WriterOptions::default())?;
     let handle = writer.handle();
@@ -172,7 +218,14 @@ fn store_torrents(rng: &mut SmallRng, dir: std::path::PathBuf, opts: &StoreOptio
         let t = realistic_torrent(rng, now);
         files_total += t.file_count();
         raw_dict_bytes += t.info_dict.as_ref().map_or(0, Vec::len);
-        batch.scrapes.push((t.info_hash, ScrapeEstimate { seeders: rng.gen_range(0..5000), leechers: rng.gen_range(0..500), at: now }));
+        batch.scrapes.push((
+            t.info_hash,
+            ScrapeEstimate {
+                seeders: rng.gen_range(0..5000),
+                leechers: rng.gen_range(0..500),
+                at: now,
+            },
+        ));
         batch.torrents.push(t);
         if batch.torrents.len() == 100 {
             handle.send(std::mem::take(&mut batch))?;
@@ -181,7 +234,11 @@ fn store_torrents(rng: &mut SmallRng, dir: std::path::PathBuf, opts: &StoreOptio
     handle.send(batch)?;
     drop(handle);
     let stats = writer.shutdown();
-    anyhow::ensure!(stats.torrents as usize == count && stats.items_lost == 0, "stored {} of {count} torrents", stats.torrents);
+    anyhow::ensure!(
+        stats.torrents as usize == count && stats.items_lost == 0,
+        "stored {} of {count} torrents",
+        stats.torrents
+    );
     let took = t0.elapsed();
     store.compact()?;
     let disk = store.disk_usage()?;
@@ -202,9 +259,20 @@ fn store_torrents(rng: &mut SmallRng, dir: std::path::PathBuf, opts: &StoreOptio
     );
     // Check a record reads back whole, so the figure is for data we can use.
     let mut it_ok = false;
-    export::export(&store, Format::Jsonl, &Filter { with_metadata: true, ..Filter::default() }, &mut Wrote(&mut it_ok))?;
+    export::export(
+        &store,
+        Format::Jsonl,
+        &Filter {
+            with_metadata: true,
+            ..Filter::default()
+        },
+        &mut Wrote(&mut it_ok),
+    )?;
     anyhow::ensure!(it_ok, "no torrent exported back");
-    Ok(TorrentFigures { bytes_per_torrent, info_dict_bytes_per_torrent })
+    Ok(TorrentFigures {
+        bytes_per_torrent,
+        info_dict_bytes_per_torrent,
+    })
 }
 
 /// A sink that records whether anything was written.
@@ -224,13 +292,23 @@ const WORDS: &[&str] = &[
     "The", "Last", "Night", "Blue", "Planet", "Empire", "Ocean", "Dark", "Star", "River", "King", "Queen", "Winter",
     "Summer", "Fire", "Ghost", "Road", "City", "Love", "War", "Silent", "Golden", "Broken", "Wild", "Lost", "Secret",
 ];
-const GROUPS: &[&str] = &["NTb", "FLUX", "SPARKS", "RARBG", "YIFY", "GalaxyRG", "EDITH", "CMRG", "KOGi", "PSA"];
-const QUALITY: &[&str] = &["1080p.WEB-DL.DDP5.1.H.264", "2160p.BluRay.x265.10bit", "720p.HDTV.x264", "1080p.BluRay.x264"];
+const GROUPS: &[&str] = &[
+    "NTb", "FLUX", "SPARKS", "RARBG", "YIFY", "GalaxyRG", "EDITH", "CMRG", "KOGi", "PSA",
+];
+const QUALITY: &[&str] = &[
+    "1080p.WEB-DL.DDP5.1.H.264",
+    "2160p.BluRay.x265.10bit",
+    "720p.HDTV.x264",
+    "1080p.BluRay.x264",
+];
 
 /// Between `words.start` and `words.end - 1` random words joined by `sep`.
 fn title(rng: &mut SmallRng, words: std::ops::Range<usize>, sep: &str) -> String {
     let n = rng.gen_range(words);
-    (0..n).map(|_| WORDS[rng.gen_range(0..WORDS.len())]).collect::<Vec<_>>().join(sep)
+    (0..n)
+        .map(|_| WORDS[rng.gen_range(0..WORDS.len())])
+        .collect::<Vec<_>>()
+        .join(sep)
 }
 
 /// A torrent shaped like the DHT's: mostly single videos and small packs,
@@ -242,24 +320,52 @@ fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
     let show = title(rng, 1..4, ".");
     let year = rng.gen_range(1970..2025);
     let (name, files, class, ct): (String, Vec<(Vec<String>, u64)>, _, _) = if kind < 35 {
-        (format!("{show}.{year}.{q}-{group}.mkv"), vec![], ContentClass::Video, Some(BitmagnetType::Movie))
+        (
+            format!("{show}.{year}.{q}-{group}.mkv"),
+            vec![],
+            ContentClass::Video,
+            Some(BitmagnetType::Movie),
+        )
     } else if kind < 65 {
         let season = rng.gen_range(1..10);
         let n = rng.gen_range(6..25);
         let mut f: Vec<_> = (1..=n)
-            .map(|e| (vec![format!("{show}.S{season:02}E{e:02}.{q}-{group}.mkv")], rng.gen_range(200u64 << 20..4 << 30)))
+            .map(|e| {
+                (
+                    vec![format!("{show}.S{season:02}E{e:02}.{q}-{group}.mkv")],
+                    rng.gen_range(200u64 << 20..4 << 30),
+                )
+            })
             .collect();
-        f.push((vec!["Subs".into(), format!("{show}.S{season:02}.English.srt")], rng.gen_range(20_000..90_000)));
-        (format!("{show}.S{season:02}.{q}-{group}"), f, ContentClass::Video, Some(BitmagnetType::TvShow))
+        f.push((
+            vec!["Subs".into(), format!("{show}.S{season:02}.English.srt")],
+            rng.gen_range(20_000..90_000),
+        ));
+        (
+            format!("{show}.S{season:02}.{q}-{group}"),
+            f,
+            ContentClass::Video,
+            Some(BitmagnetType::TvShow),
+        )
     } else if kind < 85 {
         let artist = title(rng, 2..3, " ");
         let n = rng.gen_range(8..20);
         let mut f: Vec<_> = (1..=n)
-            .map(|t| (vec![format!("{t:02} - {artist} - {}.flac", title(rng, 1..5, " "))], rng.gen_range(15u64 << 20..60 << 20)))
+            .map(|t| {
+                (
+                    vec![format!("{t:02} - {artist} - {}.flac", title(rng, 1..5, " "))],
+                    rng.gen_range(15u64 << 20..60 << 20),
+                )
+            })
             .collect();
         f.push((vec!["cover.jpg".into()], rng.gen_range(100_000..2_000_000)));
         f.push((vec![format!("{artist} - {year}.log")], rng.gen_range(2_000..9_000)));
-        (format!("{artist} - {} ({year}) [FLAC]", title(rng, 2..3, " ")), f, ContentClass::Audio, Some(BitmagnetType::Music))
+        (
+            format!("{artist} - {} ({year}) [FLAC]", title(rng, 2..3, " ")),
+            f,
+            ContentClass::Audio,
+            Some(BitmagnetType::Music),
+        )
     } else {
         // Collections: up to 200 files over a few nested folders.
         let n = rng.gen_range(30..=200);
@@ -267,15 +373,32 @@ fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
         let f: Vec<_> = (0..n)
             .map(|i| {
                 let d = &dirs[rng.gen_range(0..dirs.len())];
-                (vec![d.clone(), format!("{} - {}.epub", title(rng, 3..4, " "), i)], rng.gen_range(200_000u64..8 << 20))
+                (
+                    vec![d.clone(), format!("{} - {}.epub", title(rng, 3..4, " "), i)],
+                    rng.gen_range(200_000u64..8 << 20),
+                )
             })
             .collect();
-        (format!("{} Collection {year}", title(rng, 2..3, " ")), f, ContentClass::Ebook, Some(BitmagnetType::Ebook))
+        (
+            format!("{} Collection {year}", title(rng, 2..3, " ")),
+            f,
+            ContentClass::Ebook,
+            Some(BitmagnetType::Ebook),
+        )
     };
-    let mut files: Vec<FileEntry> =
-        files.into_iter().map(|(p, length)| FileEntry { path: p.into_iter().map(String::into_bytes).collect(), length }).collect();
+    let mut files: Vec<FileEntry> = files
+        .into_iter()
+        .map(|(p, length)| FileEntry {
+            path: p.into_iter().map(String::into_bytes).collect(),
+            length,
+        })
+        .collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
-    let total_size = if files.is_empty() { rng.gen_range(700u64 << 20..20 << 30) } else { files.iter().map(|f| f.length).sum() };
+    let total_size = if files.is_empty() {
+        rng.gen_range(700u64 << 20..20 << 30)
+    } else {
+        files.iter().map(|f| f.length).sum()
+    };
     // Piece size as libtorrent picks it: about 1,000-2,000 pieces, 16 KiB to 16 MiB.
     let piece_length = (total_size / 1500).next_power_of_two().clamp(16 << 10, 16 << 20);
     let info_dict = bencode_info(rng, name.as_bytes(), &files, total_size, piece_length);

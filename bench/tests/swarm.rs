@@ -36,8 +36,16 @@ fn config(rate_limit: Option<RateLimit>, faults: PeerFaults) -> SwarmConfig {
     SwarmConfig {
         seed: 77,
         nodes: NODES,
-        catalogue: CatalogueConfig { torrents: TORRENTS, holders_max: 4 },
-        traits: NodeTraitsConfig { dead_fraction: 0.1, slow_fraction: 0.0, no_bep51_fraction: 0.3, interval_max: 600 },
+        catalogue: CatalogueConfig {
+            torrents: TORRENTS,
+            holders_max: 4,
+        },
+        traits: NodeTraitsConfig {
+            dead_fraction: 0.1,
+            slow_fraction: 0.0,
+            no_bep51_fraction: 0.3,
+            interval_max: 600,
+        },
         loss: 0.0,
         rate_limit,
         port: free_port(),
@@ -53,7 +61,10 @@ fn start(cfg: SwarmConfig, secs: u64) -> Running {
         threads: 1,
         udp_cores: Vec::new(),
         peer_core: None,
-        stop: StopAfter { duration: Duration::from_secs(secs), packets: 0 },
+        stop: StopAfter {
+            duration: Duration::from_secs(secs),
+            packets: 0,
+        },
     };
     Running::start(swarm, &opts).unwrap()
 }
@@ -68,7 +79,11 @@ impl Client {
     fn new(port: u16) -> Self {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
-        Self { sock, id: [0x42; 20], port }
+        Self {
+            sock,
+            id: [0x42; 20],
+            port,
+        }
     }
 
     /// Sends `q` to node `index` and returns the raw reply, if any.
@@ -79,7 +94,11 @@ impl Client {
         self.sock.send_to(&out, to).unwrap();
         let mut buf = [0u8; 2048];
         let (n, from) = self.sock.recv_from(&mut buf).ok()?;
-        assert_eq!(from, SocketAddr::V4(to), "the reply comes from the virtual node's address");
+        assert_eq!(
+            from,
+            SocketAddr::V4(to),
+            "the reply comes from the virtual node's address"
+        );
         Some(buf[..n].to_vec())
     }
 }
@@ -118,7 +137,12 @@ fn independent(bytes: &[u8]) -> Independent {
 
 fn live_bep51_node_with_torrents(swarm: &Swarm) -> u32 {
     (0..NODES)
-        .find(|&i| swarm.nodes.is_alive(i) && swarm.nodes.supports_bep51(i) && swarm.catalogue.held_by(i).len() > 1 && swarm.nodes.interval(i) > 10)
+        .find(|&i| {
+            swarm.nodes.is_alive(i)
+                && swarm.nodes.supports_bep51(i)
+                && swarm.catalogue.held_by(i).len() > 1
+                && swarm.nodes.interval(i) > 10
+        })
         .expect("such a node exists")
 }
 
@@ -132,8 +156,12 @@ fn replies_are_correct_by_both_decoders() {
     let node_id = swarm.nodes.id(node);
 
     // ping
-    let raw = client.ask(&swarm, node, &Query::Ping { id: &me }).expect("a live node answers");
-    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!("not a response") };
+    let raw = client
+        .ask(&swarm, node, &Query::Ping { id: &me })
+        .expect("a live node answers");
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!("not a response")
+    };
     assert_eq!(r.id, &node_id);
     let ind = independent(&raw);
     assert_eq!(ind.y, b"r");
@@ -141,8 +169,20 @@ fn replies_are_correct_by_both_decoders() {
 
     // find_node: the true 8 closest, checked by brute force.
     let target = [0x9c; 20];
-    let raw = client.ask(&swarm, node, &Query::FindNode { id: &me, target: &target, want: Want::default() }).unwrap();
-    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let raw = client
+        .ask(
+            &swarm,
+            node,
+            &Query::FindNode {
+                id: &me,
+                target: &target,
+                want: Want::default(),
+            },
+        )
+        .unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
     let got: Vec<[u8; 20]> = r.nodes.map(|n| n.id).collect();
     let mut brute: Vec<[u8; 20]> = (0..NODES).map(|i| swarm.nodes.id(i)).collect();
     brute.sort_by_key(|id| xor(id, &target));
@@ -152,8 +192,20 @@ fn replies_are_correct_by_both_decoders() {
     assert_eq!(&ind_nodes[..20], &brute[0]);
 
     // sample_infohashes
-    let raw = client.ask(&swarm, node, &Query::SampleInfohashes { id: &me, target: &target, want: Want::default() }).unwrap();
-    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let raw = client
+        .ask(
+            &swarm,
+            node,
+            &Query::SampleInfohashes {
+                id: &me,
+                target: &target,
+                want: Want::default(),
+            },
+        )
+        .unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
     let held = swarm.catalogue.held_by(node);
     assert_eq!(r.num, Some(held.len() as i64));
     assert_eq!(r.interval, Some(i64::from(swarm.nodes.interval(node))));
@@ -171,44 +223,82 @@ fn replies_are_correct_by_both_decoders() {
     // get_peers for a torrent the node holds: values are its holders' peers; scrape blooms.
     let t = held[0];
     let info_hash = *swarm.catalogue.infohash(t);
-    let q = Query::GetPeers { id: &me, info_hash: &info_hash, want: Want::default(), scrape: true, noseed: false };
+    let q = Query::GetPeers {
+        id: &me,
+        info_hash: &info_hash,
+        want: Want::default(),
+        scrape: true,
+        noseed: false,
+    };
     let raw = client.ask(&swarm, node, &q).unwrap();
-    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
     let mut buf = [0u32; 16];
     let holders = swarm.catalogue.holders(t, &mut buf).to_vec();
     let mut values: Vec<SocketAddr> = r.values.collect();
     values.sort();
-    let mut expected: Vec<SocketAddr> =
-        holders.iter().map(|&h| SocketAddr::V4(SocketAddrV4::new(swarm.nodes.addr(h), running.peer_port()))).collect();
+    let mut expected: Vec<SocketAddr> = holders
+        .iter()
+        .map(|&h| SocketAddr::V4(SocketAddrV4::new(swarm.nodes.addr(h), running.peer_port())))
+        .collect();
     expected.sort();
     assert_eq!(values, expected);
     let token = r.token.expect("get_peers carries a token").to_vec();
     let mut peers_bloom = ScrapeBloom::new();
-    holders.iter().for_each(|&h| peers_bloom.insert(swarm.nodes.addr(h).into()));
+    holders
+        .iter()
+        .for_each(|&h| peers_bloom.insert(swarm.nodes.addr(h).into()));
     assert_eq!(r.bf_peers, Some(peers_bloom.as_bytes()));
     let ind = independent(&raw).r.unwrap();
     assert_eq!(ind.values.unwrap().len(), holders.len());
     assert_eq!(ind.bf_peers.unwrap().as_slice(), peers_bloom.as_bytes());
     let mut seeds_bloom = ScrapeBloom::new();
-    holders.iter().filter(|&&h| swarm.is_seed(t, h)).for_each(|&h| seeds_bloom.insert(swarm.nodes.addr(h).into()));
+    holders
+        .iter()
+        .filter(|&&h| swarm.is_seed(t, h))
+        .for_each(|&h| seeds_bloom.insert(swarm.nodes.addr(h).into()));
     assert_eq!(r.bf_seeds, Some(seeds_bloom.as_bytes()));
     assert_eq!(ind.bf_seeds.unwrap().as_slice(), seeds_bloom.as_bytes());
     assert_eq!(ind.token.unwrap().as_slice(), token);
 
     // announce_peer: the token is accepted, a forged one refused with 203.
     fn announce<'a>(me: &'a [u8; 20], info_hash: &'a [u8; 20], token: &'a [u8]) -> Query<'a> {
-        Query::AnnouncePeer { id: me, info_hash, port: 6881, implied_port: false, token, seed: false }
+        Query::AnnouncePeer {
+            id: me,
+            info_hash,
+            port: 6881,
+            implied_port: false,
+            token,
+            seed: false,
+        }
     }
     let raw = client.ask(&swarm, node, &announce(&me, &info_hash, &token)).unwrap();
     assert!(matches!(Message::decode(&raw).unwrap().kind, Kind::Response(_)));
-    let raw = client.ask(&swarm, node, &announce(&me, &info_hash, b"forged!!")).unwrap();
-    let Kind::Error(e) = Message::decode(&raw).unwrap().kind else { panic!() };
+    let raw = client
+        .ask(&swarm, node, &announce(&me, &info_hash, b"forged!!"))
+        .unwrap();
+    let Kind::Error(e) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
     assert_eq!(e.code, 203);
     assert_eq!(independent(&raw).e.unwrap().0, 203);
 
     // A node without BEP 51 answers sample_infohashes with 204; a dead one not at all.
-    let old = (0..NODES).find(|&i| swarm.nodes.is_alive(i) && !swarm.nodes.supports_bep51(i)).unwrap();
-    let raw = client.ask(&swarm, old, &Query::SampleInfohashes { id: &me, target: &target, want: Want::default() }).unwrap();
+    let old = (0..NODES)
+        .find(|&i| swarm.nodes.is_alive(i) && !swarm.nodes.supports_bep51(i))
+        .unwrap();
+    let raw = client
+        .ask(
+            &swarm,
+            old,
+            &Query::SampleInfohashes {
+                id: &me,
+                target: &target,
+                want: Want::default(),
+            },
+        )
+        .unwrap();
     assert!(matches!(Message::decode(&raw).unwrap().kind, Kind::Error(e) if e.code == 204));
     let dead = (0..NODES).find(|&i| !swarm.nodes.is_alive(i)).unwrap();
     assert!(client.ask(&swarm, dead, &Query::Ping { id: &me }).is_none());
@@ -217,8 +307,14 @@ fn replies_are_correct_by_both_decoders() {
     let report = running.wait().unwrap();
     let c = report.counters;
     assert_eq!((c.answered_ping, c.answered_find_node, c.answered_sample), (1, 1, 1));
-    assert_eq!((c.answered_announce, c.announce_bad_token, c.sample_unsupported), (1, 1, 1));
-    assert_eq!((c.answered_get_peers_values, c.answered_scrape, c.dropped_dead), (1, 1, 1));
+    assert_eq!(
+        (c.answered_announce, c.announce_bad_token, c.sample_unsupported),
+        (1, 1, 1)
+    );
+    assert_eq!(
+        (c.answered_get_peers_values, c.answered_scrape, c.dropped_dead),
+        (1, 1, 1)
+    );
     assert_eq!(c.politeness_violations(), 0);
 }
 
@@ -231,7 +327,11 @@ fn politeness_violations_are_counted_exactly() {
     let me = client.id;
     let node = live_bep51_node_with_torrents(&swarm);
     let target = [1u8; 20];
-    let sample = Query::SampleInfohashes { id: &me, target: &target, want: Want::default() };
+    let sample = Query::SampleInfohashes {
+        id: &me,
+        target: &target,
+        want: Want::default(),
+    };
     // One polite sample, then three before the interval (> 10 s) has passed.
     let first = client.ask(&swarm, node, &sample).unwrap();
     let mut repeats = Vec::new();
@@ -269,19 +369,31 @@ fn politeness_violations_are_counted_exactly() {
 
 #[test]
 fn metadata_peers_serve_and_misbehave_as_configured() {
-    let faults = PeerFaults { reject: 0.2, stall: 0.2, corrupt: 0.2 };
+    let faults = PeerFaults {
+        reject: 0.2,
+        stall: 0.2,
+        corrupt: 0.2,
+    };
     let running = start(config(None, faults), 30);
     let swarm = running.swarm.clone();
     let port = running.peer_port();
     let peer_holding = |b: PeerBehaviour| {
-        let node = (0..NODES).find(|&i| swarm.peer_behaviour(i) == b && !swarm.catalogue.held_by(i).is_empty()).unwrap();
-        (SocketAddrV4::new(swarm.nodes.addr(node), port), *swarm.catalogue.infohash(swarm.catalogue.held_by(node)[0]))
+        let node = (0..NODES)
+            .find(|&i| swarm.peer_behaviour(i) == b && !swarm.catalogue.held_by(i).is_empty())
+            .unwrap();
+        (
+            SocketAddrV4::new(swarm.nodes.addr(node), port),
+            *swarm.catalogue.infohash(swarm.catalogue.held_by(node)[0]),
+        )
     };
     let timeout = Duration::from_millis(500);
 
     // Good peers: several torrents, including multi-piece dicts.
     let mut multi_piece = 0;
-    let good: Vec<u32> = (0..NODES).filter(|&i| swarm.peer_behaviour(i) == PeerBehaviour::Good).take(40).collect();
+    let good: Vec<u32> = (0..NODES)
+        .filter(|&i| swarm.peer_behaviour(i) == PeerBehaviour::Good)
+        .take(40)
+        .collect();
     for node in good {
         for &t in swarm.catalogue.held_by(node).iter().take(3) {
             let addr = SocketAddrV4::new(swarm.nodes.addr(node), port);
@@ -296,11 +408,20 @@ fn metadata_peers_serve_and_misbehave_as_configured() {
     assert!(multi_piece > 0, "some dicts span several metadata pieces");
 
     let (addr, h) = peer_holding(PeerBehaviour::Reject);
-    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::Rejected)));
+    assert!(matches!(
+        loadgen::fetch_metadata(addr, &h, timeout),
+        Err(FetchError::Rejected)
+    ));
     let (addr, h) = peer_holding(PeerBehaviour::Corrupt);
-    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::HashMismatch)));
+    assert!(matches!(
+        loadgen::fetch_metadata(addr, &h, timeout),
+        Err(FetchError::HashMismatch)
+    ));
     let (addr, h) = peer_holding(PeerBehaviour::Stall);
-    assert!(matches!(loadgen::fetch_metadata(addr, &h, timeout), Err(FetchError::Io(_))));
+    assert!(matches!(
+        loadgen::fetch_metadata(addr, &h, timeout),
+        Err(FetchError::Io(_))
+    ));
     // A peer asked for a torrent it does not hold hangs up.
     let (addr, _) = peer_holding(PeerBehaviour::Good);
     assert!(loadgen::fetch_metadata(addr, &[0xee; 20], timeout).is_err());
@@ -326,9 +447,19 @@ fn a_polite_walk_discovers_the_reachable_catalogue() {
 
     let reachable: Vec<u32> = (0..TORRENTS).filter(|&t| swarm.reachable(t)).collect();
     let found = walker.found();
-    assert!(found.iter().all(|h| swarm.catalogue.find(h).is_some()), "only catalogue torrents are sampled");
-    let found_reachable = reachable.iter().filter(|&&t| found.contains(swarm.catalogue.infohash(t))).count();
-    assert!(found_reachable as f64 >= 0.9 * reachable.len() as f64, "{found_reachable} of {}", reachable.len());
+    assert!(
+        found.iter().all(|h| swarm.catalogue.find(h).is_some()),
+        "only catalogue torrents are sampled"
+    );
+    let found_reachable = reachable
+        .iter()
+        .filter(|&&t| found.contains(swarm.catalogue.infohash(t)))
+        .count();
+    assert!(
+        found_reachable as f64 >= 0.9 * reachable.len() as f64,
+        "{found_reachable} of {}",
+        reachable.len()
+    );
     assert_eq!(found.len(), found_reachable, "unreachable torrents cannot be sampled");
 
     running.stop();
@@ -339,7 +470,14 @@ fn a_polite_walk_discovers_the_reachable_catalogue() {
 
 #[test]
 fn manifest_lists_every_torrent_with_its_truth() {
-    let cfg = SwarmConfig { catalogue: CatalogueConfig { torrents: 200, holders_max: 3 }, nodes: 500, ..config(None, PeerFaults::default()) };
+    let cfg = SwarmConfig {
+        catalogue: CatalogueConfig {
+            torrents: 200,
+            holders_max: 3,
+        },
+        nodes: 500,
+        ..config(None, PeerFaults::default())
+    };
     let swarm = Swarm::build(cfg, 1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("manifest.jsonl");
@@ -350,12 +488,18 @@ fn manifest_lists_every_torrent_with_its_truth() {
     assert_eq!(summary.torrents, 200);
     for (t, l) in lines.iter().enumerate() {
         let t = t as u32;
-        assert_eq!(l["infohash"].as_str().unwrap(), trawl_bench::swarm::run::hex(swarm.catalogue.infohash(t)));
+        assert_eq!(
+            l["infohash"].as_str().unwrap(),
+            trawl_bench::swarm::run::hex(swarm.catalogue.infohash(t))
+        );
         let info = swarm.catalogue.info(t);
         assert_eq!(l["name"].as_str().unwrap(), info.name);
         assert_eq!(l["size"].as_u64().unwrap(), info.total_size());
         let files = l["files"].as_array().unwrap();
-        assert_eq!(files.iter().map(|f| f["length"].as_u64().unwrap()).sum::<u64>(), info.total_size());
+        assert_eq!(
+            files.iter().map(|f| f["length"].as_u64().unwrap()).sum::<u64>(),
+            info.total_size()
+        );
         assert_eq!(l["reachable"].as_bool().unwrap(), swarm.reachable(t));
     }
     let reachable = lines.iter().filter(|l| l["reachable"].as_bool().unwrap()).count() as u32;
@@ -365,7 +509,14 @@ fn manifest_lists_every_torrent_with_its_truth() {
 
 #[test]
 fn catalogue_dicts_are_real_info_dicts() {
-    let cfg = SwarmConfig { catalogue: CatalogueConfig { torrents: 300, holders_max: 3 }, nodes: 100, ..SwarmConfig::default() };
+    let cfg = SwarmConfig {
+        catalogue: CatalogueConfig {
+            torrents: 300,
+            holders_max: 3,
+        },
+        nodes: 100,
+        ..SwarmConfig::default()
+    };
     let swarm = Swarm::build(cfg, 2);
     let mut buf = Vec::new();
     for t in 0..300 {

@@ -25,16 +25,24 @@ struct Fixture {
 fn fixture() -> Fixture {
     Fixture {
         nodes: (0..8u8)
-            .map(|i| CompactNode { id: id(i), addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 1, i, 9)), 6881) })
+            .map(|i| CompactNode {
+                id: id(i),
+                addr: SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 1, i, 9)), 6881),
+            })
             .collect(),
         nodes6: (0..8u8)
             .map(|i| CompactNode {
                 id: id(100 + i),
-                addr: SocketAddr::new(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i))), 6881),
+                addr: SocketAddr::new(
+                    IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(i))),
+                    6881,
+                ),
             })
             .collect(),
         samples: (0..20u8).map(|i| id(40 + i)).collect(),
-        values: (0..50u8).map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, i)), 40_000)).collect(),
+        values: (0..50u8)
+            .map(|i| SocketAddr::new(IpAddr::V4(Ipv4Addr::new(127, 2, 0, i)), 40_000))
+            .collect(),
         id: id(1),
         target: id(2),
     }
@@ -60,17 +68,45 @@ fn messages(f: &Fixture) -> Vec<(&'static str, Vec<u8>)> {
         krpc::encode_response(b, t, &r, None, v)
     });
     add("find_node_reply", &|b| {
-        krpc::encode_response(b, t, &ResponseOut { nodes: &f.nodes, ..ResponseOut::new(&f.id) }, None, v)
+        krpc::encode_response(
+            b,
+            t,
+            &ResponseOut {
+                nodes: &f.nodes,
+                ..ResponseOut::new(&f.id)
+            },
+            None,
+            v,
+        )
     });
     add("find_node_reply_v6", &|b| {
-        krpc::encode_response(b, t, &ResponseOut { nodes6: &f.nodes6, ..ResponseOut::new(&f.id) }, None, v)
+        krpc::encode_response(
+            b,
+            t,
+            &ResponseOut {
+                nodes6: &f.nodes6,
+                ..ResponseOut::new(&f.id)
+            },
+            None,
+            v,
+        )
     });
     add("get_peers_reply_50_values", &|b| {
-        let r = ResponseOut { values: &f.values, token: Some(b"12345678"), ..ResponseOut::new(&f.id) };
+        let r = ResponseOut {
+            values: &f.values,
+            token: Some(b"12345678"),
+            ..ResponseOut::new(&f.id)
+        };
         krpc::encode_response(b, t, &r, None, v)
     });
     add("get_peers_query", &|b| {
-        let q = Query::GetPeers { id: &f.id, info_hash: &f.target, want: Want::default(), scrape: false, noseed: false };
+        let q = Query::GetPeers {
+            id: &f.id,
+            info_hash: &f.target,
+            want: Want::default(),
+            scrape: false,
+            noseed: false,
+        };
         krpc::encode_query(b, t, &q, false, v)
     });
     add("announce_peer_query", &|b| {
@@ -84,7 +120,9 @@ fn messages(f: &Fixture) -> Vec<(&'static str, Vec<u8>)> {
         };
         krpc::encode_query(b, t, &q, false, v)
     });
-    add("ping_query", &|b| krpc::encode_query(b, t, &Query::Ping { id: &f.id }, false, v));
+    add("ping_query", &|b| {
+        krpc::encode_query(b, t, &Query::Ping { id: &f.id }, false, v)
+    });
     out
 }
 
@@ -140,7 +178,11 @@ fn encode(c: &mut Criterion) {
     g.bench_function("get_peers_reply_50_values", |b| {
         b.iter(|| {
             buf.clear();
-            let r = ResponseOut { values: &f.values, token: Some(b"12345678"), ..ResponseOut::new(&f.id) };
+            let r = ResponseOut {
+                values: &f.values,
+                token: Some(b"12345678"),
+                ..ResponseOut::new(&f.id)
+            };
             krpc::encode_response(&mut buf, b"aa", black_box(&r), None, None);
             buf.len()
         })
@@ -148,7 +190,10 @@ fn encode(c: &mut Criterion) {
     g.bench_function("find_node_reply", |b| {
         b.iter(|| {
             buf.clear();
-            let r = ResponseOut { nodes: &f.nodes, ..ResponseOut::new(&f.id) };
+            let r = ResponseOut {
+                nodes: &f.nodes,
+                ..ResponseOut::new(&f.id)
+            };
             krpc::encode_response(&mut buf, b"aa", black_box(&r), None, None);
             buf.len()
         })
@@ -156,7 +201,11 @@ fn encode(c: &mut Criterion) {
     g.bench_function("sample_infohashes_query", |b| {
         b.iter(|| {
             buf.clear();
-            let q = Query::SampleInfohashes { id: &f.id, target: &f.target, want: Want::default() };
+            let q = Query::SampleInfohashes {
+                id: &f.id,
+                target: &f.target,
+                want: Want::default(),
+            };
             krpc::encode_query(&mut buf, b"aa", black_box(&q), false, None);
             buf.len()
         })

@@ -105,11 +105,20 @@ fn scheduler_round_trip(c: &mut Criterion) {
     let mut s = Scheduler::new(cfg, start);
     let remote = SocketAddr::new(Ipv4Addr::new(127, 3, 0, 1).into(), 6881);
     let remote_id = [9u8; 20];
-    s.add_node(start, CompactNode { id: remote_id, addr: remote });
+    s.add_node(
+        start,
+        CompactNode {
+            id: remote_id,
+            addr: remote,
+        },
+    );
     let samples: Vec<[u8; 20]> = (0..20).map(hash).collect();
     // Nodes the scheduler already knows, so the steady state is measured.
     let nodes: Vec<CompactNode> = (0..8)
-        .map(|k| CompactNode { id: hash(1000 + k), addr: SocketAddr::new(Ipv4Addr::new(127, 4, 0, k as u8).into(), 6881) })
+        .map(|k| CompactNode {
+            id: hash(1000 + k),
+            addr: SocketAddr::new(Ipv4Addr::new(127, 4, 0, k as u8).into(), 6881),
+        })
         .collect();
     let (mut query, mut reply) = (Vec::with_capacity(256), Vec::with_capacity(1024));
     let mut now = start;
@@ -156,7 +165,11 @@ fn scheduler_round_trip(c: &mut Criterion) {
     g.bench_function("codec_floor_round_trip", |b| {
         b.iter(|| {
             query.clear();
-            let q = Query::SampleInfohashes { id: &my_id, target: &target, want: Default::default() };
+            let q = Query::SampleInfohashes {
+                id: &my_id,
+                target: &target,
+                want: Default::default(),
+            };
             encode_query(&mut query, b"abcd", &q, true, None);
             let msg = Message::decode(&query).expect("valid query");
             reply.clear();

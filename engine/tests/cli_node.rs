@@ -12,11 +12,19 @@ const TRAWL: &str = env!("CARGO_BIN_EXE_trawl");
 const IH: &str = "c0ffee00112233445566778899aabbccddeeff01";
 
 fn trawl(args: &[&str]) -> Output {
-    Command::new(TRAWL).args(args).env("RUST_LOG", "warn").output().expect("run trawl")
+    Command::new(TRAWL)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .output()
+        .expect("run trawl")
 }
 
 fn stderr_lines(out: &Output) -> Vec<String> {
-    String::from_utf8_lossy(&out.stderr).lines().map(str::to_owned).filter(|l| !l.trim().is_empty()).collect()
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .map(str::to_owned)
+        .filter(|l| !l.trim().is_empty())
+        .collect()
 }
 
 /// A `trawl node` child killed (if still running) when dropped.
@@ -48,15 +56,38 @@ fn node_announce_lookup_round_trip() {
     assert_eq!(ready["id"].as_str().unwrap().len(), 40);
 
     let announce = trawl(&[
-        "announce", IH, "--port", "46001", "--bind", "127.81.0.2", "--allow-loopback", "--bootstrap", &addr,
-        "--timeout", "10",
+        "announce",
+        IH,
+        "--port",
+        "46001",
+        "--bind",
+        "127.81.0.2",
+        "--allow-loopback",
+        "--bootstrap",
+        &addr,
+        "--timeout",
+        "10",
     ]);
-    assert!(announce.status.success(), "announce failed: {:?}", stderr_lines(&announce));
+    assert!(
+        announce.status.success(),
+        "announce failed: {:?}",
+        stderr_lines(&announce)
+    );
     let line: serde_json::Value = serde_json::from_slice(&announce.stdout).unwrap();
     assert_eq!(line["info_hash"], IH);
     assert!(line["announced_to"].as_u64().unwrap() >= 1, "{line}");
 
-    let lookup = trawl(&["lookup", IH, "--bind", "127.81.0.3", "--allow-loopback", "--bootstrap", &addr, "--timeout", "10"]);
+    let lookup = trawl(&[
+        "lookup",
+        IH,
+        "--bind",
+        "127.81.0.3",
+        "--allow-loopback",
+        "--bootstrap",
+        &addr,
+        "--timeout",
+        "10",
+    ]);
     assert!(lookup.status.success(), "lookup failed: {:?}", stderr_lines(&lookup));
     let peers: Vec<&str> = std::str::from_utf8(&lookup.stdout).unwrap().lines().collect();
     assert!(peers.contains(&"127.81.0.2:46001"), "lookup printed {peers:?}");
@@ -96,7 +127,14 @@ fn bad_bootstrap_address_is_a_usage_error() {
         assert_eq!(out.status.code(), Some(2), "{bad}: {:?}", stderr_lines(&out));
         assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
     }
-    let out = trawl(&["node", "--bind", "not-an-ip", "--allow-loopback", "--bootstrap", "127.0.0.1:9"]);
+    let out = trawl(&[
+        "node",
+        "--bind",
+        "not-an-ip",
+        "--allow-loopback",
+        "--bootstrap",
+        "127.0.0.1:9",
+    ]);
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -105,8 +143,16 @@ fn port_in_use_fails_with_one_line() {
     let taken = UdpSocket::bind("127.81.2.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
     let out = trawl(&[
-        "node", "--port", &port, "--bind", "127.81.2.1", "--allow-loopback", "--bootstrap", "127.81.2.1:9",
-        "--duration", "5",
+        "node",
+        "--port",
+        &port,
+        "--bind",
+        "127.81.2.1",
+        "--allow-loopback",
+        "--bootstrap",
+        "127.81.2.1:9",
+        "--duration",
+        "5",
     ]);
     assert!(!out.status.success());
     let lines = stderr_lines(&out);
@@ -118,8 +164,17 @@ fn port_in_use_fails_with_one_line() {
 fn announce_with_no_reachable_node_fails() {
     // Nothing listens on this address: the announce must report failure, not success.
     let out = trawl(&[
-        "announce", IH, "--port", "6881", "--bind", "127.81.3.2", "--allow-loopback", "--bootstrap", "127.81.3.1:9",
-        "--timeout", "3",
+        "announce",
+        IH,
+        "--port",
+        "6881",
+        "--bind",
+        "127.81.3.2",
+        "--allow-loopback",
+        "--bootstrap",
+        "127.81.3.1:9",
+        "--timeout",
+        "3",
     ]);
     assert_eq!(out.status.code(), Some(1), "{:?}", stderr_lines(&out));
     let line: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();

@@ -30,7 +30,10 @@ fn import_then_export_and_stats() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     let list = dir.path().join("list.txt");
-    let text = format!("{HASH_A}\n# a comment\nnot-a-hash\n{{\"infoHash\":\"{}\"}}\n{HASH_A}\n", HASH_B.to_uppercase());
+    let text = format!(
+        "{HASH_A}\n# a comment\nnot-a-hash\n{{\"infoHash\":\"{}\"}}\n{HASH_A}\n",
+        HASH_B.to_uppercase()
+    );
     std::fs::write(&list, text).unwrap();
 
     let o = trawl(&["import", list.to_str().unwrap()], &db);
@@ -38,7 +41,11 @@ fn import_then_export_and_stats() {
     // One bad line: exit 2, its number named, the good lines still imported.
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains(":3: "), "{}", stderr(&o));
-    assert!(stderr(&o).contains("imported 3 infohashes (2 new, 1 already known, 2 queued"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("imported 3 infohashes (2 new, 1 already known, 2 queued"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = trawl(&["export", "--format", "hex"], &db);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
@@ -47,7 +54,8 @@ fn import_then_export_and_stats() {
     let out = dir.path().join("out.jsonl");
     let o = trawl(&["export", "--format", "jsonl", "--out", out.to_str().unwrap()], &db);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
-    let first: serde_json::Value = serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
+    let first: serde_json::Value =
+        serde_json::from_str(std::fs::read_to_string(&out).unwrap().lines().next().unwrap()).unwrap();
     assert_eq!(first["info_hash"], HASH_A);
     assert_eq!(first["seen"], 2);
     assert_eq!(first["sources"][0], "import");
@@ -59,7 +67,10 @@ fn import_then_export_and_stats() {
     let o = trawl(&["stats", "--json"], &db);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    assert_eq!((s["infohashes"].as_u64(), s["torrents"].as_u64(), s["queued"].as_u64()), (Some(2), Some(0), Some(2)));
+    assert_eq!(
+        (s["infohashes"].as_u64(), s["torrents"].as_u64(), s["queued"].as_u64()),
+        (Some(2), Some(0), Some(2))
+    );
     assert_eq!(s["sources"]["import"], 2);
     assert!(s["disk_bytes"].as_u64().unwrap() > 0);
     let o = trawl(&["stats"], &db);
@@ -83,7 +94,12 @@ fn stdin_import_works() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(format!("magnet:?xt=urn:btih:{HASH_B}&dn=x\n").as_bytes()).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(format!("magnet:?xt=urn:btih:{HASH_B}&dn=x\n").as_bytes())
+        .unwrap();
     let o = child.wait_with_output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = trawl(&["export"], &db);
@@ -110,7 +126,12 @@ fn user_errors_exit_2_with_a_clear_line() {
     assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
 
     std::fs::write(dir.path().join("one"), format!("{HASH_A}\n")).unwrap();
-    assert_eq!(trawl(&["import", dir.path().join("one").to_str().unwrap()], &db).status.code(), Some(0));
+    assert_eq!(
+        trawl(&["import", dir.path().join("one").to_str().unwrap()], &db)
+            .status
+            .code(),
+        Some(0)
+    );
     for (args, needle) in [
         (&["export", "--class", "movies"][..], "--class"),
         (&["export", "--since", "last tuesday"][..], "--since"),
@@ -127,7 +148,12 @@ fn locked_and_corrupt_databases_fail_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("db");
     std::fs::write(dir.path().join("one"), format!("{HASH_A}\n")).unwrap();
-    assert_eq!(trawl(&["import", dir.path().join("one").to_str().unwrap()], &db).status.code(), Some(0));
+    assert_eq!(
+        trawl(&["import", dir.path().join("one").to_str().unwrap()], &db)
+            .status
+            .code(),
+        Some(0)
+    );
 
     // This process holds the lock, as a running crawl would.
     let held = trawl_storage::Store::open(&db, &trawl_storage::StoreOptions::default()).unwrap();
@@ -137,7 +163,12 @@ fn locked_and_corrupt_databases_fail_cleanly() {
     assert!(stderr(&o).contains("locked by another process"), "{}", stderr(&o));
     // Read-only commands still work beside it.
     let o = trawl(&["export"], &db);
-    assert_eq!(String::from_utf8_lossy(&o.stdout), format!("{HASH_A}\n"), "{}", stderr(&o));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        format!("{HASH_A}\n"),
+        "{}",
+        stderr(&o)
+    );
     drop(held);
 
     std::fs::write(db.join("CURRENT"), b"garbage").unwrap();

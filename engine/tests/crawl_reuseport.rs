@@ -98,8 +98,9 @@ fn ipv6_datagrams_land_on_the_owner_socket() {
     // Only ::1 exists on this loopback, so every source shares one owner; the
     // port must not move it, and without the program the kernel's random hash
     // would spread these 60 sources over all three sockets.
-    let sources: Vec<UdpSocket> =
-        (0..60).map(|_| UdpSocket::bind(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0)).unwrap()).collect();
+    let sources: Vec<UdpSocket> = (0..60)
+        .map(|_| UdpSocket::bind(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 0)).unwrap())
+        .collect();
     let got = deliver(&group, &sources);
     assert_eq!(got.len(), sources.len());
     let want = owner(SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 1), cores);

@@ -15,12 +15,20 @@ fn addr(a: u8, b: u8) -> SocketAddr {
 }
 
 fn config() -> CrawlConfig {
-    CrawlConfig { node_id: [0xEE; 20], allow_loopback: true, seed: 5, ..CrawlConfig::default() }
+    CrawlConfig {
+        node_id: [0xEE; 20],
+        allow_loopback: true,
+        seed: 5,
+        ..CrawlConfig::default()
+    }
 }
 
 /// Walks (find_node) far in the future, so they do not occupy the node.
 fn no_walks() -> CrawlConfig {
-    CrawlConfig { walk_interval: Duration::from_secs(1 << 20), ..config() }
+    CrawlConfig {
+        walk_interval: Duration::from_secs(1 << 20),
+        ..config()
+    }
 }
 
 /// A scheduler that knows one node, and the sample query it sends it.
@@ -28,7 +36,13 @@ fn with_one_node(cfg: CrawlConfig) -> (Scheduler, Instant, SocketAddr, Vec<u8>) 
     let now = Instant::now();
     let mut s = Scheduler::new(cfg, now);
     let remote = addr(1, 1);
-    assert!(s.add_node(now, CompactNode { id: [1; 20], addr: remote }));
+    assert!(s.add_node(
+        now,
+        CompactNode {
+            id: [1; 20],
+            addr: remote
+        }
+    ));
     let mut buf = Vec::new();
     assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
     (s, now, remote, buf)
@@ -72,7 +86,10 @@ fn replies_match_only_by_transaction_id_and_sender() {
     s.handle_datagram(now, remote, &reply);
     let d = s.output().discoveries.clone();
     assert_eq!(d.len(), 1);
-    assert_eq!((d[0].info_hash, d[0].source, d[0].source_id), ([7; 20], remote, [1; 20]));
+    assert_eq!(
+        (d[0].info_hash, d[0].source, d[0].source_id),
+        ([7; 20], remote, [1; 20])
+    );
     // The same reply again is a duplicate transaction, not a new discovery.
     s.handle_datagram(now, remote, &reply);
     assert_eq!(s.stats().unmatched, 3);
@@ -95,14 +112,20 @@ fn interval_is_respected_and_new_hashes_are_scraped_at_their_sampler() {
     s.handle_timeout(later);
     while s.poll_transmit(later, &mut buf).is_some() {
         let m = Message::decode(&buf).unwrap();
-        assert!(!matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. })), "sampled before the interval");
+        assert!(
+            !matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. })),
+            "sampled before the interval"
+        );
     }
     let due = now + Duration::from_secs(901);
     s.handle_timeout(due);
     assert!(s.next_timeout().unwrap() <= due);
     let mut sampled = false;
     while s.poll_transmit(due, &mut buf).is_some() {
-        sampled |= matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. }));
+        sampled |= matches!(
+            Message::decode(&buf).unwrap().kind,
+            Kind::Query(Query::SampleInfohashes { .. })
+        );
     }
     assert!(sampled, "not sampled once the interval passed");
 }
@@ -115,23 +138,59 @@ fn method_unknown_marks_a_node_without_bep51_and_walks_it() {
     s.handle_datagram(now, remote, &err);
     let mut buf = Vec::new();
     assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
-    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::FindNode { .. })));
+    assert!(matches!(
+        Message::decode(&buf).unwrap().kind,
+        Kind::Query(Query::FindNode { .. })
+    ));
 }
 
 #[test]
 fn bogon_and_private_addresses_are_dropped_unless_loopback_is_allowed() {
     let now = Instant::now();
-    let mut s = Scheduler::new(CrawlConfig { allow_loopback: false, ..config() }, now);
-    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: addr(1, 1) }));
-    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([192, 168, 1, 2], 6881)) }));
-    assert!(!s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([10, 0, 0, 1], 6881)) }));
-    assert!(s.add_node(now, CompactNode { id: [1; 20], addr: SocketAddr::from(([82, 1, 2, 3], 6881)) }));
+    let mut s = Scheduler::new(
+        CrawlConfig {
+            allow_loopback: false,
+            ..config()
+        },
+        now,
+    );
+    assert!(!s.add_node(
+        now,
+        CompactNode {
+            id: [1; 20],
+            addr: addr(1, 1)
+        }
+    ));
+    assert!(!s.add_node(
+        now,
+        CompactNode {
+            id: [1; 20],
+            addr: SocketAddr::from(([192, 168, 1, 2], 6881))
+        }
+    ));
+    assert!(!s.add_node(
+        now,
+        CompactNode {
+            id: [1; 20],
+            addr: SocketAddr::from(([10, 0, 0, 1], 6881))
+        }
+    ));
+    assert!(s.add_node(
+        now,
+        CompactNode {
+            id: [1; 20],
+            addr: SocketAddr::from(([82, 1, 2, 3], 6881))
+        }
+    ));
     let q = [0u8; 4];
     s.handle_datagram(now, SocketAddr::from(([10, 0, 0, 1], 6881)), &q);
     assert_eq!(s.stats().filtered, 4);
     assert_eq!(s.known_nodes(), 1);
     let mut buf = Vec::new();
-    assert_eq!(s.poll_transmit(now, &mut buf), Some(SocketAddr::from(([82, 1, 2, 3], 6881))));
+    assert_eq!(
+        s.poll_transmit(now, &mut buf),
+        Some(SocketAddr::from(([82, 1, 2, 3], 6881)))
+    );
 }
 
 #[test]
@@ -140,14 +199,32 @@ fn nodes_of_other_cores_are_handed_over_not_kept() {
     let (mut s, now, remote, q) = {
         // Core 0 with a node it owns.
         let now = Instant::now();
-        let mut s = Scheduler::new(CrawlConfig { cores, core: 0, ..config() }, now);
+        let mut s = Scheduler::new(
+            CrawlConfig {
+                cores,
+                core: 0,
+                ..config()
+            },
+            now,
+        );
         let remote = (0..255).map(|i| addr(2, i)).find(|a| owner(*a, cores) == 0).unwrap();
-        assert!(s.add_node(now, CompactNode { id: [1; 20], addr: remote }));
+        assert!(s.add_node(
+            now,
+            CompactNode {
+                id: [1; 20],
+                addr: remote
+            }
+        ));
         let mut buf = Vec::new();
         assert_eq!(s.poll_transmit(now, &mut buf), Some(remote));
         (s, now, remote, buf)
     };
-    let nodes: Vec<CompactNode> = (0..16).map(|i| CompactNode { id: [i + 10; 20], addr: addr(3, i) }).collect();
+    let nodes: Vec<CompactNode> = (0..16)
+        .map(|i| CompactNode {
+            id: [i + 10; 20],
+            addr: addr(3, i),
+        })
+        .collect();
     s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[], &nodes, 0));
     let theirs = nodes.iter().filter(|n| owner(n.addr, cores) == 1).count();
     assert!(theirs > 0 && theirs < nodes.len());
@@ -165,22 +242,39 @@ fn backpressure_pauses_sampling_but_keeps_what_was_found() {
     let (mut s, now, remote, q) = with_one_node(no_walks());
     s.set_downstream_full(true);
     s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[[7; 20]], &[], 0));
-    assert_eq!(s.output().discoveries.len(), 1, "a discovery was dropped under backpressure");
+    assert_eq!(
+        s.output().discoveries.len(),
+        1,
+        "a discovery was dropped under backpressure"
+    );
     let other = addr(1, 9);
-    assert!(s.add_node(now, CompactNode { id: [2; 20], addr: other }));
+    assert!(s.add_node(
+        now,
+        CompactNode {
+            id: [2; 20],
+            addr: other
+        }
+    ));
     let later = now + Duration::from_secs(3600);
     s.handle_timeout(later);
     let mut buf = Vec::new();
     let mut sent = Vec::new();
     while let Some(to) = s.poll_transmit(later, &mut buf) {
-        sent.push(Message::decode(&buf).map(|m| matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. }))).unwrap());
+        sent.push(
+            Message::decode(&buf)
+                .map(|m| matches!(m.kind, Kind::Query(Query::SampleInfohashes { .. })))
+                .unwrap(),
+        );
         assert!(sent.len() < 100, "runaway transmit to {to}");
     }
     assert!(!sent.iter().any(|&is_sample| is_sample), "sampled under backpressure");
     assert!(s.stats().backpressure_pauses > 0);
     s.set_downstream_full(false);
     assert!(s.poll_transmit(later, &mut buf).is_some());
-    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })));
+    assert!(matches!(
+        Message::decode(&buf).unwrap().kind,
+        Kind::Query(Query::SampleInfohashes { .. })
+    ));
 }
 
 #[test]
@@ -197,7 +291,13 @@ fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
     assert_eq!(ro.stats().queries_ignored, 1);
     assert_eq!(ro.known_nodes(), 0);
 
-    let mut rw = Scheduler::new(CrawlConfig { read_only: false, ..config() }, now);
+    let mut rw = Scheduler::new(
+        CrawlConfig {
+            read_only: false,
+            ..config()
+        },
+        now,
+    );
     rw.handle_datagram(now, from, &ping);
     assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
     let m = Message::decode(&buf).unwrap();
@@ -209,7 +309,10 @@ fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
 
 #[test]
 fn timeouts_make_a_node_unreachable_and_it_is_not_relearned() {
-    let cfg = CrawlConfig { max_failures: 2, ..config() };
+    let cfg = CrawlConfig {
+        max_failures: 2,
+        ..config()
+    };
     let (mut s, now, remote, _) = with_one_node(cfg);
     let mut t = now;
     let mut buf = Vec::new();
@@ -225,7 +328,13 @@ fn timeouts_make_a_node_unreachable_and_it_is_not_relearned() {
     assert_eq!(sent, 2);
     assert!(s.is_unreachable(&remote, t));
     assert_eq!(s.known_nodes(), 0);
-    assert!(!s.add_node(t, CompactNode { id: [1; 20], addr: remote }));
+    assert!(!s.add_node(
+        t,
+        CompactNode {
+            id: [1; 20],
+            addr: remote
+        }
+    ));
 }
 
 #[test]
@@ -233,7 +342,10 @@ fn ipv6_nodes_from_nodes6_are_learned_and_sampled() {
     let (mut s, now, remote, q) = with_one_node(no_walks());
     // ::1 is the only IPv6 loopback address here; ports tell the nodes apart.
     let v6: Vec<CompactNode> = (0..3)
-        .map(|i| CompactNode { id: [40 + i; 20], addr: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 7000 + u16::from(i)) })
+        .map(|i| CompactNode {
+            id: [40 + i; 20],
+            addr: SocketAddr::new(Ipv6Addr::LOCALHOST.into(), 7000 + u16::from(i)),
+        })
         .collect();
     let id = [1u8; 20];
     let mut r = ResponseOut::new(&id);
@@ -247,7 +359,10 @@ fn ipv6_nodes_from_nodes6_are_learned_and_sampled() {
     let mut buf = Vec::new();
     let mut sampled = Vec::new();
     while let Some(to) = s.poll_transmit(now, &mut buf) {
-        if matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })) {
+        if matches!(
+            Message::decode(&buf).unwrap().kind,
+            Kind::Query(Query::SampleInfohashes { .. })
+        ) {
             sampled.push(to);
         }
     }

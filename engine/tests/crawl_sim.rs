@@ -146,7 +146,11 @@ impl FakeDht {
 
     /// The live BEP 51 nodes' hashes: what a complete crawl must find.
     fn catalogue(&self) -> HashSet<[u8; 20]> {
-        self.nodes.iter().filter(|n| n.behaviour == Behaviour::Bep51).flat_map(|n| n.hashes.iter().copied()).collect()
+        self.nodes
+            .iter()
+            .filter(|n| n.behaviour == Behaviour::Bep51)
+            .flat_map(|n| n.hashes.iter().copied())
+            .collect()
     }
 
     /// The `CLOSEST` nodes to `target` by XOR distance, exactly: they lie in the
@@ -160,7 +164,11 @@ impl FakeDht {
             let (byte, mask) = (bit / 8, 0x80u8 >> (bit % 8));
             // Within [lo, hi) ids share target's first `bit` bits; split on the next.
             let split = lo + self.sorted[lo..hi].partition_point(|i| key(i)[byte] & mask == 0);
-            let (nlo, nhi) = if target[byte] & mask == 0 { (lo, split) } else { (split, hi) };
+            let (nlo, nhi) = if target[byte] & mask == 0 {
+                (lo, split)
+            } else {
+                (split, hi)
+            };
             if nhi - nlo < CLOSEST {
                 break;
             }
@@ -176,15 +184,23 @@ impl FakeDht {
         };
         cands.sort_by_key(dist);
         cands.truncate(CLOSEST);
-        let mut out: Vec<CompactNode> =
-            cands.into_iter().map(|i| CompactNode { id: self.nodes[i].id, addr: self.nodes[i].addr }).collect();
+        let mut out: Vec<CompactNode> = cands
+            .into_iter()
+            .map(|i| CompactNode {
+                id: self.nodes[i].id,
+                addr: self.nodes[i].addr,
+            })
+            .collect();
         for _ in 0..CLOSEST.min(self.flood_budget as usize) {
             self.flood_budget -= 1;
             self.flood_seq += 1;
             let ip = Ipv4Addr::from(0x7F40_0000 + (mix(self.flood_seq) as u32 & 0x003F_FFFF));
             let addr = SocketAddr::new(ip.into(), 6881);
             self.flooded.insert(addr);
-            out.push(CompactNode { id: bytes20(self.flood_seq ^ 0xF100D), addr });
+            out.push(CompactNode {
+                id: bytes20(self.flood_seq ^ 0xF100D),
+                addr,
+            });
         }
         out
     }
@@ -192,7 +208,9 @@ impl FakeDht {
     /// Handles one datagram the crawler sent; returns the reply, if any.
     fn handle(&mut self, now: Instant, to: SocketAddr, bytes: &[u8]) -> Option<Vec<u8>> {
         let msg = Message::decode(bytes).expect("the crawler sent malformed KRPC");
-        let Kind::Query(q) = msg.kind else { panic!("the crawler sent a non-query") };
+        let Kind::Query(q) = msg.kind else {
+            panic!("the crawler sent a non-query")
+        };
         if !msg.read_only {
             self.not_read_only += 1;
         }
@@ -200,12 +218,18 @@ impl FakeDht {
         self.out.clear();
         // Replay the IP's arrivals through the configured bucket (plus rounding slack).
         let (rate, burst) = (self.per_ip_rate, self.per_ip_burst + 0.01);
-        let bucket = self.pacing.entry(to.ip()).or_insert_with(|| TokenBucket::full(burst, now));
+        let bucket = self
+            .pacing
+            .entry(to.ip())
+            .or_insert_with(|| TokenBucket::full(burst, now));
         if !bucket.take(now, rate, burst) {
             self.pacing_violations += 1;
         }
         let Some(&i) = self.by_addr.get(&to) else {
-            assert!(self.flooded.contains(&to), "the crawler sent to {to}, which nobody announced");
+            assert!(
+                self.flooded.contains(&to),
+                "the crawler sent to {to}, which nobody announced"
+            );
             return None;
         };
         let node = &mut self.nodes[i];
@@ -222,9 +246,14 @@ impl FakeDht {
                     }
                     node.sample_allowed_at = Some(now + Duration::from_secs(node.interval as u64));
                     let k = node.hashes.len();
-                    let window: Vec<[u8; 20]> =
-                        (0..SAMPLES_PER_REPLY.min(k)).map(|j| node.hashes[(node.window + j) % k]).collect();
-                    node.window = if k == 0 { 0 } else { (node.window + SAMPLES_PER_REPLY) % k };
+                    let window: Vec<[u8; 20]> = (0..SAMPLES_PER_REPLY.min(k))
+                        .map(|j| node.hashes[(node.window + j) % k])
+                        .collect();
+                    node.window = if k == 0 {
+                        0
+                    } else {
+                        (node.window + SAMPLES_PER_REPLY) % k
+                    };
                     let (interval, num) = (node.interval, k as i64);
                     let closest = self.closest(target);
                     let mut r = ResponseOut::new(&id);
@@ -261,7 +290,10 @@ impl FakeDht {
                 for k in 0..LEECHERS_PER_SWARM {
                     peers.insert(swarm_ip(100 + k));
                 }
-                let values = [SocketAddr::new(swarm_ip(1), 51413), SocketAddr::new(swarm_ip(101), 51413)];
+                let values = [
+                    SocketAddr::new(swarm_ip(1), 51413),
+                    SocketAddr::new(swarm_ip(101), 51413),
+                ];
                 let token = [7u8; 4];
                 let mut r = ResponseOut::new(&id);
                 r.values = &values;
@@ -328,7 +360,10 @@ fn crawl(cfg: CrawlConfig, flood: u64) -> (Run, Scheduler, Instant) {
         }
         let out = s.output();
         for d in out.discoveries.drain(..) {
-            assert!(run.discovered.insert(d.info_hash, d.source).is_none(), "dedup let a repeat through");
+            assert!(
+                run.discovered.insert(d.info_hash, d.source).is_none(),
+                "dedup let a repeat through"
+            );
         }
         for w in out.swarms.drain(..) {
             run.swarms.insert(w.info_hash, (w.seeders, w.leechers));
@@ -339,7 +374,11 @@ fn crawl(cfg: CrawlConfig, flood: u64) -> (Run, Scheduler, Instant) {
         run.max_in_flight = run.max_in_flight.max(s.in_flight());
         assert!(s.known_nodes() <= max_nodes && s.in_flight() <= max_in_flight);
         let next_reply = in_air.peek().map(|Reverse((t, ..))| *t);
-        let next = [s.next_timeout(), next_reply].into_iter().flatten().min().unwrap_or(end);
+        let next = [s.next_timeout(), next_reply]
+            .into_iter()
+            .flatten()
+            .min()
+            .unwrap_or(end);
         // The state machine must never ask to be woken in the past forever.
         now = next.max(now + Duration::from_micros(100));
     }
@@ -360,11 +399,24 @@ fn sim_config() -> CrawlConfig {
 #[test]
 fn crawl_finds_every_reachable_infohash_politely() {
     let (run, s, now) = crawl(sim_config(), 0);
-    eprintln!("crawl: {:?}, {} hashes found, {} swarms", s.stats(), run.discovered.len(), run.swarms.len());
+    eprintln!(
+        "crawl: {:?}, {} hashes found, {} swarms",
+        s.stats(),
+        run.discovered.len(),
+        run.swarms.len()
+    );
     let catalogue = run.dht.catalogue();
-    assert!(catalogue.len() > 20_000, "fake catalogue too small: {}", catalogue.len());
+    assert!(
+        catalogue.len() > 20_000,
+        "fake catalogue too small: {}",
+        catalogue.len()
+    );
     let found: HashSet<[u8; 20]> = run.discovered.keys().copied().collect();
-    assert!(found.is_subset(&catalogue), "invented {} hashes", found.difference(&catalogue).count());
+    assert!(
+        found.is_subset(&catalogue),
+        "invented {} hashes",
+        found.difference(&catalogue).count()
+    );
     let missing = catalogue.difference(&found).count();
     assert_eq!(missing, 0, "missed {missing} of {} reachable hashes", catalogue.len());
 
@@ -382,23 +434,39 @@ fn crawl_finds_every_reachable_infohash_politely() {
     assert_eq!(run.swarms.len(), run.discovered.len());
     for &(seeders, leechers) in run.swarms.values() {
         assert!((seeders - f64::from(SEEDS_PER_SWARM)).abs() < 0.5, "seeders {seeders}");
-        assert!((leechers - f64::from(LEECHERS_PER_SWARM)).abs() < 0.5, "leechers {leechers}");
+        assert!(
+            (leechers - f64::from(LEECHERS_PER_SWARM)).abs() < 0.5,
+            "leechers {leechers}"
+        );
     }
     assert_eq!(run.peers, 2 * run.discovered.len());
 
     // Dead nodes that were asked enough times are remembered as unreachable and
     // are not asked again.
-    let dead: Vec<&FakeNode> = run.dht.nodes.iter().filter(|n| n.behaviour == Behaviour::Dead).collect();
+    let dead: Vec<&FakeNode> = run
+        .dht
+        .nodes
+        .iter()
+        .filter(|n| n.behaviour == Behaviour::Dead)
+        .collect();
     let cfg = sim_config();
     let mut marked = 0;
     for n in &dead {
-        assert!(n.queries <= u32::from(cfg.max_failures), "dead node asked {} times", n.queries);
+        assert!(
+            n.queries <= u32::from(cfg.max_failures),
+            "dead node asked {} times",
+            n.queries
+        );
         if n.queries == u32::from(cfg.max_failures) {
             assert!(s.is_unreachable(&n.addr, now));
             marked += 1;
         }
     }
-    assert!(marked * 10 >= dead.len() * 9, "only {marked} of {} dead nodes marked", dead.len());
+    assert!(
+        marked * 10 >= dead.len() * 9,
+        "only {marked} of {} dead nodes marked",
+        dead.len()
+    );
     let stats = s.stats();
     assert_eq!(stats.marked_unreachable, marked as u64);
     assert_eq!(stats.decode_errors + stats.unmatched, 0);
@@ -410,19 +478,35 @@ fn crawl_finds_every_reachable_infohash_politely() {
 #[test]
 fn node_table_cap_holds_under_a_flood_of_announced_nodes() {
     const CAP: usize = 4_000;
-    let cfg = CrawlConfig { max_nodes: CAP, max_in_flight: 512, ..sim_config() };
+    let cfg = CrawlConfig {
+        max_nodes: CAP,
+        max_in_flight: 512,
+        ..sim_config()
+    };
     let (run, s, _) = crawl(cfg, 20_000);
     let t = s.node_table();
-    eprintln!("flood: {:?}, evictions {}, refusals {}", s.stats(), t.evictions(), t.refusals());
+    eprintln!(
+        "flood: {:?}, evictions {}, refusals {}",
+        s.stats(),
+        t.evictions(),
+        t.refusals()
+    );
     assert_eq!(run.dht.flood_seq, 20_000, "the flood did not happen");
     assert!(run.max_table <= CAP && s.known_nodes() <= CAP);
     assert!(run.max_in_flight <= 512);
-    assert!(s.node_table().evictions() + s.node_table().refusals() > 0, "the cap was never reached");
+    assert!(
+        s.node_table().evictions() + s.node_table().refusals() > 0,
+        "the cap was never reached"
+    );
     assert_eq!(run.dht.politeness_violations, 0);
     assert_eq!(run.dht.pacing_violations, 0);
     // Productive nodes are kept over announced strangers: most hashes are still found.
     let catalogue = run.dht.catalogue();
     let found = run.discovered.keys().filter(|h| catalogue.contains(*h)).count();
     assert_eq!(found, run.discovered.len(), "invented hashes");
-    assert!(found * 10 >= catalogue.len() * 9, "found {found} of {}", catalogue.len());
+    assert!(
+        found * 10 >= catalogue.len() * 9,
+        "found {found} of {}",
+        catalogue.len()
+    );
 }

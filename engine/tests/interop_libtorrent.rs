@@ -23,12 +23,23 @@ struct LtNode {
 impl LtNode {
     fn start(ip: [u8; 4], extra: &[String]) -> LtNode {
         // A port free for UDP on this address; libtorrent also opens TCP on it.
-        let port = UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap().local_addr().unwrap().port();
+        let port = UdpSocket::bind(SocketAddr::from((ip, 0)))
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let addr = SocketAddr::from((ip, port));
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lt_node.py");
         let mut child = Command::new("/usr/bin/python3")
             .arg(script)
-            .args(["--bind", &addr.ip().to_string(), "--port", &port.to_string(), "--duration", "40"])
+            .args([
+                "--bind",
+                &addr.ip().to_string(),
+                "--port",
+                &port.to_string(),
+                "--duration",
+                "40",
+            ])
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -53,7 +64,10 @@ impl LtNode {
     /// The first output line matching `pred` within `timeout`.
     fn wait_for(&self, timeout: Duration, pred: impl Fn(&serde_json::Value) -> bool) -> Option<serde_json::Value> {
         let deadline = Instant::now() + timeout;
-        while let Ok(v) = self.lines.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        while let Ok(v) = self
+            .lines
+            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
+        {
             if pred(&v) {
                 return Some(v);
             }
@@ -79,16 +93,25 @@ fn trawl_lookup_finds_a_peer_announced_through_libtorrent() {
     let ih = info_hash(3);
     let announcer = LtNode::start(
         [127, 71, 0, 2],
-        &["--bootstrap".into(), hub.addr.to_string(), "--announce".into(), hex(&ih)],
+        &[
+            "--bootstrap".into(),
+            hub.addr.to_string(),
+            "--announce".into(),
+            hex(&ih),
+        ],
     );
-    let _others: Vec<_> =
-        (3..5u8).map(|i| LtNode::start([127, 71, 0, i], &["--bootstrap".into(), hub.addr.to_string()])).collect();
+    let _others: Vec<_> = (3..5u8)
+        .map(|i| LtNode::start([127, 71, 0, i], &["--bootstrap".into(), hub.addr.to_string()]))
+        .collect();
 
     let ours = trawl_node([127, 71, 0, 9], &[hub.addr], false, 31);
     // libtorrent announces its own listen port for the torrent.
     let want = announcer.addr;
     let seen = trawl_finds(&ours, ih, want, Duration::from_secs(20));
-    assert!(seen.contains(&want), "trawl's lookup saw {seen:?}, not the peer {want} announced via libtorrent");
+    assert!(
+        seen.contains(&want),
+        "trawl's lookup saw {seen:?}, not the peer {want} announced via libtorrent"
+    );
 }
 
 #[test]
@@ -102,7 +125,13 @@ fn libtorrent_lookup_finds_a_peer_announced_through_trawl() {
         &["--bootstrap".into(), hub_addr.to_string(), "--lookup".into(), hex(&ih)],
     );
     let found = looker.wait_for(Duration::from_secs(20), |v| {
-        v["event"] == "peers" && v["peers"].as_array().is_some_and(|p| p.iter().any(|x| x == &want.as_str()))
+        v["event"] == "peers"
+            && v["peers"]
+                .as_array()
+                .is_some_and(|p| p.iter().any(|x| x == &want.as_str()))
     });
-    assert!(found.is_some(), "libtorrent's lookup never reported the peer {want} announced via trawl");
+    assert!(
+        found.is_some(),
+        "libtorrent's lookup never reported the peer {want} announced via trawl"
+    );
 }

@@ -10,16 +10,22 @@ mod interop_common;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::time::{Duration, Instant};
 
-
 use interop_common::{info_hash, trawl_finds, trawl_network_with_announce, trawl_node};
 use mainline::{Dht, Id, Testnet};
 
 fn testnet(ip: Ipv4Addr, size: usize) -> Testnet {
-    Testnet::builder(size).bind_address(ip).build().expect("mainline testnet on loopback")
+    Testnet::builder(size)
+        .bind_address(ip)
+        .build()
+        .expect("mainline testnet on loopback")
 }
 
 fn bootstrap_addrs(testnet: &Testnet) -> Vec<SocketAddr> {
-    testnet.bootstrap.iter().map(|s| s.parse().expect("mainline bootstrap is IP:PORT")).collect()
+    testnet
+        .bootstrap
+        .iter()
+        .map(|s| s.parse().expect("mainline bootstrap is IP:PORT"))
+        .collect()
 }
 
 #[test]
@@ -27,14 +33,23 @@ fn trawl_lookup_finds_a_peer_announced_through_mainline() {
     let ip = Ipv4Addr::new(127, 61, 0, 1);
     let net = testnet(ip, 6);
     let ih = info_hash(1);
-    let announcer = Dht::builder().bootstrap(&net.bootstrap).bind_address(ip).build().unwrap();
-    announcer.announce_peer(Id::from_bytes(ih).unwrap(), Some(45_001)).expect("mainline announce");
+    let announcer = Dht::builder()
+        .bootstrap(&net.bootstrap)
+        .bind_address(ip)
+        .build()
+        .unwrap();
+    announcer
+        .announce_peer(Id::from_bytes(ih).unwrap(), Some(45_001))
+        .expect("mainline announce");
 
     let ours = trawl_node([127, 61, 0, 2], &bootstrap_addrs(&net), false, 11);
     let want = SocketAddr::V4(SocketAddrV4::new(ip, 45_001));
     let seen = trawl_finds(&ours, ih, want, Duration::from_secs(15));
     let stats = ours.stats(Duration::from_secs(1)).ok();
-    assert!(seen.contains(&want), "trawl's lookup saw {seen:?}, not the peer {want} announced via mainline; {stats:?}");
+    assert!(
+        seen.contains(&want),
+        "trawl's lookup saw {seen:?}, not the peer {want} announced via mainline; {stats:?}"
+    );
 }
 
 #[test]
@@ -56,5 +71,8 @@ fn mainline_lookup_finds_a_peer_announced_through_trawl() {
             seen.extend(batch);
         }
     }
-    assert!(seen.contains(&want), "mainline's lookup saw {seen:?}, not the peer {want} announced via trawl");
+    assert!(
+        seen.contains(&want),
+        "mainline's lookup saw {seen:?}, not the peer {want} announced via trawl"
+    );
 }

@@ -17,16 +17,43 @@ const BATCH: usize = 10_000;
 
 fn batch_of(hashes: &[InfoHash]) -> (Batch, crossbeam_channel::Receiver<BatchOutcome>) {
     let (tx, rx) = crossbeam_channel::bounded(1);
-    let discoveries = hashes.iter().map(|h| Discovery { info_hash: *h, source: Source::Sample, at: 1 }).collect();
-    (Batch { discoveries, reply: Some(tx), ..Batch::default() }, rx)
+    let discoveries = hashes
+        .iter()
+        .map(|h| Discovery {
+            info_hash: *h,
+            source: Source::Sample,
+            at: 1,
+        })
+        .collect();
+    (
+        Batch {
+            discoveries,
+            reply: Some(tx),
+            ..Batch::default()
+        },
+        rx,
+    )
 }
 
 fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(Store::open(dir.path(), &StoreOptions { sync_writes: false, ..StoreOptions::default() }).unwrap());
+    let store = Arc::new(
+        Store::open(
+            dir.path(),
+            &StoreOptions {
+                sync_writes: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
     let writer = Writer::spawn(
         store,
-        WriterOptions { flush_interval: Duration::from_micros(50), expected_infohashes: 8 << 20, ..WriterOptions::default() },
+        WriterOptions {
+            flush_interval: Duration::from_micros(50),
+            expected_infohashes: 8 << 20,
+            ..WriterOptions::default()
+        },
     )
     .unwrap();
     let w = writer.handle();

@@ -8,7 +8,6 @@
 //! chosen by strangers, so positions come from a keyed hash (a hostile set can
 //! only cause extra `multi_get`s, never a wrong answer).
 
-
 use crate::record::InfoHash;
 
 const BLOCK_WORDS: usize = 8; // 8 x u64 = 512 bits, one cache line
@@ -28,7 +27,12 @@ impl Bloom {
     pub(crate) fn with_capacity(capacity: usize) -> Self {
         let capacity = capacity.max(1024);
         let blocks = (capacity * BITS_PER_ITEM).div_ceil(BLOCK_WORDS * 64);
-        Bloom { blocks: vec![[0u64; BLOCK_WORDS]; blocks], hasher: ahash::RandomState::new(), capacity, items: 0 }
+        Bloom {
+            blocks: vec![[0u64; BLOCK_WORDS]; blocks],
+            hasher: ahash::RandomState::new(),
+            capacity,
+            items: 0,
+        }
     }
 
     /// Items inserted beyond the sizing make false positives climb; the writer rebuilds then.

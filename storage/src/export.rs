@@ -99,7 +99,10 @@ pub fn export<W: Write>(store: &Store, format: Format, filter: &Filter, out: &mu
 /// `dir/ab/cd/<hash>.torrent` (the first two bytes fan out the folders).
 pub fn export_torrent_files(store: &Store, filter: &Filter, dir: &Path) -> Result<Summary, StorageError> {
     let mut sum = Summary::default();
-    let filter = Filter { with_metadata: true, ..filter.clone() };
+    let filter = Filter {
+        with_metadata: true,
+        ..filter.clone()
+    };
     let mut hex = Vec::with_capacity(40);
     for_each(store, &filter, false, |item| {
         let Some(dict) = store.info_dict(&item.hash)? else {
@@ -138,18 +141,35 @@ where
     F: FnMut(Item) -> Result<(), StorageError>,
 {
     let metadata_only = filter.with_metadata || filter.class.is_some();
-    let (driver_cf, join_cf) = if metadata_only { (CF_TORRENTS, CF_INFOHASHES) } else { (CF_INFOHASHES, CF_TORRENTS) };
+    let (driver_cf, join_cf) = if metadata_only {
+        (CF_TORRENTS, CF_INFOHASHES)
+    } else {
+        (CF_INFOHASHES, CF_TORRENTS)
+    };
     let mut it = store.scan(driver_cf)?;
     let need_join = metadata_only || want_metadata;
-    let mut join = if need_join { Some(Join::new(store.scan(join_cf)?)) } else { None };
-    let mut scrapes = if want_metadata { Some(Join::new(store.scan(CF_SCRAPES)?)) } else { None };
+    let mut join = if need_join {
+        Some(Join::new(store.scan(join_cf)?))
+    } else {
+        None
+    };
+    let mut scrapes = if want_metadata {
+        Some(Join::new(store.scan(CF_SCRAPES)?))
+    } else {
+        None
+    };
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
-        let hash = infohash_from_key(k).ok_or_else(|| StorageError::corrupt("key", format_args!("{} bytes", k.len())))?;
+        let hash =
+            infohash_from_key(k).ok_or_else(|| StorageError::corrupt("key", format_args!("{} bytes", k.len())))?;
         let joined = match join.as_mut() {
             Some(j) => j.find(&hash).map_err(|e| store.rocks(e))?,
             None => None,
         };
-        let (seen_raw, torrent_raw) = if metadata_only { (joined, Some(v)) } else { (Some(v), joined) };
+        let (seen_raw, torrent_raw) = if metadata_only {
+            (joined, Some(v))
+        } else {
+            (Some(v), joined)
+        };
         let seen = match seen_raw {
             Some(s) => Some(decode_infohash(s)?),
             None => None,
@@ -158,13 +178,19 @@ where
             (Some(since), Some(s)) => s.first_seen >= since,
             (Some(_), None) => false,
             (None, _) => true,
-        } && filter.class.is_none_or(|c| torrent_raw.and_then(torrent_class) == Some(c));
+        } && filter
+            .class
+            .is_none_or(|c| torrent_raw.and_then(torrent_class) == Some(c));
         if keep {
             let torrent = match (want_metadata, torrent_raw) {
                 (true, Some(raw)) => {
                     let mut t = decode_torrent(hash, raw)?;
                     if let Some(s) = scrapes.as_mut() {
-                        t.scrape = s.find(&hash).map_err(|e| store.rocks(e))?.map(decode_scrape).transpose()?;
+                        t.scrape = s
+                            .find(&hash)
+                            .map_err(|e| store.rocks(e))?
+                            .map(decode_scrape)
+                            .transpose()?;
                     }
                     Some(t)
                 }
@@ -283,7 +309,15 @@ fn write_jsonl(line: &mut Vec<u8>, item: &Item) -> Result<(), StorageError> {
         size: t.map(|t| t.total_size),
         piece_length: t.map(|t| t.piece_length),
         private: t.map(|t| t.private),
-        files: t.map(|t| t.files.iter().map(|f| JsonFile { path: f.path_readable(), length: f.length }).collect()),
+        files: t.map(|t| {
+            t.files
+                .iter()
+                .map(|f| JsonFile {
+                    path: f.path_readable(),
+                    length: f.length,
+                })
+                .collect()
+        }),
         seeders: t.and_then(|t| t.scrape).map(|s| s.seeders),
         leechers: t.and_then(|t| t.scrape).map(|s| s.leechers),
         scraped_at: t.and_then(|t| t.scrape).map(|s| s.at),
@@ -293,7 +327,9 @@ fn write_jsonl(line: &mut Vec<u8>, item: &Item) -> Result<(), StorageError> {
         first_seen: item.seen.map(|s| s.first_seen),
         last_seen: item.seen.map(|s| s.last_seen),
         seen: item.seen.map(|s| s.seen),
-        sources: item.seen.map_or_else(Vec::new, |s| s.sources.iter().map(Source::as_str).collect()),
+        sources: item
+            .seen
+            .map_or_else(Vec::new, |s| s.sources.iter().map(Source::as_str).collect()),
     };
     serde_json::to_writer(&mut *line, &j).map_err(|e| StorageError::Stream(e.into()))?;
     line.push(b'\n');
@@ -356,7 +392,9 @@ struct BitmagnetLine<'a> {
 
 /// Returns false when the item cannot be a bitmagnet line (no metadata).
 fn write_bitmagnet(line: &mut Vec<u8>, item: &Item) -> Result<bool, StorageError> {
-    let Some(t) = item.torrent.as_ref() else { return Ok(false) };
+    let Some(t) = item.torrent.as_ref() else {
+        return Ok(false);
+    };
     let published = item.seen.map_or(t.fetched_at, |s| s.first_seen);
     let b = BitmagnetLine {
         info_hash: hex_string(&item.hash),
@@ -384,7 +422,12 @@ pub fn rfc3339(t: UnixSecs) -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z", sod / 3600, sod % 3600 / 60, sod % 60)
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
+        sod / 3600,
+        sod % 3600 / 60,
+        sod % 60
+    )
 }
 
 /// Parses a `--since` value: unix seconds, `YYYY-MM-DD` (midnight UTC) or

@@ -164,7 +164,11 @@ where
             break;
         }
         counts.lines += 1;
-        let parsed = if too_long { Err(LineError::TooLong) } else { parse_line(&line) };
+        let parsed = if too_long {
+            Err(LineError::TooLong)
+        } else {
+            parse_line(&line)
+        };
         match parsed {
             Ok(Some(h)) => {
                 counts.hashes += 1;
@@ -232,11 +236,23 @@ mod tests {
         assert_eq!(hash()[0], 0x01);
         assert_eq!(hash()[19], 0x67);
         assert_eq!(parse_line(format!("  {H}\r").as_bytes()), Ok(Some(hash())));
-        assert_eq!(parse_line(format!(r#"{{"infoHash":"{H}","name":"x"}}"#).as_bytes()), Ok(Some(hash())));
-        assert_eq!(parse_line(format!(r#"{{"info_hash":"{H}"}}"#).as_bytes()), Ok(Some(hash())));
-        assert_eq!(parse_line(format!("magnet:?dn=a&xt=urn:btih:{H}&tr=x").as_bytes()), Ok(Some(hash())));
+        assert_eq!(
+            parse_line(format!(r#"{{"infoHash":"{H}","name":"x"}}"#).as_bytes()),
+            Ok(Some(hash()))
+        );
+        assert_eq!(
+            parse_line(format!(r#"{{"info_hash":"{H}"}}"#).as_bytes()),
+            Ok(Some(hash()))
+        );
+        assert_eq!(
+            parse_line(format!("magnet:?dn=a&xt=urn:btih:{H}&tr=x").as_bytes()),
+            Ok(Some(hash()))
+        );
         // The same hash in base32.
-        assert_eq!(parse_line(b"magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"), Ok(Some(hash())));
+        assert_eq!(
+            parse_line(b"magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"),
+            Ok(Some(hash()))
+        );
         assert_eq!(parse_line(b"# comment"), Ok(None));
         assert_eq!(parse_line(b"   "), Ok(None));
     }
@@ -254,13 +270,23 @@ mod tests {
 
     #[test]
     fn stream_reports_bad_line_numbers_and_keeps_good_ones() {
-        let input = format!("{H}\nnope\n\n{{\"hash\":\"{H}\"}}\n{}\nlast-without-newline", "f".repeat(40));
+        let input = format!(
+            "{H}\nnope\n\n{{\"hash\":\"{H}\"}}\n{}\nlast-without-newline",
+            "f".repeat(40)
+        );
         let (mut good, mut bad) = (Vec::new(), Vec::new());
         let c = read_lines(input.as_bytes(), |h| Ok(good.push(h)), |n, e| bad.push((n, e))).unwrap();
         assert_eq!(good.len(), 3);
         assert_eq!(good[2], [0xff; 20]);
         assert_eq!(bad.iter().map(|b| b.0).collect::<Vec<_>>(), vec![2, 6]);
-        assert_eq!(c, ImportCounts { lines: 6, hashes: 3, bad: 2 });
+        assert_eq!(
+            c,
+            ImportCounts {
+                lines: 6,
+                hashes: 3,
+                bad: 2
+            }
+        );
     }
 
     #[test]

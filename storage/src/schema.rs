@@ -150,8 +150,9 @@ pub fn encode_infohash(r: &InfoHashRecord) -> [u8; INFOHASH_VALUE_LEN] {
 }
 
 pub fn decode_infohash(v: &[u8]) -> Result<InfoHashRecord, StorageError> {
-    let v: &[u8; INFOHASH_VALUE_LEN] =
-        v.try_into().map_err(|_| StorageError::corrupt("infohash record", format_args!("{} bytes", v.len())))?;
+    let v: &[u8; INFOHASH_VALUE_LEN] = v
+        .try_into()
+        .map_err(|_| StorageError::corrupt("infohash record", format_args!("{} bytes", v.len())))?;
     Ok(InfoHashRecord {
         first_seen: be32(&v[0..4]),
         last_seen: be32(&v[4..8]),
@@ -170,9 +171,16 @@ pub fn encode_scrape(s: &ScrapeEstimate) -> [u8; SCRAPE_VALUE_LEN] {
 
 pub fn decode_scrape(v: &[u8]) -> Result<ScrapeEstimate, StorageError> {
     if v.len() != SCRAPE_VALUE_LEN {
-        return Err(StorageError::corrupt("scrape record", format_args!("{} bytes", v.len())));
+        return Err(StorageError::corrupt(
+            "scrape record",
+            format_args!("{} bytes", v.len()),
+        ));
     }
-    Ok(ScrapeEstimate { seeders: be32(&v[0..4]), leechers: be32(&v[4..8]), at: be32(&v[8..12]) })
+    Ok(ScrapeEstimate {
+        seeders: be32(&v[0..4]),
+        leechers: be32(&v[4..8]),
+        at: be32(&v[8..12]),
+    })
 }
 
 pub fn encode_node_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
@@ -184,7 +192,12 @@ pub fn encode_node_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
 }
 
 pub fn decode_node(k: &[u8], v: &[u8]) -> Result<DhtNode, StorageError> {
-    let bad = || StorageError::corrupt("node record", format_args!("key {} bytes, value {} bytes", k.len(), v.len()));
+    let bad = || {
+        StorageError::corrupt(
+            "node record",
+            format_args!("key {} bytes, value {} bytes", k.len(), v.len()),
+        )
+    };
     if k.len() != NODE_KEY_LEN {
         return Err(bad());
     }
@@ -228,7 +241,11 @@ pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, Sto
     let enqueued_at = r.u32()?;
     let attempts = r.u16()?;
     let err = r.bytes()?;
-    let last_error = if err.is_empty() { None } else { Some(String::from_utf8_lossy(err).into_owned()) };
+    let last_error = if err.is_empty() {
+        None
+    } else {
+        Some(String::from_utf8_lossy(err).into_owned())
+    };
     // A peer takes at least 7 bytes; bounding by what is left keeps a bad count from allocating.
     let n = r.count(7)?;
     let mut peers = Vec::with_capacity(n);
@@ -236,12 +253,24 @@ pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, Sto
         let ip_len = match r.u8()? {
             FAMILY_V4 => 4,
             FAMILY_V6 => 16,
-            f => return Err(StorageError::corrupt("staging entry", format_args!("address family {f}"))),
+            f => {
+                return Err(StorageError::corrupt(
+                    "staging entry",
+                    format_args!("address family {f}"),
+                ))
+            }
         };
         peers.push(r.addr(ip_len)?);
     }
     r.finish()?;
-    Ok(StagingEntry { info_hash, due, enqueued_at, attempts, last_error, peers })
+    Ok(StagingEntry {
+        info_hash,
+        due,
+        enqueued_at,
+        attempts,
+        last_error,
+        peers,
+    })
 }
 
 // ---- torrents -----------------------------------------------------------
@@ -302,7 +331,9 @@ pub fn decode_torrent(info_hash: InfoHash, v: &[u8]) -> Result<TorrentRecord, St
     let mut files: Vec<FileEntry> = Vec::with_capacity(n);
     for _ in 0..n {
         let shared = r.varint()? as usize;
-        let prev_dir = files.last().map_or(&[][..], |f| f.path.split_last().map_or(&[][..], |(_, d)| d));
+        let prev_dir = files
+            .last()
+            .map_or(&[][..], |f| f.path.split_last().map_or(&[][..], |(_, d)| d));
         if shared > prev_dir.len() {
             return Err(StorageError::corrupt("torrent record", "shared path prefix too long"));
         }
@@ -404,7 +435,11 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], StorageError> {
-        let end = self.pos.checked_add(n).filter(|&e| e <= self.buf.len()).ok_or_else(|| self.short())?;
+        let end = self
+            .pos
+            .checked_add(n)
+            .filter(|&e| e <= self.buf.len())
+            .ok_or_else(|| self.short())?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -432,7 +467,10 @@ impl<'a> Reader<'a> {
                 return Ok(v);
             }
         }
-        Err(StorageError::corrupt(self.what, format_args!("varint too long at byte {}", self.pos)))
+        Err(StorageError::corrupt(
+            self.what,
+            format_args!("varint too long at byte {}", self.pos),
+        ))
     }
 
     /// A declared count, refused if `min_each` bytes per item cannot fit in what is left.
@@ -440,7 +478,10 @@ impl<'a> Reader<'a> {
         let n = self.varint()?;
         let left = (self.buf.len() - self.pos) as u64;
         if n.saturating_mul(min_each as u64) > left {
-            return Err(StorageError::corrupt(self.what, format_args!("count {n} exceeds the value")));
+            return Err(StorageError::corrupt(
+                self.what,
+                format_args!("count {n} exceeds the value"),
+            ));
         }
         Ok(n as usize)
     }
@@ -468,7 +509,10 @@ impl<'a> Reader<'a> {
         if self.pos == self.buf.len() {
             Ok(())
         } else {
-            Err(StorageError::corrupt(self.what, format_args!("{} trailing bytes", self.buf.len() - self.pos)))
+            Err(StorageError::corrupt(
+                self.what,
+                format_args!("{} trailing bytes", self.buf.len() - self.pos),
+            ))
         }
     }
 }
@@ -492,15 +536,21 @@ mod tests {
         ];
         keys.sort();
         let order: Vec<_> = keys.iter().map(|k| decode_due_key(k).unwrap()).collect();
-        assert_eq!(order, vec![(5, h(2)), (5, h(9)), (255, h(7)), (300, h(1)), (0x0100_0000, h(0))]);
+        assert_eq!(
+            order,
+            vec![(5, h(2)), (5, h(9)), (255, h(7)), (300, h(1)), (0x0100_0000, h(0))]
+        );
     }
 
     #[test]
     fn node_keys_group_by_family_then_id() {
         let v6: SocketAddr = "[::1]:6881".parse().unwrap();
         let v4: SocketAddr = "127.0.0.1:6881".parse().unwrap();
-        let mut keys =
-            vec![node_key(&DhtNode { id: h(1), addr: v6 }), node_key(&DhtNode { id: h(9), addr: v4 }), node_key(&DhtNode { id: h(2), addr: v4 })];
+        let mut keys = vec![
+            node_key(&DhtNode { id: h(1), addr: v6 }),
+            node_key(&DhtNode { id: h(9), addr: v4 }),
+            node_key(&DhtNode { id: h(2), addr: v4 }),
+        ];
         keys.sort();
         assert_eq!(&keys[0][1..], &h(2));
         assert_eq!(&keys[1][1..], &h(9));
@@ -509,7 +559,12 @@ mod tests {
 
     #[test]
     fn infohash_record_round_trips_in_13_bytes() {
-        let r = InfoHashRecord { first_seen: 1, last_seen: 0xfeed_beef, seen: 7, sources: SourceSet(0).with(Source::Sample).with(Source::Import) };
+        let r = InfoHashRecord {
+            first_seen: 1,
+            last_seen: 0xfeed_beef,
+            seen: 7,
+            sources: SourceSet(0).with(Source::Sample).with(Source::Import),
+        };
         let v = encode_infohash(&r);
         assert_eq!(v.len(), 13);
         assert_eq!(decode_infohash(&v).unwrap(), r);
@@ -518,18 +573,34 @@ mod tests {
 
     #[test]
     fn staging_round_trips_and_caps_peers() {
-        let peers: Vec<SocketAddr> = (0..70u16).map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i))).chain(["[::1]:9".parse().unwrap()]).collect();
-        let e = StagingEntry { info_hash: h(3), due: 10, enqueued_at: 5, attempts: 2, last_error: Some("timeout".into()), peers };
+        let peers: Vec<SocketAddr> = (0..70u16)
+            .map(|i| SocketAddr::from(([127, 0, 0, 1], 1000 + i)))
+            .chain(["[::1]:9".parse().unwrap()])
+            .collect();
+        let e = StagingEntry {
+            info_hash: h(3),
+            due: 10,
+            enqueued_at: 5,
+            attempts: 2,
+            last_error: Some("timeout".into()),
+            peers,
+        };
         let mut buf = Vec::new();
         encode_staging(&e, &mut buf);
         let d = decode_staging(h(3), &buf).unwrap();
         assert_eq!(d.peers.len(), MAX_STAGED_PEERS);
         assert_eq!(d.peers.last(), e.peers.last(), "the newest peers are the ones kept");
-        assert_eq!((d.due, d.enqueued_at, d.attempts, d.last_error.as_deref()), (10, 5, 2, Some("timeout")));
+        assert_eq!(
+            (d.due, d.enqueued_at, d.attempts, d.last_error.as_deref()),
+            (10, 5, 2, Some("timeout"))
+        );
     }
 
     fn sample_torrent() -> TorrentRecord {
-        let f = |p: &[&str], len| FileEntry { path: p.iter().map(|s| s.as_bytes().to_vec()).collect(), length: len };
+        let f = |p: &[&str], len| FileEntry {
+            path: p.iter().map(|s| s.as_bytes().to_vec()).collect(),
+            length: len,
+        };
         TorrentRecord {
             info_hash: h(4),
             name: b"Show \xff raw".to_vec(),

@@ -33,7 +33,12 @@ pub struct QueuePolicy {
 
 impl Default for QueuePolicy {
     fn default() -> Self {
-        QueuePolicy { retry_base_secs: 300, retry_max_secs: 86_400, max_attempts: 8, lease_secs: 600 }
+        QueuePolicy {
+            retry_base_secs: 300,
+            retry_max_secs: 86_400,
+            max_attempts: 8,
+            lease_secs: 600,
+        }
     }
 }
 
@@ -43,7 +48,9 @@ impl QueuePolicy {
     pub fn retry_at(&self, now: UnixSecs, attempts: u16) -> UnixSecs {
         let base = self.retry_base_secs.max(1) as u64;
         let shift = u32::from(attempts.saturating_sub(1)).min(32);
-        let delay = base.saturating_mul(1u64 << shift).min(self.retry_max_secs.max(self.retry_base_secs.max(1)) as u64);
+        let delay = base
+            .saturating_mul(1u64 << shift)
+            .min(self.retry_max_secs.max(self.retry_base_secs.max(1)) as u64);
         now.saturating_add(delay as u32)
     }
 }
@@ -62,7 +69,12 @@ pub struct StoreOptions {
 
 impl Default for StoreOptions {
     fn default() -> Self {
-        StoreOptions { create_if_missing: true, sync_writes: true, keep_info_dicts: true, queue: QueuePolicy::default() }
+        StoreOptions {
+            create_if_missing: true,
+            sync_writes: true,
+            keep_info_dicts: true,
+            queue: QueuePolicy::default(),
+        }
     }
 }
 
@@ -125,7 +137,11 @@ impl Store {
         let fresh = !path.join("CURRENT").exists();
         if fresh {
             if !opts.create_if_missing {
-                return Err(if path.exists() { StorageError::NotTrawl(path.into()) } else { StorageError::Missing(path.into()) });
+                return Err(if path.exists() {
+                    StorageError::NotTrawl(path.into())
+                } else {
+                    StorageError::Missing(path.into())
+                });
             }
             // Never scatter a database among someone else's files.
             if std::fs::read_dir(path).is_ok_and(|mut d| d.next().is_some()) {
@@ -136,7 +152,13 @@ impl Store {
         let cfs = Self::descriptors(path, fresh)?;
         let db = DB::open_cf_descriptors(&db_options(opts.create_if_missing), path, cfs)
             .map_err(|e| StorageError::from_rocks(e, path))?;
-        let store = Store { db, path: path.into(), opts: opts.clone(), read_only: false, staging_lock: Mutex::new(()) };
+        let store = Store {
+            db,
+            path: path.into(),
+            opts: opts.clone(),
+            read_only: false,
+            staging_lock: Mutex::new(()),
+        };
         if fresh {
             let meta = store.cf(CF_META)?;
             let mut wo = WriteOptions::default();
@@ -163,8 +185,13 @@ impl Store {
         let cfs = Self::descriptors(path, false)?;
         let db = DB::open_cf_descriptors_read_only(&db_options(false), path, cfs, false)
             .map_err(|e| StorageError::from_rocks(e, path))?;
-        let store =
-            Store { db, path: path.into(), opts: StoreOptions::default(), read_only: true, staging_lock: Mutex::new(()) };
+        let store = Store {
+            db,
+            path: path.into(),
+            opts: StoreOptions::default(),
+            read_only: true,
+            staging_lock: Mutex::new(()),
+        };
         store.check_version()?;
         Ok(store)
     }
@@ -185,20 +212,33 @@ impl Store {
                 }
             }
         }
-        Ok(names.into_iter().map(|n| {
-            let o = schema::cf_options(&n);
-            ColumnFamilyDescriptor::new(n, o)
-        }).collect())
+        Ok(names
+            .into_iter()
+            .map(|n| {
+                let o = schema::cf_options(&n);
+                ColumnFamilyDescriptor::new(n, o)
+            })
+            .collect())
     }
 
     fn check_version(&self) -> Result<(), StorageError> {
-        let v = self.get(CF_META, META_SCHEMA_VERSION)?.ok_or_else(|| StorageError::NotTrawl(self.path.clone()))?;
-        let v: [u8; 4] = v.as_slice().try_into().map_err(|_| StorageError::SchemaUnknown(format!("{} bytes", v.len())))?;
+        let v = self
+            .get(CF_META, META_SCHEMA_VERSION)?
+            .ok_or_else(|| StorageError::NotTrawl(self.path.clone()))?;
+        let v: [u8; 4] = v
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::SchemaUnknown(format!("{} bytes", v.len())))?;
         match u32::from_be_bytes(v) {
             SCHEMA_VERSION => Ok(()),
             0 => Err(StorageError::SchemaUnknown("version 0".into())),
-            found if found > SCHEMA_VERSION => Err(StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION }),
-            found => Err(StorageError::SchemaUnknown(format!("version {found} has no upgrade path"))),
+            found if found > SCHEMA_VERSION => Err(StorageError::SchemaTooNew {
+                found,
+                supported: SCHEMA_VERSION,
+            }),
+            found => Err(StorageError::SchemaUnknown(format!(
+                "version {found} has no upgrade path"
+            ))),
         }
     }
 
@@ -218,7 +258,9 @@ impl Store {
 
     pub(crate) fn cf(&self, name: &str) -> Result<&ColumnFamily, StorageError> {
         // Every family was opened or created in `open`, so this only fails on a bug.
-        self.db.cf_handle(name).ok_or_else(|| StorageError::Engine(format!("column family {name} not open")))
+        self.db
+            .cf_handle(name)
+            .ok_or_else(|| StorageError::Engine(format!("column family {name} not open")))
     }
 
     pub(crate) fn rocks(&self, e: rocksdb::Error) -> StorageError {
@@ -258,7 +300,9 @@ impl Store {
 
     /// The stored metadata with its scrape joined in (no info dict; see [`Self::info_dict`]).
     pub fn torrent(&self, h: &InfoHash) -> Result<Option<TorrentRecord>, StorageError> {
-        let Some(v) = self.get(CF_TORRENTS, h)? else { return Ok(None) };
+        let Some(v) = self.get(CF_TORRENTS, h)? else {
+            return Ok(None);
+        };
         let mut t = decode_torrent(*h, &v)?;
         t.scrape = self.scrape(h)?;
         Ok(Some(t))
@@ -309,7 +353,8 @@ impl Store {
         let lease_until = now.saturating_add(self.opts.queue.lease_secs.max(1));
         while out.len() < max {
             let Some(k) = it.key() else { break };
-            let (due, h) = decode_due_key(k).ok_or_else(|| StorageError::corrupt("queue key", format_args!("{} bytes", k.len())))?;
+            let (due, h) = decode_due_key(k)
+                .ok_or_else(|| StorageError::corrupt("queue key", format_args!("{} bytes", k.len())))?;
             if due > now {
                 break;
             }
@@ -390,7 +435,8 @@ impl Store {
             sst_bytes.push((name, b));
         }
         let mut total_bytes = 0;
-        let dir = std::fs::read_dir(&self.path).map_err(|e| StorageError::Io(format!("{}: {e}", self.path.display())))?;
+        let dir =
+            std::fs::read_dir(&self.path).map_err(|e| StorageError::Io(format!("{}: {e}", self.path.display())))?;
         for entry in dir.flatten() {
             if let Ok(m) = entry.metadata() {
                 if m.is_file() {
@@ -428,26 +474,45 @@ mod tests {
         }
         let rw = Store::open(dir.path(), &StoreOptions::default());
         let ro = Store::open_read_only(dir.path());
-        assert_eq!(rw.as_ref().err().map(|e| e.to_string()), ro.as_ref().err().map(|e| e.to_string()));
+        assert_eq!(
+            rw.as_ref().err().map(|e| e.to_string()),
+            ro.as_ref().err().map(|e| e.to_string())
+        );
         rw
     }
 
     #[test]
     fn newer_or_unknown_schema_versions_are_refused_by_name() {
         let newer = with_version(&(SCHEMA_VERSION + 1).to_be_bytes()).err().unwrap();
-        assert!(matches!(newer, StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION } if found == SCHEMA_VERSION + 1));
+        assert!(
+            matches!(newer, StorageError::SchemaTooNew { found, supported: SCHEMA_VERSION } if found == SCHEMA_VERSION + 1)
+        );
         assert!(newer.to_string().contains(&format!("version {}", SCHEMA_VERSION + 1)));
-        assert!(matches!(with_version(b"v1").err().unwrap(), StorageError::SchemaUnknown(_)));
-        assert!(matches!(with_version(&0u32.to_be_bytes()).err().unwrap(), StorageError::SchemaUnknown(_)));
+        assert!(matches!(
+            with_version(b"v1").err().unwrap(),
+            StorageError::SchemaUnknown(_)
+        ));
+        assert!(matches!(
+            with_version(&0u32.to_be_bytes()).err().unwrap(),
+            StorageError::SchemaUnknown(_)
+        ));
         assert!(with_version(&SCHEMA_VERSION.to_be_bytes()).is_ok());
     }
 
     #[test]
     fn retries_back_off_exponentially_up_to_the_cap() {
-        let p = QueuePolicy { retry_base_secs: 10, retry_max_secs: 100, max_attempts: 9, lease_secs: 5 };
+        let p = QueuePolicy {
+            retry_base_secs: 10,
+            retry_max_secs: 100,
+            max_attempts: 9,
+            lease_secs: 5,
+        };
         let delays: Vec<u32> = (1..=6).map(|a| p.retry_at(1000, a) - 1000).collect();
         assert_eq!(delays, vec![10, 20, 40, 80, 100, 100]);
-        let hot = QueuePolicy { retry_base_secs: 0, ..p };
+        let hot = QueuePolicy {
+            retry_base_secs: 0,
+            ..p
+        };
         assert!(hot.retry_at(1000, 1) > 1000, "a zero base must not retry in a hot loop");
         assert_eq!(p.retry_at(u32::MAX - 1, 60), u32::MAX);
     }

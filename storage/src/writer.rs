@@ -233,7 +233,11 @@ impl Writer {
         let (tx, rx) = crossbeam_channel::bounded(opts.channel_batches.max(1));
         let counters = Arc::new(Counters::default());
         let closed = Arc::new(AtomicBool::new(false));
-        let handle = WriterHandle { tx, counters: counters.clone(), closed: closed.clone() };
+        let handle = WriterHandle {
+            tx,
+            counters: counters.clone(),
+            closed: closed.clone(),
+        };
         let join = std::thread::Builder::new()
             .name("trawl-writer".into())
             .spawn(move || {
@@ -241,7 +245,10 @@ impl Writer {
                 w.run(rx)
             })
             .map_err(|e| StorageError::Io(format!("spawning the writer thread: {e}")))?;
-        Ok(Writer { handle, join: Some(join) })
+        Ok(Writer {
+            handle,
+            join: Some(join),
+        })
     }
 
     pub fn handle(&self) -> WriterHandle {
@@ -452,7 +459,11 @@ impl WriterLoop {
                     Entry::Vacant(v) => {
                         let i = self.hashes.len() as u32;
                         v.insert(i);
-                        self.hashes.push(PendingHash { hash: d.info_hash, rec: sighting(d), stored_before: false });
+                        self.hashes.push(PendingHash {
+                            hash: d.info_hash,
+                            rec: sighting(d),
+                            stored_before: false,
+                        });
                         self.seen.push(Seen::First(i));
                     }
                     Entry::Occupied(o) => {
@@ -464,11 +475,13 @@ impl WriterLoop {
             }
         }
         self.maybe.clear();
-        self.maybe.extend((0..self.hashes.len() as u32).filter(|&i| self.bloom.may_contain(&self.hashes[i as usize].hash)));
+        self.maybe
+            .extend((0..self.hashes.len() as u32).filter(|&i| self.bloom.may_contain(&self.hashes[i as usize].hash)));
         let cf = store.cf(CF_INFOHASHES)?;
         if !self.maybe.is_empty() {
             let hashes = &self.hashes;
-            self.maybe.sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
+            self.maybe
+                .sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
             let keys = self.maybe.iter().map(|&i| &hashes[i as usize].hash);
             let found = store.db().batched_multi_get_cf(cf, keys, true);
             let mut false_pos = 0;
@@ -489,7 +502,8 @@ impl WriterLoop {
         self.maybe.clear();
         self.maybe.extend(0..self.hashes.len() as u32);
         let hashes = &self.hashes;
-        self.maybe.sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
+        self.maybe
+            .sort_unstable_by(|a, b| hashes[*a as usize].hash.cmp(&hashes[*b as usize].hash));
         for &i in &self.maybe {
             let p = &self.hashes[i as usize];
             wb.put_cf(cf, p.hash, encode_infohash(&p.rec));
@@ -558,7 +572,11 @@ impl WriterLoop {
             }
         }
         // Keep what `acknowledge` needs: the discoveries and the reply.
-        self.group[i] = Batch { discoveries: b.discoveries, reply: b.reply, ..Batch::default() };
+        self.group[i] = Batch {
+            discoveries: b.discoveries,
+            reply: b.reply,
+            ..Batch::default()
+        };
         Ok(())
     }
 
@@ -567,23 +585,44 @@ impl WriterLoop {
             Entry::Occupied(o) => o.into_mut(),
             Entry::Vacant(v) => {
                 let entry = store.staging_entry(h)?;
-                v.insert(QueueEdit { disk_due: entry.as_ref().map(|e| e.due), entry })
+                v.insert(QueueEdit {
+                    disk_due: entry.as_ref().map(|e| e.due),
+                    entry,
+                })
             }
         })
     }
 
     /// The queue entry for `h`, created due at `at` unless the torrent is already stored.
-    fn queue_entry(&mut self, store: &Store, h: &InfoHash, at: UnixSecs) -> Result<Option<&mut StagingEntry>, StorageError> {
+    fn queue_entry(
+        &mut self,
+        store: &Store,
+        h: &InfoHash,
+        at: UnixSecs,
+    ) -> Result<Option<&mut StagingEntry>, StorageError> {
         let fresh = !self.queue.contains_key(h);
         let counters = Arc::clone(&self.counters);
         let edit = self.load_queue_edit(store, h)?;
         if edit.entry.is_none() {
             // Only a brand-new edit may create an entry: one removed in this
             // group (stored, abandoned) stays removed.
-            if !fresh || store.db().get_pinned_cf(store.cf(CF_TORRENTS)?, h).map_err(|e| store.rocks(e))?.is_some() {
+            if !fresh
+                || store
+                    .db()
+                    .get_pinned_cf(store.cf(CF_TORRENTS)?, h)
+                    .map_err(|e| store.rocks(e))?
+                    .is_some()
+            {
                 return Ok(None);
             }
-            edit.entry = Some(StagingEntry { info_hash: *h, due: at, enqueued_at: at, attempts: 0, last_error: None, peers: Vec::new() });
+            edit.entry = Some(StagingEntry {
+                info_hash: *h,
+                due: at,
+                enqueued_at: at,
+                attempts: 0,
+                last_error: None,
+                peers: Vec::new(),
+            });
             counters.queued.fetch_add(1, Relaxed);
         }
         Ok(edit.entry.as_mut())
@@ -640,7 +679,12 @@ impl WriterLoop {
 }
 
 fn sighting(d: &Discovery) -> InfoHashRecord {
-    InfoHashRecord { first_seen: d.at, last_seen: d.at, seen: 1, sources: SourceSet::default().with(d.source) }
+    InfoHashRecord {
+        first_seen: d.at,
+        last_seen: d.at,
+        seen: 1,
+        sources: SourceSet::default().with(d.source),
+    }
 }
 
 /// Two accounts of the same hash, combined.

@@ -27,7 +27,14 @@ fn hex(h: &InfoHash) -> String {
 fn kill_child_writer() {
     let Ok(dir) = std::env::var(CHILD_ENV) else { return };
     let store = Arc::new(Store::open(&dir, &StoreOptions::default()).unwrap());
-    let writer = Writer::spawn(store, WriterOptions { flush_interval: Duration::from_millis(2), ..WriterOptions::default() }).unwrap();
+    let writer = Writer::spawn(
+        store,
+        WriterOptions {
+            flush_interval: Duration::from_millis(2),
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
     let w = writer.handle();
     let out = std::io::stdout();
     let mut pending = std::collections::VecDeque::new();
@@ -38,10 +45,19 @@ fn kill_child_writer() {
                 let mut h = [0u8; 20];
                 h[..4].copy_from_slice(&(round * BATCH + i).to_be_bytes());
                 h[4..8].copy_from_slice(&std::process::id().to_be_bytes());
-                Discovery { info_hash: h, source: Source::Sample, at: round }
+                Discovery {
+                    info_hash: h,
+                    source: Source::Sample,
+                    at: round,
+                }
             })
             .collect::<Vec<_>>();
-        w.send(Batch { discoveries, reply: Some(tx), ..Batch::default() }).unwrap();
+        w.send(Batch {
+            discoveries,
+            reply: Some(tx),
+            ..Batch::default()
+        })
+        .unwrap();
         pending.push_back(rx);
         if pending.len() >= 4 {
             let outcome: BatchOutcome = pending.pop_front().unwrap().recv().unwrap();
@@ -87,5 +103,11 @@ fn acknowledged_batches_survive_kill_9() {
             store.infohash(&h).unwrap().is_none()
         })
         .collect();
-    assert!(missing.is_empty(), "{} of {} acknowledged hashes lost, e.g. {:?}", missing.len(), acked.len(), missing.first());
+    assert!(
+        missing.is_empty(),
+        "{} of {} acknowledged hashes lost, e.g. {:?}",
+        missing.len(),
+        acked.len(),
+        missing.first()
+    );
 }

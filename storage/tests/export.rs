@@ -15,8 +15,14 @@ fn torrent(n: u8, class: ContentClass, name: &[u8]) -> TorrentRecord {
         info_hash: h(n),
         name: name.to_vec(),
         files: vec![
-            FileEntry { path: vec![b"dir".to_vec(), b"a.mkv".to_vec()], length: 10 },
-            FileEntry { path: vec![b"dir".to_vec(), b"b,\"c\".srt".to_vec()], length: 5 },
+            FileEntry {
+                path: vec![b"dir".to_vec(), b"a.mkv".to_vec()],
+                length: 10,
+            },
+            FileEntry {
+                path: vec![b"dir".to_vec(), b"b,\"c\".srt".to_vec()],
+                length: 5,
+            },
         ],
         total_size: 15,
         piece_length: 16384,
@@ -34,13 +40,36 @@ fn fixture() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     {
         let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
-        let writer = Writer::spawn(store, WriterOptions { flush_interval: Duration::from_millis(5), ..WriterOptions::default() }).unwrap();
+        let writer = Writer::spawn(
+            store,
+            WriterOptions {
+                flush_interval: Duration::from_millis(5),
+                ..WriterOptions::default()
+            },
+        )
+        .unwrap();
         writer
             .handle()
             .send(Batch {
-                discoveries: (1..=4).map(|n| Discovery { info_hash: h(n), source: Source::Sample, at: 1_700_000_000 + u32::from(n) }).collect(),
-                torrents: vec![torrent(2, ContentClass::Video, b"Movie, \"the\""), torrent(4, ContentClass::Audio, b"bad \xff utf8")],
-                scrapes: vec![(h(2), ScrapeEstimate { seeders: 7, leechers: 3, at: 1_700_000_200 })],
+                discoveries: (1..=4)
+                    .map(|n| Discovery {
+                        info_hash: h(n),
+                        source: Source::Sample,
+                        at: 1_700_000_000 + u32::from(n),
+                    })
+                    .collect(),
+                torrents: vec![
+                    torrent(2, ContentClass::Video, b"Movie, \"the\""),
+                    torrent(4, ContentClass::Audio, b"bad \xff utf8"),
+                ],
+                scrapes: vec![(
+                    h(2),
+                    ScrapeEstimate {
+                        seeders: 7,
+                        leechers: 3,
+                        at: 1_700_000_200,
+                    },
+                )],
                 ..Batch::default()
             })
             .unwrap();
@@ -74,18 +103,53 @@ fn hex_and_bin_list_every_hash_in_order() {
 #[test]
 fn filters_select_by_time_metadata_and_class() {
     let (_d, store) = fixture();
-    let lines = |f: Filter| String::from_utf8(run(&store, Format::Hex, &f).0).unwrap().lines().map(str::to_owned).collect::<Vec<_>>();
-    assert_eq!(lines(Filter { since: Some(1_700_000_003), ..Filter::default() }), vec![hex(3), hex(4)]);
-    assert_eq!(lines(Filter { with_metadata: true, ..Filter::default() }), vec![hex(2), hex(4)]);
-    assert_eq!(lines(Filter { class: Some(ContentClass::Audio), ..Filter::default() }), vec![hex(4)]);
-    assert_eq!(lines(Filter { class: Some(ContentClass::Audio), since: Some(1_700_000_005), ..Filter::default() }), Vec::<String>::new());
+    let lines = |f: Filter| {
+        String::from_utf8(run(&store, Format::Hex, &f).0)
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        lines(Filter {
+            since: Some(1_700_000_003),
+            ..Filter::default()
+        }),
+        vec![hex(3), hex(4)]
+    );
+    assert_eq!(
+        lines(Filter {
+            with_metadata: true,
+            ..Filter::default()
+        }),
+        vec![hex(2), hex(4)]
+    );
+    assert_eq!(
+        lines(Filter {
+            class: Some(ContentClass::Audio),
+            ..Filter::default()
+        }),
+        vec![hex(4)]
+    );
+    assert_eq!(
+        lines(Filter {
+            class: Some(ContentClass::Audio),
+            since: Some(1_700_000_005),
+            ..Filter::default()
+        }),
+        Vec::<String>::new()
+    );
 }
 
 #[test]
 fn jsonl_carries_metadata_scrape_and_lossless_names() {
     let (_d, store) = fixture();
     let (out, _) = run(&store, Format::Jsonl, &Filter::default());
-    let rows: Vec<serde_json::Value> = out.split(|&b| b == b'\n').filter(|l| !l.is_empty()).map(|l| serde_json::from_slice(l).unwrap()).collect();
+    let rows: Vec<serde_json::Value> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["info_hash"], hex(1));
     assert!(rows[0].get("name").is_none(), "no metadata, no name");
@@ -104,11 +168,24 @@ fn jsonl_carries_metadata_scrape_and_lossless_names() {
 #[test]
 fn csv_has_a_header_and_quotes_names() {
     let (_d, store) = fixture();
-    let (out, _) = run(&store, Format::Csv, &Filter { with_metadata: true, ..Filter::default() });
+    let (out, _) = run(
+        &store,
+        Format::Csv,
+        &Filter {
+            with_metadata: true,
+            ..Filter::default()
+        },
+    );
     let text = String::from_utf8(out).unwrap();
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines[0], export::CSV_HEADER.trim_end());
-    assert_eq!(lines[1], format!("{},\"Movie, \"\"the\"\"\",15,2,7,3,video,movie,1700000002,1700000002,1,1700000100", hex(2)));
+    assert_eq!(
+        lines[1],
+        format!(
+            "{},\"Movie, \"\"the\"\"\",15,2,7,3,video,movie,1700000002,1700000002,1,1700000100",
+            hex(2)
+        )
+    );
     assert_eq!(lines.len(), 3);
 }
 
@@ -141,19 +218,31 @@ fn open_errors_say_what_is_wrong() {
     let dir = tempfile::tempdir().unwrap();
     let missing = dir.path().join("nope");
     assert!(matches!(Store::open_read_only(&missing), Err(StorageError::Missing(_))));
-    let opts = StoreOptions { create_if_missing: false, ..StoreOptions::default() };
+    let opts = StoreOptions {
+        create_if_missing: false,
+        ..StoreOptions::default()
+    };
     assert!(matches!(Store::open(&missing, &opts), Err(StorageError::Missing(_))));
-    assert!(matches!(Store::open_read_only(dir.path()), Err(StorageError::NotTrawl(_))));
+    assert!(matches!(
+        Store::open_read_only(dir.path()),
+        Err(StorageError::NotTrawl(_))
+    ));
 
     let db = dir.path().join("db");
     let first = Store::open(&db, &StoreOptions::default()).unwrap();
     let second = Store::open(&db, &StoreOptions::default());
-    assert!(matches!(second, Err(StorageError::Locked(_))), "{second:?}", second = second.err());
+    assert!(
+        matches!(second, Err(StorageError::Locked(_))),
+        "{second:?}",
+        second = second.err()
+    );
     // Read-only opens work beside a writer.
     assert!(Store::open_read_only(&db).is_ok());
     drop(first);
 
     std::fs::write(db.join("CURRENT"), b"garbage").unwrap();
-    let e = Store::open_read_only(&db).err().expect("a broken CURRENT file must not open");
+    let e = Store::open_read_only(&db)
+        .err()
+        .expect("a broken CURRENT file must not open");
     assert!(matches!(e, StorageError::Corrupt(_) | StorageError::Io(_)), "{e}");
 }

@@ -15,7 +15,10 @@ fn h(n: u32) -> InfoHash {
 }
 
 fn fast() -> WriterOptions {
-    WriterOptions { flush_interval: Duration::from_millis(5), ..WriterOptions::default() }
+    WriterOptions {
+        flush_interval: Duration::from_millis(5),
+        ..WriterOptions::default()
+    }
 }
 
 fn open(dir: &std::path::Path) -> Arc<Store> {
@@ -23,7 +26,13 @@ fn open(dir: &std::path::Path) -> Arc<Store> {
 }
 
 fn sightings(ids: &[u32], source: Source, at: UnixSecs) -> Vec<Discovery> {
-    ids.iter().map(|&n| Discovery { info_hash: h(n), source, at }).collect()
+    ids.iter()
+        .map(|&n| Discovery {
+            info_hash: h(n),
+            source,
+            at,
+        })
+        .collect()
 }
 
 fn send(w: &WriterHandle, b: Batch) -> Receiver<BatchOutcome> {
@@ -49,10 +58,22 @@ fn start() -> (tempfile::TempDir, Arc<Store>, Writer) {
 fn new_and_duplicate_hashes_are_told_apart_across_batches_and_restarts() {
     let (dir, store, writer) = start();
     let w = writer.handle();
-    let a = commit(&w, Batch { discoveries: sightings(&[1, 2, 2, 3], Source::Sample, 100), ..Batch::default() });
+    let a = commit(
+        &w,
+        Batch {
+            discoveries: sightings(&[1, 2, 2, 3], Source::Sample, 100),
+            ..Batch::default()
+        },
+    );
     assert_eq!(a.new, vec![h(1), h(2), h(3)]);
     assert_eq!(a.duplicates, 1);
-    let b = commit(&w, Batch { discoveries: sightings(&[3, 4], Source::Announce, 200), ..Batch::default() });
+    let b = commit(
+        &w,
+        Batch {
+            discoveries: sightings(&[3, 4], Source::Announce, 200),
+            ..Batch::default()
+        },
+    );
     assert_eq!((b.new, b.duplicates), (vec![h(4)], 1));
     let stats = writer.shutdown();
     assert_eq!((stats.new_infohashes, stats.duplicate_infohashes), (4, 2));
@@ -66,7 +87,13 @@ fn new_and_duplicate_hashes_are_told_apart_across_batches_and_restarts() {
     // After a restart the filter is rebuilt from disk: old hashes stay old.
     let store = open(dir.path());
     let writer = Writer::spawn(store.clone(), fast()).unwrap();
-    let c = commit(&writer.handle(), Batch { discoveries: sightings(&[1, 5], Source::GetPeers, 300), ..Batch::default() });
+    let c = commit(
+        &writer.handle(),
+        Batch {
+            discoveries: sightings(&[1, 5], Source::GetPeers, 300),
+            ..Batch::default()
+        },
+    );
     assert_eq!((c.new, c.duplicates), (vec![h(5)], 1));
 }
 
@@ -75,15 +102,29 @@ fn graceful_shutdown_commits_everything_sent() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     // A long flush interval: only the shutdown can have committed these.
-    let writer = Writer::spawn(store.clone(), WriterOptions { flush_interval: Duration::from_secs(60), ..WriterOptions::default() }).unwrap();
+    let writer = Writer::spawn(
+        store.clone(),
+        WriterOptions {
+            flush_interval: Duration::from_secs(60),
+            ..WriterOptions::default()
+        },
+    )
+    .unwrap();
     let handles: Vec<_> = (0..3).map(|_| writer.handle()).collect();
     for (i, w) in handles.iter().enumerate() {
         let ids: Vec<u32> = (0..500).map(|k| (i as u32) * 1000 + k).collect();
-        w.send(Batch { discoveries: sightings(&ids, Source::Sample, 1), ..Batch::default() }).unwrap();
+        w.send(Batch {
+            discoveries: sightings(&ids, Source::Sample, 1),
+            ..Batch::default()
+        })
+        .unwrap();
     }
     let stats = writer.shutdown();
     assert_eq!(stats.new_infohashes, 1500);
-    assert!(matches!(handles[0].send(Batch::default()), Err(StorageError::WriterClosed)));
+    assert!(matches!(
+        handles[0].send(Batch::default()),
+        Err(StorageError::WriterClosed)
+    ));
     drop(store);
     let store = Store::open_read_only(dir.path()).unwrap();
     assert_eq!(store.stats().unwrap().infohashes, 1500);
@@ -93,12 +134,23 @@ fn graceful_shutdown_commits_everything_sent() {
 fn try_send_hands_the_batch_back_when_the_channel_is_full() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let opts = WriterOptions { channel_batches: 1, max_group_items: 1, ..fast() };
+    let opts = WriterOptions {
+        channel_batches: 1,
+        max_group_items: 1,
+        ..fast()
+    };
     let writer = Writer::spawn(store, opts).unwrap();
     let w = writer.handle();
     let mut refused = None;
     for round in 0..10_000u32 {
-        let b = Batch { discoveries: sightings(&(round * 5000..round * 5000 + 5000).collect::<Vec<_>>(), Source::Sample, 1), ..Batch::default() };
+        let b = Batch {
+            discoveries: sightings(
+                &(round * 5000..round * 5000 + 5000).collect::<Vec<_>>(),
+                Source::Sample,
+                1,
+            ),
+            ..Batch::default()
+        };
         match w.try_send(b) {
             Ok(()) => {}
             Err(TrySend::Full(b)) => {
@@ -109,7 +161,11 @@ fn try_send_hands_the_batch_back_when_the_channel_is_full() {
         }
     }
     let (round, b) = refused.expect("a one-slot channel must fill");
-    assert_eq!(b.discoveries[0].info_hash, h(round * 5000), "the refused batch comes back intact");
+    assert_eq!(
+        b.discoveries[0].info_hash,
+        h(round * 5000),
+        "the refused batch comes back intact"
+    );
     assert!(w.stats().try_send_full >= 1);
     // The blocking send waits instead of refusing, then everything is stored.
     w.send(b).unwrap();
@@ -125,14 +181,33 @@ fn peer(port: u16) -> SocketAddr {
 #[test]
 fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = QueuePolicy { retry_base_secs: 60, retry_max_secs: 1000, max_attempts: 3, lease_secs: 600 };
-    let store = Arc::new(Store::open(dir.path(), &StoreOptions { queue: policy, ..StoreOptions::default() }).unwrap());
+    let policy = QueuePolicy {
+        retry_base_secs: 60,
+        retry_max_secs: 1000,
+        max_attempts: 3,
+        lease_secs: 600,
+    };
+    let store = Arc::new(
+        Store::open(
+            dir.path(),
+            &StoreOptions {
+                queue: policy,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
     let writer = Writer::spawn(store.clone(), fast()).unwrap();
     let w = writer.handle();
-    commit(&w,
+    commit(
+        &w,
         Batch {
             enqueue: vec![(h(1), 1000), (h(2), 1005)],
-            peers: vec![PeersFound { info_hash: h(3), peers: vec![peer(1), peer(2)], at: 2000 }],
+            peers: vec![PeersFound {
+                info_hash: h(3),
+                peers: vec![peer(1), peer(2)],
+                at: 2000,
+            }],
             ..Batch::default()
         },
     );
@@ -140,31 +215,66 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
     let mut due = Vec::new();
     assert_eq!(store.take_due(1003, 10, &mut due).unwrap(), 1, "only h1 is due at 1003");
     assert_eq!(due[0].info_hash, h(1));
-    assert_eq!(store.take_due(1003, 10, &mut due).unwrap(), 0, "a leased entry is not handed out twice");
+    assert_eq!(
+        store.take_due(1003, 10, &mut due).unwrap(),
+        0,
+        "a leased entry is not handed out twice"
+    );
     assert_eq!(store.take_due(1600, 10, &mut due).unwrap(), 1);
     assert_eq!(due[0].info_hash, h(2));
     // h1's lease ran out at 1603, so it comes back, ahead of h3 (due 2000).
     assert_eq!(store.take_due(2000, 10, &mut due).unwrap(), 2);
-    assert_eq!(due.iter().map(|e| e.info_hash).collect::<Vec<_>>(), vec![h(1), h(3)], "earliest due first");
+    assert_eq!(
+        due.iter().map(|e| e.info_hash).collect::<Vec<_>>(),
+        vec![h(1), h(3)],
+        "earliest due first"
+    );
     assert_eq!(due[1].peers, vec![peer(1), peer(2)]);
 
     // Failures back off exponentially; the third exhausts the budget.
-    let fail = |at| Batch { failures: vec![FetchFailure { info_hash: h(1), error: "timed out".into(), at }], ..Batch::default() };
+    let fail = |at| Batch {
+        failures: vec![FetchFailure {
+            info_hash: h(1),
+            error: "timed out".into(),
+            at,
+        }],
+        ..Batch::default()
+    };
     commit(&w, fail(5000));
     let e = store.staging_entry(&h(1)).unwrap().unwrap();
-    assert_eq!((e.attempts, e.due, e.last_error.as_deref()), (1, 5060, Some("timed out")));
+    assert_eq!(
+        (e.attempts, e.due, e.last_error.as_deref()),
+        (1, 5060, Some("timed out"))
+    );
     store.take_due(5059, 10, &mut due).unwrap();
     assert!(due.iter().all(|e| e.info_hash != h(1)), "no retry before the backoff");
     store.take_due(5060, 10, &mut due).unwrap();
-    assert_eq!(due.iter().map(|e| e.info_hash).collect::<Vec<_>>(), vec![h(1)], "due again once it has passed");
+    assert_eq!(
+        due.iter().map(|e| e.info_hash).collect::<Vec<_>>(),
+        vec![h(1)],
+        "due again once it has passed"
+    );
     commit(&w, fail(6000));
     assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, 6120);
     commit(&w, fail(7000));
     assert_eq!(store.staging_entry(&h(1)).unwrap(), None);
 
     // More peers merge without duplicates; a stored torrent ends the entry.
-    commit(&w, Batch { peers: vec![PeersFound { info_hash: h(3), peers: vec![peer(2), peer(9)], at: 2001 }], ..Batch::default() });
-    assert_eq!(store.staging_entry(&h(3)).unwrap().unwrap().peers, vec![peer(1), peer(2), peer(9)]);
+    commit(
+        &w,
+        Batch {
+            peers: vec![PeersFound {
+                info_hash: h(3),
+                peers: vec![peer(2), peer(9)],
+                at: 2001,
+            }],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(
+        store.staging_entry(&h(3)).unwrap().unwrap().peers,
+        vec![peer(1), peer(2), peer(9)]
+    );
     let t = TorrentRecord {
         info_hash: h(3),
         name: b"x".to_vec(),
@@ -178,12 +288,27 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
         scrape: None,
         info_dict: Some(b"d4:name1:xe".to_vec()),
     };
-    commit(&w, Batch { torrents: vec![t.clone()], ..Batch::default() });
+    commit(
+        &w,
+        Batch {
+            torrents: vec![t.clone()],
+            ..Batch::default()
+        },
+    );
     assert_eq!(store.staging_entry(&h(3)).unwrap(), None);
-    assert_eq!(store.torrent(&h(3)).unwrap().unwrap(), TorrentRecord { info_dict: None, ..t });
+    assert_eq!(
+        store.torrent(&h(3)).unwrap().unwrap(),
+        TorrentRecord { info_dict: None, ..t }
+    );
     assert_eq!(store.info_dict(&h(3)).unwrap().unwrap(), b"d4:name1:xe");
     // Queuing a hash whose torrent is stored does nothing.
-    commit(&w, Batch { enqueue: vec![(h(3), 3000)], ..Batch::default() });
+    commit(
+        &w,
+        Batch {
+            enqueue: vec![(h(3), 3000)],
+            ..Batch::default()
+        },
+    );
     assert_eq!(store.staging_entry(&h(3)).unwrap(), None);
     let stats = writer.shutdown();
     assert_eq!((stats.queue_abandoned, stats.torrents, stats.queued), (1, 1, 3));
@@ -193,9 +318,34 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
 fn nodes_are_replaced_as_a_set_and_read_back() {
     let (_dir, store, writer) = start();
     let w = writer.handle();
-    let n4 = DhtNode { id: [1; 20], addr: peer(6881) };
-    let n6 = DhtNode { id: [2; 20], addr: "[::1]:6882".parse().unwrap() };
-    commit(&w, Batch { nodes: Some(vec![n6, n4, DhtNode { id: [3; 20], addr: peer(1) }]), ..Batch::default() });
-    commit(&w, Batch { nodes: Some(vec![n6, n4]), ..Batch::default() });
+    let n4 = DhtNode {
+        id: [1; 20],
+        addr: peer(6881),
+    };
+    let n6 = DhtNode {
+        id: [2; 20],
+        addr: "[::1]:6882".parse().unwrap(),
+    };
+    commit(
+        &w,
+        Batch {
+            nodes: Some(vec![
+                n6,
+                n4,
+                DhtNode {
+                    id: [3; 20],
+                    addr: peer(1),
+                },
+            ]),
+            ..Batch::default()
+        },
+    );
+    commit(
+        &w,
+        Batch {
+            nodes: Some(vec![n6, n4]),
+            ..Batch::default()
+        },
+    );
     assert_eq!(store.nodes().unwrap(), vec![n4, n6]);
 }

@@ -101,7 +101,10 @@ fn main() -> anyhow::Result<()> {
     let config = SwarmConfig {
         seed: a.seed,
         nodes: a.nodes,
-        catalogue: CatalogueConfig { torrents: a.torrents, holders_max: a.holders_max },
+        catalogue: CatalogueConfig {
+            torrents: a.torrents,
+            holders_max: a.holders_max,
+        },
         traits: NodeTraitsConfig {
             dead_fraction: a.dead,
             slow_fraction: a.slow,
@@ -110,10 +113,17 @@ fn main() -> anyhow::Result<()> {
         },
         loss: a.loss,
         slow_delay_ms: a.slow_delay_ms,
-        rate_limit: (a.rate_limit > 0.0).then_some(RateLimit { rate: a.rate_limit, burst: a.rate_burst }),
+        rate_limit: (a.rate_limit > 0.0).then_some(RateLimit {
+            rate: a.rate_limit,
+            burst: a.rate_burst,
+        }),
         port: a.port,
         peer_port: a.peer_port,
-        peer_faults: PeerFaults { reject: a.reject, stall: a.stall, corrupt: a.corrupt },
+        peer_faults: PeerFaults {
+            reject: a.reject,
+            stall: a.stall,
+            corrupt: a.corrupt,
+        },
         ..SwarmConfig::default()
     };
     let t0 = Instant::now();
@@ -127,7 +137,10 @@ fn main() -> anyhow::Result<()> {
         threads: a.threads,
         udp_cores: a.cores.clone(),
         peer_core: a.peer_core,
-        stop: StopAfter { duration: Duration::from_secs_f64(a.duration.max(0.0)), packets: a.max_packets },
+        stop: StopAfter {
+            duration: Duration::from_secs_f64(a.duration.max(0.0)),
+            packets: a.max_packets,
+        },
     };
     let running = run::Running::start(swarm, &opts).context("binding the swarm's sockets")?;
     if a.stop_on_eof {
@@ -154,9 +167,15 @@ fn main() -> anyhow::Result<()> {
             if Instant::now() >= next {
                 next += every;
                 let (udp, peers) = running.snapshot();
-                let cpu = sys::proc_stat(sys::Pid::This).map(|s| s.cpu.as_secs_f64()).unwrap_or(0.0);
+                let cpu = sys::proc_stat(sys::Pid::This)
+                    .map(|s| s.cpu.as_secs_f64())
+                    .unwrap_or(0.0);
                 let t = answering.elapsed().as_secs_f64();
-                writeln!(out, "{}", json!({"event": "stats", "t": t, "cpu_s": cpu, "counters": udp, "peers": peers}))?;
+                writeln!(
+                    out,
+                    "{}",
+                    json!({"event": "stats", "t": t, "cpu_s": cpu, "counters": udp, "peers": peers})
+                )?;
                 out.flush()?;
             }
         }

@@ -68,7 +68,10 @@ impl Slots {
     /// Points header `i` at its buffers; `len` is the iov length, `control` the
     /// control length to offer (0 for none).
     fn prepare(&mut self, i: usize, len: usize, control: usize) {
-        self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: len };
+        self.iovs[i] = libc::iovec {
+            iov_base: self.bufs[i].as_mut_ptr().cast(),
+            iov_len: len,
+        };
         let hdr = &mut self.hdrs[i].msg_hdr;
         hdr.msg_name = (&mut self.names[i] as *mut libc::sockaddr_in).cast();
         hdr.msg_namelen = mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
@@ -99,7 +102,9 @@ impl Slots {
             let info = libc::CMSG_DATA(cmsg).cast::<libc::in_pktinfo>();
             info.write_unaligned(libc::in_pktinfo {
                 ipi_ifindex: 0,
-                ipi_spec_dst: libc::in_addr { s_addr: u32::from_ne_bytes(from.octets()) },
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from_ne_bytes(from.octets()),
+                },
                 ipi_addr: libc::in_addr { s_addr: 0 },
             });
         }
@@ -128,7 +133,9 @@ fn sockaddr_in(addr: SocketAddrV4) -> libc::sockaddr_in {
     libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: addr.port().to_be(),
-        sin_addr: libc::in_addr { s_addr: u32::from_ne_bytes(addr.ip().octets()) },
+        sin_addr: libc::in_addr {
+            s_addr: u32::from_ne_bytes(addr.ip().octets()),
+        },
         sin_zero: [0; 8],
     }
 }
@@ -208,8 +215,18 @@ impl LoadGen {
                 let tid = (templates.len() as u32).to_be_bytes();
                 let query = match kind {
                     0 => Query::Ping { id: &id },
-                    1 => Query::FindNode { id: &id, target: &target, want },
-                    _ => Query::GetPeers { id: &id, info_hash: &target, want, scrape: false, noseed: false },
+                    1 => Query::FindNode {
+                        id: &id,
+                        target: &target,
+                        want,
+                    },
+                    _ => Query::GetPeers {
+                        id: &id,
+                        info_hash: &target,
+                        want,
+                        scrape: false,
+                        noseed: false,
+                    },
                 };
                 let mut bytes = Vec::with_capacity(128);
                 krpc::encode_query(&mut bytes, &tid, &query, false, None);
@@ -223,7 +240,14 @@ impl LoadGen {
         let mut slots: Vec<Option<Template>> = templates.into_iter().map(Some).collect();
         let templates = order.into_iter().filter_map(|t| slots[t].take()).collect();
 
-        Ok(LoadGen { socket, templates, next: 0, tx: Slots::new(), rx: Slots::new(), reply: Vec::with_capacity(64) })
+        Ok(LoadGen {
+            socket,
+            templates,
+            next: 0,
+            tx: Slots::new(),
+            rx: Slots::new(),
+            reply: Vec::with_capacity(64),
+        })
     }
 
     /// Sends one ping from the first source to `target` and waits up to
@@ -275,10 +299,22 @@ impl LoadGen {
                 self.rx.prepare(i, MAX_DATAGRAM, CONTROL_LEN);
             }
             // SAFETY: every header points into buffers owned by self.rx.
-            let n = unsafe { libc::recvmmsg(fd, self.rx.hdrs.as_mut_ptr(), BATCH as u32, libc::MSG_DONTWAIT, std::ptr::null_mut()) };
+            let n = unsafe {
+                libc::recvmmsg(
+                    fd,
+                    self.rx.hdrs.as_mut_ptr(),
+                    BATCH as u32,
+                    libc::MSG_DONTWAIT,
+                    std::ptr::null_mut(),
+                )
+            };
             if n < 0 {
                 let err = io::Error::last_os_error();
-                return if err.kind() == io::ErrorKind::WouldBlock { Ok(()) } else { Err(err) };
+                return if err.kind() == io::ErrorKind::WouldBlock {
+                    Ok(())
+                } else {
+                    Err(err)
+                };
             }
             let n = n as usize;
             let mut answers = 0;
@@ -286,9 +322,18 @@ impl LoadGen {
                 let len = self.rx.hdrs[i].msg_len as usize;
                 let local = self.rx.local_ip(i);
                 match Message::decode(&self.rx.bufs[i][..len]) {
-                    Ok(Message { kind: Kind::Response(_), .. }) => counts.replies += 1,
-                    Ok(Message { kind: Kind::Error(_), .. }) => counts.errors += 1,
-                    Ok(Message { kind: Kind::Query(_), transaction_id, .. }) => {
+                    Ok(Message {
+                        kind: Kind::Response(_),
+                        ..
+                    }) => counts.replies += 1,
+                    Ok(Message {
+                        kind: Kind::Error(_), ..
+                    }) => counts.errors += 1,
+                    Ok(Message {
+                        kind: Kind::Query(_),
+                        transaction_id,
+                        ..
+                    }) => {
                         counts.node_queries += 1;
                         if let Some(local) = local {
                             let id = source_id(local);
@@ -337,7 +382,9 @@ mod tests {
     fn sources_are_distinct_loopback_addresses_with_distinct_ids() {
         let ips: std::collections::HashSet<_> = (0..5000).map(source_ip).collect();
         assert_eq!(ips.len(), 5000);
-        assert!(ips.iter().all(|ip| ip.is_loopback() && ip.octets()[3] != 0 && ip.octets()[3] != 255));
+        assert!(ips
+            .iter()
+            .all(|ip| ip.is_loopback() && ip.octets()[3] != 0 && ip.octets()[3] != 255));
         let ids: std::collections::HashSet<_> = ips.iter().map(|&ip| source_id(ip)).collect();
         assert_eq!(ids.len(), 5000);
     }

@@ -135,7 +135,12 @@ impl<'s> Responder<'s> {
                 r.nodes = &self.nodes_out;
                 c.answered_find_node += 1;
             }
-            Query::GetPeers { info_hash, scrape, noseed, .. } => {
+            Query::GetPeers {
+                info_hash,
+                scrape,
+                noseed,
+                ..
+            } => {
                 let token = token(swarm.config.seed, now_ms / TOKEN_ROTATION_MS, from, node);
                 let torrent = swarm.catalogue.find(info_hash);
                 self.fill_closest(info_hash);
@@ -143,7 +148,9 @@ impl<'s> Responder<'s> {
                 let mut seeds = ScrapeBloom::new();
                 let mut peers = ScrapeBloom::new();
                 self.values.clear();
-                if let Some(t) = torrent.filter(|&t| responsible || swarm.catalogue.held_by(node).binary_search(&t).is_ok()) {
+                if let Some(t) =
+                    torrent.filter(|&t| responsible || swarm.catalogue.held_by(node).binary_search(&t).is_ok())
+                {
                     let mut buf = [0u32; 16];
                     for &h in swarm.catalogue.holders(t, &mut buf) {
                         let ip = swarm.nodes.addr(h);
@@ -153,7 +160,8 @@ impl<'s> Responder<'s> {
                         }
                         peers.insert(ip.into());
                         if !(*noseed && seed) {
-                            self.values.push(SocketAddr::V4(SocketAddrV4::new(ip, swarm.config.peer_port)));
+                            self.values
+                                .push(SocketAddr::V4(SocketAddrV4::new(ip, swarm.config.peer_port)));
                         }
                     }
                 }
@@ -257,10 +265,18 @@ mod tests {
     use crate::swarm::SwarmConfig;
 
     fn swarm(loss: f64) -> Swarm {
-        let traits = NodeTraitsConfig { dead_fraction: 0.2, slow_fraction: 0.2, no_bep51_fraction: 0.0, interval_max: 60 };
+        let traits = NodeTraitsConfig {
+            dead_fraction: 0.2,
+            slow_fraction: 0.2,
+            no_bep51_fraction: 0.0,
+            interval_max: 60,
+        };
         let cfg = SwarmConfig {
             nodes: 500,
-            catalogue: CatalogueConfig { torrents: 200, holders_max: 2 },
+            catalogue: CatalogueConfig {
+                torrents: 200,
+                holders_max: 2,
+            },
             traits,
             loss,
             ..SwarmConfig::default()
@@ -285,17 +301,38 @@ mod tests {
         let dead = (0..500).find(|&i| !s.nodes.is_alive(i)).unwrap();
         let slow = (0..500).find(|&i| s.nodes.is_alive(i) && s.nodes.is_slow(i)).unwrap();
         let fast = (0..500).find(|&i| s.nodes.is_alive(i) && !s.nodes.is_slow(i)).unwrap();
-        assert_eq!(r.handle(0, FROM, s.nodes.addr(dead), &q, &mut out, &mut c), Outcome::Drop);
-        assert_eq!(r.handle(0, FROM, s.nodes.addr(slow), &q, &mut out, &mut c), Outcome::ReplyLater);
+        assert_eq!(
+            r.handle(0, FROM, s.nodes.addr(dead), &q, &mut out, &mut c),
+            Outcome::Drop
+        );
+        assert_eq!(
+            r.handle(0, FROM, s.nodes.addr(slow), &q, &mut out, &mut c),
+            Outcome::ReplyLater
+        );
         assert!(matches!(Message::decode(&out).unwrap().kind, Kind::Response(_)));
-        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), &q, &mut out, &mut c), Outcome::Reply);
-        assert_eq!(r.handle(0, FROM, Ipv4Addr::LOCALHOST, &q, &mut out, &mut c), Outcome::Drop);
-        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), b"d1:xe", &mut out, &mut c), Outcome::Drop);
+        assert_eq!(
+            r.handle(0, FROM, s.nodes.addr(fast), &q, &mut out, &mut c),
+            Outcome::Reply
+        );
+        assert_eq!(
+            r.handle(0, FROM, Ipv4Addr::LOCALHOST, &q, &mut out, &mut c),
+            Outcome::Drop
+        );
+        assert_eq!(
+            r.handle(0, FROM, s.nodes.addr(fast), b"d1:xe", &mut out, &mut c),
+            Outcome::Drop
+        );
         // Replies sent to a node are not answered.
         let mut reply = Vec::new();
         krpc::encode_response(&mut reply, b"aa", &ResponseOut::new(&[2; 20]), None, None);
-        assert_eq!(r.handle(0, FROM, s.nodes.addr(fast), &reply, &mut out, &mut c), Outcome::Drop);
-        assert_eq!((c.dropped_dead, c.delayed_slow, c.not_a_node, c.malformed, c.unexpected), (1, 1, 1, 1, 1));
+        assert_eq!(
+            r.handle(0, FROM, s.nodes.addr(fast), &reply, &mut out, &mut c),
+            Outcome::Drop
+        );
+        assert_eq!(
+            (c.dropped_dead, c.delayed_slow, c.not_a_node, c.malformed, c.unexpected),
+            (1, 1, 1, 1, 1)
+        );
         assert_eq!((c.received, c.answered_ping), (6, 2));
     }
 

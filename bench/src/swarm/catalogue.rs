@@ -49,7 +49,11 @@ pub struct TorrentInfo {
 
 impl TorrentInfo {
     pub fn total_size(&self) -> u64 {
-        if self.files.is_empty() { self.length } else { self.files.iter().map(|f| f.length).sum() }
+        if self.files.is_empty() {
+            self.length
+        } else {
+            self.files.iter().map(|f| f.length).sum()
+        }
     }
 
     pub fn piece_count(&self) -> u64 {
@@ -67,7 +71,10 @@ pub struct CatalogueConfig {
 
 impl Default for CatalogueConfig {
     fn default() -> Self {
-        Self { torrents: 1_000_000, holders_max: 4 }
+        Self {
+            torrents: 1_000_000,
+            holders_max: 4,
+        }
     }
 }
 
@@ -104,8 +111,11 @@ impl Catalogue {
                 });
             }
         });
-        let mut by_hash: Vec<(u64, u32)> =
-            infohashes.iter().enumerate().map(|(i, h)| (prefix64(h), i as u32)).collect();
+        let mut by_hash: Vec<(u64, u32)> = infohashes
+            .iter()
+            .enumerate()
+            .map(|(i, h)| (prefix64(h), i as u32))
+            .collect();
         by_hash.sort_unstable();
 
         let mut cat = Catalogue {
@@ -193,9 +203,10 @@ impl Catalogue {
 
     /// The torrents node `node` holds, ascending.
     pub fn held_by(&self, node: u32) -> &[u32] {
-        let (Some(&a), Some(&b)) =
-            (self.held_offsets.get(node as usize), self.held_offsets.get(node as usize + 1))
-        else {
+        let (Some(&a), Some(&b)) = (
+            self.held_offsets.get(node as usize),
+            self.held_offsets.get(node as usize + 1),
+        ) else {
             return &[];
         };
         &self.held[a as usize..b as usize]
@@ -251,17 +262,40 @@ pub fn write_info_dict(seed: u64, index: u32, out: &mut Vec<u8>) {
 // Word lists for names. Deliberately plain so names look like what DHT
 // crawlers index: scene-style releases, albums, software, books.
 const WORDS: &[&str] = &[
-    "Silent", "River", "Dark", "Empire", "Last", "Summer", "Night", "Storm", "Lost", "City", "Winter",
-    "Garden", "Iron", "Crown", "Broken", "Glass", "Hidden", "Signal", "Northern", "Lights", "Red",
-    "Harbor", "Golden", "Hour", "Wild", "Coast", "Echo", "Valley", "Paper", "Moon", "Second", "Chance",
-    "Stone", "Bridge", "Fallen", "Sky", "Deep", "Water", "Black", "Forest", "Quiet", "Machine",
+    "Silent", "River", "Dark", "Empire", "Last", "Summer", "Night", "Storm", "Lost", "City", "Winter", "Garden",
+    "Iron", "Crown", "Broken", "Glass", "Hidden", "Signal", "Northern", "Lights", "Red", "Harbor", "Golden", "Hour",
+    "Wild", "Coast", "Echo", "Valley", "Paper", "Moon", "Second", "Chance", "Stone", "Bridge", "Fallen", "Sky", "Deep",
+    "Water", "Black", "Forest", "Quiet", "Machine",
 ];
 const ARTISTS: &[&str] = &[
-    "The Velvet Pines", "Mara Quinn", "Orbital Drift", "Los Caminos", "Kestrel", "Dr. Hollow",
-    "Neon Harbor", "Ada Lindqvist", "The Paper Kites Club", "Solenne",
+    "The Velvet Pines",
+    "Mara Quinn",
+    "Orbital Drift",
+    "Los Caminos",
+    "Kestrel",
+    "Dr. Hollow",
+    "Neon Harbor",
+    "Ada Lindqvist",
+    "The Paper Kites Club",
+    "Solenne",
 ];
-const AUTHORS: &[&str] = &["J. M. Carrow", "Elena Sato", "R. T. Okafor", "Miriam Holt", "Pavel Dorn", "Iris Vale"];
-const SOFTWARE: &[&str] = &["PhotoForge", "CodeNest", "SoundDesk", "VaultSync", "MapMaker", "OfficeLite", "RenderBox"];
+const AUTHORS: &[&str] = &[
+    "J. M. Carrow",
+    "Elena Sato",
+    "R. T. Okafor",
+    "Miriam Holt",
+    "Pavel Dorn",
+    "Iris Vale",
+];
+const SOFTWARE: &[&str] = &[
+    "PhotoForge",
+    "CodeNest",
+    "SoundDesk",
+    "VaultSync",
+    "MapMaker",
+    "OfficeLite",
+    "RenderBox",
+];
 const RESOLUTIONS: &[&str] = &["720p", "1080p", "2160p"];
 const SOURCES: &[&str] = &["BluRay", "WEB-DL", "WEBRip", "HDTV"];
 const CODECS: &[&str] = &["x264", "x265", "HEVC", "AV1"];
@@ -355,13 +389,25 @@ pub fn torrent_info(seed: u64, index: u32) -> TorrentInfo {
         _ => {
             let name = format!("{} - {} ({year})", s.pick(AUTHORS), title(&mut s, 3, " "));
             let ext = *s.pick(&["epub", "pdf", "mobi", "azw3"]);
-            (format!("{name}.{ext}"), Vec::new(), size_between(&mut s, 200 * KB, 80 * MB))
+            (
+                format!("{name}.{ext}"),
+                Vec::new(),
+                size_between(&mut s, 200 * KB, 80 * MB),
+            )
         }
     };
-    let mut info = TorrentInfo { name, piece_length: 0, files, length };
+    let mut info = TorrentInfo {
+        name,
+        piece_length: 0,
+        files,
+        length,
+    };
     let total = info.total_size().max(1);
     // The smallest power of two that keeps the piece count under the cap.
-    info.piece_length = total.div_ceil(MAX_PIECES).next_power_of_two().clamp(MIN_PIECE_LEN, MAX_PIECE_LEN);
+    info.piece_length = total
+        .div_ceil(MAX_PIECES)
+        .next_power_of_two()
+        .clamp(MIN_PIECE_LEN, MAX_PIECE_LEN);
     // Real torrents use fewer, larger pieces than the cap allows for big sizes.
     if s.below(2) == 0 && info.piece_length < MAX_PIECE_LEN {
         info.piece_length *= 4;
@@ -370,7 +416,10 @@ pub fn torrent_info(seed: u64, index: u32) -> TorrentInfo {
 }
 
 fn file(path: &[&str], length: u64) -> FileEntry {
-    FileEntry { path: path.iter().map(|p| (*p).to_owned()).collect(), length }
+    FileEntry {
+        path: path.iter().map(|p| (*p).to_owned()).collect(),
+        length,
+    }
 }
 
 #[cfg(test)]
@@ -381,7 +430,15 @@ mod tests {
     #[test]
     fn infohash_is_sha1_of_dict_and_findable() {
         let nodes = Nodes::new(5, 300, NodeTraitsConfig::default());
-        let cat = Catalogue::new(5, CatalogueConfig { torrents: 500, holders_max: 4 }, &nodes, 2);
+        let cat = Catalogue::new(
+            5,
+            CatalogueConfig {
+                torrents: 500,
+                holders_max: 4,
+            },
+            &nodes,
+            2,
+        );
         let mut buf = Vec::new();
         for i in 0..500 {
             buf.clear();
@@ -402,7 +459,9 @@ mod tests {
         assert!(max_files > 50 && max_files <= MAX_FILES, "{max_files}");
         let sizes: Vec<u64> = infos.iter().map(|t| t.total_size()).collect();
         assert!(sizes.iter().min().unwrap() < &(10 * MB) && sizes.iter().max().unwrap() > &(20 * GB));
-        assert!(infos.iter().all(|t| t.piece_count() <= MAX_PIECES && t.piece_length.is_power_of_two()));
+        assert!(infos
+            .iter()
+            .all(|t| t.piece_count() <= MAX_PIECES && t.piece_length.is_power_of_two()));
         let names: std::collections::HashSet<&str> = infos.iter().map(|t| t.name.as_str()).collect();
         assert!(names.len() > 1900);
     }
@@ -410,7 +469,15 @@ mod tests {
     #[test]
     fn holder_relation_is_consistent_both_ways() {
         let nodes = Nodes::new(5, 300, NodeTraitsConfig::default());
-        let cat = Catalogue::new(5, CatalogueConfig { torrents: 2000, holders_max: 4 }, &nodes, 1);
+        let cat = Catalogue::new(
+            5,
+            CatalogueConfig {
+                torrents: 2000,
+                holders_max: 4,
+            },
+            &nodes,
+            1,
+        );
         let mut buf = [0u32; 16];
         let mut total = 0;
         for t in 0..2000 {

@@ -20,12 +20,17 @@ fn sockaddr_of(addr: SocketAddrV4) -> libc::sockaddr_in {
     let mut sa: libc::sockaddr_in = unsafe { zeroed() };
     sa.sin_family = libc::AF_INET as libc::sa_family_t;
     sa.sin_port = addr.port().to_be();
-    sa.sin_addr = libc::in_addr { s_addr: u32::from(*addr.ip()).to_be() };
+    sa.sin_addr = libc::in_addr {
+        s_addr: u32::from(*addr.ip()).to_be(),
+    };
     sa
 }
 
 fn addr_of(sa: &libc::sockaddr_in) -> SocketAddrV4 {
-    SocketAddrV4::new(Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)), u16::from_be(sa.sin_port))
+    SocketAddrV4::new(
+        Ipv4Addr::from(u32::from_be(sa.sin_addr.s_addr)),
+        u16::from_be(sa.sin_port),
+    )
 }
 
 /// Buffers for receiving up to `n` datagrams in one `recvmmsg`.
@@ -62,7 +67,10 @@ impl RecvBatch {
         self.count = 0;
         let n = self.bufs.len();
         for i in 0..n {
-            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: MAX_DATAGRAM };
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: MAX_DATAGRAM,
+            };
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
             h.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
@@ -200,7 +208,10 @@ impl SendBatch {
     pub fn flush(&mut self, fd: RawFd) -> io::Result<usize> {
         let n = self.count;
         for i in 0..n {
-            self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: self.bufs[i].len() };
+            self.iovs[i] = libc::iovec {
+                iov_base: self.bufs[i].as_mut_ptr().cast(),
+                iov_len: self.bufs[i].len(),
+            };
             let h = &mut self.hdrs[i].msg_hdr;
             h.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_in).cast();
             h.msg_namelen = size_of::<libc::sockaddr_in>() as u32;
@@ -220,7 +231,9 @@ impl SendBatch {
                         (*c).cmsg_len = libc::CMSG_LEN(size_of::<libc::in_pktinfo>() as u32) as _;
                         let info = libc::in_pktinfo {
                             ipi_ifindex: 0,
-                            ipi_spec_dst: libc::in_addr { s_addr: u32::from(src).to_be() },
+                            ipi_spec_dst: libc::in_addr {
+                                s_addr: u32::from(src).to_be(),
+                            },
                             ipi_addr: libc::in_addr { s_addr: 0 },
                         };
                         std::ptr::write_unaligned(libc::CMSG_DATA(c).cast(), info);
@@ -306,14 +319,27 @@ mod tests {
 
     #[test]
     fn pktinfo_reports_and_sets_the_virtual_address() {
-        let server = udp_socket(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0), false, true, Some(Duration::from_secs(2))).unwrap();
+        let server = udp_socket(
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0),
+            false,
+            true,
+            Some(Duration::from_secs(2)),
+        )
+        .unwrap();
         let port = server.local_addr().unwrap().as_socket_ipv4().unwrap().port();
-        let client = udp_socket(SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0), false, false, Some(Duration::from_secs(2))).unwrap();
+        let client = udp_socket(
+            SocketAddrV4::new(Ipv4Addr::LOCALHOST, 0),
+            false,
+            false,
+            Some(Duration::from_secs(2)),
+        )
+        .unwrap();
         let client_addr = client.local_addr().unwrap().as_socket_ipv4().unwrap();
 
         let virtual_ip = Ipv4Addr::new(127, 3, 4, 5);
         let mut out = SendBatch::new(4);
-        out.push(SocketAddrV4::new(virtual_ip, port), None).extend_from_slice(b"hello");
+        out.push(SocketAddrV4::new(virtual_ip, port), None)
+            .extend_from_slice(b"hello");
         assert_eq!(out.flush(client.as_raw_fd()).unwrap(), 1);
 
         let mut inb = RecvBatch::new(4);

@@ -103,7 +103,11 @@ impl Default for SwarmConfig {
             samples_max: 20,
             port: DEFAULT_PORT,
             peer_port: DEFAULT_PEER_PORT,
-            peer_faults: PeerFaults { reject: 0.05, stall: 0.05, corrupt: 0.05 },
+            peer_faults: PeerFaults {
+                reject: 0.05,
+                stall: 0.05,
+                corrupt: 0.05,
+            },
             seed_fraction: 0.5,
         }
     }
@@ -123,7 +127,12 @@ impl Swarm {
         let nodes = Nodes::new(config.seed, config.nodes, config.traits);
         let catalogue = Catalogue::new(config.seed, config.catalogue, &nodes, threads);
         let politeness = Politeness::new(config.rate_limit);
-        Self { config, nodes, catalogue, politeness }
+        Self {
+            config,
+            nodes,
+            catalogue,
+            politeness,
+        }
     }
 
     /// Whether holder `node` of torrent `torrent` is a seed.
@@ -158,6 +167,9 @@ impl Swarm {
     /// Some holder's metadata peer serves the info dict correctly.
     pub fn fetchable(&self, torrent: u32) -> bool {
         let mut buf = [0u32; 16];
-        self.catalogue.holders(torrent, &mut buf).iter().any(|&h| self.peer_behaviour(h) == PeerBehaviour::Good)
+        self.catalogue
+            .holders(torrent, &mut buf)
+            .iter()
+            .any(|&h| self.peer_behaviour(h) == PeerBehaviour::Good)
     }
 }

@@ -37,7 +37,12 @@ pub struct NodeTraitsConfig {
 
 impl Default for NodeTraitsConfig {
     fn default() -> Self {
-        Self { dead_fraction: 0.1, slow_fraction: 0.05, no_bep51_fraction: 0.3, interval_max: 21_600 }
+        Self {
+            dead_fraction: 0.1,
+            slow_fraction: 0.05,
+            no_bep51_fraction: 0.3,
+            interval_max: 21_600,
+        }
     }
 }
 
@@ -71,7 +76,15 @@ impl Nodes {
         let sorted_index = order.iter().map(|&(_, i)| i).collect();
         let sorted_ids = order.into_iter().map(|(id, _)| id).collect();
         let radix = radix_table(&sorted_keys);
-        Self { seed, count, traits, sorted_ids, sorted_keys, sorted_index, radix }
+        Self {
+            seed,
+            count,
+            traits,
+            sorted_ids,
+            sorted_keys,
+            sorted_index,
+            radix,
+        }
     }
 
     pub fn len(&self) -> u32 {
@@ -136,7 +149,11 @@ impl Nodes {
             }
             let mid = lo + self.partition(lo, hi, bit, prefix);
             let target_bit = bit_of(target, bit);
-            let (same, other) = if target_bit { ((mid, hi), (lo, mid)) } else { ((lo, mid), (mid, hi)) };
+            let (same, other) = if target_bit {
+                ((mid, hi), (lo, mid))
+            } else {
+                ((lo, mid), (mid, hi))
+            };
             let same_len = same.1 - same.0;
             let went_same = same_len >= need;
             if went_same {
@@ -266,7 +283,12 @@ mod tests {
 
     #[test]
     fn traits_follow_fractions() {
-        let cfg = NodeTraitsConfig { dead_fraction: 0.25, slow_fraction: 0.1, no_bep51_fraction: 0.5, interval_max: 100 };
+        let cfg = NodeTraitsConfig {
+            dead_fraction: 0.25,
+            slow_fraction: 0.1,
+            no_bep51_fraction: 0.5,
+            interval_max: 100,
+        };
         let nodes = Nodes::new(1, 20_000, cfg);
         let frac = |f: &dyn Fn(u32) -> bool| (0..20_000).filter(|&i| f(i)).count() as f64 / 20_000.0;
         assert!((frac(&|i| !nodes.is_alive(i)) - 0.25).abs() < 0.02);

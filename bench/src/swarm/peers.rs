@@ -83,7 +83,12 @@ impl PeerServer {
             }
             EventLoop::new(swarm, listener, live2)?.run(&stop2, duration)
         })?;
-        Ok(Self { stop, live, thread, local_port })
+        Ok(Self {
+            stop,
+            live,
+            thread,
+            local_port,
+        })
     }
 
     pub fn snapshot(&self) -> PeerCounters {
@@ -95,7 +100,9 @@ impl PeerServer {
     }
 
     pub fn join(self) -> io::Result<PeerCounters> {
-        self.thread.join().map_err(|_| io::Error::other("peer thread panicked"))?
+        self.thread
+            .join()
+            .map_err(|_| io::Error::other("peer thread panicked"))?
     }
 }
 
@@ -162,8 +169,22 @@ impl EventLoop {
         if epfd < 0 {
             return Err(io::Error::last_os_error());
         }
-        let this = Self { swarm, listener, epfd, conns: Vec::new(), free: Vec::new(), c: PeerCounters::default(), live };
-        epoll_ctl(epfd, libc::EPOLL_CTL_ADD, this.listener.as_raw_fd(), libc::EPOLLIN as u32, LISTENER)?;
+        let this = Self {
+            swarm,
+            listener,
+            epfd,
+            conns: Vec::new(),
+            free: Vec::new(),
+            c: PeerCounters::default(),
+            live,
+        };
+        epoll_ctl(
+            epfd,
+            libc::EPOLL_CTL_ADD,
+            this.listener.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            LISTENER,
+        )?;
         Ok(this)
     }
 
@@ -248,7 +269,9 @@ impl EventLoop {
     }
 
     fn service(&mut self, slot: usize, flags: u32) {
-        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else { return };
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
         let result = self.drive(&mut conn, flags);
         match result {
             Ok(()) => self.conns[slot] = Some(conn),
@@ -317,7 +340,10 @@ impl EventLoop {
 
     fn on_handshake(&mut self, conn: &mut Conn, info_hash: &[u8; 20]) -> Result<(), Close> {
         let cat = &self.swarm.catalogue;
-        let Some(t) = cat.find(info_hash).filter(|&t| cat.held_by(conn.peer).binary_search(&t).is_ok()) else {
+        let Some(t) = cat
+            .find(info_hash)
+            .filter(|&t| cat.held_by(conn.peer).binary_search(&t).is_ok())
+        else {
             self.c.not_held += 1;
             return Err(Close::Done);
         };
@@ -391,14 +417,23 @@ impl EventLoop {
             if want_write {
                 events |= libc::EPOLLOUT as u32;
             }
-            epoll_ctl(self.epfd, libc::EPOLL_CTL_MOD, conn.stream.as_raw_fd(), events, conn.slot).map_err(|_| Close::Error)?;
+            epoll_ctl(
+                self.epfd,
+                libc::EPOLL_CTL_MOD,
+                conn.stream.as_raw_fd(),
+                events,
+                conn.slot,
+            )
+            .map_err(|_| Close::Error)?;
         }
         Ok(())
     }
 
     fn sweep_idle(&mut self, now: Instant) {
         for slot in 0..self.conns.len() {
-            let idle = self.conns[slot].as_ref().is_some_and(|c| now.duration_since(c.last_active) > IDLE_TIMEOUT);
+            let idle = self.conns[slot]
+                .as_ref()
+                .is_some_and(|c| now.duration_since(c.last_active) > IDLE_TIMEOUT);
             if idle {
                 if let Some(conn) = self.conns[slot].take() {
                     let _ = epoll_ctl(self.epfd, libc::EPOLL_CTL_DEL, conn.stream.as_raw_fd(), 0, 0);
@@ -419,11 +454,17 @@ enum Action {
 
 fn classify(msg: Message<'_>) -> Result<Action, Close> {
     match msg {
-        Message::Extended { ext_id: wire::EXT_HANDSHAKE_ID, payload } => {
+        Message::Extended {
+            ext_id: wire::EXT_HANDSHAKE_ID,
+            payload,
+        } => {
             let hs = ExtHandshake::parse(payload).map_err(|_| Close::Error)?;
             Ok(Action::ExtHandshake(hs.ut_metadata))
         }
-        Message::Extended { ext_id: OUR_UT_METADATA, payload } => match MetadataMsg::parse(payload) {
+        Message::Extended {
+            ext_id: OUR_UT_METADATA,
+            payload,
+        } => match MetadataMsg::parse(payload) {
             Ok(MetadataMsg::Request { piece }) => Ok(Action::Request(piece)),
             Ok(_) => Ok(Action::Ignore),
             Err(_) => Err(Close::Error),

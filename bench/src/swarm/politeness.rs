@@ -54,7 +54,9 @@ pub struct Politeness {
 
 impl Politeness {
     pub fn new(limit: Option<RateLimit>) -> Self {
-        let shards = (0..SHARDS).map(|_| Mutex::new(HashMap::with_hasher(RandomState::with_seeds(1, 2, 3, 4)))).collect();
+        let shards = (0..SHARDS)
+            .map(|_| Mutex::new(HashMap::with_hasher(RandomState::with_seeds(1, 2, 3, 4))))
+            .collect();
         Self { limit, shards }
     }
 
@@ -98,12 +100,18 @@ impl Politeness {
     pub fn sample(&self, sender: u32, node: u32, now_ms: u64, interval_s: u32) -> SampleVisit {
         self.with_entry(sender, node, |e| {
             if e.sampled && now_ms < e.next_sample_ms {
-                return SampleVisit { window: e.visits.saturating_sub(1), violation: true };
+                return SampleVisit {
+                    window: e.visits.saturating_sub(1),
+                    violation: true,
+                };
             }
             e.sampled = true;
             e.visits += 1;
             e.next_sample_ms = now_ms + u64::from(interval_s) * 1000;
-            SampleVisit { window: e.visits - 1, violation: false }
+            SampleVisit {
+                window: e.visits - 1,
+                violation: false,
+            }
         })
     }
 
@@ -120,12 +128,30 @@ mod tests {
     #[test]
     fn early_samples_are_violations_and_repeat_the_window() {
         let p = Politeness::new(None);
-        assert_eq!(p.sample(1, 7, 0, 10), SampleVisit { window: 0, violation: false });
-        assert_eq!(p.sample(1, 7, 9_999, 10), SampleVisit { window: 0, violation: true });
+        assert_eq!(
+            p.sample(1, 7, 0, 10),
+            SampleVisit {
+                window: 0,
+                violation: false
+            }
+        );
+        assert_eq!(
+            p.sample(1, 7, 9_999, 10),
+            SampleVisit {
+                window: 0,
+                violation: true
+            }
+        );
         // Another sender, or another node, has its own interval.
         assert!(!p.sample(2, 7, 5_000, 10).violation);
         assert!(!p.sample(1, 8, 5_000, 10).violation);
-        assert_eq!(p.sample(1, 7, 10_000, 10), SampleVisit { window: 1, violation: false });
+        assert_eq!(
+            p.sample(1, 7, 10_000, 10),
+            SampleVisit {
+                window: 1,
+                violation: false
+            }
+        );
         // Interval 0 never makes a violation.
         assert!(!p.sample(3, 3, 0, 0).violation && !p.sample(3, 3, 0, 0).violation);
         assert!(p.admit(1, 1, 0), "no limit configured");

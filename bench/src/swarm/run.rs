@@ -69,7 +69,12 @@ pub struct ThreadLoadOut {
 
 impl From<ThreadLoad> for ThreadLoadOut {
     fn from(t: ThreadLoad) -> Self {
-        Self { core: t.core, cpu_seconds: t.cpu_seconds, wall_seconds: t.wall_seconds, busy_fraction: t.busy_fraction }
+        Self {
+            core: t.core,
+            cpu_seconds: t.cpu_seconds,
+            wall_seconds: t.wall_seconds,
+            busy_fraction: t.busy_fraction,
+        }
     }
 }
 
@@ -77,10 +82,27 @@ impl Running {
     /// Starts answering on the configured ports (0 lets the kernel choose).
     pub fn start(swarm: Arc<Swarm>, opts: &RunOptions) -> io::Result<Self> {
         let cpu0 = sys::proc_stat(sys::Pid::This).map(|s| s.cpu).unwrap_or_default();
-        let udp = UdpServer::spawn(swarm.clone(), swarm.config.port, opts.threads, &opts.udp_cores, opts.stop)?;
+        let udp = UdpServer::spawn(
+            swarm.clone(),
+            swarm.config.port,
+            opts.threads,
+            &opts.udp_cores,
+            opts.stop,
+        )?;
         // The peers outlive the UDP side slightly so in-flight fetches finish.
-        let peers = PeerServer::spawn(swarm.clone(), swarm.config.peer_port, opts.peer_core, opts.stop.duration + Duration::from_secs(2))?;
-        Ok(Self { swarm, udp, peers, started: Instant::now(), cpu0 })
+        let peers = PeerServer::spawn(
+            swarm.clone(),
+            swarm.config.peer_port,
+            opts.peer_core,
+            opts.stop.duration + Duration::from_secs(2),
+        )?;
+        Ok(Self {
+            swarm,
+            udp,
+            peers,
+            started: Instant::now(),
+            cpu0,
+        })
     }
 
     pub fn udp_port(&self) -> u16 {
@@ -174,9 +196,18 @@ pub fn write_manifest(swarm: &Swarm, path: &Path) -> io::Result<ManifestSummary>
     for t in 0..swarm.catalogue.len() {
         let info = swarm.catalogue.info(t);
         let files = if info.files.is_empty() {
-            vec![ManifestFile { path: info.name.clone(), length: info.length }]
+            vec![ManifestFile {
+                path: info.name.clone(),
+                length: info.length,
+            }]
         } else {
-            info.files.iter().map(|f| ManifestFile { path: f.path.join("/"), length: f.length }).collect()
+            info.files
+                .iter()
+                .map(|f| ManifestFile {
+                    path: f.path.join("/"),
+                    length: f.length,
+                })
+                .collect()
         };
         let line = ManifestLine {
             infohash: hex(swarm.catalogue.infohash(t)),

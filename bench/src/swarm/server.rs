@@ -63,12 +63,23 @@ pub struct ServerReport {
 impl UdpServer {
     /// Binds `threads` sockets to `0.0.0.0:port` and starts answering. `cores`
     /// pins thread i to `cores[i % len]`.
-    pub fn spawn(swarm: Arc<Swarm>, port: u16, threads: usize, cores: &[usize], stop_after: StopAfter) -> io::Result<Self> {
+    pub fn spawn(
+        swarm: Arc<Swarm>,
+        port: u16,
+        threads: usize,
+        cores: &[usize],
+        stop_after: StopAfter,
+    ) -> io::Result<Self> {
         let threads = threads.max(1);
         let stop = Arc::new(AtomicBool::new(false));
         let live = Arc::new(Mutex::new(vec![Counters::default(); threads]));
         let received_total = Arc::new(AtomicU64::new(0));
-        let first = udp_socket(SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port), threads > 1, true, Some(POLL))?;
+        let first = udp_socket(
+            SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, port),
+            threads > 1,
+            true,
+            Some(POLL),
+        )?;
         // With port 0 the kernel picks one; the other sockets share it.
         let local_port = first.local_addr()?.as_socket_ipv4().map_or(port, |a| a.port());
         let mut sockets = vec![first];
@@ -88,9 +99,18 @@ impl UdpServer {
                 core,
                 stop_after,
             };
-            handles.push(std::thread::Builder::new().name(format!("swarm-udp-{i}")).spawn(move || ctx.run(socket))?);
+            handles.push(
+                std::thread::Builder::new()
+                    .name(format!("swarm-udp-{i}"))
+                    .spawn(move || ctx.run(socket))?,
+            );
         }
-        Ok(Self { stop, live, threads: handles, local_port })
+        Ok(Self {
+            stop,
+            live,
+            threads: handles,
+            local_port,
+        })
     }
 
     /// The counters as last published by the threads (every 200 ms).
@@ -123,7 +143,10 @@ impl UdpServer {
             counters.add(&c);
             loads.push(load);
         }
-        Ok(ServerReport { counters, threads: loads })
+        Ok(ServerReport {
+            counters,
+            threads: loads,
+        })
     }
 }
 
@@ -163,7 +186,8 @@ impl ThreadCtx {
         loop {
             let now = Instant::now();
             let elapsed = now - start;
-            let done_packets = self.stop_after.packets > 0 && self.received_total.load(Ordering::Relaxed) >= self.stop_after.packets;
+            let done_packets =
+                self.stop_after.packets > 0 && self.received_total.load(Ordering::Relaxed) >= self.stop_after.packets;
             if self.stop.load(Ordering::Relaxed) || elapsed >= self.stop_after.duration || done_packets {
                 break;
             }
@@ -181,7 +205,13 @@ impl ThreadCtx {
                     Outcome::Reply => {}
                     Outcome::Drop => tx.pop(),
                     Outcome::ReplyLater => {
-                        let mut d = Delayed { due_ms: now_ms + slow_ms, to: from, from: dst, len: out.len(), bytes: [0; MAX_DATAGRAM] };
+                        let mut d = Delayed {
+                            due_ms: now_ms + slow_ms,
+                            to: from,
+                            from: dst,
+                            len: out.len(),
+                            bytes: [0; MAX_DATAGRAM],
+                        };
                         let len = d.len.min(MAX_DATAGRAM);
                         d.bytes[..len].copy_from_slice(&out[..len]);
                         delayed.push_back(d);
@@ -194,7 +224,8 @@ impl ThreadCtx {
             }
             while delayed.front().is_some_and(|d| d.due_ms <= now_ms) {
                 if let Some(d) = delayed.pop_front() {
-                    tx.push(d.to, Some(d.from)).extend_from_slice(&d.bytes[..d.len.min(MAX_DATAGRAM)]);
+                    tx.push(d.to, Some(d.from))
+                        .extend_from_slice(&d.bytes[..d.len.min(MAX_DATAGRAM)]);
                     if tx.is_full() {
                         self.flush(&mut tx, fd, &mut c)?;
                     }

@@ -39,7 +39,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     let udp_port = match (args.implied_port, args.dht_port) {
         (true, Some(p)) if p != args.port => {
-            return Err(UsageError("--implied-port announces the DHT port, so --dht-port must equal --port".into()).into())
+            return Err(
+                UsageError("--implied-port announces the DHT port, so --dht-port must equal --port".into()).into(),
+            )
         }
         (true, _) => args.port,
         (false, p) => p.unwrap_or(0),

@@ -55,7 +55,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(c) => Some(ContentClass::parse(c).ok_or_else(|| UsageError(format!("--class {c:?} is not a class")))?),
         None => None,
     };
-    let filter = Filter { since, with_metadata: args.with_metadata, class };
+    let filter = Filter {
+        since,
+        with_metadata: args.with_metadata,
+        class,
+    };
     let format = match args.format {
         FormatArg::Hex => Format::Hex,
         FormatArg::Bin => Format::Bin,
@@ -63,17 +67,26 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FormatArg::Csv => Format::Csv,
         FormatArg::Bitmagnet => Format::Bitmagnet,
         FormatArg::Torrents => {
-            let dir = args.out.as_ref().ok_or_else(|| UsageError("--format torrents needs --out DIR".into()))?;
+            let dir = args
+                .out
+                .as_ref()
+                .ok_or_else(|| UsageError("--format torrents needs --out DIR".into()))?;
             let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
             let sum = export::export_torrent_files(&store, &filter, dir)?;
-            eprintln!("trawl: wrote {} .torrent files to {} ({} without a stored info dict)", sum.written, dir.display(), sum.skipped);
+            eprintln!(
+                "trawl: wrote {} .torrent files to {} ({} without a stored info dict)",
+                sum.written,
+                dir.display(),
+                sum.skipped
+            );
             return Ok(());
         }
     };
     let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
     let result = match &args.out {
         Some(path) => {
-            let file = std::fs::File::create(path).map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?;
+            let file = std::fs::File::create(path)
+                .map_err(|e| UsageError(format!("cannot create {}: {e}", path.display())))?;
             export::export(&store, format, &filter, &mut BufWriter::with_capacity(1 << 20, file))
         }
         None => {
@@ -87,7 +100,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     match result {
         Ok(sum) => {
             if sum.skipped > 0 {
-                eprintln!("trawl: exported {}, skipped {} that the format cannot represent", sum.written, sum.skipped);
+                eprintln!(
+                    "trawl: exported {}, skipped {} that the format cannot represent",
+                    sum.written, sum.skipped
+                );
             }
             Ok(())
         }

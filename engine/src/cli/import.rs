@@ -30,7 +30,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let input: Box<dyn BufRead> = if args.input.as_os_str() == "-" {
         Box::new(std::io::stdin().lock())
     } else {
-        let f = std::fs::File::open(&args.input).map_err(|e| UsageError(format!("cannot read {}: {e}", args.input.display())))?;
+        let f = std::fs::File::open(&args.input)
+            .map_err(|e| UsageError(format!("cannot read {}: {e}", args.input.display())))?;
         Box::new(std::io::BufReader::with_capacity(1 << 20, f))
     };
     let store = Arc::new(Store::open(&args.db.db, &StoreOptions::default()).map_err(db_error)?);
@@ -42,12 +43,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mut reported = 0u64;
     let flush = |batch: &mut Batch| {
         let full = std::mem::take(batch);
-        handle.send(Batch { reply: Some(reply_tx.clone()), ..full })
+        handle.send(Batch {
+            reply: Some(reply_tx.clone()),
+            ..full
+        })
     };
     let counts = import::read_lines(
         input,
         |h| {
-            batch.discoveries.push(Discovery { info_hash: h, source: Source::Import, at: now });
+            batch.discoveries.push(Discovery {
+                info_hash: h,
+                source: Source::Import,
+                at: now,
+            });
             batch.enqueue.push((h, now));
             if batch.discoveries.len() >= BATCH {
                 flush(&mut batch)?;
@@ -62,7 +70,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
     );
     // Whatever happened above, commit what was read before reporting.
-    let sent = if batch.discoveries.is_empty() { Ok(()) } else { flush(&mut batch) };
+    let sent = if batch.discoveries.is_empty() {
+        Ok(())
+    } else {
+        flush(&mut batch)
+    };
     drop(handle);
     let stats = writer.shutdown();
     let counts = counts.map_err(|e| UsageError(format!("reading {}: {e}", args.input.display())))?;
@@ -81,7 +93,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     );
     if counts.bad > 0 {
         let shown = counts.bad.min(MAX_REPORTED);
-        return Err(UsageError(format!("{} bad lines in {} ({shown} reported above)", counts.bad, args.input.display())).into());
+        return Err(UsageError(format!(
+            "{} bad lines in {} ({shown} reported above)",
+            counts.bad,
+            args.input.display()
+        ))
+        .into());
     }
     Ok(())
 }

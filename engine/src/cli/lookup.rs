@@ -54,6 +54,8 @@ pub fn positive_secs(flag: &str, secs: f64) -> Result<Duration, UsageError> {
     if secs.is_finite() && secs > 0.0 {
         Ok(Duration::from_secs_f64(secs))
     } else {
-        Err(UsageError(format!("bad {flag} {secs}: expected a positive number of seconds")))
+        Err(UsageError(format!(
+            "bad {flag} {secs}: expected a positive number of seconds"
+        )))
     }
 }

@@ -3,14 +3,13 @@
 
 use clap::{Parser, Subcommand};
 
-mod crawl;
-mod node;
-mod lookup;
 mod announce;
+mod crawl;
 mod export;
 mod import;
+mod lookup;
+mod node;
 mod stats;
-
 
 /// Exit code for a usage or input error (bad flag, bad address, bad file).
 pub const EXIT_USAGE: u8 = 2;
@@ -18,7 +17,11 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_FAILURE: u8 = 1;
 
 #[derive(Parser, Debug)]
-#[command(name = "trawl", version, about = "Crawl the BitTorrent mainline DHT at the speed of the wire")]
+#[command(
+    name = "trawl",
+    version,
+    about = "Crawl the BitTorrent mainline DHT at the speed of the wire"
+)]
 pub struct Cli {
     #[command(subcommand)]
     command: Command,

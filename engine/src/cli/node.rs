@@ -12,8 +12,11 @@ use trawl_engine::runtime::{NodeHandle, RuntimeConfig};
 use super::UsageError;
 
 /// The public routers a fresh node on the real internet starts from.
-pub const DEFAULT_BOOTSTRAP: [&str; 3] =
-    ["router.bittorrent.com:6881", "dht.transmissionbt.com:6881", "router.utorrent.com:6881"];
+pub const DEFAULT_BOOTSTRAP: [&str; 3] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+];
 
 /// Network arguments every node-running subcommand takes.
 #[derive(clap::Args, Debug)]
@@ -235,7 +238,12 @@ mod tests {
         assert_eq!(ih[7], 0xef);
         assert_eq!(ih[8], 0xab);
         assert_eq!(hex(&ih), "0123456789abcdefabcdef0123456789abcdef01");
-        for bad in ["", "0123", "0123456789abcdef0123456789abcdef0123456g", "é123456789abcdef0123456789abcdef0123456"] {
+        for bad in [
+            "",
+            "0123",
+            "0123456789abcdef0123456789abcdef0123456g",
+            "é123456789abcdef0123456789abcdef0123456",
+        ] {
             assert!(parse_info_hash(bad).is_err(), "{bad:?} must be rejected");
         }
     }
@@ -248,7 +256,10 @@ mod tests {
             bind: "0.0.0.0".parse().unwrap(),
         };
         let addrs = net(&["127.0.0.7:6881", "127.1.2.3:1"]).bootstrap_addrs().unwrap();
-        assert_eq!(addrs, vec!["127.0.0.7:6881".parse().unwrap(), "127.1.2.3:1".parse().unwrap()]);
+        assert_eq!(
+            addrs,
+            vec!["127.0.0.7:6881".parse().unwrap(), "127.1.2.3:1".parse().unwrap()]
+        );
         for bad in ["nonsense", "127.0.0.1:99999", ":80"] {
             let err = net(&[bad]).bootstrap_addrs().unwrap_err();
             assert!(err.downcast_ref::<UsageError>().is_some(), "{bad:?}: {err}");

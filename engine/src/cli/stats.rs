@@ -39,9 +39,20 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
     let s = store.stats()?;
-    let fraction = if s.infohashes == 0 { 0.0 } else { s.torrents as f64 / s.infohashes as f64 };
-    let classes: Vec<(&str, u64)> = ContentClass::ALL.iter().map(|c| (c.as_str(), s.by_class[*c as usize])).collect();
-    let sources: Vec<(&str, u64)> = Source::ALL.iter().enumerate().map(|(i, src)| (src.as_str(), s.by_source[i])).collect();
+    let fraction = if s.infohashes == 0 {
+        0.0
+    } else {
+        s.torrents as f64 / s.infohashes as f64
+    };
+    let classes: Vec<(&str, u64)> = ContentClass::ALL
+        .iter()
+        .map(|c| (c.as_str(), s.by_class[*c as usize]))
+        .collect();
+    let sources: Vec<(&str, u64)> = Source::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, src)| (src.as_str(), s.by_source[i]))
+        .collect();
     if args.json {
         let obj = serde_json::json!({
             "infohashes": s.infohashes,
@@ -64,7 +75,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for (name, n) in &sources {
         println!("  {name:<12}{n}");
     }
-    println!("torrents      {} ({:.2}% of infohashes have metadata)", s.torrents, fraction * 100.0);
+    println!(
+        "torrents      {} ({:.2}% of infohashes have metadata)",
+        s.torrents,
+        fraction * 100.0
+    );
     for (name, n) in classes.iter().filter(|(_, n)| *n > 0) {
         println!("  {name:<12}{n}");
     }
@@ -91,5 +106,9 @@ fn human_bytes(b: u64) -> String {
         v /= 1024.0;
         u += 1;
     }
-    if u == 0 { format!("{b} B") } else { format!("{v:.1} {}", UNITS[u]) }
+    if u == 0 {
+        format!("{b} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
 }

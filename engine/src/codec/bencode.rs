@@ -167,7 +167,11 @@ impl<'a> Decoder<'a> {
     /// The error for a missing or wrong token at the current position.
     #[inline]
     fn unexpected(&self) -> Error {
-        let kind = if self.pos >= self.buf.len() { ErrorKind::Truncated } else { ErrorKind::UnexpectedByte };
+        let kind = if self.pos >= self.buf.len() {
+            ErrorKind::Truncated
+        } else {
+            ErrorKind::UnexpectedByte
+        };
         self.error(kind, self.pos)
     }
 
@@ -337,7 +341,11 @@ impl<'a> Decoder<'a> {
                 }
                 if in_dict && want_key & bit != 0 {
                     if !self.at_bytes() {
-                        let kind = if self.peek().is_none() { ErrorKind::Truncated } else { ErrorKind::KeyNotString };
+                        let kind = if self.peek().is_none() {
+                            ErrorKind::Truncated
+                        } else {
+                            ErrorKind::KeyNotString
+                        };
                         return Err(self.error(kind, self.pos));
                     }
                     self.bytes()?;
@@ -391,7 +399,11 @@ impl<'a> Decoder<'a> {
                 let start = self.pos;
                 self.skip()?;
                 let raw = self.buf.get(start..self.pos).unwrap_or_default();
-                Ok(if marker == LIST_BEGIN { Value::List(List { raw }) } else { Value::Dict(Dict { raw }) })
+                Ok(if marker == LIST_BEGIN {
+                    Value::List(List { raw })
+                } else {
+                    Value::Dict(Dict { raw })
+                })
             }
             _ => Err(self.unexpected()),
         }

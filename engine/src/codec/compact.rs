@@ -9,8 +9,8 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 use super::bencode;
 use super::wire::{
-    COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V4_LEN, COMPACT_PEER_V6_LEN, ID_LEN, IPV4_LEN,
-    IPV6_LEN, SAMPLE_LEN,
+    COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V4_LEN, COMPACT_PEER_V6_LEN, ID_LEN, IPV4_LEN, IPV6_LEN,
+    SAMPLE_LEN,
 };
 
 /// A node's id and address, as carried in `nodes` and `nodes6`.
@@ -122,7 +122,11 @@ impl<'a> CompactNodes<'a> {
 
     #[inline]
     fn stride(&self) -> usize {
-        if self.v6 { COMPACT_NODE_V6_LEN } else { COMPACT_NODE_V4_LEN }
+        if self.v6 {
+            COMPACT_NODE_V6_LEN
+        } else {
+            COMPACT_NODE_V4_LEN
+        }
     }
 
     /// Nodes not yet iterated.
@@ -159,7 +163,10 @@ impl Iterator for CompactNodes<'_> {
         let (entry, rest) = self.raw.split_at(stride);
         self.raw = rest;
         let (id, peer) = entry.split_at(ID_LEN);
-        Some(CompactNode { id: id.try_into().ok()?, addr: peer_from_bytes(peer)? })
+        Some(CompactNode {
+            id: id.try_into().ok()?,
+            addr: peer_from_bytes(peer)?,
+        })
     }
 
     #[inline]
@@ -197,7 +204,10 @@ impl<'a> Peers<'a> {
             remaining += 1;
             end = d.position();
         }
-        Ok(Some(Self { raw: d.input().get(start..end).unwrap_or_default(), remaining }))
+        Ok(Some(Self {
+            raw: d.input().get(start..end).unwrap_or_default(),
+            remaining,
+        }))
     }
 
     /// Peers not yet iterated.

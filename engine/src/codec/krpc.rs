@@ -249,8 +249,14 @@ fn expect_int(d: &mut Decoder<'_>, key: &'static [u8]) -> Result<i64, DecodeErro
 #[cold]
 fn invalid_or_truncated(d: &Decoder<'_>, key: &'static [u8]) -> DecodeError {
     match d.peek() {
-        None => DecodeError::Bencode(bencode::Error { kind: bencode::ErrorKind::Truncated, offset: d.position() }),
-        Some(_) => DecodeError::Invalid { key, offset: d.position() },
+        None => DecodeError::Bencode(bencode::Error {
+            kind: bencode::ErrorKind::Truncated,
+            offset: d.position(),
+        }),
+        Some(_) => DecodeError::Invalid {
+            key,
+            offset: d.position(),
+        },
     }
 }
 
@@ -314,12 +320,16 @@ fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError
         match (key.len(), key) {
             (2, ARG_ID) => f.id = Some((expect_bytes(d, ARG_ID)?, at)),
             (5, RESP_NODES) => {
-                f.nodes = CompactNodes::v4(expect_bytes(d, RESP_NODES)?)
-                    .ok_or(DecodeError::Invalid { key: RESP_NODES, offset: at })?
+                f.nodes = CompactNodes::v4(expect_bytes(d, RESP_NODES)?).ok_or(DecodeError::Invalid {
+                    key: RESP_NODES,
+                    offset: at,
+                })?
             }
             (7, RESP_SAMPLES) => {
-                f.samples = Samples::new(expect_bytes(d, RESP_SAMPLES)?)
-                    .ok_or(DecodeError::Invalid { key: RESP_SAMPLES, offset: at })?
+                f.samples = Samples::new(expect_bytes(d, RESP_SAMPLES)?).ok_or(DecodeError::Invalid {
+                    key: RESP_SAMPLES,
+                    offset: at,
+                })?
             }
             (3, RESP_NUM) => f.num = Some(expect_int(d, RESP_NUM)?),
             (8, RESP_INTERVAL) => f.interval = Some(expect_int(d, RESP_INTERVAL)?),
@@ -330,11 +340,16 @@ fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError
                 if !d.at_list() {
                     return Err(invalid_or_truncated(d, RESP_VALUES));
                 }
-                f.values = Peers::decode(d)?.ok_or(DecodeError::Invalid { key: RESP_VALUES, offset: at })?;
+                f.values = Peers::decode(d)?.ok_or(DecodeError::Invalid {
+                    key: RESP_VALUES,
+                    offset: at,
+                })?;
             }
             (6, RESP_NODES6) => {
-                f.nodes6 = CompactNodes::v6(expect_bytes(d, RESP_NODES6)?)
-                    .ok_or(DecodeError::Invalid { key: RESP_NODES6, offset: at })?
+                f.nodes6 = CompactNodes::v6(expect_bytes(d, RESP_NODES6)?).ok_or(DecodeError::Invalid {
+                    key: RESP_NODES6,
+                    offset: at,
+                })?
             }
             (4, ARG_PORT) => f.port = Some((expect_int(d, ARG_PORT)?, at)),
             (12, ARG_IMPLIED_PORT) => f.implied_port = flag(d)?,
@@ -352,7 +367,10 @@ fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError
 
 fn error_list<'a>(d: &mut Decoder<'a>) -> Result<ErrorReply<'a>, DecodeError> {
     let at = d.position();
-    let bad = DecodeError::Invalid { key: KEY_ERROR, offset: at };
+    let bad = DecodeError::Invalid {
+        key: KEY_ERROR,
+        offset: at,
+    };
     if !d.at_list() {
         return Err(invalid_or_truncated(d, KEY_ERROR));
     }
@@ -391,7 +409,11 @@ fn query<'a>(method: &'a [u8], args: Option<&Fields<'a>>) -> Result<Query<'a>, D
     let id = id20(a.id, ARG_ID)?;
     Ok(match method {
         METHOD_PING => Query::Ping { id },
-        METHOD_FIND_NODE => Query::FindNode { id, target: id20(a.target, ARG_TARGET)?, want: a.want },
+        METHOD_FIND_NODE => Query::FindNode {
+            id,
+            target: id20(a.target, ARG_TARGET)?,
+            want: a.want,
+        },
         METHOD_GET_PEERS => Query::GetPeers {
             id,
             info_hash: id20(a.info_hash, ARG_INFO_HASH)?,
@@ -401,9 +423,7 @@ fn query<'a>(method: &'a [u8], args: Option<&Fields<'a>>) -> Result<Query<'a>, D
         },
         METHOD_ANNOUNCE_PEER => {
             let port = match a.port {
-                Some((p, offset)) => {
-                    u16::try_from(p).map_err(|_| DecodeError::Invalid { key: ARG_PORT, offset })?
-                }
+                Some((p, offset)) => u16::try_from(p).map_err(|_| DecodeError::Invalid { key: ARG_PORT, offset })?,
                 // The port is meaningless when the source port is implied.
                 None if a.implied_port => 0,
                 None => return Err(DecodeError::Missing { key: ARG_PORT }),
@@ -417,7 +437,11 @@ fn query<'a>(method: &'a [u8], args: Option<&Fields<'a>>) -> Result<Query<'a>, D
                 seed: a.seed,
             }
         }
-        _ => Query::SampleInfohashes { id, target: id20(a.target, ARG_TARGET)?, want: a.want },
+        _ => Query::SampleInfohashes {
+            id,
+            target: id20(a.target, ARG_TARGET)?,
+            want: a.want,
+        },
     })
 }
 
@@ -442,7 +466,10 @@ impl<'a> Message<'a> {
         let mut d = Decoder::new(buf);
         if !d.at_dict() {
             return Err(match d.peek() {
-                None => DecodeError::Bencode(bencode::Error { kind: bencode::ErrorKind::Truncated, offset: 0 }),
+                None => DecodeError::Bencode(bencode::Error {
+                    kind: bencode::ErrorKind::Truncated,
+                    offset: 0,
+                }),
                 Some(_) => DecodeError::NotADict { offset: 0 },
             });
         }
@@ -496,7 +523,13 @@ impl<'a> Message<'a> {
             TYPE_ERROR => Kind::Error(error.ok_or(DecodeError::Missing { key: KEY_ERROR })?),
             _ => return Err(DecodeError::UnknownType { offset: type_at }),
         };
-        Ok(Message { transaction_id, version, requester_ip, read_only, kind })
+        Ok(Message {
+            transaction_id,
+            version,
+            requester_ip,
+            read_only,
+            kind,
+        })
     }
 }
 
@@ -589,14 +622,27 @@ pub fn encode_query(
             bencode::key_bytes(out, ARG_TARGET, target);
             want_out(out, want);
         }
-        Query::GetPeers { id, info_hash, want, scrape, noseed } => {
+        Query::GetPeers {
+            id,
+            info_hash,
+            want,
+            scrape,
+            noseed,
+        } => {
             bencode::key_bytes(out, ARG_ID, id);
             bencode::key_bytes(out, ARG_INFO_HASH, info_hash);
             flag_out(out, ARG_NOSEED, noseed);
             flag_out(out, ARG_SCRAPE, scrape);
             want_out(out, want);
         }
-        Query::AnnouncePeer { id, info_hash, port, implied_port, token, seed } => {
+        Query::AnnouncePeer {
+            id,
+            info_hash,
+            port,
+            implied_port,
+            token,
+            seed,
+        } => {
             bencode::key_bytes(out, ARG_ID, id);
             flag_out(out, ARG_IMPLIED_PORT, implied_port);
             bencode::key_bytes(out, ARG_INFO_HASH, info_hash);

@@ -8,10 +8,10 @@
 //! Decoding borrows from the datagram; encoding appends to a caller-owned buffer.
 
 pub mod bencode;
-pub mod wire;
 pub mod compact;
 pub mod krpc;
 pub mod scrape;
+pub mod wire;
 
 #[cfg(test)]
 mod tests;

@@ -29,7 +29,9 @@ impl Default for ScrapeBloom {
 
 impl core::fmt::Debug for ScrapeBloom {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("ScrapeBloom").field("estimate", &self.estimate()).finish()
+        f.debug_struct("ScrapeBloom")
+            .field("estimate", &self.estimate())
+            .finish()
     }
 }
 
@@ -68,7 +70,9 @@ impl ScrapeBloom {
 
     /// True if `ip` may have been inserted (false positives are possible).
     pub fn contains(&self, ip: IpAddr) -> bool {
-        Self::positions(ip).iter().all(|&bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
+        Self::positions(ip)
+            .iter()
+            .all(|&bit| self.bits[bit / 8] & (1 << (bit % 8)) != 0)
     }
 
     /// Merges `other` into `self`: the filter of both sets.

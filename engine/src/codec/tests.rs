@@ -71,7 +71,13 @@ fn bep5_ping() {
 fn bep5_error() {
     let e = b"d1:eli201e23:A Generic Error Ocurrede1:t2:aa1:y1:ee";
     let m = decode(e);
-    assert_eq!(m.kind, Kind::Error(ErrorReply { code: ERROR_GENERIC, message: b"A Generic Error Ocurred" }));
+    assert_eq!(
+        m.kind,
+        Kind::Error(ErrorReply {
+            code: ERROR_GENERIC,
+            message: b"A Generic Error Ocurred"
+        })
+    );
     assert_byte_round_trip(e);
 }
 
@@ -79,7 +85,14 @@ fn bep5_error() {
 fn bep5_find_node() {
     let q = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q9:find_node1:t2:aa1:y1:qe";
     let m = decode(q);
-    assert_eq!(query_of(&m), Query::FindNode { id: ID_A, target: ID_M, want: Want::default() });
+    assert_eq!(
+        query_of(&m),
+        Query::FindNode {
+            id: ID_A,
+            target: ID_M,
+            want: Want::default()
+        }
+    );
     assert_byte_round_trip(q);
 }
 
@@ -88,7 +101,13 @@ fn bep5_placeholder_nodes_are_rejected() {
     // The BEP's reply examples abbreviate `nodes` as "def456..." (9 bytes), which
     // is not a whole number of 26-byte entries: such a reply is malformed.
     let r = b"d1:rd2:id20:0123456789abcdefghij5:nodes9:def456...e1:t2:aa1:y1:re";
-    assert_eq!(Message::decode(r), Err(DecodeError::Invalid { key: RESP_NODES, offset: 39 }));
+    assert_eq!(
+        Message::decode(r),
+        Err(DecodeError::Invalid {
+            key: RESP_NODES,
+            offset: 39
+        })
+    );
 }
 
 #[test]
@@ -97,7 +116,13 @@ fn bep5_get_peers() {
     let m = decode(q);
     assert_eq!(
         query_of(&m),
-        Query::GetPeers { id: ID_A, info_hash: ID_M, want: Want::default(), scrape: false, noseed: false }
+        Query::GetPeers {
+            id: ID_A,
+            info_hash: ID_M,
+            want: Want::default(),
+            scrape: false,
+            noseed: false
+        }
     );
     assert_byte_round_trip(q);
 
@@ -146,7 +171,10 @@ fn bep5_announce_peer_with_and_without_implied_port() {
 // ---- BEP 32, 33, 42, 43, 51 ----------------------------------------------
 
 fn node_v4(i: u8) -> CompactNode {
-    CompactNode { id: [i; 20], addr: SocketAddr::new(Ipv4Addr::new(127, 0, i, 1).into(), 6881 + u16::from(i)) }
+    CompactNode {
+        id: [i; 20],
+        addr: SocketAddr::new(Ipv4Addr::new(127, 0, i, 1).into(), 6881 + u16::from(i)),
+    }
 }
 
 fn node_v6(i: u8) -> CompactNode {
@@ -160,7 +188,14 @@ fn node_v6(i: u8) -> CompactNode {
 fn bep51_sample_infohashes_query_and_reply() {
     let q = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz123456e1:q17:sample_infohashes1:t2:aa1:y1:qe";
     let m = decode(q);
-    assert_eq!(query_of(&m), Query::SampleInfohashes { id: ID_A, target: ID_M, want: Want::default() });
+    assert_eq!(
+        query_of(&m),
+        Query::SampleInfohashes {
+            id: ID_A,
+            target: ID_M,
+            want: Want::default()
+        }
+    );
     assert_byte_round_trip(q);
 
     // A reply as BEP 51 lays it out: id, interval, nodes, num, samples.
@@ -205,9 +240,17 @@ fn bep51_sample_infohashes_query_and_reply() {
 #[test]
 fn bep51_empty_sample_reply_keeps_its_samples_key() {
     let mut out = Vec::new();
-    let reply = ResponseOut { interval: Some(60), num: Some(0), ..ResponseOut::new(ID_M) };
+    let reply = ResponseOut {
+        interval: Some(60),
+        num: Some(0),
+        ..ResponseOut::new(ID_M)
+    };
     encode_response(&mut out, b"aa", &reply, None, None);
-    assert!(out.windows(10).any(|w| w == b"7:samples0"), "{}", String::from_utf8_lossy(&out));
+    assert!(
+        out.windows(10).any(|w| w == b"7:samples0"),
+        "{}",
+        String::from_utf8_lossy(&out)
+    );
     let r = response_of(&decode(&out));
     assert!(r.samples.is_empty());
     assert_eq!(r.interval, Some(60));
@@ -215,9 +258,17 @@ fn bep51_empty_sample_reply_keeps_its_samples_key() {
 
 #[test]
 fn bep32_ipv6_nodes_peers_and_want() {
-    let q = b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe";
+    let q =
+        b"d1:ad2:id20:abcdefghij01234567896:target20:mnopqrstuvwxyz1234564:wantl2:n42:n6ee1:q9:find_node1:t2:aa1:y1:qe";
     let m = decode(q);
-    assert_eq!(query_of(&m), Query::FindNode { id: ID_A, target: ID_M, want: Want { v4: true, v6: true } });
+    assert_eq!(
+        query_of(&m),
+        Query::FindNode {
+            id: ID_A,
+            target: ID_M,
+            want: Want { v4: true, v6: true }
+        }
+    );
     assert_byte_round_trip(q);
 
     let nodes = [node_v4(1), node_v4(2)];
@@ -254,7 +305,17 @@ fn bep32_ipv6_nodes_peers_and_want() {
 fn nodes_of_the_wrong_family_are_left_out() {
     let mixed = [node_v4(1), node_v6(2), node_v4(3)];
     let mut out = Vec::new();
-    encode_response(&mut out, b"aa", &ResponseOut { nodes: &mixed, nodes6: &mixed, ..ResponseOut::new(ID_A) }, None, None);
+    encode_response(
+        &mut out,
+        b"aa",
+        &ResponseOut {
+            nodes: &mixed,
+            nodes6: &mixed,
+            ..ResponseOut::new(ID_A)
+        },
+        None,
+        None,
+    );
     let r = response_of(&decode(&out));
     assert_eq!(r.nodes.collect::<Vec<_>>(), vec![node_v4(1), node_v4(3)]);
     assert_eq!(r.nodes6.collect::<Vec<_>>(), vec![node_v6(2)]);
@@ -266,7 +327,13 @@ fn bep33_scrape_query_and_bloom_reply() {
     let m = decode(q);
     assert_eq!(
         query_of(&m),
-        Query::GetPeers { id: ID_A, info_hash: ID_M, want: Want::default(), scrape: true, noseed: true }
+        Query::GetPeers {
+            id: ID_A,
+            info_hash: ID_M,
+            want: Want::default(),
+            scrape: true,
+            noseed: true
+        }
     );
     assert_byte_round_trip(q);
 
@@ -286,7 +353,10 @@ fn bep33_scrape_query_and_bloom_reply() {
         ..ResponseOut::new(ID_M)
     };
     encode_response(&mut out, b"aa", &reply, None, None);
-    assert!(out.starts_with(b"d1:rd4:BFpe256:"), "keys must be sorted, uppercase first");
+    assert!(
+        out.starts_with(b"d1:rd4:BFpe256:"),
+        "keys must be sorted, uppercase first"
+    );
     let r = response_of(&decode(&out));
     assert_eq!(r.bf_seeds, Some(seeds.as_bytes()));
     assert_eq!(r.bf_peers, Some(peers.as_bytes()));
@@ -335,9 +405,16 @@ fn bep42_and_bep43() {
 
 #[test]
 fn unknown_methods_and_extra_keys_still_decode() {
-    let q = b"d1:ad2:id20:abcdefghij01234567895:extrali1ed1:xleee6:zzzzzz3:abce1:q6:vote_x1:t2:aa1:v4:UT011:y1:q3:zzzi0ee";
+    let q =
+        b"d1:ad2:id20:abcdefghij01234567895:extrali1ed1:xleee6:zzzzzz3:abce1:q6:vote_x1:t2:aa1:v4:UT011:y1:q3:zzzi0ee";
     let m = decode(q);
-    assert_eq!(query_of(&m), Query::Unknown { method: b"vote_x", id: Some(ID_A) });
+    assert_eq!(
+        query_of(&m),
+        Query::Unknown {
+            method: b"vote_x",
+            id: Some(ID_A)
+        }
+    );
     assert_eq!(query_of(&m).id(), Some(ID_A));
     assert_eq!(m.version, Some(&b"UT01"[..]));
 
@@ -408,7 +485,10 @@ fn depth_limit() {
     let deep = [b"l".repeat(bencode::MAX_DEPTH + 1), b"e".repeat(bencode::MAX_DEPTH + 1)].concat();
     assert_eq!(
         bencode::decode(&deep).unwrap_err(),
-        bencode::Error { kind: ErrorKind::TooDeep, offset: bencode::MAX_DEPTH }
+        bencode::Error {
+            kind: ErrorKind::TooDeep,
+            offset: bencode::MAX_DEPTH
+        }
     );
     // The same limit holds when KRPC skips an unknown key.
     let mut msg = b"d1:x".to_vec();
@@ -416,7 +496,10 @@ fn depth_limit() {
     msg.extend_from_slice(b"e");
     assert_eq!(
         Message::decode(&msg),
-        Err(DecodeError::Bencode(bencode::Error { kind: ErrorKind::TooDeep, offset: 4 + bencode::MAX_DEPTH - 1 }))
+        Err(DecodeError::Bencode(bencode::Error {
+            kind: ErrorKind::TooDeep,
+            offset: 4 + bencode::MAX_DEPTH - 1
+        }))
     );
 }
 
@@ -499,21 +582,37 @@ fn malformed_krpc_table() {
         (b"d1:ti1e1:y1:qe", Invalid { key: KEY_TRANSACTION, offset: 4 }),
     ];
     for (input, expected) in cases {
-        assert_eq!(Message::decode(input), Err(*expected), "input {:?}", String::from_utf8_lossy(input));
+        assert_eq!(
+            Message::decode(input),
+            Err(*expected),
+            "input {:?}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
 #[test]
 fn error_list_without_message_is_accepted() {
     let m = decode(b"d1:eli201ee1:t2:aa1:y1:ee");
-    assert_eq!(m.kind, Kind::Error(ErrorReply { code: ERROR_GENERIC, message: b"" }));
+    assert_eq!(
+        m.kind,
+        Kind::Error(ErrorReply {
+            code: ERROR_GENERIC,
+            message: b""
+        })
+    );
 }
 
 #[test]
 fn implied_port_without_port_decodes_as_port_zero() {
     let q = b"d1:ad2:id20:abcdefghij012345678912:implied_porti1e9:info_hash20:mnopqrstuvwxyz1234565:token1:xe1:q13:announce_peer1:t2:aa1:y1:qe";
     match query_of(&decode(q)) {
-        Query::AnnouncePeer { port, implied_port, token, .. } => assert_eq!((port, implied_port, token), (0, true, &b"x"[..])),
+        Query::AnnouncePeer {
+            port,
+            implied_port,
+            token,
+            ..
+        } => assert_eq!((port, implied_port, token), (0, true, &b"x"[..])),
         other => panic!("{other:?}"),
     }
 }

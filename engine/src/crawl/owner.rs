@@ -130,7 +130,12 @@ fn xor_shift_mul(p: &mut Vec<libc::sock_filter>, mul: u32, shift: u32) {
 }
 
 fn stmt(code: u32, k: u32) -> libc::sock_filter {
-    libc::sock_filter { code: code as u16, jt: 0, jf: 0, k }
+    libc::sock_filter {
+        code: code as u16,
+        jt: 0,
+        jf: 0,
+        k,
+    }
 }
 
 #[cfg(test)]
@@ -192,10 +197,18 @@ mod tests {
             for i in 0..2000u64 {
                 let v4 = Ipv4Addr::from(mix(i) as u32);
                 let sa = SocketAddr::new(v4.into(), (mix(i + 1) as u16) | 1);
-                assert_eq!(run(&p4, &ipv4_header(v4)), Some(owner(sa, cores) as u32), "{sa} cores={cores}");
+                assert_eq!(
+                    run(&p4, &ipv4_header(v4)),
+                    Some(owner(sa, cores) as u32),
+                    "{sa} cores={cores}"
+                );
                 let v6 = Ipv6Addr::from(((mix(i) as u128) << 64) | mix(!i) as u128);
                 let sa = SocketAddr::new(v6.into(), 6881);
-                assert_eq!(run(&p6, &ipv6_header(v6)), Some(owner(sa, cores) as u32), "{sa} cores={cores}");
+                assert_eq!(
+                    run(&p6, &ipv6_header(v6)),
+                    Some(owner(sa, cores) as u32),
+                    "{sa} cores={cores}"
+                );
             }
         }
     }
@@ -221,7 +234,10 @@ mod tests {
             let sets: [(&str, Gen); 3] = [
                 ("random v4", Box::new(|i| Ipv4Addr::from(mix(i as u64) as u32).into())),
                 ("sequential 127/8", Box::new(|i| Ipv4Addr::from(0x7F00_0001 + i).into())),
-                ("sequential v6 /64", Box::new(|i| Ipv6Addr::from(0x2001_0db8u128 << 96 | i as u128).into())),
+                (
+                    "sequential v6 /64",
+                    Box::new(|i| Ipv6Addr::from(0x2001_0db8u128 << 96 | i as u128).into()),
+                ),
             ];
             for (name, gen) in sets.iter() {
                 let mut count = vec![0u32; cores];

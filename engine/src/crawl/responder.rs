@@ -12,8 +12,14 @@ use crate::codec::wire::ID_LEN;
 pub trait Responder {
     /// Encodes a reply to `query` into `out` (empty on entry) and returns true,
     /// or returns false to leave the query unanswered.
-    fn respond(&mut self, now: Instant, from: SocketAddr, transaction_id: &[u8], query: &Query<'_>, out: &mut Vec<u8>)
-        -> bool;
+    fn respond(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        transaction_id: &[u8],
+        query: &Query<'_>,
+        out: &mut Vec<u8>,
+    ) -> bool;
 }
 
 /// The minimal good citizen: answers `ping` so remotes keep us as reachable,

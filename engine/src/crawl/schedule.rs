@@ -16,7 +16,9 @@ pub struct Schedule {
 
 impl Schedule {
     pub fn new() -> Self {
-        Schedule { heap: BinaryHeap::new() }
+        Schedule {
+            heap: BinaryHeap::new(),
+        }
     }
 
     pub fn push(&mut self, due: Millis, r: NodeRef) {
@@ -53,7 +55,15 @@ impl Schedule {
             return;
         }
         let mut v = std::mem::take(&mut self.heap).into_vec();
-        v.retain(|Reverse((due, slot, incarnation))| live(*due, NodeRef { slot: *slot, incarnation: *incarnation }));
+        v.retain(|Reverse((due, slot, incarnation))| {
+            live(
+                *due,
+                NodeRef {
+                    slot: *slot,
+                    incarnation: *incarnation,
+                },
+            )
+        });
         self.heap = BinaryHeap::from(v);
     }
 }

@@ -126,7 +126,10 @@ impl Scheduler {
         let responder: Option<Box<dyn Responder>> = if cfg.read_only {
             None
         } else {
-            Some(Box::new(PingResponder { id: cfg.node_id, version: cfg.version }))
+            Some(Box::new(PingResponder {
+                id: cfg.node_id,
+                version: cfg.version,
+            }))
         };
         Scheduler {
             clock: Clock::new(now),
@@ -313,8 +316,12 @@ impl Scheduler {
             self.unreachable.expire(now_ms);
             self.pacer.prune(now);
             let table = &self.table;
-            self.samples.compact_if_needed(table.len(), |due, r| table.get(r).is_some_and(|n| n.sample_queued_at == due));
-            self.walks.compact_if_needed(table.len(), |due, r| table.get(r).is_some_and(|n| n.walk_queued_at == due));
+            self.samples.compact_if_needed(table.len(), |due, r| {
+                table.get(r).is_some_and(|n| n.sample_queued_at == due)
+            });
+            self.walks.compact_if_needed(table.len(), |due, r| {
+                table.get(r).is_some_and(|n| n.walk_queued_at == due)
+            });
         }
     }
 
@@ -366,7 +373,11 @@ impl Scheduler {
         for h in r.samples.clone() {
             if self.dedup.insert(h) {
                 fresh += 1;
-                self.output.discoveries.push(Discovery { info_hash: *h, source: from, source_id: *r.id });
+                self.output.discoveries.push(Discovery {
+                    info_hash: *h,
+                    source: from,
+                    source_id: *r.id,
+                });
                 self.scrape_seq += 1;
                 self.scrapes.push(Reverse((now_ms, self.scrape_seq, *h, from)));
             }
@@ -438,7 +449,9 @@ impl Scheduler {
         if let (false, Some(id)) = (msg.read_only, q.id()) {
             self.learn(self.clock.floor(now), CompactNode { id: *id, addr: from });
         }
-        let Some(responder) = self.responder.as_mut() else { return };
+        let Some(responder) = self.responder.as_mut() else {
+            return;
+        };
         let mut buf = self.reply_pool.pop().unwrap_or_default();
         buf.clear();
         if responder.respond(now, from, msg.transaction_id, q, &mut buf) {
@@ -542,7 +555,11 @@ impl Scheduler {
         let (r, to) = self.pop_ready(Plan::Sample, now, now_ms)?;
         let target = self.keyspace.next_target(&mut self.rng);
         let node_id = self.cfg.node_id;
-        let query = Query::SampleInfohashes { id: &node_id, target: &target, want: self.cfg.want };
+        let query = Query::SampleInfohashes {
+            id: &node_id,
+            target: &target,
+            want: self.cfg.want,
+        };
         self.send(now_ms, to, Some(r), Asked::Sample, &query, buf)?;
         self.stats.samples_sent += 1;
         Some(to)
@@ -552,7 +569,11 @@ impl Scheduler {
         let (r, to) = self.pop_ready(Plan::Walk, now, now_ms)?;
         let target = self.keyspace.next_target(&mut self.rng);
         let node_id = self.cfg.node_id;
-        let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
+        let query = Query::FindNode {
+            id: &node_id,
+            target: &target,
+            want: self.cfg.want,
+        };
         self.send(now_ms, to, Some(r), Asked::FindNode, &query, buf)?;
         self.stats.find_nodes_sent += 1;
         Some(to)
@@ -617,7 +638,11 @@ impl Scheduler {
             }
             let target = self.keyspace.next_target(&mut self.rng);
             let node_id = self.cfg.node_id;
-            let query = Query::FindNode { id: &node_id, target: &target, want: self.cfg.want };
+            let query = Query::FindNode {
+                id: &node_id,
+                target: &target,
+                want: self.cfg.want,
+            };
             self.send(now_ms, to, None, Asked::Bootstrap, &query, buf)?;
             self.stats.find_nodes_sent += 1;
             return Some(to);
@@ -642,7 +667,15 @@ impl Scheduler {
         buf: &mut Vec<u8>,
     ) -> Option<()> {
         let deadline = now_ms.saturating_add(ms(self.cfg.query_timeout));
-        let tid = self.tx.start(InFlight { to, node, asked, deadline }, self.rng.gen())?;
+        let tid = self.tx.start(
+            InFlight {
+                to,
+                node,
+                asked,
+                deadline,
+            },
+            self.rng.gen(),
+        )?;
         if let Some(n) = node.and_then(|r| self.table.get_mut(r)) {
             n.in_flight = true;
         }

@@ -157,7 +157,10 @@ impl NodeTable {
 
     pub fn lookup(&self, addr: &SocketAddr) -> Option<NodeRef> {
         let slot = *self.index.get(addr)?;
-        Some(NodeRef { slot, incarnation: self.slots[slot as usize].incarnation })
+        Some(NodeRef {
+            slot,
+            incarnation: self.slots[slot as usize].incarnation,
+        })
     }
 
     pub fn get(&self, r: NodeRef) -> Option<&RemoteNode> {
@@ -196,14 +199,20 @@ impl NodeTable {
         let slot = match self.free.pop() {
             Some(s) => s,
             None => {
-                self.slots.push(Slot { incarnation: 0, node: None });
+                self.slots.push(Slot {
+                    incarnation: 0,
+                    node: None,
+                });
                 (self.slots.len() - 1) as u32
             }
         };
         let s = &mut self.slots[slot as usize];
         s.node = Some(RemoteNode::new(addr, *id, now));
         self.index.insert(addr, slot);
-        Inserted::New(NodeRef { slot, incarnation: s.incarnation })
+        Inserted::New(NodeRef {
+            slot,
+            incarnation: s.incarnation,
+        })
     }
 
     /// Drops a node; its slot's next occupant gets a new incarnation.
@@ -223,7 +232,9 @@ impl NodeTable {
         let mut worst: Option<(i64, u32)> = None;
         for _ in 0..EVICTION_SAMPLES {
             let slot = rng.gen_range(0..self.slots.len() as u32);
-            let Some(n) = &self.slots[slot as usize].node else { continue };
+            let Some(n) = &self.slots[slot as usize].node else {
+                continue;
+            };
             // A node awaiting a reply is never evicted: its transaction refers to it.
             if n.in_flight {
                 continue;
@@ -247,7 +258,15 @@ impl NodeTable {
     /// Every live node (for snapshots and tests; not for the hot path).
     pub fn iter(&self) -> impl Iterator<Item = (NodeRef, &RemoteNode)> {
         self.slots.iter().enumerate().filter_map(|(i, s)| {
-            s.node.as_ref().map(|n| (NodeRef { slot: i as u32, incarnation: s.incarnation }, n))
+            s.node.as_ref().map(|n| {
+                (
+                    NodeRef {
+                        slot: i as u32,
+                        incarnation: s.incarnation,
+                    },
+                    n,
+                )
+            })
         })
     }
 }
@@ -263,17 +282,24 @@ mod tests {
     }
 
     fn table(cap: usize) -> (NodeTable, SmallRng) {
-        (NodeTable::new(cap, ahash::RandomState::with_seeds(1, 2, 3, 4)), SmallRng::seed_from_u64(7))
+        (
+            NodeTable::new(cap, ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            SmallRng::seed_from_u64(7),
+        )
     }
 
     #[test]
     fn stale_refs_do_not_reach_a_reused_slot() {
         let (mut t, mut rng) = table(10);
-        let Inserted::New(a) = t.insert(addr(1), &[1; 20], 0, &mut rng) else { panic!() };
+        let Inserted::New(a) = t.insert(addr(1), &[1; 20], 0, &mut rng) else {
+            panic!()
+        };
         assert_eq!(t.insert(addr(1), &[2; 20], 0, &mut rng), Inserted::Known(a));
         assert_eq!(t.get(a).unwrap().id, [2; 20]);
         t.remove(a).unwrap();
-        let Inserted::New(b) = t.insert(addr(2), &[3; 20], 0, &mut rng) else { panic!() };
+        let Inserted::New(b) = t.insert(addr(2), &[3; 20], 0, &mut rng) else {
+            panic!()
+        };
         assert_eq!(a.slot, b.slot);
         assert!(t.get(a).is_none() && t.remove(a).is_none());
         assert_eq!(t.get(b).unwrap().addr, addr(2));
@@ -283,7 +309,9 @@ mod tests {
     fn full_table_keeps_useful_nodes_and_evicts_useless_ones() {
         let (mut t, mut rng) = table(64);
         for i in 0..64 {
-            let Inserted::New(r) = t.insert(addr(i), &[0; 20], 0, &mut rng) else { panic!() };
+            let Inserted::New(r) = t.insert(addr(i), &[0; 20], 0, &mut rng) else {
+                panic!()
+            };
             let n = t.get_mut(r).unwrap();
             n.bep51 = Bep51::Yes;
             n.samples_answered = 1;
@@ -315,7 +343,9 @@ mod tests {
         let (mut t, mut rng) = table(8);
         let mut refs = Vec::new();
         for i in 0..8 {
-            let Inserted::New(r) = t.insert(addr(i), &[0; 20], 0, &mut rng) else { panic!() };
+            let Inserted::New(r) = t.insert(addr(i), &[0; 20], 0, &mut rng) else {
+                panic!()
+            };
             let n = t.get_mut(r).unwrap();
             n.bep51 = Bep51::No;
             n.in_flight = true;

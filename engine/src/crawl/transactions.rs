@@ -124,7 +124,12 @@ mod tests {
     use super::*;
 
     fn q(to: u16, deadline: Millis) -> InFlight {
-        InFlight { to: SocketAddr::from(([127, 0, 0, 1], to)), node: None, asked: Asked::FindNode, deadline }
+        InFlight {
+            to: SocketAddr::from(([127, 0, 0, 1], to)),
+            node: None,
+            asked: Asked::FindNode,
+            deadline,
+        }
     }
 
     #[test]

@@ -20,7 +20,12 @@ pub struct Unreachable {
 
 impl Unreachable {
     pub fn new(ttl: Millis, cap: usize, hasher: ahash::RandomState) -> Self {
-        Unreachable { expiry: HashMap::with_hasher(hasher), order: VecDeque::new(), ttl, cap: cap.max(1) }
+        Unreachable {
+            expiry: HashMap::with_hasher(hasher),
+            order: VecDeque::new(),
+            ttl,
+            cap: cap.max(1),
+        }
     }
 
     pub fn insert(&mut self, addr: SocketAddr, now: Millis) {

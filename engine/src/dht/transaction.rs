@@ -194,8 +194,14 @@ mod tests {
         let a: SocketAddr = A.parse().unwrap();
         let id = t.start(now, Duration::from_secs(2), a, "ping").unwrap();
         let [w, x, y, z] = id.to_bytes();
-        assert_eq!(t.complete(&[w, x, y, z], B.parse().unwrap()).unwrap_err(), Mismatch::Spoofed);
-        assert_eq!(t.complete(&[w, x, y, z.wrapping_add(1)], a).unwrap_err(), Mismatch::Stray);
+        assert_eq!(
+            t.complete(&[w, x, y, z], B.parse().unwrap()).unwrap_err(),
+            Mismatch::Spoofed
+        );
+        assert_eq!(
+            t.complete(&[w, x, y, z.wrapping_add(1)], a).unwrap_err(),
+            Mismatch::Stray
+        );
         assert_eq!(t.complete(&[w, x, y, z, 0], a).unwrap_err(), Mismatch::Stray);
         assert_eq!(t.complete(&[y, z], a).unwrap_err(), Mismatch::Stray);
         assert_eq!(t.in_flight_to(&a), 1);

@@ -136,7 +136,10 @@ impl<'a> Handshake<'a> {
             info_hash: info_hash.try_into().map_err(|_| Error::NotBitTorrent)?,
             peer_id: peer_id.try_into().map_err(|_| Error::NotBitTorrent)?,
         };
-        Ok(Parse::Done { item, consumed: HANDSHAKE_LEN })
+        Ok(Parse::Done {
+            item,
+            consumed: HANDSHAKE_LEN,
+        })
     }
 
     /// Whether the peer announces the BEP 10 extension protocol.
@@ -236,7 +239,9 @@ pub struct ExtHandshake<'a> {
 impl<'a> ExtHandshake<'a> {
     /// Parses the payload of an extended message with id [`EXT_HANDSHAKE_ID`].
     pub fn parse(payload: &'a [u8]) -> Result<Self, Error> {
-        let dict = bencode::decode(payload)?.as_dict().ok_or(Error::BadValue("handshake"))?;
+        let dict = bencode::decode(payload)?
+            .as_dict()
+            .ok_or(Error::BadValue("handshake"))?;
         let mut hs = ExtHandshake::default();
         if let Some(m) = dict.get(KEY_M) {
             let m = m.as_dict().ok_or(Error::BadValue("m"))?;
@@ -260,12 +265,7 @@ impl<'a> ExtHandshake<'a> {
 }
 
 /// Appends a framed extended handshake `{m: {ut_metadata: id}, metadata_size?, v?}`.
-pub fn write_ext_handshake(
-    out: &mut Vec<u8>,
-    ut_metadata_id: u8,
-    metadata_size: Option<usize>,
-    client: Option<&[u8]>,
-) {
+pub fn write_ext_handshake(out: &mut Vec<u8>, ut_metadata_id: u8, metadata_size: Option<usize>, client: Option<&[u8]>) {
     let start = begin_extended(out, EXT_HANDSHAKE_ID);
     bencode::dict_begin(out);
     // Keys in sorted order: m, metadata_size, v.
@@ -289,11 +289,19 @@ pub fn write_ext_handshake(
 /// One `ut_metadata` message.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum MetadataMsg<'a> {
-    Request { piece: u32 },
+    Request {
+        piece: u32,
+    },
     /// A piece of the info dict. `data` is whatever follows the dict; check its
     /// length with [`piece_len`] before trusting it.
-    Data { piece: u32, total_size: usize, data: &'a [u8] },
-    Reject { piece: u32 },
+    Data {
+        piece: u32,
+        total_size: usize,
+        data: &'a [u8],
+    },
+    Reject {
+        piece: u32,
+    },
 }
 
 impl<'a> MetadataMsg<'a> {
@@ -306,7 +314,10 @@ impl<'a> MetadataMsg<'a> {
         };
         let data = payload.get(dec.position()..).unwrap_or_default();
         let int = |key: &'static [u8], name: &'static str| -> Result<i64, Error> {
-            dict.get(key).ok_or(Error::MissingKey(name))?.as_int().ok_or(Error::BadValue(name))
+            dict.get(key)
+                .ok_or(Error::MissingKey(name))?
+                .as_int()
+                .ok_or(Error::BadValue(name))
         };
         let piece = int(KEY_PIECE, "piece")?;
         let piece = u32::try_from(piece).map_err(|_| Error::BadValue("piece"))?;
@@ -319,7 +330,11 @@ impl<'a> MetadataMsg<'a> {
                     .ok()
                     .filter(|&s| s > 0 && s <= MAX_METADATA_SIZE)
                     .ok_or(Error::BadValue("total_size"))?;
-                Ok(MetadataMsg::Data { piece, total_size, data })
+                Ok(MetadataMsg::Data {
+                    piece,
+                    total_size,
+                    data,
+                })
             }
             _ => Err(Error::BadValue("msg_type")),
         }
@@ -344,13 +359,7 @@ pub fn write_metadata_data(out: &mut Vec<u8>, ext_id: u8, piece: u32, total_size
     finish_frame(out, start);
 }
 
-fn write_metadata_header(
-    out: &mut Vec<u8>,
-    ext_id: u8,
-    msg_type: i64,
-    piece: u32,
-    total_size: Option<usize>,
-) -> usize {
+fn write_metadata_header(out: &mut Vec<u8>, ext_id: u8, msg_type: i64, piece: u32, total_size: Option<usize>) -> usize {
     let start = begin_extended(out, ext_id);
     bencode::dict_begin(out);
     // Keys in sorted order: msg_type, piece, total_size.
@@ -404,10 +413,15 @@ mod tests {
         assert_eq!(&out[..20], b"\x13BitTorrent protocol");
         assert_eq!(out[20 + 5], 0x10);
         for cut in 0..HANDSHAKE_LEN {
-            assert_eq!(Handshake::parse(&out[..cut]).unwrap(), Parse::NeedMore(HANDSHAKE_LEN - cut));
+            assert_eq!(
+                Handshake::parse(&out[..cut]).unwrap(),
+                Parse::NeedMore(HANDSHAKE_LEN - cut)
+            );
         }
         out.extend_from_slice(b"extra");
-        let Parse::Done { item, consumed } = Handshake::parse(&out).unwrap() else { panic!() };
+        let Parse::Done { item, consumed } = Handshake::parse(&out).unwrap() else {
+            panic!()
+        };
         assert_eq!(consumed, 68);
         assert_eq!(item.info_hash, &[0xaa; 20]);
         assert_eq!(item.peer_id, &[0x55; 20]);
@@ -421,7 +435,9 @@ mod tests {
         let mut plain = Vec::new();
         write_handshake(&mut plain, &[1; 20], &[2; 20]);
         plain[25] = 0;
-        let Parse::Done { item, .. } = Handshake::parse(&plain).unwrap() else { panic!() };
+        let Parse::Done { item, .. } = Handshake::parse(&plain).unwrap() else {
+            panic!()
+        };
         assert!(!item.supports_extensions());
     }
 
@@ -436,9 +452,15 @@ mod tests {
         // A declared 4 GiB message is refused from its prefix alone.
         assert_eq!(
             Message::parse(&[0xff, 0xff, 0xff, 0xff], 1 << 20),
-            Err(Error::MessageTooLong { len: u32::MAX, max: 1 << 20 })
+            Err(Error::MessageTooLong {
+                len: u32::MAX,
+                max: 1 << 20
+            })
         );
-        assert_eq!(Message::parse(&[0, 0, 0, 1, MSG_EXTENDED], 100), Err(Error::EmptyExtended));
+        assert_eq!(
+            Message::parse(&[0, 0, 0, 1, MSG_EXTENDED], 100),
+            Err(Error::EmptyExtended)
+        );
     }
 
     #[test]
@@ -451,7 +473,10 @@ mod tests {
         assert_eq!(hs.client, Some(&b"libtorrent/2.0.8"[..]));
 
         // Disabled (0) and absent ut_metadata both mean "no BEP 9".
-        assert_eq!(ExtHandshake::parse(b"d1:md11:ut_metadatai0eee").unwrap().ut_metadata, None);
+        assert_eq!(
+            ExtHandshake::parse(b"d1:md11:ut_metadatai0eee").unwrap().ut_metadata,
+            None
+        );
         assert_eq!(ExtHandshake::parse(b"de").unwrap(), ExtHandshake::default());
         // A hostile metadata_size is refused instead of trusted.
         assert_eq!(
@@ -465,7 +490,9 @@ mod tests {
     fn extended_handshake_round_trip() {
         let mut out = Vec::new();
         write_ext_handshake(&mut out, 3, Some(20_000), Some(b"trawl"));
-        let Message::Extended { ext_id, payload } = frame_of(&out) else { panic!() };
+        let Message::Extended { ext_id, payload } = frame_of(&out) else {
+            panic!()
+        };
         assert_eq!(ext_id, EXT_HANDSHAKE_ID);
         assert_eq!(payload, b"d1:md11:ut_metadatai3ee13:metadata_sizei20000e1:v5:trawle");
         let hs = ExtHandshake::parse(payload).unwrap();
@@ -475,15 +502,34 @@ mod tests {
     #[test]
     fn metadata_messages_from_bep9_examples() {
         // The three examples of BEP 9, with data bytes after the data dict.
-        assert_eq!(MetadataMsg::parse(b"d8:msg_typei0e5:piecei0ee"), Ok(MetadataMsg::Request { piece: 0 }));
+        assert_eq!(
+            MetadataMsg::parse(b"d8:msg_typei0e5:piecei0ee"),
+            Ok(MetadataMsg::Request { piece: 0 })
+        );
         assert_eq!(
             MetadataMsg::parse(b"d8:msg_typei1e5:piecei0e10:total_sizei34256eexxxxxxxx"),
-            Ok(MetadataMsg::Data { piece: 0, total_size: 34256, data: b"xxxxxxxx" })
+            Ok(MetadataMsg::Data {
+                piece: 0,
+                total_size: 34256,
+                data: b"xxxxxxxx"
+            })
         );
-        assert_eq!(MetadataMsg::parse(b"d8:msg_typei2e5:piecei0ee"), Ok(MetadataMsg::Reject { piece: 0 }));
-        assert_eq!(MetadataMsg::parse(b"d8:msg_typei1e5:piecei0ee"), Err(Error::MissingKey("total_size")));
-        assert_eq!(MetadataMsg::parse(b"d8:msg_typei7e5:piecei0ee"), Err(Error::BadValue("msg_type")));
-        assert_eq!(MetadataMsg::parse(b"d8:msg_typei0e5:piecei-1ee"), Err(Error::BadValue("piece")));
+        assert_eq!(
+            MetadataMsg::parse(b"d8:msg_typei2e5:piecei0ee"),
+            Ok(MetadataMsg::Reject { piece: 0 })
+        );
+        assert_eq!(
+            MetadataMsg::parse(b"d8:msg_typei1e5:piecei0ee"),
+            Err(Error::MissingKey("total_size"))
+        );
+        assert_eq!(
+            MetadataMsg::parse(b"d8:msg_typei7e5:piecei0ee"),
+            Err(Error::BadValue("msg_type"))
+        );
+        assert_eq!(
+            MetadataMsg::parse(b"d8:msg_typei0e5:piecei-1ee"),
+            Err(Error::BadValue("piece"))
+        );
         assert_eq!(MetadataMsg::parse(b"i3e"), Err(Error::BadValue("ut_metadata")));
     }
 
@@ -498,7 +544,9 @@ mod tests {
         let mut rest = &out[..];
         let mut got = Vec::new();
         while let Parse::Done { item, consumed } = Message::parse(rest, DEFAULT_MAX_MESSAGE_LEN).unwrap() {
-            let Message::Extended { ext_id: 2, payload } = item else { panic!("{item:?}") };
+            let Message::Extended { ext_id: 2, payload } = item else {
+                panic!("{item:?}")
+            };
             got.push(MetadataMsg::parse(payload).unwrap());
             rest = &rest[consumed..];
             if rest.is_empty() {
@@ -509,7 +557,11 @@ mod tests {
             got,
             [
                 MetadataMsg::Request { piece: 1 },
-                MetadataMsg::Data { piece: 1, total_size: 16_400, data: &[7; 16] },
+                MetadataMsg::Data {
+                    piece: 1,
+                    total_size: 16_400,
+                    data: &[7; 16]
+                },
                 MetadataMsg::Reject { piece: 5 },
             ]
         );

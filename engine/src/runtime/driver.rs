@@ -33,10 +33,22 @@ use crate::dht::{Event, LookupId, Node, NodeStats};
 
 /// What a [`super::NodeHandle`] asks of the executor.
 pub(crate) enum Command {
-    Lookup { info_hash: [u8; 20], sink: PeerSink },
-    Announce { info_hash: [u8; 20], port: Option<u16>, sink: PeerSink },
-    FindNode { target: [u8; 20], sink: PeerSink },
-    Stats { reply: crossbeam_channel::Sender<NodeStats> },
+    Lookup {
+        info_hash: [u8; 20],
+        sink: PeerSink,
+    },
+    Announce {
+        info_hash: [u8; 20],
+        port: Option<u16>,
+        sink: PeerSink,
+    },
+    FindNode {
+        target: [u8; 20],
+        sink: PeerSink,
+    },
+    Stats {
+        reply: crossbeam_channel::Sender<NodeStats>,
+    },
     Shutdown,
 }
 
@@ -76,7 +88,12 @@ pub(crate) async fn run(
     let fd = socket.as_raw_fd();
     // glommio is built on an older socket2, so descriptors cross as raw fds.
     // SAFETY: each fd comes from `into_raw_fd`, so glommio becomes its only owner.
-    let (socket, wake) = unsafe { (UdpSocket::from_raw_fd(socket.into_raw_fd()), UdpSocket::from_raw_fd(wake.into_raw_fd())) };
+    let (socket, wake) = unsafe {
+        (
+            UdpSocket::from_raw_fd(socket.into_raw_fd()),
+            UdpSocket::from_raw_fd(wake.into_raw_fd()),
+        )
+    };
     let (rearm, rearm_rx) = local_channel::new_bounded(1);
     let shared = Rc::new(Shared {
         state: RefCell::new(State {
@@ -202,15 +219,27 @@ fn apply(shared: &Shared, command: Command) -> bool {
     let now = Instant::now();
     let mut state = shared.state.borrow_mut();
     let (id, sub) = match command {
-        Command::Lookup { info_hash, sink } => {
-            (state.node.lookup(now, info_hash), Subscriber { sink, ends_on_announce: false })
-        }
-        Command::Announce { info_hash, port, sink } => {
-            (state.node.announce(now, info_hash, port), Subscriber { sink, ends_on_announce: true })
-        }
-        Command::FindNode { target, sink } => {
-            (state.node.find_node(now, target), Subscriber { sink, ends_on_announce: false })
-        }
+        Command::Lookup { info_hash, sink } => (
+            state.node.lookup(now, info_hash),
+            Subscriber {
+                sink,
+                ends_on_announce: false,
+            },
+        ),
+        Command::Announce { info_hash, port, sink } => (
+            state.node.announce(now, info_hash, port),
+            Subscriber {
+                sink,
+                ends_on_announce: true,
+            },
+        ),
+        Command::FindNode { target, sink } => (
+            state.node.find_node(now, target),
+            Subscriber {
+                sink,
+                ends_on_announce: false,
+            },
+        ),
         Command::Stats { reply } => {
             let _ = reply.send(state.node.stats());
             return false;

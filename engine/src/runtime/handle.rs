@@ -66,7 +66,10 @@ impl NodeHandle {
             .local_addr()
             .ok()
             .and_then(|a| a.as_socket())
-            .ok_or(RuntimeError::Bind { addr: config.bind, source: std::io::Error::other("no local address") })?;
+            .ok_or(RuntimeError::Bind {
+                addr: config.bind,
+                source: std::io::Error::other("no local address"),
+            })?;
         let (wake, wake_rx) = wake_pair().map_err(|e| RuntimeError::Executor(format!("wake-up socket: {e}")))?;
         let (commands, commands_rx) = crossbeam_channel::unbounded();
         let bootstrapped = Arc::new(AtomicBool::new(false));
@@ -87,7 +90,14 @@ impl NodeHandle {
             .spawn(move || driver::run(node, socket, wake_rx, commands_rx, flag))
             .map_err(|e| RuntimeError::Executor(e.to_string()))?;
 
-        Ok(NodeHandle { commands, wake, local_addr, id, bootstrapped, thread: Mutex::new(Some(thread)) })
+        Ok(NodeHandle {
+            commands,
+            wake,
+            local_addr,
+            id,
+            bootstrapped,
+            thread: Mutex::new(Some(thread)),
+        })
     }
 
     /// The bound UDP address (with the real port when 0 was asked for).

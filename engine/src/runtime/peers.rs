@@ -58,7 +58,10 @@ pub(crate) struct PeerSink {
 }
 
 pub(crate) fn channel() -> (PeerSink, PeerStream) {
-    let inner = Arc::new(Inner { state: Mutex::new(Shared::default()), ready: Condvar::new() });
+    let inner = Arc::new(Inner {
+        state: Mutex::new(Shared::default()),
+        ready: Condvar::new(),
+    });
     (PeerSink { inner: inner.clone() }, PeerStream { inner })
 }
 
@@ -117,8 +120,14 @@ impl PeerStream {
             }
             state = match deadline {
                 Some(deadline) => {
-                    let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
-                    self.inner.ready.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0
+                    let left = deadline
+                        .checked_duration_since(Instant::now())
+                        .filter(|d| !d.is_zero())?;
+                    self.inner
+                        .ready
+                        .wait_timeout(state, left)
+                        .unwrap_or_else(|p| p.into_inner())
+                        .0
                 }
                 None => self.inner.ready.wait(state).unwrap_or_else(|p| p.into_inner()),
             };
@@ -143,8 +152,15 @@ impl PeerStream {
             if state.outcome.is_some() {
                 return state.outcome;
             }
-            let left = deadline.checked_duration_since(Instant::now()).filter(|d| !d.is_zero())?;
-            state = self.inner.ready.wait_timeout(state, left).unwrap_or_else(|p| p.into_inner()).0;
+            let left = deadline
+                .checked_duration_since(Instant::now())
+                .filter(|d| !d.is_zero())?;
+            state = self
+                .inner
+                .ready
+                .wait_timeout(state, left)
+                .unwrap_or_else(|p| p.into_inner())
+                .0;
         }
     }
 }

@@ -30,15 +30,19 @@ pub fn bind_udp(addr: SocketAddr, recv_buffer: usize) -> Result<Socket, RuntimeE
     let bind_err = |source| RuntimeError::Bind { addr, source };
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP)).map_err(bind_err)?;
     if addr.is_ipv6() {
-        socket
-            .set_only_v6(true)
-            .map_err(|source| RuntimeError::SocketOption { option: "IPV6_V6ONLY", source })?;
+        socket.set_only_v6(true).map_err(|source| RuntimeError::SocketOption {
+            option: "IPV6_V6ONLY",
+            source,
+        })?;
     }
     if recv_buffer > 0 {
         // The kernel caps this at net.core.rmem_max; a smaller buffer still works.
         socket
             .set_recv_buffer_size(recv_buffer)
-            .map_err(|source| RuntimeError::SocketOption { option: "SO_RCVBUF", source })?;
+            .map_err(|source| RuntimeError::SocketOption {
+                option: "SO_RCVBUF",
+                source,
+            })?;
     }
     socket.bind(&SockAddr::from(addr)).map_err(bind_err)?;
     Ok(socket)
@@ -135,11 +139,21 @@ impl Batch {
         // SAFETY: every header points into buffers owned by `self` that outlive the
         // call, with lengths matching their allocations.
         let n = unsafe {
-            libc::recvmmsg(fd, self.hdrs.as_mut_ptr(), BATCH as libc::c_uint, libc::MSG_DONTWAIT, std::ptr::null_mut())
+            libc::recvmmsg(
+                fd,
+                self.hdrs.as_mut_ptr(),
+                BATCH as libc::c_uint,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+            )
         };
         if n < 0 {
             let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(err) };
+            return if err.kind() == io::ErrorKind::WouldBlock {
+                Ok(0)
+            } else {
+                Err(err)
+            };
         }
         let n = n as usize;
         for i in 0..n {
@@ -170,13 +184,20 @@ impl Batch {
         };
         if n < 0 {
             let err = io::Error::last_os_error();
-            return if err.kind() == io::ErrorKind::WouldBlock { Ok(0) } else { Err(err) };
+            return if err.kind() == io::ErrorKind::WouldBlock {
+                Ok(0)
+            } else {
+                Err(err)
+            };
         }
         Ok(n as usize)
     }
 
     fn prepare(&mut self, i: usize, len: usize) {
-        self.iovs[i] = libc::iovec { iov_base: self.bufs[i].as_mut_ptr().cast(), iov_len: len };
+        self.iovs[i] = libc::iovec {
+            iov_base: self.bufs[i].as_mut_ptr().cast(),
+            iov_len: len,
+        };
         let hdr = &mut self.hdrs[i].msg_hdr;
         hdr.msg_name = (&mut self.addrs[i] as *mut libc::sockaddr_storage).cast();
         hdr.msg_namelen = self.addr_lens[i];
@@ -196,7 +217,9 @@ fn addr_to_storage(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::
             let sin = unsafe { &mut *(out as *mut libc::sockaddr_storage).cast::<libc::sockaddr_in>() };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
-            sin.sin_addr = libc::in_addr { s_addr: u32::from_ne_bytes(a.ip().octets()) };
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(a.ip().octets()),
+            };
             mem::size_of::<libc::sockaddr_in>() as libc::socklen_t
         }
         SocketAddr::V6(a) => {
@@ -205,7 +228,9 @@ fn addr_to_storage(addr: SocketAddr, out: &mut libc::sockaddr_storage) -> libc::
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_flowinfo = a.flowinfo();
-            sin6.sin6_addr = libc::in6_addr { s6_addr: a.ip().octets() };
+            sin6.sin6_addr = libc::in6_addr {
+                s6_addr: a.ip().octets(),
+            };
             sin6.sin6_scope_id = a.scope_id();
             mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t
         }
@@ -243,8 +268,11 @@ mod tests {
 
     #[test]
     fn addresses_round_trip_through_sockaddr_storage() {
-        let cases: [SocketAddr; 3] =
-            ["127.3.2.1:6881".parse().unwrap(), "[::1]:51413".parse().unwrap(), "10.0.0.1:1".parse().unwrap()];
+        let cases: [SocketAddr; 3] = [
+            "127.3.2.1:6881".parse().unwrap(),
+            "[::1]:51413".parse().unwrap(),
+            "10.0.0.1:1".parse().unwrap(),
+        ];
         for addr in cases {
             // SAFETY: all-zero is a valid sockaddr_storage.
             let mut storage = unsafe { mem::zeroed() };
@@ -265,7 +293,10 @@ mod tests {
         for i in 0..10u8 {
             assert!(out.push(b_addr, &[i; 7][..usize::from(i) % 7 + 1]));
         }
-        assert!(!out.push(b_addr, &[0; MAX_DATAGRAM + 1]), "oversized datagrams are refused");
+        assert!(
+            !out.push(b_addr, &[0; MAX_DATAGRAM + 1]),
+            "oversized datagrams are refused"
+        );
         assert_eq!(out.send(a.as_raw_fd(), 0).unwrap(), 10);
 
         let mut inb = Batch::new();
@@ -284,7 +315,11 @@ mod tests {
             assert_eq!(bytes.len(), i % 7 + 1);
             assert!(bytes.iter().all(|&x| usize::from(x) == i));
         }
-        assert_eq!(inb.recv(b.as_raw_fd()).unwrap(), 0, "an empty socket gives an empty batch");
+        assert_eq!(
+            inb.recv(b.as_raw_fd()).unwrap(),
+            0,
+            "an empty socket gives an empty batch"
+        );
     }
 
     #[test]

@@ -72,13 +72,21 @@ pub fn info_hash(tag: u8) -> [u8; 20] {
 /// three more), plus a read-only trawl node on `net.0.9` that announces
 /// `info_hash` with TCP `port` through them. Returns every handle (dropping them
 /// stops the nodes) and the hub's address; panics if the announce reached no node.
-pub fn trawl_network_with_announce(net: u8, seed: u64, info_hash: [u8; 20], port: u16) -> (Vec<NodeHandle>, SocketAddr) {
+pub fn trawl_network_with_announce(
+    net: u8,
+    seed: u64,
+    info_hash: [u8; 20],
+    port: u16,
+) -> (Vec<NodeHandle>, SocketAddr) {
     let hub = trawl_node([127, net, 0, 1], &[], true, seed);
     let hub_addr = hub.local_addr();
     let mut nodes = vec![hub];
     nodes.extend((2..5u8).map(|i| trawl_node([127, net, 0, i], &[hub_addr], true, seed + u64::from(i))));
     let announcer = trawl_node([127, net, 0, 9], &[hub_addr], false, seed + 9);
-    let outcome = announcer.announce(info_hash, Some(port)).unwrap().wait_until(Instant::now() + Duration::from_secs(15));
+    let outcome = announcer
+        .announce(info_hash, Some(port))
+        .unwrap()
+        .wait_until(Instant::now() + Duration::from_secs(15));
     assert!(
         matches!(outcome, Some(Outcome::AnnounceDone { announced_to }) if announced_to > 0),
         "our announce did not complete: {outcome:?}"
