@@ -12,4 +12,5 @@ pub mod codec;
 pub mod crawl;
 pub mod dht;
 pub mod metadata;
+pub mod ops;
 pub mod runtime;

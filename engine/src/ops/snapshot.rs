@@ -1,0 +1,94 @@
+//! A running crawl's figures at one instant, as plain data: the one contract
+//! between the crawl runtime (which fills it), the live status line and the
+//! Prometheus endpoint (which read it).
+//!
+//! Owns no state and does no I/O. Every counter is monotonic since the start of
+//! the process; gauges are marked as such. Readers turn counter differences
+//! into rates.
+
+/// One crawl core (one executor, one socket per family).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CoreSnapshot {
+    pub core: usize,
+    pub datagrams_in: u64,
+    pub datagrams_out: u64,
+    /// Received datagrams that were not valid KRPC.
+    pub decode_errors: u64,
+    /// Datagrams from, or nodes at, private/loopback/bogon addresses.
+    pub filtered: u64,
+    /// Replies matching no query in flight (by transaction id and sender).
+    pub unmatched: u64,
+    pub timeouts: u64,
+    /// Failed `sendmmsg`/`recvmmsg` calls.
+    pub send_errors: u64,
+    pub recv_errors: u64,
+    /// Infohashes new to this core, and those it had already seen.
+    pub new_hashes: u64,
+    pub duplicate_hashes: u64,
+    pub samples_sent: u64,
+    pub find_nodes_sent: u64,
+    pub get_peers_sent: u64,
+    pub replies_sent: u64,
+    /// Gauges: nodes this core owns, by BEP 51 support.
+    pub known_nodes: u64,
+    pub nodes_bep51_yes: u64,
+    pub nodes_bep51_no: u64,
+    pub nodes_bep51_unknown: u64,
+    /// Gauge: queries awaiting a reply.
+    pub in_flight: u64,
+    /// Nodes handed to and received from other cores.
+    pub handovers_out: u64,
+    pub handovers_in: u64,
+    /// Gauge: handovers waiting in this core's inbound channel, and its capacity.
+    pub handover_queue: u64,
+    pub handover_queue_cap: u64,
+}
+
+/// Metadata fetches by outcome (counters, summed over cores).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FetchSnapshot {
+    pub started: u64,
+    pub ok: u64,
+    /// Failures by kind (for example `"dial_timeout"`, `"refused"`,
+    /// `"bad_piece"`, `"hash_mismatch"`, `"too_large"`, `"deadline"`).
+    pub failed: Vec<(&'static str, u64)>,
+    /// Gauge: fetches running now.
+    pub active: u64,
+}
+
+/// Storage side of the crawl.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StorageSnapshot {
+    /// Infohashes never stored before, and those already stored (the writer's dedup).
+    pub new_infohashes: u64,
+    pub duplicate_infohashes: u64,
+    pub torrents: u64,
+    pub commits: u64,
+    /// Sum of group-commit latencies, for an average (`commit_micros / commits`).
+    pub commit_micros: u64,
+    /// Gauges: batches waiting in the writer channel, and its capacity.
+    pub channel_len: u64,
+    pub channel_cap: u64,
+    /// Gauge: entries in the metadata-fetch queue (staging), as last counted.
+    pub staging_backlog: u64,
+    /// Items the writer could not store (failed commits); should stay 0.
+    pub items_lost: u64,
+}
+
+/// The whole crawl.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CrawlSnapshot {
+    pub uptime_secs: f64,
+    /// Gauge: true while crawling is paused by the operator.
+    pub paused: bool,
+    pub cores: Vec<CoreSnapshot>,
+    pub fetch: FetchSnapshot,
+    pub storage: StorageSnapshot,
+}
+
+impl CrawlSnapshot {
+    /// Sum of one per-core figure over all cores.
+    pub fn total(&self, f: impl Fn(&CoreSnapshot) -> u64) -> u64 {
+        self.cores.iter().map(f).sum()
+    }
+}
