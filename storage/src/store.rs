@@ -412,6 +412,17 @@ impl Store {
         Ok(s)
     }
 
+    /// About how many hashes wait in the metadata-fetch queue: RocksDB's
+    /// `estimate-num-keys` for `staging`, read from memory (no scan), so cheap
+    /// enough for a status line. It can be off after deletes until compaction.
+    pub fn staging_len_estimate(&self) -> Result<u64, StorageError> {
+        let n = self
+            .db
+            .property_int_value_cf(self.cf(CF_STAGING)?, rocksdb::properties::ESTIMATE_NUM_KEYS)
+            .map_err(|e| self.rocks(e))?;
+        Ok(n.unwrap_or(0))
+    }
+
     fn count(&self, cf: &str) -> Result<u64, StorageError> {
         let mut it = self.scan(cf)?;
         let mut n = 0;

@@ -349,3 +349,41 @@ fn nodes_are_replaced_as_a_set_and_read_back() {
     );
     assert_eq!(store.nodes().unwrap(), vec![n4, n6]);
 }
+
+#[test]
+fn staging_estimate_follows_the_queue_without_a_scan() {
+    let (_dir, store, writer) = start();
+    let w = writer.handle();
+    assert_eq!(store.staging_len_estimate().unwrap(), 0);
+    commit(
+        &w,
+        Batch {
+            enqueue: (0..100).map(|n| (h(n), 1000)).collect(),
+            ..Batch::default()
+        },
+    );
+    // Still in the memtable, where RocksDB's estimate is exact: puts less deletes.
+    assert_eq!(store.staging_len_estimate().unwrap(), 100);
+    let stored = |n: u32| TorrentRecord {
+        info_hash: h(n),
+        name: b"x".to_vec(),
+        files: vec![],
+        total_size: 1,
+        piece_length: 16384,
+        private: false,
+        class: ContentClass::Other,
+        content_type: None,
+        fetched_at: 2000,
+        scrape: None,
+        info_dict: None,
+    };
+    commit(
+        &w,
+        Batch {
+            torrents: (0..10).map(stored).collect(),
+            ..Batch::default()
+        },
+    );
+    assert_eq!(store.staging_len_estimate().unwrap(), 90);
+    writer.shutdown();
+}
