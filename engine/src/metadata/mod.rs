@@ -7,3 +7,4 @@
 //! beyond the caps in [`wire`].
 
 pub mod wire;
+pub mod info;
