@@ -1,9 +1,13 @@
-//! Operating a long-running crawl: the figures it exposes, and (as they are
-//! built) its configuration file, logging and metrics endpoint.
+//! Operating a long-running crawl: the figures it exposes (snapshot), the
+//! Prometheus endpoint (metrics) and the live status line (status), its
+//! configuration file (config) and the process limits it checks (limits).
 //!
 //! Must not make protocol decisions or touch a crawl core's state: the crawl
 //! runtime hands out [`snapshot::CrawlSnapshot`]s and everything here reads them.
 
+pub mod error;
+pub mod metrics;
 pub mod snapshot;
 
+pub use error::OpsError;
 pub use snapshot::{CoreSnapshot, CrawlSnapshot, FetchSnapshot, StorageSnapshot};
