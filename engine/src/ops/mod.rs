@@ -8,6 +8,7 @@
 pub mod error;
 pub mod metrics;
 pub mod snapshot;
+pub mod status;
 
 pub use error::OpsError;
 pub use snapshot::{CoreSnapshot, CrawlSnapshot, FetchSnapshot, StorageSnapshot};
