@@ -7,4 +7,5 @@
 //! beyond the caps in [`wire`].
 
 pub mod wire;
+pub mod exchange;
 pub mod info;
