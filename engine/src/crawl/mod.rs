@@ -6,10 +6,12 @@
 //! - [`scheduler`]: one core's crawl (sampling, walking, scraping, pacing,
 //!   politeness), with [`table`], [`transactions`], [`schedule`],
 //!   [`unreachable`], [`keyspace`] and [`dedup`] as its parts.
+//! - [`runtime`]: the glommio thread-per-core runtime that drives the
+//!   schedulers over real sockets and into storage ([`runtime::Crawler`]).
 //! - [`output`]: what the runtime drains from a core (discoveries, handovers,
 //!   peers, swarm sizes) and the counters behind the status line.
 //!
-//! Must not do I/O outside [`reuseport`]'s single `setsockopt`, nor share state
+//! Must not do I/O outside [`runtime`] and [`reuseport`]'s single `setsockopt`, nor share state
 //! between cores: nodes cross cores only as [`output::Handover`]s.
 
 pub mod clock;
@@ -20,6 +22,7 @@ pub mod output;
 pub mod owner;
 pub mod responder;
 pub mod reuseport;
+pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
 pub mod table;

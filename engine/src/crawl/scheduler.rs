@@ -112,6 +112,7 @@ pub struct Scheduler {
     bootstrap_due: Millis,
     maintenance_due: Millis,
     downstream_full: bool,
+    paused: bool,
     responder: Option<Box<dyn Responder>>,
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     reply_pool: Vec<Vec<u8>>,
@@ -155,6 +156,7 @@ impl Scheduler {
             bootstrap_due: 0,
             maintenance_due: MAINTENANCE_EVERY,
             downstream_full: false,
+            paused: false,
             responder,
             replies: VecDeque::new(),
             reply_pool: Vec::new(),
@@ -175,9 +177,25 @@ impl Scheduler {
         self.downstream_full = full;
     }
 
+    /// Operator pause: while set, no query of any kind is sent; replies and
+    /// errors still arrive and are processed, and queries are still answered
+    /// when not read-only.
+    pub fn set_paused(&mut self, paused: bool) {
+        self.paused = paused;
+    }
+
+    pub fn is_paused(&self) -> bool {
+        self.paused
+    }
+
     /// The queues for the runtime to drain.
     pub fn output(&mut self) -> &mut Output {
         &mut self.output
+    }
+
+    /// This core's index.
+    pub fn core(&self) -> usize {
+        self.cfg.core
     }
 
     pub fn stats(&self) -> CrawlStats {
@@ -250,7 +268,7 @@ impl Scheduler {
             self.stats.datagrams_out += 1;
             return Some(to);
         }
-        if self.tx.is_full() {
+        if self.paused || self.tx.is_full() {
             return None;
         }
         let now_ms = self.clock.floor(now);
@@ -275,7 +293,7 @@ impl Scheduler {
             }
         };
         consider(self.tx.next_deadline());
-        if !self.tx.is_full() {
+        if !self.paused && !self.tx.is_full() {
             consider(self.scrapes.peek().map(|Reverse((due, ..))| *due));
             if !self.backlogged() {
                 consider(self.samples.peek_due());

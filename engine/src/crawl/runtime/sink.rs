@@ -1,0 +1,148 @@
+//! One core's road to storage: what the scheduler found (discoveries, peers,
+//! swarm sizes), collected into `trawl_storage::Batch`es and offered to the
+//! writer without ever blocking the executor.
+//!
+//! Owns the batch being filled. Must not drop anything: when the writer's
+//! channel is full the batch is kept (and keeps growing, bounded because the
+//! caller pauses sampling through [`Sink::backpressure`]); only shutdown uses
+//! the blocking send.
+
+use std::time::{Duration, Instant};
+
+use trawl_storage::{Batch, PeersFound, ScrapeEstimate, Source, TrySend, UnixSecs, WriterHandle};
+
+use crate::crawl::Output;
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SinkStats {
+    pub batches_sent: u64,
+    /// Offers refused because the writer's channel was full.
+    pub writer_full: u64,
+    /// Items that could not be handed over because the writer had stopped.
+    pub items_lost: u64,
+}
+
+pub struct Sink {
+    writer: WriterHandle,
+    batch: Batch,
+    /// When the oldest item of `batch` arrived.
+    since: Option<Instant>,
+    every: Duration,
+    max_items: usize,
+    full: bool,
+    stats: SinkStats,
+}
+
+impl Sink {
+    pub fn new(writer: WriterHandle, every: Duration, max_items: usize) -> Sink {
+        Sink {
+            writer,
+            batch: Batch::default(),
+            since: None,
+            every,
+            max_items: max_items.max(1),
+            full: false,
+            stats: SinkStats::default(),
+        }
+    }
+
+    pub fn stats(&self) -> SinkStats {
+        self.stats
+    }
+
+    /// True while the writer refused the last offer: sampling must pause.
+    pub fn backpressure(&self) -> bool {
+        self.full
+    }
+
+    fn items(&self) -> usize {
+        self.batch.discoveries.len() + self.batch.peers.len() + self.batch.scrapes.len()
+    }
+
+    /// Moves the scheduler's findings into the batch (draining `out`'s storage
+    /// queues; handovers are not ours).
+    pub fn take(&mut self, now: Instant, at: UnixSecs, out: &mut Output) {
+        if out.discoveries.is_empty() && out.peers.is_empty() && out.swarms.is_empty() {
+            return;
+        }
+        self.since.get_or_insert(now);
+        let b = &mut self.batch;
+        b.discoveries.extend(out.discoveries.drain(..).map(|d| trawl_storage::Discovery {
+            info_hash: d.info_hash,
+            source: Source::Sample,
+            at,
+        }));
+        for p in out.peers.drain(..) {
+            // One get_peers reply's values arrive together: extend the last entry.
+            match b.peers.last_mut() {
+                Some(last) if last.info_hash == p.info_hash => last.peers.push(p.peer),
+                _ => b.peers.push(PeersFound {
+                    info_hash: p.info_hash,
+                    peers: vec![p.peer],
+                    at,
+                }),
+            }
+        }
+        b.scrapes.extend(out.swarms.drain(..).map(|s| {
+            (
+                s.info_hash,
+                ScrapeEstimate {
+                    seeders: s.seeders.round().clamp(0.0, u32::MAX as f64) as u32,
+                    leechers: s.leechers.round().clamp(0.0, u32::MAX as f64) as u32,
+                    at,
+                },
+            )
+        }));
+    }
+
+    /// Offers the batch to the writer if it is big or old enough (or if the
+    /// writer refused it before, so it is retried every call).
+    pub fn offer_if_due(&mut self, now: Instant) {
+        let due = self.full
+            || self.items() >= self.max_items
+            || self.since.is_some_and(|t| now.saturating_duration_since(t) >= self.every);
+        if due && self.items() > 0 {
+            self.offer();
+        }
+    }
+
+    fn offer(&mut self) {
+        let batch = std::mem::take(&mut self.batch);
+        match self.writer.try_send(batch) {
+            Ok(()) => {
+                self.stats.batches_sent += 1;
+                self.since = None;
+                self.full = false;
+            }
+            Err(TrySend::Full(b)) => {
+                self.batch = b;
+                self.stats.writer_full += 1;
+                self.full = true;
+            }
+            Err(TrySend::Closed(b)) => {
+                self.stats.items_lost += (b.discoveries.len() + b.peers.len() + b.scrapes.len()) as u64;
+                self.since = None;
+                self.full = false;
+                tracing::error!("the storage writer stopped; a batch of findings could not be stored");
+            }
+        }
+    }
+
+    /// Shutdown: hands everything over, waiting for room in the channel.
+    pub fn flush_blocking(&mut self) {
+        if self.items() == 0 {
+            return;
+        }
+        let batch = std::mem::take(&mut self.batch);
+        let items = (batch.discoveries.len() + batch.peers.len() + batch.scrapes.len()) as u64;
+        match self.writer.send(batch) {
+            Ok(()) => self.stats.batches_sent += 1,
+            Err(err) => {
+                self.stats.items_lost += items;
+                tracing::error!(%err, items, "findings could not be stored at shutdown");
+            }
+        }
+        self.since = None;
+        self.full = false;
+    }
+}
