@@ -7,5 +7,6 @@
 //! beyond the caps in [`wire`].
 
 pub mod wire;
+pub mod classify;
 pub mod exchange;
 pub mod info;
