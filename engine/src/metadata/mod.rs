@@ -9,4 +9,5 @@
 pub mod wire;
 pub mod classify;
 pub mod exchange;
+pub mod fetcher;
 pub mod info;
