@@ -36,7 +36,7 @@ use crate::sys::{self, ChildGuard};
 pub enum CrawlerChoice {
     /// The built-in load generator (`loadgen::Walker`).
     Loadgen,
-    /// `trawl crawl`, once the crawler issue lands.
+    /// The real `trawl crawl` binary in a child process.
     Trawl,
 }
 
@@ -82,6 +82,19 @@ pub struct Args {
     pub max_inflight: usize,
     #[arg(long, value_enum, default_value_t = CrawlerChoice::Loadgen)]
     pub crawler: CrawlerChoice,
+    /// `--crawler trawl`: the trawl binary (default: next to this executable).
+    #[arg(long)]
+    pub trawl_bin: Option<PathBuf>,
+    /// `--crawler trawl`: its `--cores`. With 1 it is pinned to the crawler core;
+    /// with more it may use every core (and shares one with the swarm).
+    #[arg(long, default_value_t = 1)]
+    pub trawl_cores: usize,
+    /// `--crawler trawl`: its UDP port.
+    #[arg(long, default_value_t = 36_883)]
+    pub trawl_port: u16,
+    /// `--crawler trawl`: run without the metadata fetcher (`--no-fetch`).
+    #[arg(long)]
+    pub no_fetch: bool,
     /// The trawl-swarm binary (default: next to this executable).
     #[arg(long)]
     pub swarm_bin: Option<PathBuf>,
@@ -148,7 +161,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let before = swarm.latest_stats()?;
     let crawl = match args.crawler {
         CrawlerChoice::Loadgen => crawl_with_loadgen(&args, &swarm, place)?,
-        CrawlerChoice::Trawl => bail!("`trawl crawl` is not available yet; run with --crawler loadgen"),
+        CrawlerChoice::Trawl => crawl_with_trawl(&args, &swarm, place)?,
     };
     let after = swarm.latest_stats()?;
     let swarm_final = swarm.finish()?;
@@ -225,7 +238,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "metadata_jobs_dropped": crawl.jobs_dropped,
         "politeness_violations": violations,
         "loadgen": crawl.counters,
-        "peak_rss_mb": round(peak_rss_mb, 1),
+        "peak_rss_mb": round(crawl.child_peak_rss_mb.unwrap_or(peak_rss_mb), 1),
+        "bench_peak_rss_mb": round(peak_rss_mb, 1),
+        "trawl_summary": crawl.trawl_summary,
         "swarm_peak_rss_mb": swarm_final.get("peak_rss_mb").cloned().unwrap_or(Value::Null),
         "swarm_final_politeness_violations": swarm_final.get("politeness_violations").cloned().unwrap_or(Value::Null),
     });
@@ -446,6 +461,10 @@ struct CrawlOutcome {
     timeline: Vec<(f64, u64)>,
     fetch: FetchSummary,
     jobs_dropped: u64,
+    /// `--crawler trawl`: the child's peak RSS (the crawler's, not this process's).
+    child_peak_rss_mb: Option<f64>,
+    /// `--crawler trawl`: the child's final summary line.
+    trawl_summary: Value,
 }
 
 fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<CrawlOutcome> {
@@ -500,7 +519,165 @@ fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyh
         timeline,
         fetch,
         jobs_dropped,
+        child_peak_rss_mb: None,
+        trawl_summary: Value::Null,
     })
+}
+
+/// Runs `trawl crawl` against the swarm for `crawl_secs` and reads back what it
+/// stored. Its CPU time is read from `/proc` over the crawl, so start-up (opening
+/// the database) and the final flush do not count as time spent per datagram;
+/// its own summary line is kept alongside.
+fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<CrawlOutcome> {
+    let bin = match &args.trawl_bin {
+        Some(p) => p.clone(),
+        None => std::env::current_exe()?.with_file_name("trawl"),
+    };
+    let dir = tempfile::tempdir().context("temporary database directory")?;
+    let db = dir.path().join("crawl.rocksdb");
+    let bootstrap = SocketAddrV4::new(node_addr(0), swarm.udp_port());
+    let mut cmd = Command::new(&bin);
+    cmd.arg("crawl")
+        .arg("--db")
+        .arg(&db)
+        .args(["--port", &args.trawl_port.to_string()])
+        .args(["--cores", &args.trawl_cores.to_string()])
+        .args(["--bootstrap", &bootstrap.to_string()])
+        // Its own bound; the bench stops it with SIGINT before this.
+        .args(["--duration", &(args.crawl_secs + 60.0).ceil().to_string()])
+        .arg("--allow-loopback")
+        .args(["--fetch-concurrency", &args.fetchers.to_string()])
+        .stdout(Stdio::piped());
+    if args.no_fetch {
+        cmd.arg("--no-fetch");
+    }
+    if let (Some(core), 1) = (place.crawler, args.trawl_cores) {
+        pin_child(&mut cmd, core);
+    }
+    let mut guard = ChildGuard::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
+    let stdout = guard.child_mut().stdout.take().context("no stdout")?;
+    let summary_line = Arc::new(Mutex::new(None));
+    let summary2 = summary_line.clone();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                if v.get("crawl").and_then(Value::as_str) == Some("summary") {
+                    *summary2.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                }
+            }
+        }
+    });
+
+    // The crawl window: from the first datagram-ready moment (the process is up
+    // and its database open) to the stop signal, sampled every 100 ms.
+    let start = Instant::now();
+    let first = guard.stat().context("reading the crawler's /proc entry")?;
+    let mut peak_rss = first.peak_rss_bytes;
+    let crawl_for = Duration::from_secs_f64(args.crawl_secs);
+    let mut last = first;
+    while start.elapsed() < crawl_for {
+        std::thread::sleep(Duration::from_millis(100));
+        match guard.stat() {
+            Ok(s) => {
+                peak_rss = peak_rss.max(s.peak_rss_bytes);
+                last = s;
+            }
+            Err(_) => bail!("trawl crawl exited before the crawl phase ended"),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_seconds = (last.cpu - first.cpu).as_secs_f64();
+    // SAFETY: kill with a valid pid and signal has no memory effects.
+    unsafe { libc::kill(guard.pid() as libc::pid_t, libc::SIGINT) };
+    let clean = guard.wait_timeout(Duration::from_secs(60))?;
+    let _ = reader.join();
+    let summary = summary_line
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .take()
+        .context("trawl crawl printed no summary line")?;
+    if !clean {
+        bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
+    }
+    let num = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
+    // Datagram counts cover the child's whole life; scale them to the window
+    // the CPU time covers (the child's run is the window plus start-up and flush).
+    let child_secs = summary
+        .get("secs")
+        .and_then(Value::as_f64)
+        .unwrap_or(seconds)
+        .max(seconds);
+    let share = seconds / child_secs;
+    let load = LoopLoad {
+        seconds,
+        cpu_seconds,
+        datagrams_out: (num("datagrams_out") as f64 * share) as u64,
+        datagrams_in: (num("datagrams_in") as f64 * share) as u64,
+        idle_sleeps: 0,
+        send_stalls: 0,
+    };
+    let found = stored_infohashes(&db)?;
+    let counters = LoadCounters {
+        nodes_known: num("known_nodes"),
+        infohashes_found: found.len() as u64,
+        ..LoadCounters::default()
+    };
+    let fetch = FetchSummary {
+        fetched: num("metadata_ok"),
+        failed: num("metadata_failed"),
+        ..FetchSummary::default()
+    };
+    // Only the final count: reading the database during the crawl would load the machine.
+    let timeline = vec![(seconds, found.len() as u64)];
+    Ok(CrawlOutcome {
+        load,
+        counters,
+        found,
+        timeline,
+        fetch,
+        jobs_dropped: 0,
+        child_peak_rss_mb: Some(peak_rss as f64 / (1024.0 * 1024.0)),
+        trawl_summary: summary,
+    })
+}
+
+/// Restricts the child to `core` before it starts, so every thread it spawns
+/// inherits the mask.
+fn pin_child(cmd: &mut Command, core: usize) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: sched_setaffinity on the child itself is async-signal-safe and
+    // touches only the stack-local set.
+    unsafe {
+        cmd.pre_exec(move || {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_ZERO(&mut set);
+            libc::CPU_SET(core, &mut set);
+            if libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+}
+
+/// Every infohash in a crawl's database (opened read-only after the crawl).
+fn stored_infohashes(db: &std::path::Path) -> anyhow::Result<Vec<[u8; 20]>> {
+    let store = trawl_storage::Store::open_read_only(db).with_context(|| format!("opening {}", db.display()))?;
+    let mut raw = Vec::new();
+    trawl_storage::export::export(
+        &store,
+        trawl_storage::export::Format::Bin,
+        &trawl_storage::export::Filter::default(),
+        &mut raw,
+    )?;
+    Ok(raw
+        .chunks_exact(20)
+        .map(|c| {
+            let mut h = [0u8; 20];
+            h.copy_from_slice(c);
+            h
+        })
+        .collect())
 }
 
 /// One 40-character lowercase hex line per infohash.
