@@ -15,7 +15,7 @@ fn main() -> ExitCode {
     match cli.run() {
         Ok(()) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("trawl: {err:#}");
+            eprintln!("trawl: {}", cli::one_line(&err));
             ExitCode::from(cli::exit_code(&err))
         }
     }

@@ -154,10 +154,94 @@ fn port_in_use_fails_with_one_line() {
         "--duration",
         "5",
     ]);
-    assert!(!out.status.success());
+    assert_eq!(out.status.code(), Some(4), "{:?}", stderr_lines(&out));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
     assert!(lines[0].contains("in use"), "{lines:?}");
+    // The cause is said once, not once per layer.
+    assert_eq!(lines[0].matches("in use").count(), 1, "{lines:?}");
+
+    // An address that is not local is the same exit code.
+    let out = trawl(&[
+        "node",
+        "--bind",
+        "192.0.2.1",
+        "--allow-loopback",
+        "--bootstrap",
+        "127.81.2.1:9",
+        "--duration",
+        "5",
+    ]);
+    assert_eq!(out.status.code(), Some(4), "{:?}", stderr_lines(&out));
+    assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
+}
+
+/// Runs trawl with one resource limit lowered in the child only.
+fn trawl_with_limit(args: &[&str], resource: libc::__rlimit_resource_t, value: u64) -> Output {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(TRAWL);
+    cmd.args(args).env("RUST_LOG", "warn");
+    // SAFETY: setrlimit is async-signal-safe; it only touches the child's limits.
+    unsafe {
+        cmd.pre_exec(move || {
+            let lim = libc::rlimit {
+                rlim_cur: value,
+                rlim_max: value,
+            };
+            if libc::setrlimit(resource, &lim) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    cmd.output().expect("run trawl")
+}
+
+#[test]
+fn too_low_limits_name_the_limit_and_the_fix() {
+    let args = [
+        "node",
+        "--port",
+        "0",
+        "--bind",
+        "127.81.4.1",
+        "--allow-loopback",
+        "--bootstrap",
+        "127.81.4.1:9",
+        "--duration",
+        "1",
+    ];
+    let out = trawl_with_limit(&args, libc::RLIMIT_MEMLOCK, 64 * 1024);
+    assert_eq!(out.status.code(), Some(3), "{:?}", stderr_lines(&out));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for needle in ["RLIMIT_MEMLOCK", "ulimit -l", "LimitMEMLOCK="] {
+        assert!(lines[0].contains(needle), "{needle}: {lines:?}");
+    }
+
+    let out = trawl_with_limit(&args, libc::RLIMIT_NOFILE, 512);
+    assert_eq!(out.status.code(), Some(3), "{:?}", stderr_lines(&out));
+    let lines = stderr_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    for needle in ["RLIMIT_NOFILE is 512", "ulimit -n", "LimitNOFILE="] {
+        assert!(lines[0].contains(needle), "{needle}: {lines:?}");
+    }
+}
+
+#[test]
+fn every_subcommand_help_has_examples_and_the_top_level_lists_exit_codes() {
+    for sub in ["crawl", "node", "lookup", "announce", "export", "import", "stats"] {
+        let out = trawl(&[sub, "--help"]);
+        assert!(out.status.success(), "{sub}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("Examples:"), "{sub}: {text}");
+        assert!(text.contains(&format!("trawl {sub} ")), "{sub}: {text}");
+    }
+    let out = trawl(&["--help"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    for code in ["Exit codes:", "  3  ", "  4  ", "  5  ", "RUST_LOG"] {
+        assert!(text.contains(code), "{code}: {text}");
+    }
 }
 
 #[test]

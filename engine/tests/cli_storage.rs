@@ -132,6 +132,16 @@ fn user_errors_exit_2_with_a_clear_line() {
             .code(),
         Some(0)
     );
+    // An output path that cannot be created (its parent is a file).
+    let file = dir.path().join("one");
+    let under_file = file.join("sub");
+    for format in ["hex", "torrents"] {
+        let o = trawl(&["export", "-f", format, "-o", under_file.to_str().unwrap()], &db);
+        no_panic(&o);
+        assert_eq!(o.status.code(), Some(2), "{format}: {}", stderr(&o));
+        assert!(stderr(&o).contains("cannot create"), "{format}: {}", stderr(&o));
+        assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    }
     for (args, needle) in [
         (&["export", "--class", "movies"][..], "--class"),
         (&["export", "--since", "last tuesday"][..], "--since"),
@@ -159,7 +169,7 @@ fn locked_and_corrupt_databases_fail_cleanly() {
     let held = trawl_storage::Store::open(&db, &trawl_storage::StoreOptions::default()).unwrap();
     let o = trawl(&["import", dir.path().join("one").to_str().unwrap()], &db);
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).contains("locked by another process"), "{}", stderr(&o));
     // Read-only commands still work beside it.
     let o = trawl(&["export"], &db);
@@ -174,7 +184,7 @@ fn locked_and_corrupt_databases_fail_cleanly() {
     std::fs::write(db.join("CURRENT"), b"garbage").unwrap();
     let o = trawl(&["stats"], &db);
     no_panic(&o);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
     assert!(stderr(&o).starts_with("trawl: database "), "{}", stderr(&o));
     assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
 }

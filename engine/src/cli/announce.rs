@@ -10,6 +10,12 @@ use super::lookup::positive_secs;
 use super::node::{hex, parse_info_hash, start, NetArgs};
 use super::UsageError;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl announce 0123456789abcdef0123456789abcdef01234567 --port 51413   # peers connect to TCP 51413
+  trawl announce <HASH> --port 51413 --implied-port                       # announce the DHT socket's port";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The infohash to announce, 40 hex digits.

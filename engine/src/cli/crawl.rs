@@ -1,9 +1,274 @@
-//! `trawl crawl`: placeholder until the subcommand is built; it refuses to run
-//! rather than pretend.
+//! `trawl crawl`: run the thread-per-core crawler into a database until
+//! `--duration` passes or SIGINT/SIGTERM arrives, show live figures, and print
+//! one JSON summary line at the end.
+//!
+//! Owns the flags, the status line and the summary. Must not reach into the
+//! crawl: everything it shows comes from [`Crawler::snapshot`].
+
+use std::io::IsTerminal;
+use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+use trawl_engine::ops::CrawlSnapshot;
+
+use super::UsageError;
+
+/// The public routers a crawl starts from when no `--bootstrap` is given.
+pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
+    "router.bittorrent.com:6881",
+    "dht.transmissionbt.com:6881",
+    "router.utorrent.com:6881",
+    "dht.libtorrent.org:25401",
+];
+
+/// How often the figures go to the log when stdout is not a terminal.
+const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How often the terminal status line is redrawn.
+const STATUS_EVERY: Duration = Duration::from_secs(1);
+/// How often the main thread looks at signals and the deadline.
+const POLL: Duration = Duration::from_millis(100);
 
 #[derive(clap::Args, Debug)]
-pub struct Args {}
+#[command(after_help = "Examples:
+  trawl crawl --db ./trawl.db
+  trawl crawl --db ./trawl.db --cores 2 --duration 3600
+  trawl crawl --db /tmp/t.db --port 0 --allow-loopback --bootstrap 127.0.0.1:36881 --duration 30")]
+pub struct Args {
+    /// Database directory (created if missing).
+    #[arg(long, value_name = "PATH")]
+    pub db: PathBuf,
+    /// UDP port shared by every core (0 picks a free one).
+    #[arg(long, default_value_t = 6881)]
+    pub port: u16,
+    /// Executors, one per core (default: every online CPU).
+    #[arg(long, value_name = "N")]
+    pub cores: Option<usize>,
+    /// Node or router to start from, HOST:PORT (repeatable). Defaults to the public routers.
+    #[arg(long = "bootstrap", value_name = "HOST:PORT")]
+    pub bootstrap: Vec<String>,
+    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Answer no queries and send `ro`=1 (BEP 43). The default.
+    #[arg(long, overrides_with = "no_read_only")]
+    pub read_only: bool,
+    /// Answer incoming queries (ping, find_node, get_peers) like a full node.
+    #[arg(long, overrides_with = "read_only")]
+    pub no_read_only: bool,
+    /// Accept loopback, private and other non-public addresses (test networks only).
+    #[arg(long)]
+    pub allow_loopback: bool,
+    /// Do not fetch metadata (BEP 9); only discover infohashes.
+    #[arg(long)]
+    pub no_fetch: bool,
+    /// Concurrent metadata fetches per core.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub fetch_concurrency: usize,
+    /// Crawl over IPv4 only.
+    #[arg(long)]
+    pub no_ipv6: bool,
+    /// Local IPv4 address for the IPv4 sockets.
+    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
+    pub bind: Ipv4Addr,
+    /// Do not pin executor i to CPU i.
+    #[arg(long)]
+    pub no_pin: bool,
+}
 
-pub fn run(_args: Args) -> anyhow::Result<()> {
-    anyhow::bail!("`trawl crawl` is not built yet")
+pub fn run(args: Args) -> anyhow::Result<()> {
+    let duration = args
+        .duration
+        .map(|secs| super::lookup::positive_secs("--duration", secs))
+        .transpose()?;
+    if args.cores == Some(0) {
+        return Err(UsageError("bad --cores 0: expected at least 1".into()).into());
+    }
+    if args.fetch_concurrency == 0 {
+        return Err(UsageError("bad --fetch-concurrency 0: expected at least 1".into()).into());
+    }
+    let opts = CrawlerOptions {
+        db: args.db.clone(),
+        port: args.port,
+        bind_v4: args.bind,
+        ipv6: !args.no_ipv6,
+        cores: args.cores.unwrap_or(0),
+        pin: !args.no_pin,
+        bootstrap: resolve_bootstrap(&args.bootstrap)?,
+        read_only: !args.no_read_only,
+        allow_loopback: args.allow_loopback,
+        fetch: !args.no_fetch,
+        fetch_concurrency: args.fetch_concurrency,
+        ..CrawlerOptions::default()
+    };
+
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let crawler = Crawler::start(opts).map_err(|e| -> anyhow::Error {
+        if e.is_usage() {
+            UsageError(e.to_string()).into()
+        } else {
+            e.into()
+        }
+    })?;
+    let deadline = duration.map(|d| Instant::now() + d);
+    let mut status = Status::new(std::io::stdout().is_terminal());
+    while !stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        if deadline.is_some_and(|d| now >= d) {
+            break;
+        }
+        if !crawler.wait_until((now + POLL).min(deadline.unwrap_or(now + POLL))) {
+            tracing::error!("every crawl core stopped");
+            break;
+        }
+        status.update(&crawler);
+    }
+    status.finish();
+    tracing::info!("stopping: flushing findings and saving nodes");
+    let cores = crawler.cores();
+    let last = crawler.shutdown();
+    println!("{}", summary(&last, cores, &args.db));
+    Ok(())
+}
+
+/// Resolves `--bootstrap` entries (or the public routers), both families.
+/// An unparsable entry is a usage error; a name that does not resolve is
+/// skipped, unless none resolve.
+fn resolve_bootstrap(entries: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    let defaults: Vec<String>;
+    let entries = if entries.is_empty() {
+        defaults = DEFAULT_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
+        &defaults
+    } else {
+        entries
+    };
+    let mut addrs = Vec::new();
+    let mut failures = Vec::new();
+    for entry in entries {
+        let bad = || UsageError(format!("bad bootstrap address {entry:?}: expected HOST:PORT"));
+        let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad().into());
+        }
+        match entry.to_socket_addrs() {
+            Ok(resolved) => addrs.extend(resolved),
+            Err(err) => failures.push(format!("{entry}: {err}")),
+        }
+    }
+    if addrs.is_empty() {
+        return Err(UsageError(format!("no usable bootstrap address ({})", failures.join("; "))).into());
+    }
+    for failure in failures {
+        tracing::warn!("skipping bootstrap address {failure}");
+    }
+    Ok(addrs)
+}
+
+/// The figures the status line and the log show, as rates since the last look.
+struct Status {
+    bar: Option<indicatif::ProgressBar>,
+    last: Option<(Instant, CrawlSnapshot)>,
+    every: Duration,
+}
+
+impl Status {
+    fn new(terminal: bool) -> Status {
+        let bar = terminal.then(|| {
+            let bar = indicatif::ProgressBar::new_spinner();
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
+            );
+            bar
+        });
+        let every = if terminal { STATUS_EVERY } else { LOG_EVERY };
+        Status { bar, last: None, every }
+    }
+
+    fn update(&mut self, crawler: &Crawler) {
+        let now = Instant::now();
+        let Some((then, before)) = &self.last else {
+            self.last = Some((now, crawler.snapshot()));
+            return;
+        };
+        let secs = now.duration_since(*then).as_secs_f64();
+        if secs < self.every.as_secs_f64() {
+            return;
+        }
+        let s = crawler.snapshot();
+        let rate = |f: &dyn Fn(&CrawlSnapshot) -> u64| f(&s).saturating_sub(f(before)) as f64 / secs;
+        let dgram_in = rate(&|x| x.total(|c| c.datagrams_in));
+        let dgram_out = rate(&|x| x.total(|c| c.datagrams_out));
+        let new = rate(&|x| x.storage.new_infohashes);
+        let dup = rate(&|x| x.storage.duplicate_infohashes + x.total(|c| c.duplicate_hashes));
+        let meta = rate(&|x| x.fetch.ok);
+        let nodes = s.total(|c| c.known_nodes);
+        let backlog = s.storage.staging_backlog;
+        let paused = if s.paused { " [paused]" } else { "" };
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(format!(
+                    "in {dgram_in:.0}/s out {dgram_out:.0}/s | new {new:.0}/s dup {dup:.0}/s | nodes {nodes} | \
+                     staging {backlog} | metadata {meta:.1}/s{paused}"
+                ));
+                bar.tick();
+            }
+            None => tracing::info!(
+                datagrams_in_per_s = dgram_in.round(),
+                datagrams_out_per_s = dgram_out.round(),
+                new_infohashes_per_s = new.round(),
+                duplicate_infohashes_per_s = dup.round(),
+                known_nodes = nodes,
+                staging_backlog = backlog,
+                metadata_per_s = meta,
+                paused = s.paused,
+                "crawl"
+            ),
+        }
+        self.last = Some((now, s));
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+/// The one JSON line `trawl crawl` prints at the end (contract 3).
+fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json::Value {
+    let (cpu_secs, peak_rss_mb) = usage();
+    json!({
+        "crawl": "summary",
+        "secs": (s.uptime_secs * 1000.0).round() / 1000.0,
+        "cores": cores,
+        "datagrams_in": s.total(|c| c.datagrams_in),
+        "datagrams_out": s.total(|c| c.datagrams_out),
+        "new_hashes": s.total(|c| c.new_hashes),
+        "stored_new": s.storage.new_infohashes,
+        "stored_duplicates": s.storage.duplicate_infohashes,
+        "known_nodes": s.total(|c| c.known_nodes),
+        "metadata_ok": s.fetch.ok,
+        "metadata_failed": s.fetch.failed.iter().map(|(_, n)| n).sum::<u64>(),
+        "cpu_secs": (cpu_secs * 1000.0).round() / 1000.0,
+        "peak_rss_mb": (peak_rss_mb * 10.0).round() / 10.0,
+        "db": db.display().to_string(),
+    })
+}
+
+/// This process's CPU seconds (user + system) and peak RSS in MB.
+fn usage() -> (f64, f64) {
+    // SAFETY: getrusage fills the struct it is given; all-zero is a valid start.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
+        return (0.0, 0.0);
+    }
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    (secs(ru.ru_utime) + secs(ru.ru_stime), ru.ru_maxrss as f64 / 1024.0)
 }

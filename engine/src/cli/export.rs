@@ -26,6 +26,15 @@ pub enum FormatArg {
     Torrents,
 }
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl export --db trawl-db > hashes.hex                       # every infohash, hex, one per line
+  trawl export --db trawl-db -f jsonl -o torrents.jsonl --with-metadata
+  trawl export --db trawl-db -f bitmagnet --since 2026-11-01 | curl --data-binary @- http://bitmagnet:3333/import
+  trawl export --db trawl-db -f torrents -o torrents/           # .torrent files, ab/cd/<hash>.torrent
+Works while a crawl runs (opens read-only).";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]
@@ -71,6 +80,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 .out
                 .as_ref()
                 .ok_or_else(|| UsageError("--format torrents needs --out DIR".into()))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| UsageError(format!("cannot create output folder {}: {e}", dir.display())))?;
             let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
             let sum = export::export_torrent_files(&store, &filter, dir)?;
             eprintln!(

@@ -17,6 +17,13 @@ const BATCH: usize = 4096;
 /// Bad lines printed one by one before the rest are only counted.
 const MAX_REPORTED: u64 = 100;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl import --db trawl-db hashes.txt             # hex lines, magnet links or JSON lines
+  trawl export --db old-db -f jsonl | trawl import --db trawl-db -
+Bad lines are named by number on stderr; the good ones are imported anyway (exit 2 if any was bad).";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

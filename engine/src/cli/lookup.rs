@@ -9,6 +9,12 @@ use trawl_engine::runtime::{Outcome, RuntimeConfig};
 use super::node::{parse_info_hash, start, NetArgs};
 use super::UsageError;
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl lookup 0123456789abcdef0123456789abcdef01234567            # peers, one IP:PORT per line
+  trawl lookup <HASH> --timeout 10 --bootstrap 127.1.0.1:36881 --allow-loopback";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     /// The infohash to look up, 40 hex digits.

@@ -102,11 +102,21 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// Starts a node, mapping a bind failure to one clear line.
+/// Starts a node, mapping a bind failure to one clear line. Checks the
+/// process limits first, so a low one is named rather than surfacing as an
+/// io_uring error.
 pub fn start(config: RuntimeConfig) -> anyhow::Result<NodeHandle> {
+    trawl_engine::ops::limits::check(1, 0)?;
     let bind = config.bind;
     NodeHandle::start(config).with_context(|| format!("cannot start a DHT node on {bind}"))
 }
+
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl node                                   # answer on UDP 6881, bootstrap from the public routers
+  trawl node --port 0 --duration 600           # any free port, stop after 10 minutes
+  trawl node --bind 127.0.0.1 --port 36881 --bootstrap 127.1.0.1:36881 --allow-loopback";
 
 #[derive(clap::Args, Debug)]
 pub struct Args {

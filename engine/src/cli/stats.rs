@@ -27,6 +27,13 @@ pub(super) fn db_error(e: StorageError) -> anyhow::Error {
     }
 }
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl stats --db trawl-db
+  trawl stats --db trawl-db --json | jq .torrents
+Works while a crawl runs (opens read-only).";
+
 #[derive(clap::Args, Debug)]
 pub struct Args {
     #[command(flatten)]

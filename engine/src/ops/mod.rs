@@ -6,6 +6,7 @@
 //! runtime hands out [`snapshot::CrawlSnapshot`]s and everything here reads them.
 
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod snapshot;
 pub mod status;
