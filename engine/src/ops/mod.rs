@@ -5,6 +5,7 @@
 //! Must not make protocol decisions or touch a crawl core's state: the crawl
 //! runtime hands out [`snapshot::CrawlSnapshot`]s and everything here reads them.
 
+pub mod config;
 pub mod error;
 pub mod limits;
 pub mod metrics;
