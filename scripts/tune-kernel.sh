@@ -28,7 +28,7 @@ for arg in "$@"; do
     case "$arg" in
         --apply) apply=1 ;;
         --persist) persist=1 ;;
-        -h|--help) sed -n '2,27p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
         *) echo "tune-kernel.sh: unknown argument $arg (try --help)" >&2; exit 2 ;;
     esac
 done
