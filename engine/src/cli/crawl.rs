@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+use trawl_engine::crawl::runtime::{CrawlError, Crawler, CrawlerOptions};
 use trawl_engine::ops::CrawlSnapshot;
 
 use super::UsageError;
@@ -110,11 +110,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, stop.clone())?;
     }
+    // Exit codes come from the error chain (cli::exit_code): a bad option is a
+    // usage error; a locked or foreign database carries its StorageError.
     let crawler = Crawler::start(opts).map_err(|e| -> anyhow::Error {
-        if e.is_usage() {
-            UsageError(e.to_string()).into()
-        } else {
-            e.into()
+        match e {
+            CrawlError::Config(m) => UsageError(m).into(),
+            e => e.into(),
         }
     })?;
     let deadline = duration.map(|d| Instant::now() + d);

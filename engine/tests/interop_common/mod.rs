@@ -4,6 +4,8 @@
 
 #![allow(dead_code)]
 
+pub mod lt;
+
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 

@@ -75,7 +75,11 @@ impl Crawler {
         let v4 = bind_group(SocketAddr::from((opts.bind_v4, opts.port)), cores, opts.recv_buffer)?;
         warn_small_buffer(&v4, opts.recv_buffer);
         let v6 = if opts.ipv6 {
-            match bind_group(SocketAddr::from((opts.bind_v6, v4.local.port())), cores, opts.recv_buffer) {
+            match bind_group(
+                SocketAddr::from((opts.bind_v6, v4.local.port())),
+                cores,
+                opts.recv_buffer,
+            ) {
                 Ok(g) => Some(g),
                 Err(err) => {
                     tracing::warn!(%err, "IPv6 unavailable; crawling over IPv4 only");
@@ -245,7 +249,11 @@ impl Crawler {
             torrents: w.torrents,
             commits: w.commits,
             commit_micros: w.commit_micros,
-            channel_len: if running { self.writer_handle.channel_len() as u64 } else { 0 },
+            channel_len: if running {
+                self.writer_handle.channel_len() as u64
+            } else {
+                0
+            },
             channel_cap: self.writer_handle.channel_cap() as u64,
             staging_backlog: self.store.staging_len_estimate().unwrap_or(0),
             items_lost: w.items_lost,
@@ -293,6 +301,10 @@ impl Crawler {
     }
 
     fn stop(&self) {
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(w) = writer.take() else {
+            return; // Already stopped.
+        };
         self.control.stop.store(true, Relaxed);
         let executors = std::mem::take(&mut *self.executors.lock().unwrap_or_else(|e| e.into_inner()));
         for h in executors {
@@ -305,10 +317,8 @@ impl Crawler {
         }
         // The cores published their last nodes on the way out.
         save_nodes(&self.published, &self.writer_handle);
-        if let Some(writer) = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take() {
-            let stats = writer.shutdown();
-            *self.final_writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
-        }
+        let stats = w.shutdown();
+        *self.final_writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 }
 

@@ -30,7 +30,9 @@ impl CrawlError {
         match self {
             CrawlError::Bind { source, .. } => matches!(
                 source.kind(),
-                std::io::ErrorKind::AddrInUse | std::io::ErrorKind::AddrNotAvailable | std::io::ErrorKind::PermissionDenied
+                std::io::ErrorKind::AddrInUse
+                    | std::io::ErrorKind::AddrNotAvailable
+                    | std::io::ErrorKind::PermissionDenied
             ),
             CrawlError::Config(_) => true,
             CrawlError::Storage(e) => matches!(

@@ -65,18 +65,19 @@ impl Outbox {
     pub fn flush(&mut self) {
         let senders = &self.senders;
         let stats = &mut self.stats;
-        self.pending.retain(|h| match senders.get(h.core).map(|s| s.try_send(h.node)) {
-            Some(Ok(())) => {
-                stats.sent += 1;
-                false
-            }
-            Some(Err(TrySendError::Full(_))) => {
-                stats.deferred += 1;
-                true
-            }
-            // A stopped core or an impossible index: nobody will take it.
-            Some(Err(TrySendError::Disconnected(_))) | None => false,
-        });
+        self.pending
+            .retain(|h| match senders.get(h.core).map(|s| s.try_send(h.node)) {
+                Some(Ok(())) => {
+                    stats.sent += 1;
+                    false
+                }
+                Some(Err(TrySendError::Full(_))) => {
+                    stats.deferred += 1;
+                    true
+                }
+                // A stopped core or an impossible index: nobody will take it.
+                Some(Err(TrySendError::Disconnected(_))) | None => false,
+            });
     }
 }
 

@@ -27,7 +27,7 @@ mod options;
 mod sink;
 mod sockets;
 
-pub use crawler::Crawler;
 pub(crate) use crawler::Control;
+pub use crawler::Crawler;
 pub use error::CrawlError;
 pub use options::{CrawlerOptions, DEFAULT_RECV_BUFFER};

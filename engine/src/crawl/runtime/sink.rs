@@ -67,11 +67,12 @@ impl Sink {
         }
         self.since.get_or_insert(now);
         let b = &mut self.batch;
-        b.discoveries.extend(out.discoveries.drain(..).map(|d| trawl_storage::Discovery {
-            info_hash: d.info_hash,
-            source: Source::Sample,
-            at,
-        }));
+        b.discoveries
+            .extend(out.discoveries.drain(..).map(|d| trawl_storage::Discovery {
+                info_hash: d.info_hash,
+                source: Source::Sample,
+                at,
+            }));
         for p in out.peers.drain(..) {
             // One get_peers reply's values arrive together: extend the last entry.
             match b.peers.last_mut() {
@@ -100,7 +101,9 @@ impl Sink {
     pub fn offer_if_due(&mut self, now: Instant) {
         let due = self.full
             || self.items() >= self.max_items
-            || self.since.is_some_and(|t| now.saturating_duration_since(t) >= self.every);
+            || self
+                .since
+                .is_some_and(|t| now.saturating_duration_since(t) >= self.every);
         if due && self.items() > 0 {
             self.offer();
         }

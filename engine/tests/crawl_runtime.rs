@@ -1,0 +1,276 @@
+//! The crawl runtime end to end on loopback: against the `trawl-swarm`
+//! simulator (ground truth and politeness counted by the swarm), a restart from
+//! stored nodes, and the address filter. Every crawl is bounded in time and
+//! sends only to 127.0.0.0/8.
+
+use std::collections::HashSet;
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+use trawl_engine::crawl::CrawlConfig;
+use trawl_engine::ops::CrawlSnapshot;
+use trawl_storage::export::{export, Filter, Format};
+use trawl_storage::Store;
+
+const NODES: u32 = 10_000;
+const TORRENTS: u32 = 50_000;
+/// The swarm's largest `interval`: short, so nodes holding more than one
+/// sample's worth are revisited within the test.
+const INTERVAL_MAX: u32 = 4;
+
+/// The trawl-swarm binary next to this package's `trawl` (same profile); built
+/// on demand when a package-only `cargo test` did not build it.
+fn swarm_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_trawl")).with_file_name("trawl-swarm");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let mut cmd = Command::new(cargo);
+        cmd.args(["build", "-p", "trawl-bench", "--bin", "trawl-swarm"]);
+        if bin.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release") {
+            cmd.arg("--release");
+        }
+        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
+        assert!(ok && bin.exists(), "cannot build {}", bin.display());
+    }
+    bin
+}
+
+/// A running `trawl-swarm` child; it stops when its stdin closes.
+struct SwarmChild {
+    child: Child,
+    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
+    port: u16,
+}
+
+impl SwarmChild {
+    fn start(manifest: &Path) -> SwarmChild {
+        let port = free_udp_port();
+        let mut child = Command::new(swarm_bin())
+            .args(["--nodes", &NODES.to_string(), "--torrents", &TORRENTS.to_string()])
+            .args(["--port", &port.to_string(), "--peer-port", &free_udp_port().to_string()])
+            .args([
+                "--interval-max",
+                &INTERVAL_MAX.to_string(),
+                "--slow",
+                "0",
+                "--loss",
+                "0",
+            ])
+            .args(["--duration", "120", "--stop-on-eof", "--manifest"])
+            .arg(manifest)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start trawl-swarm");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
+        assert_eq!(ready["event"], "ready", "{ready}");
+        SwarmChild { child, lines, port }
+    }
+
+    /// Virtual node `i`'s address (the swarm's own numbering from 127.1.0.1).
+    fn node(&self, i: u32) -> SocketAddr {
+        let offset = i / 254 * 256 + i % 254 + 1;
+        SocketAddr::from(((u32::from_be_bytes([127, 1, 0, 0]) + offset).to_be_bytes(), self.port))
+    }
+
+    /// Closes stdin and returns the final report.
+    fn finish(mut self) -> serde_json::Value {
+        drop(self.child.stdin.take());
+        let mut last = serde_json::Value::Null;
+        for line in self.lines.by_ref().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
+                last = v;
+            }
+        }
+        let _ = self.child.wait();
+        last
+    }
+}
+
+impl Drop for SwarmChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// (every catalogue infohash, the reachable ones), from the swarm's manifest.
+fn ground_truth(manifest: &Path) -> (HashSet<String>, HashSet<String>) {
+    let (mut all, mut reachable) = (HashSet::new(), HashSet::new());
+    for line in std::fs::read_to_string(manifest).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        let h = v["infohash"].as_str().unwrap().to_string();
+        if v["reachable"] == true {
+            reachable.insert(h.clone());
+        }
+        all.insert(h);
+    }
+    (all, reachable)
+}
+
+fn stored_hashes(db: &Path) -> HashSet<String> {
+    let store = Store::open_read_only(db).unwrap();
+    let mut out = Vec::new();
+    export(&store, Format::Hex, &Filter::default(), &mut out).unwrap();
+    String::from_utf8(out).unwrap().lines().map(str::to_string).collect()
+}
+
+/// Quick revisits, so the test is bounded by the swarm's short intervals.
+fn fast_crawl() -> CrawlConfig {
+    CrawlConfig {
+        query_timeout: Duration::from_millis(800),
+        retry_after_timeout: Duration::from_secs(2),
+        productive_resample: Duration::from_secs(1),
+        empty_backoff: Duration::from_secs(5),
+        walk_interval: Duration::from_secs(5),
+        bootstrap_retry: Duration::from_secs(1),
+        ..CrawlConfig::default()
+    }
+}
+
+fn options(db: &Path, bootstrap: Vec<SocketAddr>) -> CrawlerOptions {
+    CrawlerOptions {
+        db: db.to_path_buf(),
+        port: 0,
+        cores: 2,
+        pin: false,
+        bootstrap,
+        allow_loopback: true,
+        fetch: false,
+        crawl: fast_crawl(),
+        ..CrawlerOptions::default()
+    }
+}
+
+/// Polls the crawl's figures until `done` or `timeout`; returns the last ones.
+fn wait_for(crawler: &Crawler, timeout: Duration, done: impl Fn(&CrawlSnapshot) -> bool) -> CrawlSnapshot {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = crawler.snapshot();
+        if done(&s) || Instant::now() >= deadline {
+            return s;
+        }
+        crawler.wait_until(Instant::now() + Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn swarm_crawl_stores_the_reachable_catalogue_politely_and_a_restart_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("manifest.jsonl");
+    let db = dir.path().join("db");
+    let swarm = SwarmChild::start(&manifest);
+    let (catalogue, reachable) = ground_truth(&manifest);
+    assert_eq!(catalogue.len(), TORRENTS as usize);
+
+    // First run: from four bootstrap nodes (a few of the swarm's nodes are dead).
+    let bootstrap = (0..4).map(|i| swarm.node(i)).collect();
+    let crawler = Crawler::start(options(&db, bootstrap)).unwrap();
+    let first_ids = crawler.node_ids().to_vec();
+    let want = (reachable.len() as f64 * 0.99).ceil() as u64;
+    let during = wait_for(&crawler, Duration::from_secs(40), |s| s.storage.new_infohashes >= want);
+    let last = crawler.shutdown();
+    assert!(
+        during.storage.new_infohashes >= want,
+        "stored {} of {} reachable in time",
+        during.storage.new_infohashes,
+        reachable.len()
+    );
+    assert_eq!(last.total(|c| c.send_errors + c.recv_errors), 0);
+    assert_eq!(last.storage.items_lost, 0);
+
+    let stored = stored_hashes(&db);
+    let invented: Vec<&String> = stored.difference(&catalogue).take(5).collect();
+    assert!(invented.is_empty(), "hashes not in the catalogue: {invented:?}");
+    let found = stored.intersection(&reachable).count();
+    assert!(
+        found as f64 >= reachable.len() as f64 * 0.99,
+        "found {found} of {} reachable",
+        reachable.len()
+    );
+    assert_eq!(
+        stored.len() as u64,
+        last.storage.new_infohashes,
+        "every acknowledged hash is stored"
+    );
+
+    // Second run: no bootstrap at all; it must resume from the saved nodes,
+    // under new node ids. Saved nodes carry no sample deadline, so the restart
+    // waits out the swarm's longest interval to stay polite.
+    std::thread::sleep(Duration::from_secs(u64::from(INTERVAL_MAX) + 1));
+    let saved = Store::open_read_only(&db).unwrap().nodes().unwrap().len();
+    assert!(saved > 1000, "saved {saved} nodes");
+    let crawler = Crawler::start(options(&db, Vec::new())).unwrap();
+    assert_eq!(crawler.resumed_nodes(), saved);
+    for id in crawler.node_ids() {
+        assert!(!first_ids.contains(id), "a restart draws new node ids");
+    }
+    let resumed = wait_for(&crawler, Duration::from_secs(10), |s| {
+        s.total(|c| c.datagrams_in) > 100 && s.total(|c| c.samples_sent) > 100
+    });
+    crawler.shutdown();
+    assert!(resumed.total(|c| c.known_nodes) >= saved as u64 / 2);
+    assert!(
+        resumed.total(|c| c.datagrams_in) > 100,
+        "the resumed crawl got answers without bootstrap: {resumed:?}"
+    );
+
+    let report = swarm.finish();
+    assert_eq!(report["event"], "final", "{report}");
+    assert_eq!(report["politeness_violations"], 0, "{report}");
+}
+
+#[test]
+fn loopback_sources_are_dropped_without_allow_loopback() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    // A would-be bootstrap node that records what reaches it.
+    let bootstrap = UdpSocket::bind("127.0.0.1:0").unwrap();
+    bootstrap.set_read_timeout(Some(Duration::from_millis(1500))).unwrap();
+    let mut opts = options(&db, vec![bootstrap.local_addr().unwrap()]);
+    opts.allow_loopback = false;
+    opts.read_only = false;
+    let crawler = Crawler::start(opts).unwrap();
+    // A valid ping from loopback: an answering crawl would reply, a filtering one drops it.
+    let to = SocketAddr::from(([127, 0, 0, 1], crawler.local_v4().port()));
+    bootstrap
+        .send_to(b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t4:aaaa1:y1:qe", to)
+        .unwrap();
+    let mut buf = [0u8; 1500];
+    let got = bootstrap.recv_from(&mut buf);
+    let s = wait_for(&crawler, Duration::from_secs(2), |s| s.total(|c| c.filtered) > 0);
+    crawler.shutdown();
+    assert!(got.is_err(), "nothing is sent to or answered for a loopback address");
+    assert!(s.total(|c| c.filtered) >= 1, "the ping was filtered: {s:?}");
+    assert_eq!(s.total(|c| c.datagrams_out), 0);
+    assert_eq!(s.total(|c| c.known_nodes), 0);
+    assert!(stored_hashes(&db).is_empty());
+}
+
+#[test]
+fn a_second_crawl_on_the_same_database_is_refused_as_locked() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let crawler = Crawler::start(options(&db, Vec::new())).unwrap();
+    let err = Crawler::start(options(&db, Vec::new()))
+        .err()
+        .expect("the database is locked");
+    assert!(err.is_usage(), "{err}");
+    assert!(err.to_string().contains("locked"), "{err}");
+    // And one on the same port, with another database, is refused too.
+    let mut other = options(&dir.path().join("db2"), Vec::new());
+    other.port = crawler.local_v4().port();
+    let err = Crawler::start(other).err().expect("the port is in use");
+    assert!(err.is_usage() && err.to_string().contains("in use"), "{err}");
+    crawler.shutdown();
+}
