@@ -5,7 +5,6 @@
 //! Owns the flags, the status line and the summary. Must not reach into the
 //! crawl: everything it shows comes from [`Crawler::snapshot`].
 
-use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -14,6 +13,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use trawl_engine::crawl::runtime::{CrawlError, Crawler, CrawlerOptions};
+use trawl_engine::metadata::fetcher::FetchConfig;
+use trawl_engine::ops::status::{StatusLine, StatusMode};
 use trawl_engine::ops::CrawlSnapshot;
 
 use super::UsageError;
@@ -26,9 +27,9 @@ pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
-/// How often the figures go to the log when stdout is not a terminal.
+/// How often the figures go to the log when no one watches a terminal.
 const LOG_EVERY: Duration = Duration::from_secs(10);
-/// How often the terminal status line is redrawn.
+/// How often a snapshot is taken for the status line.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the main thread looks at signals and the deadline.
 const POLL: Duration = Duration::from_millis(100);
@@ -67,7 +68,7 @@ pub struct Args {
     #[arg(long)]
     pub no_fetch: bool,
     /// Concurrent metadata fetches per core.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = FetchConfig::default().concurrency)]
     pub fetch_concurrency: usize,
     /// Crawl over IPv4 only.
     #[arg(long)]
@@ -119,7 +120,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
     let deadline = duration.map(|d| Instant::now() + d);
-    let mut status = Status::new(std::io::stdout().is_terminal());
+    let mut status = StatusLine::new(StatusMode::detect(), LOG_EVERY);
+    let mut next_status = Instant::now();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         if deadline.is_some_and(|d| now >= d) {
@@ -129,7 +131,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             tracing::error!("every crawl core stopped");
             break;
         }
-        status.update(&crawler);
+        if now >= next_status {
+            next_status = now + STATUS_EVERY;
+            status.update(now, crawler.snapshot());
+        }
     }
     status.finish();
     tracing::info!("stopping: flushing findings and saving nodes");
@@ -170,76 +175,6 @@ fn resolve_bootstrap(entries: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
         tracing::warn!("skipping bootstrap address {failure}");
     }
     Ok(addrs)
-}
-
-/// The figures the status line and the log show, as rates since the last look.
-struct Status {
-    bar: Option<indicatif::ProgressBar>,
-    last: Option<(Instant, CrawlSnapshot)>,
-    every: Duration,
-}
-
-impl Status {
-    fn new(terminal: bool) -> Status {
-        let bar = terminal.then(|| {
-            let bar = indicatif::ProgressBar::new_spinner();
-            bar.set_style(
-                indicatif::ProgressStyle::with_template("{spinner} {elapsed} {msg}").expect("valid template"),
-            );
-            bar
-        });
-        let every = if terminal { STATUS_EVERY } else { LOG_EVERY };
-        Status { bar, last: None, every }
-    }
-
-    fn update(&mut self, crawler: &Crawler) {
-        let now = Instant::now();
-        let Some((then, before)) = &self.last else {
-            self.last = Some((now, crawler.snapshot()));
-            return;
-        };
-        let secs = now.duration_since(*then).as_secs_f64();
-        if secs < self.every.as_secs_f64() {
-            return;
-        }
-        let s = crawler.snapshot();
-        let rate = |f: &dyn Fn(&CrawlSnapshot) -> u64| f(&s).saturating_sub(f(before)) as f64 / secs;
-        let dgram_in = rate(&|x| x.total(|c| c.datagrams_in));
-        let dgram_out = rate(&|x| x.total(|c| c.datagrams_out));
-        let new = rate(&|x| x.storage.new_infohashes);
-        let dup = rate(&|x| x.storage.duplicate_infohashes + x.total(|c| c.duplicate_hashes));
-        let meta = rate(&|x| x.fetch.ok);
-        let nodes = s.total(|c| c.known_nodes);
-        let backlog = s.storage.staging_backlog;
-        let paused = if s.paused { " [paused]" } else { "" };
-        match &self.bar {
-            Some(bar) => {
-                bar.set_message(format!(
-                    "in {dgram_in:.0}/s out {dgram_out:.0}/s | new {new:.0}/s dup {dup:.0}/s | nodes {nodes} | \
-                     staging {backlog} | metadata {meta:.1}/s{paused}"
-                ));
-                bar.tick();
-            }
-            None => tracing::info!(
-                datagrams_in_per_s = dgram_in.round(),
-                datagrams_out_per_s = dgram_out.round(),
-                new_infohashes_per_s = new.round(),
-                duplicate_infohashes_per_s = dup.round(),
-                known_nodes = nodes,
-                staging_backlog = backlog,
-                metadata_per_s = meta,
-                paused = s.paused,
-                "crawl"
-            ),
-        }
-        self.last = Some((now, s));
-    }
-
-    fn finish(&self) {
-        if let Some(bar) = &self.bar {
-            bar.finish_and_clear();
-        }
-    }
 }
 
 /// The one JSON line `trawl crawl` prints at the end (contract 3).

@@ -10,6 +10,7 @@
 //!
 //! ```text
 //! io task (per family): recvmmsg batch ─▶ handle_datagram × n ─▶ flush
+//! fetcher task:         metadata::fetcher::run (its own TCP connections, Store::take_due)
 //! tick task:            sleep until next_timeout (≤ TICK) ─▶ pause flag, inbound handovers,
 //!                       handle_timeout ─▶ flush ─▶ publish snapshot / nodes ─▶ stop?
 //! flush:                poll_transmit ─▶ sendmmsg (v4 or v6 batch)
@@ -35,6 +36,7 @@ use super::Control;
 use crate::codec::compact::CompactNode;
 use crate::crawl::table::Bep51;
 use crate::crawl::{CrawlConfig, Scheduler};
+use crate::metadata::fetcher::{self, FetcherContext};
 use crate::ops::CoreSnapshot;
 use crate::runtime::socket::{Batch, MAX_DATAGRAM};
 
@@ -82,6 +84,8 @@ pub struct CoreSetup {
     pub save_nodes_max: usize,
     pub published: Arc<Published>,
     pub control: Arc<Control>,
+    /// The metadata fetcher to run beside the crawl on this executor.
+    pub fetch: Option<FetcherContext>,
 }
 
 #[derive(Default)]
@@ -155,6 +159,9 @@ pub async fn run(setup: CoreSetup) {
         .is_some()
         .then(|| glommio::spawn_local(io_task(shared.clone(), true)));
 
+    // It watches the same stop flag and flushes its own results on the way out.
+    let fetcher = setup.fetch.map(|ctx| glommio::spawn_local(fetcher::run(ctx)));
+
     let mut next_publish = Instant::now();
     let mut next_save = Instant::now() + setup.save_nodes_every;
     loop {
@@ -193,6 +200,9 @@ pub async fn run(setup: CoreSetup) {
     }
     drop(io4);
     drop(io6);
+    if let Some(f) = fetcher {
+        f.await;
+    }
     let mut st = shared.state.borrow_mut();
     let st = &mut *st;
     drain_output(st, Instant::now());

@@ -24,18 +24,19 @@ use super::{CrawlError, CrawlerOptions};
 use crate::codec::compact::CompactNode;
 use crate::crawl::owner;
 use crate::crawl::scheduler::random_node_id;
-use crate::ops::{CrawlSnapshot, StorageSnapshot};
+use crate::metadata::fetcher::{FetchConfig, FetchCounters, FetcherContext};
+use crate::ops::{CrawlSnapshot, FetchSnapshot, StorageSnapshot};
 
 /// Most nodes saved for a warm restart, over all cores.
 const MAX_SAVED_NODES: usize = 100_000;
 /// How often the supervisor looks at the stop flag.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(50);
 
-/// Flags the handle sets and every core reads on each tick.
+/// Flags the handle sets and every core (and its fetcher) reads.
 #[derive(Default)]
 pub struct Control {
-    pub stop: AtomicBool,
-    pub paused: AtomicBool,
+    pub stop: Arc<AtomicBool>,
+    pub paused: Arc<AtomicBool>,
 }
 
 /// A running crawl. Dropping it shuts it down gracefully.
@@ -44,6 +45,8 @@ pub struct Crawler {
     cores: usize,
     control: Arc<Control>,
     published: Vec<Arc<Published>>,
+    /// One per core when fetching metadata.
+    fetch: Vec<Arc<FetchCounters>>,
     executors: Mutex<Vec<glommio::ExecutorJoinHandle<()>>>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
     store: Arc<Store>,
@@ -111,6 +114,7 @@ impl Crawler {
         let mut published = Vec::with_capacity(cores);
         let mut executors = Vec::with_capacity(cores);
         let mut node_ids = Vec::with_capacity(cores);
+        let mut fetch_counters = Vec::new();
         for (core, (inbound, resume)) in receivers.into_iter().zip(resume).enumerate() {
             let mut config = opts.crawl.clone();
             config.core = core;
@@ -121,6 +125,24 @@ impl Crawler {
             config.read_only = opts.read_only;
             config.allow_loopback = opts.allow_loopback;
             node_ids.push(config.node_id);
+            let fetch = opts.fetch.then(|| {
+                let counters = Arc::new(FetchCounters::default());
+                fetch_counters.push(counters.clone());
+                FetcherContext {
+                    core,
+                    cores,
+                    store: store.clone(),
+                    writer: writer_handle.clone(),
+                    config: FetchConfig {
+                        concurrency: opts.fetch_concurrency,
+                        ..opts.fetch_config.clone()
+                    },
+                    counters,
+                    stop: control.stop.clone(),
+                    paused: control.paused.clone(),
+                    allow_loopback: opts.allow_loopback,
+                }
+            });
             let slot = Arc::new(Published::default());
             published.push(slot.clone());
             let setup = CoreSetup {
@@ -137,6 +159,7 @@ impl Crawler {
                 save_nodes_max: MAX_SAVED_NODES / cores,
                 published: slot,
                 control: control.clone(),
+                fetch,
             };
             let placement = if opts.pin && core < online {
                 Placement::Fixed(core)
@@ -184,6 +207,7 @@ impl Crawler {
             cores,
             control,
             published,
+            fetch: fetch_counters,
             executors: Mutex::new(executors),
             supervisor: Mutex::new(Some(supervisor)),
             store,
@@ -262,7 +286,7 @@ impl Crawler {
             uptime_secs: self.started.elapsed().as_secs_f64(),
             paused: self.control.paused.load(Relaxed),
             cores,
-            fetch: Default::default(),
+            fetch: merge_fetch(self.fetch.iter().map(|c| c.snapshot())),
             storage,
         }
     }
@@ -326,6 +350,23 @@ impl Drop for Crawler {
     fn drop(&mut self) {
         self.stop();
     }
+}
+
+/// Sums the cores' fetch figures (failures by kind, in first-seen order).
+fn merge_fetch(cores: impl Iterator<Item = FetchSnapshot>) -> FetchSnapshot {
+    let mut total = FetchSnapshot::default();
+    for s in cores {
+        total.started += s.started;
+        total.ok += s.ok;
+        total.active += s.active;
+        for (kind, n) in s.failed {
+            match total.failed.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, sum)) => *sum += n,
+                None => total.failed.push((kind, n)),
+            }
+        }
+    }
+    total
 }
 
 fn warn_small_buffer(group: &Group, requested: usize) {

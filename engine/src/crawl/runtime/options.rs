@@ -8,6 +8,7 @@ use std::time::Duration;
 use trawl_storage::{StoreOptions, WriterOptions};
 
 use crate::crawl::CrawlConfig;
+use crate::metadata::fetcher::FetchConfig;
 
 /// Requested `SO_RCVBUF` per socket (mldht advises 2 MB or more; the kernel caps
 /// it at `net.core.rmem_max`).
@@ -37,6 +38,8 @@ pub struct CrawlerOptions {
     /// Run the metadata fetcher on each core (once it is built).
     pub fetch: bool,
     pub fetch_concurrency: usize,
+    /// The fetcher's other settings (`concurrency` comes from `fetch_concurrency`).
+    pub fetch_config: FetchConfig,
     /// Tuning for every core's scheduler; `core`, `cores`, `node_id`, `seed`,
     /// `bootstrap`, `read_only` and `allow_loopback` are filled in per core.
     pub crawl: CrawlConfig,
@@ -67,7 +70,8 @@ impl Default for CrawlerOptions {
             read_only: true,
             allow_loopback: false,
             fetch: true,
-            fetch_concurrency: 64,
+            fetch_concurrency: FetchConfig::default().concurrency,
+            fetch_config: FetchConfig::default(),
             crawl: CrawlConfig::default(),
             save_nodes_every: Duration::from_secs(60),
             storage_batch_every: Duration::from_millis(50),
