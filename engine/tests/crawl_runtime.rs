@@ -3,6 +3,8 @@
 //! stored nodes, and the address filter. Every crawl is bounded in time and
 //! sends only to 127.0.0.0/8.
 
+mod interop_common;
+
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
@@ -273,4 +275,83 @@ fn a_second_crawl_on_the_same_database_is_refused_as_locked() {
     let err = Crawler::start(other).err().expect("the port is in use");
     assert!(err.is_usage() && err.to_string().contains("in use"), "{err}");
     crawler.shutdown();
+}
+
+/// `trawl crawl` as a user runs it: against answering trawl nodes holding an
+/// announced hash, stopped by SIGTERM; it flushes, exits 0 and prints one JSON
+/// summary line whose figures match the database.
+#[test]
+fn trawl_crawl_binary_stores_what_it_finds_and_exits_cleanly_on_sigterm() {
+    let ih = interop_common::info_hash(81);
+    let (_nodes, hub) = interop_common::trawl_network_with_announce(81, 81, ih, 45_081);
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let child = Command::new(env!("CARGO_BIN_EXE_trawl"))
+        .args([
+            "crawl",
+            "--port",
+            "0",
+            "--cores",
+            "1",
+            "--allow-loopback",
+            "--no-fetch",
+            "--no-pin",
+        ])
+        .args(["--bootstrap", &hub.to_string(), "--db"])
+        .arg(&db)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    // SAFETY: signalling our own child by its pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, libc::SIGTERM) }, 0);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "exit {:?}", out.status);
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let last = stdout.lines().last().expect("a summary line");
+    let summary: serde_json::Value = serde_json::from_str(last).unwrap();
+    assert_eq!(summary["crawl"], "summary");
+    assert_eq!(summary["cores"], 1);
+    assert!(summary["datagrams_in"].as_u64().unwrap() > 0, "{summary}");
+    let stored = stored_hashes(&db);
+    assert!(stored.contains(&hex(&ih)), "the announced hash was stored: {summary}");
+    assert_eq!(summary["stored_new"].as_u64(), Some(stored.len() as u64), "{summary}");
+    for key in [
+        "secs",
+        "datagrams_out",
+        "new_hashes",
+        "stored_duplicates",
+        "known_nodes",
+        "metadata_ok",
+    ] {
+        assert!(summary[key].is_number(), "{key} in {summary}");
+    }
+    assert!(summary["cpu_secs"].as_f64().unwrap() > 0.0 && summary["peak_rss_mb"].as_f64().unwrap() > 1.0);
+}
+
+#[test]
+fn trawl_crawl_rejects_bad_arguments_with_one_line_and_exit_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    for bad in [
+        &["--bootstrap", "no-port-here"][..],
+        &["--cores", "0"],
+        &["--duration", "-1"],
+        &["--bind", "not-an-ip"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_trawl"))
+            .args(["crawl", "--port", "0", "--db"])
+            .arg(&db)
+            .args(bad)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.trim().is_empty() && out.stdout.is_empty(), "{bad:?}: {err}");
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
