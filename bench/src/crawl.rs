@@ -551,8 +551,12 @@ fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow
     if args.no_fetch {
         cmd.arg("--no-fetch");
     }
+    // One core: the whole process (executor, storage writer, fetcher) on the
+    // crawler core, away from the swarm; trawl's own pinning would put its
+    // executor on CPU 0, next to the swarm. More cores: trawl pins executor i to CPU i.
     if let (Some(core), 1) = (place.crawler, args.trawl_cores) {
         pin_child(&mut cmd, core);
+        cmd.arg("--no-pin");
     }
     let mut guard = ChildGuard::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
     let stdout = guard.child_mut().stdout.take().context("no stdout")?;
