@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The main job on an embedded default: a local swarm, a local RocksDB, no setup.
 #
-#   1. installs what is missing and builds trawl (release);
-#   2. measures this machine's loopback ceiling, starts trawl-swarm on
-#      127.0.0.0/8 and crawls it politely (find_node + sample_infohashes, then
-#      BEP 9 metadata from the swarm's TCP peers, SHA-1 checked);
-#   3. stores every infohash found in a RocksDB database (`trawl import`);
-#   4. looks one of them up through the simulated DHT with trawl's own node
-#      (`trawl lookup`: iterative get_peers);
-#   5. exports the database and prints a summary.
+#   1. installs what is missing and builds trawl and trawl-swarm (release);
+#   2. starts trawl-swarm: a simulated DHT of virtual nodes on 127.0.0.0/8
+#      holding real torrents, with TCP peers that serve their metadata;
+#   3. runs the real crawler on it, `trawl crawl`, with its live status line,
+#      for DEMO_SECS seconds: sample_infohashes and find_node over UDP, BEP 9
+#      metadata over TCP (SHA-1 checked), everything into a RocksDB database;
+#      halfway through it scrapes the crawl's Prometheus endpoint once;
+#   4. exports the database (hex, JSON lines, bitmagnet NDJSON, .torrent files);
+#   5. prints a summary: what was found, the rate, where the database and the
+#      exports are.
 #
 # Everything goes to loopback only, and every step stops by itself.
-# Environment knobs: DEMO_OUT (default ./demo-out), DEMO_NODES, DEMO_TORRENTS,
-# DEMO_SECS.
+# Knobs: DEMO_OUT (default ./demo-out), DEMO_NODES (20000), DEMO_TORRENTS
+# (100000), DEMO_SECS (60), DEMO_PORT (36881; the swarm's TCP peers use +1,
+# the metrics endpoint +2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,58 +23,99 @@ out="${DEMO_OUT:-$PWD/demo-out}"
 nodes="${DEMO_NODES:-20000}"
 torrents="${DEMO_TORRENTS:-100000}"
 secs="${DEMO_SECS:-60}"
-port=36881
-peer_port=36882
+port="${DEMO_PORT:-36881}"
+peer_port=$((port + 1))
+metrics="127.0.0.1:$((port + 2))"
 
 scripts/setup.sh
-echo "==> building trawl (release; the first build compiles RocksDB, about 10 minutes on 2 cores)"
-cargo build --release --locked -p trawl-engine -p trawl-bench --bins
+echo "==> building trawl and trawl-swarm (release; the first build compiles RocksDB, about 10 minutes on 2 cores)"
+cargo build --release --locked -p trawl-engine --bin trawl
+cargo build --release --locked -p trawl-bench --bin trawl-swarm
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
 
 rm -rf "$out"
 mkdir -p "$out"
 db="$out/db"
 
-echo "==> crawling a simulated DHT of $nodes nodes and $torrents torrents for ${secs}s (loopback only)"
-"$bin/trawl-bench" crawl --nodes "$nodes" --torrents "$torrents" --crawl-secs "$secs" \
-    --capacity-secs 3 --ceiling-secs 1 --port "$port" --peer-port "$peer_port" \
-    --found-out "$out/found.hex" | tee "$out/crawl.log" | while IFS= read -r line; do
-        case "$line" in
-            '{"bench":"crawl"'*) ;;
-            *) printf '    %.160s\n' "$line" ;;
-        esac
-    done
-summary="$(tail -n 1 "$out/crawl.log")"
+swarm_pid=""
+crawl_pid=""
+cleanup() {
+    [[ -n "$crawl_pid" ]] && kill "$crawl_pid" 2>/dev/null || true
+    [[ -n "$swarm_pid" ]] && kill "$swarm_pid" 2>/dev/null || true
+}
+trap cleanup EXIT
 
-echo "==> storing the discovered infohashes in $db"
-"$bin/trawl" import --db "$db" "$out/found.hex"
-
-echo "==> looking one of them up through the DHT with trawl's own node"
-first="$(head -n 1 "$out/found.hex")"
+echo "==> starting trawl-swarm: $nodes virtual DHT nodes, $torrents torrents, on 127.0.0.0/8 (loopback only)"
+# The swarm outlives the crawl by a margin, and stops by itself in any case.
 "$bin/trawl-swarm" --nodes "$nodes" --torrents "$torrents" --port "$port" --peer-port "$peer_port" \
-    --duration 40 > "$out/swarm.log" 2>&1 &
+    --duration $((secs + 120)) > "$out/swarm.log" 2>&1 &
 swarm_pid=$!
-trap 'kill "$swarm_pid" 2>/dev/null || true' EXIT
-for _ in $(seq 1 300); do grep -q '"event":"ready"' "$out/swarm.log" 2>/dev/null && break; sleep 0.2; done
-"$bin/trawl" lookup "$first" --bootstrap "127.1.0.1:$port" --allow-loopback --timeout 15 \
-    | tee "$out/lookup.txt"
+for _ in $(seq 1 600); do
+    grep -q '"event":"ready"' "$out/swarm.log" 2>/dev/null && break
+    kill -0 "$swarm_pid" 2>/dev/null || { cat "$out/swarm.log" >&2; exit 1; }
+    sleep 0.2
+done
+grep -q '"event":"ready"' "$out/swarm.log" || { echo "demo: trawl-swarm did not start" >&2; exit 1; }
+
+echo "==> trawl crawl for ${secs}s (live status below; metrics at http://$metrics/metrics)"
+# stdout carries the one-line JSON summary; the status line and logs go to stderr.
+"$bin/trawl" crawl --db "$db" --port 0 --bootstrap "127.1.0.1:$port" --allow-loopback \
+    --duration "$secs" --metrics "$metrics" > "$out/crawl.json" &
+crawl_pid=$!
+half=$(( secs / 2 > 0 ? secs / 2 : 1 ))
+for _ in $(seq 1 "$half"); do
+    sleep 1
+    kill -0 "$crawl_pid" 2>/dev/null || break
+done
+python3 - "$metrics" "$out/metrics.txt" <<'PY' || true
+import sys, urllib.request
+try:
+    text = urllib.request.urlopen(f"http://{sys.argv[1]}/metrics", timeout=5).read().decode()
+except Exception as e:
+    print(f"    (metrics scrape failed: {e})", file=sys.stderr); sys.exit(0)
+open(sys.argv[2], "w").write(text)
+total = lambda name: sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{") or l.startswith(name + " "))
+print(f"    metrics scrape at the halfway mark: {total('trawl_datagrams_in_total'):,.0f} datagrams in, "
+      f"{total('trawl_storage_infohashes_total'):,.0f} infohashes stored, "
+      f"{total('trawl_metadata_fetches_total'):,.0f} fetches finished ({len(text.splitlines())} lines)", file=sys.stderr)
+PY
+wait "$crawl_pid"
+crawl_pid=""
 kill "$swarm_pid" 2>/dev/null || true
+wait "$swarm_pid" 2>/dev/null || true
+swarm_pid=""
 
 echo "==> exporting"
 "$bin/trawl" export --db "$db" --format hex -o "$out/infohashes.hex"
 "$bin/trawl" export --db "$db" --format jsonl -o "$out/infohashes.jsonl"
-"$bin/trawl" stats --db "$db"
+"$bin/trawl" export --db "$db" --format bitmagnet --with-metadata -o "$out/bitmagnet.ndjson"
+"$bin/trawl" export --db "$db" --format torrents -o "$out/torrents"
+"$bin/trawl" stats --db "$db" | sed 's/^/    /'
+"$bin/trawl" stats --db "$db" --json > "$out/stats.json"
 
-python3 - "$summary" "$out" <<'PY'
-import json, sys
-s = json.loads(sys.argv[1]); out = sys.argv[2]
+python3 - "$out" <<'PY'
+import json, os, sys
+out = sys.argv[1]
+c = json.load(open(f"{out}/crawl.json"))
+s = json.load(open(f"{out}/stats.json"))
+lines = lambda p: sum(1 for _ in open(p))
+torrents = sum(len(f) for _, _, f in os.walk(f"{out}/torrents"))
+secs = c["secs"] or 1
 print("==> summary")
-print(f"    loopback ceiling      {s['ceiling_pps']:,.0f} datagrams/s (this machine, this run)")
-print(f"    crawl                 {s['crawl_pps']:,.0f} datagrams/s in+out, ratio to ceiling {s['ratio_to_ceiling']}")
-print(f"    infohashes found      {s['infohashes_found']:,} ({s['infohashes_per_s']:,.0f}/s), "
-      f"{s['catalog_discovered_fraction']:.1%} of the catalogue, {s['infohashes_not_in_catalogue']} invented")
-print(f"    metadata fetched      {s['metadata_per_s']:,.0f}/s, SHA-1 verified")
-print(f"    politeness violations {s['politeness_violations']}")
-print(f"    database              {out}/db")
-print(f"    exports               {out}/infohashes.hex, {out}/infohashes.jsonl")
+print(f"    crawled for           {c['secs']:.0f} s on {c['cores']} cores, {c['cpu_secs']:.1f} CPU-seconds, peak RSS {c['peak_rss_mb']:.0f} MB")
+print(f"    datagrams             {c['datagrams_in']:,} in, {c['datagrams_out']:,} out "
+      f"({(c['datagrams_in'] + c['datagrams_out']) / secs:,.0f}/s)")
+print(f"    DHT nodes known       {c['known_nodes']:,}")
+print(f"    infohashes found      {s['infohashes']:,} in the database ({c['stored_new'] / secs:,.0f} new/s)")
+print(f"    metadata fetched      {s['torrents']:,} torrents, SHA-1 verified ({c['metadata_ok'] / secs:,.0f}/s; "
+      f"{c['metadata_failed']:,} fetches failed against the swarm's deliberately bad peers)")
+classes = ", ".join(f"{k} {v:,}" for k, v in s["classes"].items() if v)
+print(f"    content classes       {classes or '-'}")
+print(f"    database              {out}/db ({s['disk_bytes'] / 1e6:.1f} MB)")
+print(f"    exports               {out}/infohashes.hex ({lines(f'{out}/infohashes.hex'):,} lines)")
+print(f"                          {out}/infohashes.jsonl ({lines(f'{out}/infohashes.jsonl'):,} lines)")
+print(f"                          {out}/bitmagnet.ndjson ({lines(f'{out}/bitmagnet.ndjson'):,} lines)")
+print(f"                          {out}/torrents/ ({torrents:,} .torrent files)")
+if os.path.exists(f"{out}/metrics.txt"):
+    print(f"    metrics scrape        {out}/metrics.txt")
 PY

@@ -8,14 +8,16 @@
 use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
-use trawl_engine::crawl::runtime::{CrawlError, Crawler, CrawlerOptions};
+use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
 use trawl_engine::metadata::fetcher::FetchConfig;
+use trawl_engine::ops::config::{CrawlLayer, CrawlSettings};
+use trawl_engine::ops::metrics::MetricsServer;
 use trawl_engine::ops::status::{StatusLine, StatusMode};
-use trawl_engine::ops::CrawlSnapshot;
+use trawl_engine::ops::{limits, CrawlSnapshot};
 
 use super::UsageError;
 
@@ -27,38 +29,52 @@ pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
     "dht.libtorrent.org:25401",
 ];
 
-/// How often the figures go to the log when no one watches a terminal.
-const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How often a snapshot is taken for the status line.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
 /// How often the main thread looks at signals and the deadline.
 const POLL: Duration = Duration::from_millis(100);
 
+/// Shown after `--help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  trawl crawl --db trawl-db                                # the real DHT, from the public routers
+  trawl crawl --db trawl-db --no-read-only --metrics 127.0.0.1:9477
+  trawl crawl --config /etc/trawl/trawl.toml --cores 2     # flags override the file's keys
+  trawl crawl --db /tmp/t --port 0 --allow-loopback --bootstrap 127.1.0.1:36881 --duration 30
+
+Control while it runs:
+  SIGUSR1 pauses crawling (no queries, no fetches; sockets stay open), SIGUSR2 resumes:
+    kill -USR1 <pid>    kill -USR2 <pid>    systemctl kill -s SIGUSR1 trawl
+  SIGINT/SIGTERM stop it: findings are flushed and nodes saved within --drain-secs
+  (a second signal exits at once). stdout gets one JSON summary line at the end.
+
+Precedence: a flag, else the key of the same name in --config's [crawl] table, else the default.";
+
 #[derive(clap::Args, Debug)]
-#[command(after_help = "Examples:
-  trawl crawl --db ./trawl.db
-  trawl crawl --db ./trawl.db --cores 2 --duration 3600
-  trawl crawl --db /tmp/t.db --port 0 --allow-loopback --bootstrap 127.0.0.1:36881 --duration 30")]
 pub struct Args {
-    /// Database directory (created if missing).
+    /// TOML config file; its [crawl] keys are these flags' names (see deploy/trawl.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Database directory (created if missing). Required, here or in the config file.
     #[arg(long, value_name = "PATH")]
-    pub db: PathBuf,
-    /// UDP port shared by every core (0 picks a free one).
-    #[arg(long, default_value_t = 6881)]
-    pub port: u16,
-    /// Executors, one per core (default: every online CPU).
+    pub db: Option<PathBuf>,
+    /// UDP port shared by every core (0 picks a free one) [default: 6881].
+    #[arg(long)]
+    pub port: Option<u16>,
+    /// Executors, one per core [default: every online CPU].
     #[arg(long, value_name = "N")]
     pub cores: Option<usize>,
-    /// Node or router to start from, HOST:PORT (repeatable). Defaults to the public routers.
+    /// Node or router to start from, HOST:PORT (repeatable) [default: the public routers].
     #[arg(long = "bootstrap", value_name = "HOST:PORT")]
     pub bootstrap: Vec<String>,
-    /// Stop after this many seconds (default: run until SIGINT or SIGTERM).
+    /// Stop after this many seconds [default: run until SIGINT or SIGTERM].
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Answer no queries and send `ro`=1 (BEP 43). The default.
     #[arg(long, overrides_with = "no_read_only")]
     pub read_only: bool,
-    /// Answer incoming queries (ping, find_node, get_peers) like a full node.
+    /// Answer incoming queries (ping, find_node, get_peers) like a full node;
+    /// long-running crawls should (see docs/operating.md).
     #[arg(long, overrides_with = "read_only")]
     pub no_read_only: bool,
     /// Accept loopback, private and other non-public addresses (test networks only).
@@ -67,81 +83,226 @@ pub struct Args {
     /// Do not fetch metadata (BEP 9); only discover infohashes.
     #[arg(long)]
     pub no_fetch: bool,
-    /// Concurrent metadata fetches per core.
-    #[arg(long, value_name = "N", default_value_t = FetchConfig::default().concurrency)]
-    pub fetch_concurrency: usize,
+    /// Concurrent metadata fetches per core [default: 200].
+    #[arg(long, value_name = "N")]
+    pub fetch_concurrency: Option<usize>,
     /// Crawl over IPv4 only.
     #[arg(long)]
     pub no_ipv6: bool,
-    /// Local IPv4 address for the IPv4 sockets.
-    #[arg(long, value_name = "IP", default_value = "0.0.0.0")]
-    pub bind: Ipv4Addr,
+    /// Local IPv4 address for the IPv4 sockets [default: 0.0.0.0].
+    #[arg(long, value_name = "IP")]
+    pub bind: Option<Ipv4Addr>,
     /// Do not pin executor i to CPU i.
     #[arg(long)]
     pub no_pin: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (for example 127.0.0.1:9477).
+    #[arg(long, value_name = "ADDR")]
+    pub metrics: Option<SocketAddr>,
+    /// On SIGINT/SIGTERM, wait at most this long for the final flush [default: 30].
+    #[arg(long, value_name = "SECS")]
+    pub drain_secs: Option<f64>,
+    /// When stderr is not a terminal, log the status this often [default: 10].
+    #[arg(long, value_name = "SECS")]
+    pub log_every: Option<f64>,
+}
+
+impl Args {
+    /// The options given as flags; `None` for each one not given.
+    fn layer(&self) -> CrawlLayer {
+        let given = |flag: bool, value: bool| flag.then_some(value);
+        CrawlLayer {
+            db: self.db.clone(),
+            port: self.port,
+            bind: self.bind,
+            ipv6: given(self.no_ipv6, false),
+            cores: self.cores,
+            pin: given(self.no_pin, false),
+            bootstrap: (!self.bootstrap.is_empty()).then(|| self.bootstrap.clone()),
+            duration: self.duration,
+            read_only: match (self.read_only, self.no_read_only) {
+                (_, true) => Some(false),
+                (true, false) => Some(true),
+                (false, false) => None,
+            },
+            allow_loopback: given(self.allow_loopback, true),
+            fetch: given(self.no_fetch, false),
+            fetch_concurrency: self.fetch_concurrency,
+            metrics: self.metrics,
+            drain_secs: self.drain_secs,
+            log_every: self.log_every,
+        }
+    }
+}
+
+/// Flags over the config file over the defaults; bad values name their flag or key.
+fn settings(args: &Args) -> anyhow::Result<CrawlSettings> {
+    let flags = args.layer();
+    flags
+        .validate()
+        .map_err(|bad| UsageError(format!("bad --{}: {}", bad.key, bad.message)))?;
+    let file = args.config.as_deref().map(CrawlLayer::load).transpose()?;
+    Ok(CrawlSettings::resolve(flags, file))
+}
+
+/// SIGINT/SIGTERM (stop) and SIGUSR1/SIGUSR2 (pause/resume), as flags the main
+/// loop polls: nothing runs in the handlers themselves.
+struct Signals {
+    stop: Arc<AtomicBool>,
+    pause: Arc<AtomicBool>,
+    resume: Arc<AtomicBool>,
+}
+
+impl Signals {
+    fn register() -> anyhow::Result<Signals> {
+        use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1, SIGUSR2};
+        let s = Signals {
+            stop: Arc::new(AtomicBool::new(false)),
+            pause: Arc::new(AtomicBool::new(false)),
+            resume: Arc::new(AtomicBool::new(false)),
+        };
+        for (signal, flag) in [
+            (SIGINT, &s.stop),
+            (SIGTERM, &s.stop),
+            (SIGUSR1, &s.pause),
+            (SIGUSR2, &s.resume),
+        ] {
+            signal_hook::flag::register(signal, Arc::clone(flag))?;
+        }
+        Ok(s)
+    }
+
+    fn take(flag: &AtomicBool) -> bool {
+        flag.swap(false, Ordering::Relaxed)
+    }
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let duration = args
-        .duration
-        .map(|secs| super::lookup::positive_secs("--duration", secs))
-        .transpose()?;
-    if args.cores == Some(0) {
-        return Err(UsageError("bad --cores 0: expected at least 1".into()).into());
-    }
-    if args.fetch_concurrency == 0 {
-        return Err(UsageError("bad --fetch-concurrency 0: expected at least 1".into()).into());
-    }
+    let s = settings(&args)?;
+    let db = s
+        .db
+        .clone()
+        .ok_or_else(|| UsageError("no database: give --db PATH, or `db` in the config file's [crawl] table".into()))?;
+    let fetch_concurrency = s.fetch_concurrency.unwrap_or(FetchConfig::default().concurrency);
+    let cores = s
+        .cores
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let opts = CrawlerOptions {
-        db: args.db.clone(),
-        port: args.port,
-        bind_v4: args.bind,
-        ipv6: !args.no_ipv6,
-        cores: args.cores.unwrap_or(0),
-        pin: !args.no_pin,
-        bootstrap: resolve_bootstrap(&args.bootstrap)?,
-        read_only: !args.no_read_only,
-        allow_loopback: args.allow_loopback,
-        fetch: !args.no_fetch,
-        fetch_concurrency: args.fetch_concurrency,
+        db: db.clone(),
+        port: s.port,
+        bind_v4: s.bind,
+        ipv6: s.ipv6,
+        cores,
+        pin: s.pin,
+        bootstrap: resolve_bootstrap(&s.bootstrap)?,
+        read_only: s.read_only,
+        allow_loopback: s.allow_loopback,
+        fetch: s.fetch,
+        fetch_concurrency,
         ..CrawlerOptions::default()
     };
+    limits::check(cores, if s.fetch { cores * fetch_concurrency } else { 0 })?;
 
-    let stop = Arc::new(AtomicBool::new(false));
-    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
-        signal_hook::flag::register(signal, stop.clone())?;
-    }
-    // Exit codes come from the error chain (cli::exit_code): a bad option is a
-    // usage error; a locked or foreign database carries its StorageError.
-    let crawler = Crawler::start(opts).map_err(|e| -> anyhow::Error {
-        match e {
-            CrawlError::Config(m) => UsageError(m).into(),
-            e => e.into(),
+    let signals = Signals::register()?;
+    // The endpoint is bound before the crawl starts, so a taken port fails
+    // fast; until the crawler exists it serves an empty snapshot.
+    let slot: Arc<OnceLock<Arc<Crawler>>> = Arc::new(OnceLock::new());
+    let metrics = match s.metrics {
+        Some(addr) => {
+            let slot = Arc::clone(&slot);
+            let server = MetricsServer::start(
+                addr,
+                Arc::new(move || slot.get().map(|c| c.snapshot()).unwrap_or_default()),
+            )?;
+            tracing::info!(addr = %server.local_addr(), "serving metrics at /metrics");
+            Some(server)
         }
-    })?;
-    let deadline = duration.map(|d| Instant::now() + d);
-    let mut status = StatusLine::new(StatusMode::detect(), LOG_EVERY);
+        None => None,
+    };
+    // Exit codes come from the error chain (cli::exit_code): a bad option is a
+    // usage error, a taken port an address error, a locked database a database error.
+    let crawler = Arc::new(Crawler::start(opts)?);
+    let _ = slot.set(Arc::clone(&crawler));
+
+    let deadline = s.duration.map(|d| Instant::now() + d);
+    let mut status = StatusLine::new(StatusMode::detect(), s.log_every);
     let mut next_status = Instant::now();
-    while !stop.load(Ordering::Relaxed) {
+    let mut paused = false;
+    let reason = loop {
         let now = Instant::now();
+        if Signals::take(&signals.stop) {
+            break "signal";
+        }
         if deadline.is_some_and(|d| now >= d) {
-            break;
+            break "duration";
+        }
+        if Signals::take(&signals.pause) && !paused {
+            paused = true;
+            crawler.set_paused(true);
+            tracing::info!("paused (SIGUSR1): no queries or fetches until SIGUSR2");
+        }
+        if Signals::take(&signals.resume) && paused {
+            paused = false;
+            crawler.set_paused(false);
+            tracing::info!("resumed (SIGUSR2)");
         }
         if !crawler.wait_until((now + POLL).min(deadline.unwrap_or(now + POLL))) {
             tracing::error!("every crawl core stopped");
-            break;
+            break "cores stopped";
         }
         if now >= next_status {
             next_status = now + STATUS_EVERY;
             status.update(now, crawler.snapshot());
         }
-    }
+    };
     status.finish();
-    tracing::info!("stopping: flushing findings and saving nodes");
+    tracing::info!(
+        reason,
+        drain_secs = s.drain.as_secs_f64(),
+        "stopping: flushing findings and saving nodes"
+    );
     let cores = crawler.cores();
-    let last = crawler.shutdown();
-    println!("{}", summary(&last, cores, &args.db));
+    let last_seen = crawler.snapshot();
+    drop(metrics);
+    let slot = Arc::try_unwrap(slot).ok().and_then(OnceLock::into_inner);
+    drop(crawler);
+    let crawler = slot.and_then(|c| Arc::try_unwrap(c).ok());
+    let last = match crawler {
+        Some(crawler) => drain(crawler, s.drain, &signals.stop, &db)?,
+        None => last_seen,
+    };
+    println!("{}", summary(&last, cores, &db));
     Ok(())
+}
+
+/// Shuts the crawl down on another thread and waits at most `limit` (or until
+/// another stop signal) for it: the final flush must not hold a service
+/// manager's stop forever. What the writer already committed stays safe.
+fn drain(crawler: Crawler, limit: Duration, stop: &AtomicBool, db: &std::path::Path) -> anyhow::Result<CrawlSnapshot> {
+    let before = crawler.snapshot();
+    let (tx, rx) = crossbeam_channel::bounded(1);
+    std::thread::Builder::new().name("trawl-drain".into()).spawn(move || {
+        let _ = tx.send(crawler.shutdown());
+    })?;
+    let give_up = Instant::now() + limit;
+    loop {
+        match rx.recv_timeout(POLL) {
+            Ok(last) => return Ok(last),
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(before),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+        }
+        let why = if stop.load(Ordering::Relaxed) {
+            "a second stop signal came"
+        } else if Instant::now() >= give_up {
+            "the drain time ran out"
+        } else {
+            continue;
+        };
+        println!("{}", summary(&before, before.cores.len(), db));
+        anyhow::bail!(
+            "stopped before the final flush finished ({why}, --drain-secs {}); items already committed are safe, the last batch may be lost",
+            limit.as_secs_f64()
+        );
+    }
 }
 
 /// Resolves `--bootstrap` entries (or the public routers), both families.

@@ -3,6 +3,7 @@
 //! to the documented exit codes ([`exit_code`]).
 
 use clap::{Parser, Subcommand};
+use trawl_engine::crawl::runtime::CrawlError;
 use trawl_engine::ops::OpsError;
 use trawl_engine::runtime::RuntimeError;
 use trawl_storage::StorageError;
@@ -39,13 +40,6 @@ Exit codes:
 
 Logs go to stderr; set their level with RUST_LOG (for example RUST_LOG=debug or RUST_LOG=trawl=debug).";
 
-/// Kept here while `crawl.rs` is being built by another engineer; moves there after.
-const CRAWL_EXAMPLES: &str = "\
-Examples:
-  trawl crawl --db trawl-db                                 # the real DHT, from the public routers
-  trawl crawl --db trawl-db --metrics 127.0.0.1:9090        # and serve Prometheus metrics
-  trawl crawl --db t --bootstrap 127.1.0.1:36881 --allow-loopback --duration 60   # a loopback swarm";
-
 #[derive(Parser, Debug)]
 #[command(
     name = "trawl",
@@ -61,7 +55,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Crawl the DHT and store what it finds.
-    #[command(after_help = CRAWL_EXAMPLES)]
+    #[command(after_help = crawl::EXAMPLES)]
     Crawl(crawl::Args),
     /// Run a full DHT node that answers queries.
     #[command(after_help = node::EXAMPLES)]
@@ -129,6 +123,12 @@ fn cause_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if let Some(RuntimeError::Bind { .. }) = cause.downcast_ref::<RuntimeError>() {
         return Some(EXIT_ADDRESS);
     }
+    match cause.downcast_ref::<CrawlError>() {
+        Some(CrawlError::Bind { .. }) => return Some(EXIT_ADDRESS),
+        Some(CrawlError::Config(_)) => return Some(EXIT_USAGE),
+        // The storage cause follows in the chain.
+        _ => {}
+    }
     if let Some(e) = cause.downcast_ref::<StorageError>() {
         return match e {
             StorageError::Missing(_) | StorageError::NotTrawl(_) => Some(EXIT_USAGE),
@@ -165,8 +165,10 @@ pub fn one_line(err: &anyhow::Error) -> String {
 pub fn init_logging() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // Colours only for a person: journald and log files get plain text.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr)
         .try_init();
 }
@@ -198,6 +200,13 @@ mod tests {
         assert_eq!(code(StorageError::Locked("db".into())), EXIT_DATABASE);
         assert_eq!(code(StorageError::Missing("db".into())), EXIT_USAGE);
         assert_eq!(code(StorageError::WriterClosed), EXIT_FAILURE);
+        let in_use = std::io::Error::from(std::io::ErrorKind::AddrInUse);
+        assert_eq!(code(CrawlError::Bind { addr, source: in_use }), EXIT_ADDRESS);
+        assert_eq!(code(CrawlError::Config("cores".into())), EXIT_USAGE);
+        assert_eq!(
+            code(CrawlError::Storage(StorageError::Locked("db".into()))),
+            EXIT_DATABASE
+        );
         let config = OpsError::ConfigInvalid {
             path: "x.toml".into(),
             message: "unknown key".into(),

@@ -147,8 +147,8 @@ pub struct CrawlSettings {
     pub read_only: bool,
     pub allow_loopback: bool,
     pub fetch: bool,
-    /// Per core.
-    pub fetch_concurrency: usize,
+    /// Per core; `None` = the fetcher's default.
+    pub fetch_concurrency: Option<usize>,
     pub metrics: Option<SocketAddr>,
     /// Longest wait for the final flush after SIGINT/SIGTERM before exiting anyway.
     pub drain: Duration,
@@ -170,7 +170,7 @@ impl Default for CrawlSettings {
             read_only: true,
             allow_loopback: false,
             fetch: true,
-            fetch_concurrency: 64,
+            fetch_concurrency: None,
             metrics: None,
             drain: Duration::from_secs(30),
             log_every: Duration::from_secs(10),
@@ -196,7 +196,7 @@ impl CrawlSettings {
             read_only: l.read_only.unwrap_or(d.read_only),
             allow_loopback: l.allow_loopback.unwrap_or(d.allow_loopback),
             fetch: l.fetch.unwrap_or(d.fetch),
-            fetch_concurrency: l.fetch_concurrency.unwrap_or(d.fetch_concurrency),
+            fetch_concurrency: l.fetch_concurrency,
             metrics: l.metrics,
             drain: l.drain_secs.map_or(d.drain, Duration::from_secs_f64),
             log_every: l.log_every.map_or(d.log_every, Duration::from_secs_f64),
@@ -251,7 +251,7 @@ mod tests {
         let l = CrawlLayer::parse(FULL).unwrap();
         let s = CrawlSettings::resolve(CrawlLayer::default(), Some(l));
         assert_eq!(s.db.as_deref(), Some(Path::new("/var/lib/trawl/db")));
-        assert_eq!((s.port, s.cores, s.fetch_concurrency), (6999, Some(2), 16));
+        assert_eq!((s.port, s.cores, s.fetch_concurrency), (6999, Some(2), Some(16)));
         assert_eq!(
             (s.ipv6, s.pin, s.read_only, s.allow_loopback, s.fetch),
             (false, false, false, true, false)
@@ -277,7 +277,7 @@ mod tests {
         assert_eq!(s.port, 7001, "flag over file");
         assert!(s.fetch, "flag over file, for a boolean too");
         assert_eq!(s.cores, Some(3), "file over default");
-        assert_eq!(s.fetch_concurrency, 64, "default when neither gives it");
+        assert_eq!(s.fetch_concurrency, None, "default when neither gives it");
         assert_eq!(
             CrawlSettings::resolve(CrawlLayer::default(), None),
             CrawlSettings::default()
