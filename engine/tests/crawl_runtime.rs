@@ -355,3 +355,29 @@ fn trawl_crawl_rejects_bad_arguments_with_one_line_and_exit_2() {
 fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[test]
+fn pausing_stops_queries_and_resuming_restarts_them() {
+    let ih = interop_common::info_hash(82);
+    let (_nodes, hub) = interop_common::trawl_network_with_announce(82, 82, ih, 45_082);
+    let dir = tempfile::tempdir().unwrap();
+    let crawler = Crawler::start(options(&dir.path().join("db"), vec![hub])).unwrap();
+    wait_for(&crawler, Duration::from_secs(5), |s| s.total(|c| c.datagrams_in) > 0);
+    crawler.set_paused(true);
+    // Let the queries already in flight come back (or time out).
+    wait_for(&crawler, Duration::from_secs(3), |s| s.total(|c| c.in_flight) == 0);
+    // Snapshots are published every 250 ms: take the count from a fresh one.
+    crawler.wait_until(Instant::now() + Duration::from_millis(600));
+    let sent = crawler.snapshot().total(|c| c.datagrams_out);
+    crawler.wait_until(Instant::now() + Duration::from_millis(1500));
+    let paused = crawler.snapshot();
+    assert!(paused.paused);
+    assert_eq!(paused.total(|c| c.datagrams_out), sent, "no query leaves while paused");
+    crawler.set_paused(false);
+    let resumed = wait_for(&crawler, Duration::from_secs(10), |s| {
+        s.total(|c| c.datagrams_out) > sent
+    });
+    crawler.shutdown();
+    assert!(!resumed.paused);
+    assert!(resumed.total(|c| c.datagrams_out) > sent, "queries resume");
+}
