@@ -14,7 +14,7 @@
 #
 # Everything goes to loopback only, and every step stops by itself.
 # Knobs: DEMO_OUT (default ./demo-out), DEMO_NODES (20000), DEMO_TORRENTS
-# (100000), DEMO_SECS (60), DEMO_PORT (36881; the swarm's TCP peers use +1,
+# (100000), DEMO_SECS (60), DEMO_INTERVAL_MAX (60), DEMO_PORT (36881; the swarm's TCP peers use +1,
 # the metrics endpoint +2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,8 +47,10 @@ trap cleanup EXIT
 
 echo "==> starting trawl-swarm: $nodes virtual DHT nodes, $torrents torrents, on 127.0.0.0/8 (loopback only)"
 # The swarm outlives the crawl by a margin, and stops by itself in any case.
+# Its nodes ask to be re-sampled after at most a minute (the real DHT says up to
+# 6 hours), so a one-minute crawl keeps finding new infohashes to the end.
 "$bin/trawl-swarm" --nodes "$nodes" --torrents "$torrents" --port "$port" --peer-port "$peer_port" \
-    --duration $((secs + 120)) > "$out/swarm.log" 2>&1 &
+    --interval-max "${DEMO_INTERVAL_MAX:-60}" --duration $((secs + 120)) > "$out/swarm.log" 2>&1 &
 swarm_pid=$!
 for _ in $(seq 1 600); do
     grep -q '"event":"ready"' "$out/swarm.log" 2>/dev/null && break
@@ -74,10 +76,11 @@ try:
 except Exception as e:
     print(f"    (metrics scrape failed: {e})", file=sys.stderr); sys.exit(0)
 open(sys.argv[2], "w").write(text)
-total = lambda name: sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(name + "{") or l.startswith(name + " "))
+def total(prefix):
+    return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(prefix))
 print(f"    metrics scrape at the halfway mark: {total('trawl_datagrams_in_total'):,.0f} datagrams in, "
-      f"{total('trawl_storage_infohashes_total'):,.0f} infohashes stored, "
-      f"{total('trawl_metadata_fetches_total'):,.0f} fetches finished ({len(text.splitlines())} lines)", file=sys.stderr)
+      f"{total('trawl_storage_infohashes_total{result=\"new\"}'):,.0f} new infohashes stored, "
+      f"{total('trawl_metadata_fetches_total{outcome=\"ok\"}'):,.0f} torrents fetched", file=sys.stderr)
 PY
 wait "$crawl_pid"
 crawl_pid=""
