@@ -1,56 +1,17 @@
 //! Fuzzes the bencode decoder and the KRPC views against the codec's contract:
 //! - no panic on any input;
 //! - no allocation at all while decoding and walking every view (a counting
-//!   global allocator checks it), so none can be proportional to a declared length;
+//!   global allocator in the fuzz crate checks it), so none can be proportional to a declared length;
 //! - every error points inside the input;
 //! - bencode: re-encoding an accepted value reproduces the input exactly;
 //! - KRPC: decode → encode → decode gives the same message, and encoding that
 //!   again gives the same bytes.
 #![no_main]
 
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use libfuzzer_sys::fuzz_target;
 use trawl_codec_fuzz::codec::bencode::{self, Value};
 use trawl_codec_fuzz::codec::krpc::{self, Kind, Message};
-
-/// Counts allocations made while `ARMED` is set.
-struct Counting;
-
-static ARMED: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.alloc(layout) }
-    }
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        unsafe { System.dealloc(ptr, layout) }
-    }
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if ARMED.load(Ordering::Relaxed) {
-            ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        }
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
-
-#[global_allocator]
-static GLOBAL: Counting = Counting;
-
-/// Runs `f` and asserts it allocated nothing.
-fn without_allocation<T>(f: impl FnOnce() -> T) -> T {
-    ALLOCATIONS.store(0, Ordering::Relaxed);
-    ARMED.store(true, Ordering::Relaxed);
-    let out = f();
-    ARMED.store(false, Ordering::Relaxed);
-    assert_eq!(ALLOCATIONS.load(Ordering::Relaxed), 0, "the decoder allocated");
-    out
-}
+use trawl_codec_fuzz::without_allocation;
 
 /// Walks every borrowed view, as a consumer would, and folds what it reads.
 fn walk_value(v: &Value<'_>, depth: usize) -> u64 {
