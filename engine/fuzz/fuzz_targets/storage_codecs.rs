@@ -73,7 +73,6 @@ fuzz_target!(|input: &[u8]| {
                 schema::encode_torrent(&t, &mut out);
                 let again = schema::decode_torrent(hash, &out).expect("an encoded torrent must decode");
                 assert_eq!(again, t);
-                assert!(out.len() <= data.len(), "the encoder shares prefixes at least as well");
             }
         }
         5 => {
