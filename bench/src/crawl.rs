@@ -95,6 +95,10 @@ pub struct Args {
     /// `--crawler trawl`: run without the metadata fetcher (`--no-fetch`).
     #[arg(long)]
     pub no_fetch: bool,
+    /// `--crawler trawl`: one more argument for `trawl crawl` (repeatable), e.g.
+    /// `--trawl-arg=--resample-secs=1` for its tuning knobs.
+    #[arg(long = "trawl-arg", allow_hyphen_values = true)]
+    pub trawl_args: Vec<String>,
     /// The trawl-swarm binary (default: next to this executable).
     #[arg(long)]
     pub swarm_bin: Option<PathBuf>,
@@ -111,9 +115,9 @@ const TYPICAL_REPLY_BYTES: usize = 300;
 
 /// The two cores the phases are placed on, or none.
 #[derive(Clone, Copy, Debug)]
-struct Placement {
-    swarm: Option<usize>,
-    crawler: Option<usize>,
+pub(crate) struct Placement {
+    pub swarm: Option<usize>,
+    pub crawler: Option<usize>,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -152,7 +156,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let kernel_floor_us = floor.map_or(0.0, |c| c.sender_cpu_us_per_datagram + c.receiver_cpu_us_per_datagram);
 
     // 2. The swarm, then its capacity under an open-loop blast.
-    let mut swarm = SwarmChild::spawn(&args, place)?;
+    let mut swarm = SwarmChild::spawn(
+        &SwarmSpawn {
+            bin: args.swarm_bin.clone(),
+            nodes: args.nodes,
+            torrents: args.torrents,
+            seed: args.seed,
+            port: args.port,
+            peer_port: args.peer_port,
+            interval_max: args.interval_max,
+            rate_limit: args.rate_limit,
+            // Long enough for both phases; it is stopped through stdin when done.
+            max_secs: args.capacity_secs + args.crawl_secs + 600.0,
+            churn: 0.0,
+            churn_period: 60.0,
+        },
+        place,
+    )?;
     println!("{}", json!({"phase": "swarm_ready", "ready": swarm.ready}));
     let capacity = capacity_phase(&args, &swarm, place)?;
     println!("{}", json!({"phase": "capacity", "result": capacity}));
@@ -251,12 +271,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn round(x: f64, digits: i32) -> f64 {
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let m = 10f64.powi(digits);
     (x * m).round() / m
 }
 
-fn stat_f64(v: &Value, key: &str) -> f64 {
+pub(crate) fn stat_f64(v: &Value, key: &str) -> f64 {
     v.get(key).and_then(Value::as_f64).unwrap_or(0.0)
 }
 
@@ -267,12 +287,12 @@ fn counter(v: &Value, key: &str) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn stat_delta(after: &Value, before: &Value, key: &str) -> f64 {
+pub(crate) fn stat_delta(after: &Value, before: &Value, key: &str) -> f64 {
     counter(after, key) - counter(before, key)
 }
 
 /// Politeness violations between two stats lines.
-fn violations_between(before: &Value, after: &Value) -> u64 {
+pub(crate) fn violations_between(before: &Value, after: &Value) -> u64 {
     let v = |s: &Value| counter(s, "violations_interval") + counter(s, "violations_rate");
     (v(after) - v(before)).max(0.0) as u64
 }
@@ -295,8 +315,27 @@ fn swarm_config(args: &Args) -> SwarmConfig {
     }
 }
 
+/// How to start the `trawl-swarm` child.
+pub(crate) struct SwarmSpawn {
+    /// The trawl-swarm binary (default: next to this executable).
+    pub bin: Option<PathBuf>,
+    pub nodes: u32,
+    pub torrents: u32,
+    pub seed: u64,
+    pub port: u16,
+    pub peer_port: u16,
+    pub interval_max: u32,
+    /// Per-(IP, node) queries/s (0: off).
+    pub rate_limit: f64,
+    /// Its own `--duration`; it is normally stopped through stdin first.
+    pub max_secs: f64,
+    /// Fraction of live nodes that die and come back, each every `churn_period` s.
+    pub churn: f64,
+    pub churn_period: f64,
+}
+
 /// The `trawl-swarm` child, its last stats line and its final line.
-struct SwarmChild {
+pub(crate) struct SwarmChild {
     guard: ChildGuard,
     stdin: Option<ChildStdin>,
     ready: Value,
@@ -308,37 +347,31 @@ struct SwarmChild {
 const STATS_EVERY_S: f64 = 0.1;
 
 impl SwarmChild {
-    fn spawn(args: &Args, place: Placement) -> anyhow::Result<Self> {
-        let bin = match &args.swarm_bin {
+    pub(crate) fn spawn(o: &SwarmSpawn, place: Placement) -> anyhow::Result<Self> {
+        let bin = match &o.bin {
             Some(p) => p.clone(),
             None => std::env::current_exe()?.with_file_name("trawl-swarm"),
         };
-        let cfg = swarm_config(args);
-        // Long enough for both phases; it is stopped through stdin when done.
-        let duration = args.capacity_secs + args.crawl_secs + 600.0;
         let mut cmd = Command::new(&bin);
-        cmd.args([
-            "--nodes",
-            &cfg.nodes.to_string(),
-            "--torrents",
-            &args.torrents.to_string(),
-        ])
-        .args(["--seed", &args.seed.to_string(), "--port", &args.port.to_string()])
-        .args([
-            "--peer-port",
-            &args.peer_port.to_string(),
-            "--interval-max",
-            &args.interval_max.to_string(),
-        ])
-        .args([
-            "--rate-limit",
-            &args.rate_limit.to_string(),
-            "--duration",
-            &duration.to_string(),
-        ])
-        .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped());
+        cmd.args(["--nodes", &o.nodes.to_string(), "--torrents", &o.torrents.to_string()])
+            .args(["--seed", &o.seed.to_string(), "--port", &o.port.to_string()])
+            .args(["--peer-port", &o.peer_port.to_string()])
+            .args(["--interval-max", &o.interval_max.to_string()])
+            .args([
+                "--rate-limit",
+                &o.rate_limit.to_string(),
+                "--duration",
+                &o.max_secs.to_string(),
+            ])
+            .args([
+                "--churn",
+                &o.churn.to_string(),
+                "--churn-period",
+                &o.churn_period.to_string(),
+            ])
+            .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped());
         if let Some(core) = place.swarm {
             cmd.args(["--cores", &core.to_string(), "--peer-core", &core.to_string()]);
         }
@@ -377,12 +410,12 @@ impl SwarmChild {
         })
     }
 
-    fn udp_port(&self) -> u16 {
+    pub(crate) fn udp_port(&self) -> u16 {
         self.ready.get("udp_port").and_then(Value::as_u64).unwrap_or(0) as u16
     }
 
     /// The next stats line printed after now, so it covers everything sent so far.
-    fn latest_stats(&self) -> anyhow::Result<Value> {
+    pub(crate) fn latest_stats(&self) -> anyhow::Result<Value> {
         let current = |l: &Mutex<Option<Value>>| l.lock().unwrap_or_else(|e| e.into_inner()).clone();
         let t0 = current(&self.latest).map(|v| stat_f64(&v, "t")).unwrap_or(-1.0);
         let deadline = Instant::now() + Duration::from_secs(5);
@@ -398,7 +431,7 @@ impl SwarmChild {
     }
 
     /// Closes its stdin so it stops, and returns its final line.
-    fn finish(&mut self) -> anyhow::Result<Value> {
+    pub(crate) fn finish(&mut self) -> anyhow::Result<Value> {
         drop(self.stdin.take());
         let exited = self.guard.wait_timeout(Duration::from_secs(30))?;
         if let Some(r) = self.reader.take() {
@@ -524,64 +557,157 @@ fn crawl_with_loadgen(args: &Args, swarm: &SwarmChild, place: Placement) -> anyh
     })
 }
 
-/// Runs `trawl crawl` against the swarm for `crawl_secs` and reads back what it
-/// stored. Its CPU time is read from `/proc` over the crawl, so start-up (opening
-/// the database) and the final flush do not count as time spent per datagram;
-/// its own summary line is kept alongside.
-fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<CrawlOutcome> {
-    let bin = match &args.trawl_bin {
-        Some(p) => p.clone(),
-        None => std::env::current_exe()?.with_file_name("trawl"),
-    };
-    let dir = tempfile::tempdir().context("temporary database directory")?;
-    let db = dir.path().join("crawl.rocksdb");
-    let bootstrap = SocketAddrV4::new(node_addr(0), swarm.udp_port());
-    let mut cmd = Command::new(&bin);
-    cmd.arg("crawl")
-        .arg("--db")
-        .arg(&db)
-        .args(["--port", &args.trawl_port.to_string()])
-        .args(["--cores", &args.trawl_cores.to_string()])
-        .args(["--bootstrap", &bootstrap.to_string()])
-        // Its own bound; the bench stops it with SIGINT before this.
-        .args(["--duration", &(args.crawl_secs + 60.0).ceil().to_string()])
-        .arg("--allow-loopback")
-        .args(["--fetch-concurrency", &args.fetchers.to_string()])
-        .stdout(Stdio::piped());
-    if args.no_fetch {
-        cmd.arg("--no-fetch");
-    }
-    // One core: the whole process (executor, storage writer, fetcher) on the
-    // crawler core, away from the swarm; trawl's own pinning would put its
-    // executor on CPU 0, next to the swarm. More cores: trawl pins executor i to CPU i.
-    if let (Some(core), 1) = (place.crawler, args.trawl_cores) {
-        pin_child(&mut cmd, core);
-        cmd.arg("--no-pin");
-    }
-    let mut guard = ChildGuard::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
-    let stdout = guard.child_mut().stdout.take().context("no stdout")?;
-    let summary_line = Arc::new(Mutex::new(None));
-    let summary2 = summary_line.clone();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<Value>(&line) {
-                if v.get("crawl").and_then(Value::as_str) == Some("summary") {
-                    *summary2.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+/// How to start a `trawl crawl` child against the swarm.
+pub(crate) struct TrawlSpawn<'a> {
+    /// The trawl binary (default: next to this executable).
+    pub bin: Option<&'a std::path::Path>,
+    pub port: u16,
+    pub cores: usize,
+    pub bootstrap: SocketAddrV4,
+    /// Its own `--duration`, a bound in case this process cannot stop it.
+    pub max_secs: f64,
+    pub fetchers: usize,
+    pub no_fetch: bool,
+    /// Pin the whole process to this core (and turn trawl's own pinning off).
+    pub pin: Option<usize>,
+    pub extra_args: &'a [String],
+}
+
+/// A running `trawl crawl` on a temporary database, killed if dropped.
+pub(crate) struct TrawlChild {
+    guard: ChildGuard,
+    summary: Arc<Mutex<Option<Value>>>,
+    reader: Option<std::thread::JoinHandle<()>>,
+    db: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl TrawlChild {
+    pub(crate) fn spawn(o: &TrawlSpawn<'_>) -> anyhow::Result<Self> {
+        let bin = match o.bin {
+            Some(p) => p.to_path_buf(),
+            None => std::env::current_exe()?.with_file_name("trawl"),
+        };
+        let dir = tempfile::tempdir().context("temporary database directory")?;
+        let db = dir.path().join("crawl.rocksdb");
+        let mut cmd = Command::new(&bin);
+        cmd.arg("crawl")
+            .arg("--db")
+            .arg(&db)
+            .args(["--port", &o.port.to_string()])
+            .args(["--cores", &o.cores.to_string()])
+            .args(["--bootstrap", &o.bootstrap.to_string()])
+            .args(["--duration", &o.max_secs.ceil().to_string()])
+            .args(["--allow-loopback", "--no-ipv6"])
+            .args(["--fetch-concurrency", &o.fetchers.max(1).to_string()])
+            .args(o.extra_args)
+            .stdout(Stdio::piped());
+        if o.no_fetch {
+            cmd.arg("--no-fetch");
+        }
+        if let Some(core) = o.pin {
+            pin_child(&mut cmd, core);
+            cmd.arg("--no-pin");
+        }
+        let mut guard = ChildGuard::spawn(&mut cmd).with_context(|| format!("starting {}", bin.display()))?;
+        let stdout = guard.child_mut().stdout.take().context("no stdout")?;
+        let summary = Arc::new(Mutex::new(None));
+        let summary2 = summary.clone();
+        let reader = std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    if v.get("crawl").and_then(Value::as_str) == Some("summary") {
+                        *summary2.lock().unwrap_or_else(|e| e.into_inner()) = Some(v);
+                    }
                 }
             }
-        }
-    });
+        });
+        Ok(Self {
+            guard,
+            summary,
+            reader: Some(reader),
+            db,
+            _dir: dir,
+        })
+    }
 
-    // The crawl window: from the first datagram-ready moment (the process is up
-    // and its database open) to the stop signal, sampled every 100 ms.
+    /// CPU time and RSS; an error once the process is gone.
+    pub(crate) fn stat(&self) -> std::io::Result<sys::ProcStat> {
+        self.guard.stat()
+    }
+
+    pub(crate) fn pid(&self) -> u32 {
+        self.guard.pid()
+    }
+
+    pub(crate) fn db(&self) -> &std::path::Path {
+        &self.db
+    }
+
+    /// Whether the process is still running (not exited, not crashed).
+    pub(crate) fn running(&mut self) -> bool {
+        matches!(self.guard.child_mut().try_wait(), Ok(None))
+    }
+
+    /// SIGINT, then its summary line and whether it exited cleanly.
+    pub(crate) fn stop(&mut self) -> anyhow::Result<(Value, bool)> {
+        // SAFETY: kill with a valid pid and signal has no memory effects.
+        unsafe { libc::kill(self.guard.pid() as libc::pid_t, libc::SIGINT) };
+        let clean = self.guard.wait_timeout(Duration::from_secs(60))?;
+        if let Some(r) = self.reader.take() {
+            let _ = r.join();
+        }
+        let summary = self.summary.lock().unwrap_or_else(|e| e.into_inner()).take();
+        Ok((summary.unwrap_or(Value::Null), clean))
+    }
+}
+
+/// Waits until the swarm sees the crawler's queries (start-up and database
+/// open are over), then `warmup` more; returns the stats line that opens the window.
+pub(crate) fn wait_for_traffic(swarm: &SwarmChild, warmup: Duration) -> anyhow::Result<Value> {
+    let first = swarm.latest_stats()?;
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let now = swarm.latest_stats()?;
+        if stat_delta(&now, &first, "received") > 0.0 {
+            break;
+        }
+        if Instant::now() >= deadline {
+            bail!("trawl crawl sent nothing to the swarm within 60 s");
+        }
+    }
+    std::thread::sleep(warmup);
+    swarm.latest_stats()
+}
+
+/// Runs `trawl crawl` against the swarm and measures it over a window of
+/// `crawl_secs` that opens once its queries reach the swarm (start-up excluded).
+/// Datagrams in and out are the swarm's own counts over the window (it hears
+/// only the crawler then); CPU time and RSS come from the child's `/proc`.
+fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow::Result<CrawlOutcome> {
+    let mut child = TrawlChild::spawn(&TrawlSpawn {
+        bin: args.trawl_bin.as_deref(),
+        port: args.trawl_port,
+        cores: args.trawl_cores,
+        bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
+        max_secs: args.crawl_secs + 120.0,
+        fetchers: args.fetchers,
+        no_fetch: args.no_fetch,
+        // One core: the whole process (executor, storage writer, fetcher) on the
+        // crawler core, away from the swarm; trawl's own pinning would put its
+        // executor on CPU 0, next to the swarm. More cores: trawl pins executor i to CPU i.
+        pin: place.crawler.filter(|_| args.trawl_cores == 1),
+        extra_args: &args.trawl_args,
+    })?;
+    let opened = wait_for_traffic(swarm, Duration::from_secs(1))?;
     let start = Instant::now();
-    let first = guard.stat().context("reading the crawler's /proc entry")?;
+    let first = child.stat().context("reading the crawler's /proc entry")?;
     let mut peak_rss = first.peak_rss_bytes;
     let crawl_for = Duration::from_secs_f64(args.crawl_secs);
     let mut last = first;
     while start.elapsed() < crawl_for {
         std::thread::sleep(Duration::from_millis(100));
-        match guard.stat() {
+        match child.stat() {
             Ok(s) => {
                 peak_rss = peak_rss.max(s.peak_rss_bytes);
                 last = s;
@@ -589,38 +715,23 @@ fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow
             Err(_) => bail!("trawl crawl exited before the crawl phase ended"),
         }
     }
-    let seconds = start.elapsed().as_secs_f64();
+    let closed = swarm.latest_stats()?;
+    let seconds = (stat_f64(&closed, "t") - stat_f64(&opened, "t")).max(1e-9);
     let cpu_seconds = (last.cpu - first.cpu).as_secs_f64();
-    // SAFETY: kill with a valid pid and signal has no memory effects.
-    unsafe { libc::kill(guard.pid() as libc::pid_t, libc::SIGINT) };
-    let clean = guard.wait_timeout(Duration::from_secs(60))?;
-    let _ = reader.join();
-    let summary = summary_line
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .take()
-        .context("trawl crawl printed no summary line")?;
+    let (summary, clean) = child.stop()?;
     if !clean {
         bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
     }
     let num = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
-    // Datagram counts cover the child's whole life; scale them to the window
-    // the CPU time covers (the child's run is the window plus start-up and flush).
-    let child_secs = summary
-        .get("secs")
-        .and_then(Value::as_f64)
-        .unwrap_or(seconds)
-        .max(seconds);
-    let share = seconds / child_secs;
     let load = LoopLoad {
         seconds,
         cpu_seconds,
-        datagrams_out: (num("datagrams_out") as f64 * share) as u64,
-        datagrams_in: (num("datagrams_in") as f64 * share) as u64,
+        datagrams_out: stat_delta(&closed, &opened, "received") as u64,
+        datagrams_in: stat_delta(&closed, &opened, "sent") as u64,
         idle_sleeps: 0,
         send_stalls: 0,
     };
-    let found = stored_infohashes(&db)?;
+    let found = stored_infohashes(child.db())?;
     let counters = LoadCounters {
         nodes_known: num("known_nodes"),
         infohashes_found: found.len() as u64,

@@ -3,11 +3,16 @@
 //! Every benchmark here sends traffic only to 127.0.0.0/8, is bounded in
 //! packets and time, and stops by itself.
 
+// serde_json's json! macro in crawl.rs's summary nests deeper than the default 128.
+#![recursion_limit = "256"]
+
 pub mod ceiling;
 pub mod crawl;
 pub mod decode;
+pub mod flood;
 pub mod loadgen;
 pub mod node_answer;
+pub mod soak;
 pub mod storage;
 pub mod swarm;
 pub mod sys;

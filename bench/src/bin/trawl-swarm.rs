@@ -51,6 +51,12 @@ struct Args {
     /// Fraction of nodes that never answer.
     #[arg(long, default_value_t = 0.1)]
     dead: f64,
+    /// Churn: fraction of live nodes that alternately die and come back.
+    #[arg(long, default_value_t = 0.0)]
+    churn: f64,
+    /// Churn: seconds a churning node stays up, then down (each node its own phase).
+    #[arg(long, default_value_t = 60.0)]
+    churn_period: f64,
     /// Fraction of nodes that answer late.
     #[arg(long, default_value_t = 0.05)]
     slow: f64,
@@ -110,6 +116,12 @@ fn main() -> anyhow::Result<()> {
             slow_fraction: a.slow,
             no_bep51_fraction: a.no_bep51,
             interval_max: a.interval_max,
+            churn_fraction: a.churn,
+            churn_period_ms: if a.churn > 0.0 {
+                (a.churn_period * 1000.0) as u64
+            } else {
+                0
+            },
         },
         loss: a.loss,
         slow_delay_ms: a.slow_delay_ms,

@@ -77,7 +77,7 @@ impl<'s> Responder<'s> {
             c.not_a_node += 1;
             return Outcome::Drop;
         };
-        if !swarm.nodes.is_alive(node) {
+        if !swarm.nodes.is_up(node, now_ms) {
             c.dropped_dead += 1;
             return Outcome::Drop;
         }
@@ -270,6 +270,7 @@ mod tests {
             slow_fraction: 0.2,
             no_bep51_fraction: 0.0,
             interval_max: 60,
+            ..NodeTraitsConfig::default()
         };
         let cfg = SwarmConfig {
             nodes: 500,

@@ -77,6 +77,8 @@ pub const SALT_PEER_BEHAVIOUR: u64 = 9;
 pub const SALT_SEED_FLAG: u64 = 10;
 pub const SALT_LOSS: u64 = 11;
 pub const SALT_TOKEN: u64 = 12;
+pub const SALT_CHURN: u64 = 13;
+pub const SALT_CHURN_PHASE: u64 = 14;
 
 #[cfg(test)]
 mod tests {

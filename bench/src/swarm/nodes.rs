@@ -33,6 +33,11 @@ pub struct NodeTraitsConfig {
     pub no_bep51_fraction: f64,
     /// Sample intervals are spread uniformly over `0..=interval_max` seconds.
     pub interval_max: u32,
+    /// Churn: fraction of the otherwise live nodes that die and come back.
+    pub churn_fraction: f64,
+    /// Churn: a churning node is alive for one period, dead for the next
+    /// (each with its own phase, so the swarm changes continuously). 0: no churn.
+    pub churn_period_ms: u64,
 }
 
 impl Default for NodeTraitsConfig {
@@ -42,6 +47,8 @@ impl Default for NodeTraitsConfig {
             slow_fraction: 0.05,
             no_bep51_fraction: 0.3,
             interval_max: 21_600,
+            churn_fraction: 0.0,
+            churn_period_ms: 0,
         }
     }
 }
@@ -112,8 +119,22 @@ impl Nodes {
         node_index(ip).filter(|&i| i < self.count)
     }
 
+    /// Whether the node exists at all (never answers when not).
     pub fn is_alive(&self, index: u32) -> bool {
         unit(self.seed, index.into(), derive::SALT_ALIVE) >= self.traits.dead_fraction
+    }
+
+    /// Whether the node answers at `now_ms`: live, and not in a dead period of its churn.
+    pub fn is_up(&self, index: u32, now_ms: u64) -> bool {
+        if !self.is_alive(index) {
+            return false;
+        }
+        let period = self.traits.churn_period_ms;
+        if period == 0 || unit(self.seed, index.into(), derive::SALT_CHURN) >= self.traits.churn_fraction {
+            return true;
+        }
+        let phase = derive::hash3(self.seed, index.into(), derive::SALT_CHURN_PHASE) % (2 * period);
+        (now_ms + phase) / period % 2 == 0
     }
 
     pub fn is_slow(&self, index: u32) -> bool {
@@ -288,6 +309,7 @@ mod tests {
             slow_fraction: 0.1,
             no_bep51_fraction: 0.5,
             interval_max: 100,
+            ..NodeTraitsConfig::default()
         };
         let nodes = Nodes::new(1, 20_000, cfg);
         let frac = |f: &dyn Fn(u32) -> bool| (0..20_000).filter(|&i| f(i)).count() as f64 / 20_000.0;
@@ -296,5 +318,37 @@ mod tests {
         assert!((frac(&|i| nodes.supports_bep51(i)) - 0.5).abs() < 0.02);
         assert!((0..20_000).all(|i| nodes.interval(i) <= 100));
         assert!((0..20_000).any(|i| nodes.interval(i) == 0));
+    }
+
+    #[test]
+    fn churning_nodes_die_and_come_back() {
+        let cfg = NodeTraitsConfig {
+            dead_fraction: 0.1,
+            churn_fraction: 0.5,
+            churn_period_ms: 1_000,
+            ..NodeTraitsConfig::default()
+        };
+        let nodes = Nodes::new(1, 10_000, cfg);
+        let up_at = |t: u64| (0..10_000).filter(|&i| nodes.is_up(i, t)).count() as f64 / 10_000.0;
+        // Live nodes: 0.9; half of them churn and are up half the time.
+        for t in [0, 700, 1_300, 5_000] {
+            assert!((up_at(t) - 0.675).abs() < 0.03, "at {t} ms: {}", up_at(t));
+        }
+        let flips = (0..10_000)
+            .filter(|&i| nodes.is_up(i, 0) != nodes.is_up(i, 1_000))
+            .count();
+        assert!(
+            (4_000..5_000).contains(&flips),
+            "{flips} nodes changed state within one period"
+        );
+        assert!(
+            (0..10_000).all(|i| nodes.is_alive(i) || !nodes.is_up(i, 300)),
+            "dead nodes never come up"
+        );
+        let steady = Nodes::new(1, 10_000, NodeTraitsConfig::default());
+        assert!(
+            (0..10_000).all(|i| steady.is_up(i, 12_345) == steady.is_alive(i)),
+            "no churn by default"
+        );
     }
 }
