@@ -23,6 +23,7 @@
 //! - Losses the writer cannot avoid are counted in [`WriterStats`], never silent.
 
 mod bloom;
+pub mod calibrate;
 mod error;
 pub mod export;
 pub mod import;
