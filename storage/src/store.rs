@@ -3,7 +3,8 @@
 //!
 //! Owns the RocksDB handle. All mutation except the queue lease goes through
 //! the writer thread (`writer.rs`), so there is one writer and no lost update;
-//! the lease and the writer's queue updates share `staging_lock`.
+//! the lease and the writer's queue updates share `staging_lock`, which also
+//! guards the queue's floor (see [`DueFloor`]).
 //! It must not expose a rocksdb type.
 
 use std::path::{Path, PathBuf};
@@ -84,7 +85,22 @@ pub struct Store {
     path: PathBuf,
     opts: StoreOptions,
     read_only: bool,
-    pub(crate) staging_lock: Mutex<()>,
+    pub(crate) staging_lock: Mutex<DueFloor>,
+}
+
+/// A `staging_due` key at or below every live one, so `take_due` seeks past
+/// the deletions of keys it already took instead of stepping over each of
+/// those tombstones again (quadratic in a burst). `None`: start at the first key.
+#[derive(Default)]
+pub(crate) struct DueFloor(Option<[u8; DUE_KEY_LEN]>);
+
+impl DueFloor {
+    /// A due key is being written: the floor must not be above it.
+    pub(crate) fn lower_to(&mut self, key: [u8; DUE_KEY_LEN]) {
+        if let Some(f) = &mut self.0 {
+            *f = (*f).min(key);
+        }
+    }
 }
 
 /// Counts and sizes, for `trawl stats`.
@@ -157,7 +173,7 @@ impl Store {
             path: path.into(),
             opts: opts.clone(),
             read_only: false,
-            staging_lock: Mutex::new(()),
+            staging_lock: Mutex::new(DueFloor::default()),
         };
         if fresh {
             let meta = store.cf(CF_META)?;
@@ -190,7 +206,7 @@ impl Store {
             path: path.into(),
             opts: StoreOptions::default(),
             read_only: true,
-            staging_lock: Mutex::new(()),
+            staging_lock: Mutex::new(DueFloor::default()),
         };
         store.check_version()?;
         Ok(store)
@@ -344,10 +360,13 @@ impl Store {
         if self.read_only {
             return Err(StorageError::Engine("take_due needs a writable database".into()));
         }
-        let _guard = self.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut floor = self.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
         let due_cf = self.cf(CF_STAGING_DUE)?;
         let mut it = self.db.raw_iterator_cf(due_cf);
-        it.seek_to_first();
+        match &floor.0 {
+            Some(k) => it.seek(k),
+            None => it.seek_to_first(),
+        }
         let mut batch = WriteBatch::default();
         let mut buf = Vec::new();
         let lease_until = now.saturating_add(self.opts.queue.lease_secs.max(1));
@@ -373,9 +392,17 @@ impl Store {
             it.next();
         }
         it.status().map_err(|e| self.rocks(e))?;
+        // Everything before the stop is deleted; the leases just written may sort below it.
+        let mut next_floor = it.key().and_then(|k| <[u8; DUE_KEY_LEN]>::try_from(k).ok());
         drop(it);
         if !batch.is_empty() {
             self.write(batch)?;
+        }
+        if let Some(first) = out.iter().map(|e| due_key(lease_until, &e.info_hash)).min() {
+            next_floor = Some(next_floor.map_or(first, |k| k.min(first)));
+        }
+        if next_floor.is_some() || !out.is_empty() {
+            floor.0 = next_floor;
         }
         Ok(out.len())
     }

@@ -26,6 +26,7 @@ use rocksdb::WriteBatch;
 use crate::bloom::Bloom;
 use crate::record::*;
 use crate::schema::*;
+use crate::store::DueFloor;
 use crate::{StorageError, Store};
 
 /// How the writer groups and sizes its work.
@@ -506,11 +507,11 @@ impl WriterLoop {
         let mut wb = WriteBatch::default();
         self.dedup_discoveries(&store, &mut wb)?;
         // Queue edits read-modify-write; the lease in `take_due` takes the same lock.
-        let _guard = store.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let mut floor = store.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
         for i in 0..self.group.len() {
             self.apply_results(&store, i, &mut wb)?;
         }
-        self.write_queue_edits(&store, &mut wb)?;
+        self.write_queue_edits(&store, &mut wb, &mut floor)?;
         store.write(wb)
     }
 
@@ -694,7 +695,12 @@ impl WriterLoop {
         Ok(edit.entry.as_mut())
     }
 
-    fn write_queue_edits(&mut self, store: &Store, wb: &mut WriteBatch) -> Result<(), StorageError> {
+    fn write_queue_edits(
+        &mut self,
+        store: &Store,
+        wb: &mut WriteBatch,
+        floor: &mut DueFloor,
+    ) -> Result<(), StorageError> {
         let (cf_q, cf_due) = (store.cf(CF_STAGING)?, store.cf(CF_STAGING_DUE)?);
         for (h, edit) in &self.queue {
             let new_due = edit.entry.as_ref().map(|e| e.due);
@@ -708,7 +714,9 @@ impl WriterLoop {
                     encode_staging(e, &mut self.buf);
                     wb.put_cf(cf_q, h, &self.buf);
                     if edit.disk_due != Some(e.due) {
-                        wb.put_cf(cf_due, due_key(e.due, h), b"");
+                        let k = due_key(e.due, h);
+                        floor.lower_to(k);
+                        wb.put_cf(cf_due, k, b"");
                     }
                 }
                 None if edit.disk_due.is_some() => wb.delete_cf(cf_q, h),

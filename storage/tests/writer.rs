@@ -387,3 +387,33 @@ fn staging_estimate_follows_the_queue_without_a_scan() {
     assert_eq!(store.staging_len_estimate().unwrap(), 90);
     writer.shutdown();
 }
+
+#[test]
+fn take_due_finds_entries_queued_below_what_it_already_took() {
+    let (_dir, store, writer) = start();
+    let w = writer.handle();
+    let enqueue = |entries: Vec<(InfoHash, UnixSecs)>| Batch {
+        enqueue: entries,
+        ..Batch::default()
+    };
+    commit(&w, enqueue((0..50).map(|n| (h(n), 1000 + n)).collect()));
+    let mut due = Vec::new();
+    assert_eq!(store.take_due(1020, 10, &mut due).unwrap(), 10);
+    assert_eq!(store.take_due(1020, 100, &mut due).unwrap(), 11, "h10..=h20 are due");
+    // Queued after those takes, yet due earlier than all of them.
+    commit(&w, enqueue(vec![(h(100), 5), (h(101), 1015)]));
+    assert_eq!(store.take_due(1020, 100, &mut due).unwrap(), 2);
+    assert_eq!(
+        due.iter().map(|e| e.info_hash).collect::<Vec<_>>(),
+        vec![h(100), h(101)]
+    );
+    // Leases (due 1020 + 600) come back after their expiry, before h49 (due 1049 + ...) is reached.
+    assert_eq!(store.take_due(1049, 100, &mut due).unwrap(), 29, "h21..=h49");
+    assert_eq!(
+        store.take_due(1620, 100, &mut due).unwrap(),
+        23,
+        "the 23 leases taken at 1020"
+    );
+    assert_eq!(store.take_due(1620, 100, &mut due).unwrap(), 0);
+    writer.shutdown();
+}
