@@ -13,15 +13,15 @@
 #      exports are.
 #
 # Everything goes to loopback only, and every step stops by itself.
-# Knobs: DEMO_OUT (default ./demo-out), DEMO_NODES (20000), DEMO_TORRENTS
-# (100000), DEMO_SECS (60), DEMO_INTERVAL_MAX (60), DEMO_PORT (36881; the swarm's TCP peers use +1,
+# Knobs: DEMO_OUT (default ./demo-out), DEMO_NODES (200000), DEMO_TORRENTS
+# (200000), DEMO_SECS (60), DEMO_INTERVAL_MAX (60), DEMO_PORT (36881; the swarm's TCP peers use +1,
 # the metrics endpoint +2).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${DEMO_OUT:-$PWD/demo-out}"
-nodes="${DEMO_NODES:-20000}"
-torrents="${DEMO_TORRENTS:-100000}"
+nodes="${DEMO_NODES:-200000}"
+torrents="${DEMO_TORRENTS:-200000}"
 secs="${DEMO_SECS:-60}"
 port="${DEMO_PORT:-36881}"
 peer_port=$((port + 1))
@@ -78,9 +78,11 @@ except Exception as e:
 open(sys.argv[2], "w").write(text)
 def total(prefix):
     return sum(float(l.rsplit(" ", 1)[1]) for l in text.splitlines() if l.startswith(prefix))
-print(f"    metrics scrape at the halfway mark: {total('trawl_datagrams_in_total'):,.0f} datagrams in, "
-      f"{total('trawl_storage_infohashes_total{result=\"new\"}'):,.0f} new infohashes stored, "
-      f"{total('trawl_metadata_fetches_total{outcome=\"ok\"}'):,.0f} torrents fetched", file=sys.stderr)
+datagrams = total("trawl_datagrams_in_total")
+new = total('trawl_storage_infohashes_total{result="new"}')
+fetched = total('trawl_metadata_fetches_total{outcome="ok"}')
+print(f"    metrics scrape at the halfway mark: {datagrams:,.0f} datagrams in, "
+      f"{new:,.0f} new infohashes stored, {fetched:,.0f} torrents fetched", file=sys.stderr)
 PY
 wait "$crawl_pid"
 crawl_pid=""
@@ -96,9 +98,9 @@ echo "==> exporting"
 "$bin/trawl" stats --db "$db" | sed 's/^/    /'
 "$bin/trawl" stats --db "$db" --json > "$out/stats.json"
 
-python3 - "$out" <<'PY'
+python3 - "$out" "$nodes" "$torrents" <<'PY'
 import json, os, sys
-out = sys.argv[1]
+out, nodes, catalogue = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 c = json.load(open(f"{out}/crawl.json"))
 s = json.load(open(f"{out}/stats.json"))
 lines = lambda p: sum(1 for _ in open(p))
@@ -108,8 +110,9 @@ print("==> summary")
 print(f"    crawled for           {c['secs']:.0f} s on {c['cores']} cores, {c['cpu_secs']:.1f} CPU-seconds, peak RSS {c['peak_rss_mb']:.0f} MB")
 print(f"    datagrams             {c['datagrams_in']:,} in, {c['datagrams_out']:,} out "
       f"({(c['datagrams_in'] + c['datagrams_out']) / secs:,.0f}/s)")
-print(f"    DHT nodes known       {c['known_nodes']:,}")
-print(f"    infohashes found      {s['infohashes']:,} in the database ({c['stored_new'] / secs:,.0f} new/s)")
+print(f"    DHT nodes known       {c['known_nodes']:,} of the swarm's {nodes:,}")
+print(f"    infohashes found      {s['infohashes']:,} of the swarm's {catalogue:,} torrents "
+      f"({s['infohashes'] / catalogue:.1%}; {c['stored_new'] / secs:,.0f} new/s averaged over the whole run)")
 print(f"    metadata fetched      {s['torrents']:,} torrents, SHA-1 verified ({c['metadata_ok'] / secs:,.0f}/s; "
       f"{c['metadata_failed']:,} fetches failed against the swarm's deliberately bad peers)")
 classes = ", ".join(f"{k} {v:,}" for k, v in s["classes"].items() if v)

@@ -5,7 +5,7 @@
 //! Owns the flags, the status line and the summary. Must not reach into the
 //! crawl: everything it shows comes from [`Crawler::snapshot`].
 
-use std::net::{Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -19,15 +19,8 @@ use trawl_engine::ops::metrics::MetricsServer;
 use trawl_engine::ops::status::{StatusLine, StatusMode};
 use trawl_engine::ops::{limits, CrawlSnapshot};
 
+use super::node::resolve_bootstrap;
 use super::UsageError;
-
-/// The public routers a crawl starts from when no `--bootstrap` is given.
-pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
-    "router.bittorrent.com:6881",
-    "dht.transmissionbt.com:6881",
-    "router.utorrent.com:6881",
-    "dht.libtorrent.org:25401",
-];
 
 /// How often a snapshot is taken for the status line.
 const STATUS_EVERY: Duration = Duration::from_secs(1);
@@ -193,7 +186,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ipv6: s.ipv6,
         cores,
         pin: s.pin,
-        bootstrap: resolve_bootstrap(&s.bootstrap)?,
+        bootstrap: resolve_bootstrap(&s.bootstrap, |_| true)?,
         read_only: s.read_only,
         allow_loopback: s.allow_loopback,
         fetch: s.fetch,
@@ -303,39 +296,6 @@ fn drain(crawler: Crawler, limit: Duration, stop: &AtomicBool, db: &std::path::P
             limit.as_secs_f64()
         );
     }
-}
-
-/// Resolves `--bootstrap` entries (or the public routers), both families.
-/// An unparsable entry is a usage error; a name that does not resolve is
-/// skipped, unless none resolve.
-fn resolve_bootstrap(entries: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
-    let defaults: Vec<String>;
-    let entries = if entries.is_empty() {
-        defaults = DEFAULT_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
-        &defaults
-    } else {
-        entries
-    };
-    let mut addrs = Vec::new();
-    let mut failures = Vec::new();
-    for entry in entries {
-        let bad = || UsageError(format!("bad bootstrap address {entry:?}: expected HOST:PORT"));
-        let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
-        if host.is_empty() || port.parse::<u16>().is_err() {
-            return Err(bad().into());
-        }
-        match entry.to_socket_addrs() {
-            Ok(resolved) => addrs.extend(resolved),
-            Err(err) => failures.push(format!("{entry}: {err}")),
-        }
-    }
-    if addrs.is_empty() {
-        return Err(UsageError(format!("no usable bootstrap address ({})", failures.join("; "))).into());
-    }
-    for failure in failures {
-        tracing::warn!("skipping bootstrap address {failure}");
-    }
-    Ok(addrs)
 }
 
 /// The one JSON line `trawl crawl` prints at the end (contract 3).

@@ -11,12 +11,50 @@ use trawl_engine::runtime::{NodeHandle, RuntimeConfig};
 
 use super::UsageError;
 
-/// The public routers a fresh node on the real internet starts from.
-pub const DEFAULT_BOOTSTRAP: [&str; 3] = [
+/// The public routers a fresh node or crawl on the real internet starts from.
+pub const DEFAULT_BOOTSTRAP: [&str; 4] = [
     "router.bittorrent.com:6881",
     "dht.transmissionbt.com:6881",
     "router.utorrent.com:6881",
+    "dht.libtorrent.org:25401",
 ];
+
+/// Resolves `--bootstrap` entries (the public routers when there are none),
+/// keeping the addresses `keep` accepts. An unparsable entry is a usage error;
+/// a name that does not resolve is skipped, unless none resolve.
+pub fn resolve_bootstrap(entries: &[String], keep: impl Fn(&SocketAddr) -> bool) -> anyhow::Result<Vec<SocketAddr>> {
+    let defaults: Vec<String>;
+    let entries = if entries.is_empty() {
+        defaults = DEFAULT_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
+        &defaults
+    } else {
+        entries
+    };
+    let mut addrs = Vec::new();
+    let mut failures = Vec::new();
+    for entry in entries {
+        if let Ok(addr) = entry.parse::<SocketAddr>() {
+            addrs.push(addr);
+            continue;
+        }
+        let bad = || UsageError(format!("bad bootstrap address {entry:?}: expected HOST:PORT"));
+        let (host, port) = entry.rsplit_once(':').ok_or_else(bad)?;
+        if host.is_empty() || port.parse::<u16>().is_err() {
+            return Err(bad().into());
+        }
+        match entry.to_socket_addrs() {
+            Ok(resolved) => addrs.extend(resolved.filter(|a| keep(a))),
+            Err(err) => failures.push(format!("{entry}: {err}")),
+        }
+    }
+    if addrs.is_empty() {
+        return Err(UsageError(format!("no usable bootstrap address ({})", failures.join("; "))).into());
+    }
+    for failure in failures {
+        tracing::warn!("skipping bootstrap address {failure}");
+    }
+    Ok(addrs)
+}
 
 /// Network arguments every node-running subcommand takes.
 #[derive(clap::Args, Debug)]
@@ -34,41 +72,9 @@ pub struct NetArgs {
 }
 
 impl NetArgs {
-    /// Resolves the bootstrap list. An unparsable entry is a usage error; a name
-    /// that does not resolve is skipped, unless none resolve.
+    /// Resolves the bootstrap list (names: the bind address's family only).
     pub fn bootstrap_addrs(&self) -> anyhow::Result<Vec<SocketAddr>> {
-        let defaults: Vec<String>;
-        let entries = if self.bootstrap.is_empty() {
-            defaults = DEFAULT_BOOTSTRAP.iter().map(|s| s.to_string()).collect();
-            &defaults
-        } else {
-            &self.bootstrap
-        };
-        let mut addrs = Vec::new();
-        let mut failures = Vec::new();
-        for entry in entries {
-            if let Ok(addr) = entry.parse::<SocketAddr>() {
-                addrs.push(addr);
-                continue;
-            }
-            let (host, port) = entry
-                .rsplit_once(':')
-                .ok_or_else(|| UsageError(format!("bad bootstrap address {entry:?}: expected HOST:PORT")))?;
-            if host.is_empty() || port.parse::<u16>().is_err() {
-                return Err(UsageError(format!("bad bootstrap address {entry:?}: expected HOST:PORT")).into());
-            }
-            match entry.to_socket_addrs() {
-                Ok(resolved) => addrs.extend(resolved.filter(|a| a.is_ipv4() == self.bind.is_ipv4())),
-                Err(err) => failures.push(format!("{entry}: {err}")),
-            }
-        }
-        if addrs.is_empty() {
-            return Err(UsageError(format!("no usable bootstrap address ({})", failures.join("; "))).into());
-        }
-        for failure in failures {
-            tracing::warn!("skipping bootstrap address {failure}");
-        }
-        Ok(addrs)
+        resolve_bootstrap(&self.bootstrap, |a| a.is_ipv4() == self.bind.is_ipv4())
     }
 
     /// A node configuration with these addresses; read-only unless `answering`.

@@ -114,33 +114,25 @@ fn gauge(enc: &mut DescriptorEncoder, name: &str, help: &str, value: i64) -> Res
 
 type CoreField = fn(&CoreSnapshot) -> u64;
 
-/// One counter family per core figure, labelled `core`.
-fn per_core_counter(
+/// One family per core figure, labelled `core`: a counter or a gauge.
+fn per_core(
     enc: &mut DescriptorEncoder,
     s: &CrawlSnapshot,
+    kind: MetricType,
     name: &str,
     help: &str,
     field: CoreField,
 ) -> Result<(), fmt::Error> {
-    let rows = s
-        .cores
-        .iter()
-        .map(|c| ([("core", c.core.to_string())], ConstCounter::new(field(c))));
-    family(enc, name, help, MetricType::Counter, rows)
-}
-
-fn per_core_gauge(
-    enc: &mut DescriptorEncoder,
-    s: &CrawlSnapshot,
-    name: &str,
-    help: &str,
-    field: CoreField,
-) -> Result<(), fmt::Error> {
-    let rows = s
-        .cores
-        .iter()
-        .map(|c| ([("core", c.core.to_string())], ConstGauge::new(gauge_value(field(c)))));
-    family(enc, name, help, MetricType::Gauge, rows)
+    let mut metric = enc.encode_descriptor(name, help, None, kind)?;
+    for c in &s.cores {
+        let labels = [("core", c.core.to_string())];
+        let family = metric.encode_family(&labels)?;
+        match kind {
+            MetricType::Gauge => ConstGauge::new(gauge_value(field(c))).encode(family)?,
+            _ => ConstCounter::new(field(c)).encode(family)?,
+        }
+    }
+    Ok(())
 }
 
 /// One counter family over cores and a second label whose values each pick a field.
@@ -214,12 +206,22 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         gauge_value(s.cores.len() as u64),
     )?;
 
-    per_core_counter(enc, s, "datagrams_in", "UDP datagrams received, per core.", |c| {
-        c.datagrams_in
-    })?;
-    per_core_counter(enc, s, "datagrams_out", "UDP datagrams sent, per core.", |c| {
-        c.datagrams_out
-    })?;
+    per_core(
+        enc,
+        s,
+        MetricType::Counter,
+        "datagrams_in",
+        "UDP datagrams received, per core.",
+        |c| c.datagrams_in,
+    )?;
+    per_core(
+        enc,
+        s,
+        MetricType::Counter,
+        "datagrams_out",
+        "UDP datagrams sent, per core.",
+        |c| c.datagrams_out,
+    )?;
     per_core_by(
         enc,
         s,
@@ -238,9 +240,10 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         &QUERY_KINDS,
         MetricType::Counter,
     )?;
-    per_core_counter(
+    per_core(
         enc,
         s,
+        MetricType::Counter,
         "replies_sent",
         "Replies sent to other nodes' queries, per core.",
         |c| c.replies_sent,
@@ -254,7 +257,14 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         &HASH_RESULTS,
         MetricType::Counter,
     )?;
-    per_core_gauge(enc, s, "known_nodes", "Remote nodes this core owns.", |c| c.known_nodes)?;
+    per_core(
+        enc,
+        s,
+        MetricType::Gauge,
+        "known_nodes",
+        "Remote nodes this core owns.",
+        |c| c.known_nodes,
+    )?;
     per_core_by(
         enc,
         s,
@@ -264,9 +274,10 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         &BEP51_SUPPORT,
         MetricType::Gauge,
     )?;
-    per_core_gauge(
+    per_core(
         enc,
         s,
+        MetricType::Gauge,
         "queries_in_flight",
         "Queries awaiting a reply, per core.",
         |c| c.in_flight,
@@ -280,16 +291,18 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         &HANDOVER_DIRECTIONS,
         MetricType::Counter,
     )?;
-    per_core_gauge(
+    per_core(
         enc,
         s,
+        MetricType::Gauge,
         "handover_queue_items",
         "Handovers waiting in this core's inbound channel.",
         |c| c.handover_queue,
     )?;
-    per_core_gauge(
+    per_core(
         enc,
         s,
+        MetricType::Gauge,
         "handover_queue_capacity",
         "Capacity of this core's inbound handover channel.",
         |c| c.handover_queue_cap,
