@@ -2,8 +2,11 @@
 //! `--duration` passes or SIGINT/SIGTERM arrives, show live figures, and print
 //! one JSON summary line at the end.
 //!
-//! Owns the flags, the status line and the summary. Must not reach into the
-//! crawl: everything it shows comes from [`Crawler::snapshot`].
+//! Owns the flags (merged with `--config` by `ops::config`), the signals
+//! (SIGUSR1/SIGUSR2 pause and resume, SIGINT/SIGTERM stop with a bounded
+//! drain), the status line, the `--metrics` endpoint's lifetime and the
+//! summary. Must not reach into the crawl: everything it shows comes from
+//! [`Crawler::snapshot`].
 
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
