@@ -3,12 +3,14 @@
 //! crawled over IPv6. In both, hashes are announced into the nodes first and
 //! the crawl must store them from `sample_infohashes`.
 
+mod crawl_common;
 mod interop_common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use crawl_common::{hex, loopback_options};
 use interop_common::lt::LtNode;
 use interop_common::{info_hash, trawl_finds, trawl_node};
 use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
@@ -16,21 +18,10 @@ use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::dht::NodeConfig;
 use trawl_engine::runtime::{NodeHandle, Outcome, RuntimeConfig};
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn crawl(db: &Path, bootstrap: Vec<SocketAddr>, crawl: CrawlConfig) -> Crawler {
     Crawler::start(CrawlerOptions {
-        db: db.to_path_buf(),
-        port: 0,
-        cores: 2,
-        pin: false,
-        bootstrap,
-        allow_loopback: true,
-        fetch: false,
         crawl,
-        ..CrawlerOptions::default()
+        ..loopback_options(db, bootstrap)
     })
     .unwrap()
 }

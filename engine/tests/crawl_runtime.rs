@@ -3,19 +3,18 @@
 //! stored nodes, and the address filter. Every crawl is bounded in time and
 //! sends only to 127.0.0.0/8.
 
+mod crawl_common;
 mod interop_common;
 
-use std::collections::HashSet;
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crawl_common::{ground_truth, hex, loopback_options, stored_hashes, SwarmChild};
 use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
 use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::ops::CrawlSnapshot;
-use trawl_storage::export::{export, Filter, Format};
 use trawl_storage::Store;
 
 const NODES: u32 = 10_000;
@@ -23,109 +22,6 @@ const TORRENTS: u32 = 50_000;
 /// The swarm's largest `interval`: short, so nodes holding more than one
 /// sample's worth are revisited within the test.
 const INTERVAL_MAX: u32 = 4;
-
-/// The trawl-swarm binary next to this package's `trawl` (same profile); built
-/// on demand when a package-only `cargo test` did not build it.
-fn swarm_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_trawl")).with_file_name("trawl-swarm");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "trawl-bench", "--bin", "trawl-swarm"]);
-        if bin.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        let ok = cmd.status().map(|s| s.success()).unwrap_or(false);
-        assert!(ok && bin.exists(), "cannot build {}", bin.display());
-    }
-    bin
-}
-
-/// A running `trawl-swarm` child; it stops when its stdin closes.
-struct SwarmChild {
-    child: Child,
-    lines: std::io::Lines<BufReader<std::process::ChildStdout>>,
-    port: u16,
-}
-
-impl SwarmChild {
-    fn start(manifest: &Path) -> SwarmChild {
-        let port = free_udp_port();
-        let mut child = Command::new(swarm_bin())
-            .args(["--nodes", &NODES.to_string(), "--torrents", &TORRENTS.to_string()])
-            .args(["--port", &port.to_string(), "--peer-port", &free_udp_port().to_string()])
-            .args([
-                "--interval-max",
-                &INTERVAL_MAX.to_string(),
-                "--slow",
-                "0",
-                "--loss",
-                "0",
-            ])
-            .args(["--duration", "120", "--stop-on-eof", "--manifest"])
-            .arg(manifest)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start trawl-swarm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-        assert_eq!(ready["event"], "ready", "{ready}");
-        SwarmChild { child, lines, port }
-    }
-
-    /// Virtual node `i`'s address (the swarm's own numbering from 127.1.0.1).
-    fn node(&self, i: u32) -> SocketAddr {
-        let offset = i / 254 * 256 + i % 254 + 1;
-        SocketAddr::from(((u32::from_be_bytes([127, 1, 0, 0]) + offset).to_be_bytes(), self.port))
-    }
-
-    /// Closes stdin and returns the final report.
-    fn finish(mut self) -> serde_json::Value {
-        drop(self.child.stdin.take());
-        let mut last = serde_json::Value::Null;
-        for line in self.lines.by_ref().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) {
-                last = v;
-            }
-        }
-        let _ = self.child.wait();
-        last
-    }
-}
-
-impl Drop for SwarmChild {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// (every catalogue infohash, the reachable ones), from the swarm's manifest.
-fn ground_truth(manifest: &Path) -> (HashSet<String>, HashSet<String>) {
-    let (mut all, mut reachable) = (HashSet::new(), HashSet::new());
-    for line in std::fs::read_to_string(manifest).unwrap().lines() {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap();
-        let h = v["infohash"].as_str().unwrap().to_string();
-        if v["reachable"] == true {
-            reachable.insert(h.clone());
-        }
-        all.insert(h);
-    }
-    (all, reachable)
-}
-
-fn stored_hashes(db: &Path) -> HashSet<String> {
-    let store = Store::open_read_only(db).unwrap();
-    let mut out = Vec::new();
-    export(&store, Format::Hex, &Filter::default(), &mut out).unwrap();
-    String::from_utf8(out).unwrap().lines().map(str::to_string).collect()
-}
 
 /// Quick revisits, so the test is bounded by the swarm's short intervals.
 fn fast_crawl() -> CrawlConfig {
@@ -142,15 +38,8 @@ fn fast_crawl() -> CrawlConfig {
 
 fn options(db: &Path, bootstrap: Vec<SocketAddr>) -> CrawlerOptions {
     CrawlerOptions {
-        db: db.to_path_buf(),
-        port: 0,
-        cores: 2,
-        pin: false,
-        bootstrap,
-        allow_loopback: true,
-        fetch: false,
         crawl: fast_crawl(),
-        ..CrawlerOptions::default()
+        ..loopback_options(db, bootstrap)
     }
 }
 
@@ -171,7 +60,7 @@ fn swarm_crawl_stores_the_reachable_catalogue_politely_and_a_restart_resumes() {
     let dir = tempfile::tempdir().unwrap();
     let manifest = dir.path().join("manifest.jsonl");
     let db = dir.path().join("db");
-    let swarm = SwarmChild::start(&manifest);
+    let swarm = SwarmChild::start(&manifest, NODES, TORRENTS, INTERVAL_MAX);
     let (catalogue, reachable) = ground_truth(&manifest);
     assert_eq!(catalogue.len(), TORRENTS as usize);
 
@@ -350,10 +239,6 @@ fn trawl_crawl_rejects_bad_arguments_with_one_line_and_exit_2() {
         let err = String::from_utf8_lossy(&out.stderr);
         assert!(!err.trim().is_empty() && out.stdout.is_empty(), "{bad:?}: {err}");
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[test]

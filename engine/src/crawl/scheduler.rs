@@ -388,6 +388,11 @@ impl Scheduler {
         }
         n.bep51 = Bep51::Yes;
         let mut fresh = 0u32;
+        // The scrapes all go to this node's IP: spread their due times at its
+        // pacing rate beyond the burst, so each is popped about once instead
+        // of being found paced and re-queued again and again.
+        let spacing = (1000.0 / self.cfg.per_ip_rate.max(1e-3)).ceil() as Millis;
+        let burst = self.cfg.per_ip_burst.max(1.0) as u32;
         for h in r.samples.clone() {
             if self.dedup.insert(h) {
                 fresh += 1;
@@ -397,7 +402,8 @@ impl Scheduler {
                     source_id: *r.id,
                 });
                 self.scrape_seq += 1;
-                self.scrapes.push(Reverse((now_ms, self.scrape_seq, *h, from)));
+                let due = now_ms.saturating_add(Millis::from(fresh.saturating_sub(burst)) * spacing);
+                self.scrapes.push(Reverse((due, self.scrape_seq, *h, from)));
             }
         }
         self.stats.new_hashes += u64::from(fresh);
