@@ -3,10 +3,10 @@
 //!
 //! Owns: the flood generator (malformed, truncated, oversized and random
 //! datagrams, spoofed replies, and valid queries from thousands of loopback
-//! source addresses), the three phases (flood-free baseline, flood, recovery)
-//! and the final `{"bench":"flood",...}` line.
+//! source addresses), the alternating flood-free and flooded slices, and the
+//! final `{"bench":"flood",...}` line.
 //! Must not: send anywhere but 127.0.0.0/8, or run unbounded: the flood stops
-//! after `--flood-secs` or `--max-packets`, whichever comes first.
+//! after its slices or `--max-packets`, whichever comes first.
 //!
 //! Crawl throughput is the swarm's own count of datagrams exchanged with the
 //! crawler (it hears nothing else), so the flood's traffic never counts as
@@ -32,18 +32,22 @@ use crate::sys;
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    #[arg(long, default_value_t = 20_000)]
+    #[arg(long, default_value_t = 100_000)]
     pub nodes: u32,
-    #[arg(long, default_value_t = 200_000)]
+    #[arg(long, default_value_t = 1_000_000)]
     pub torrents: u32,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The swarm's largest sample interval (seconds).
-    #[arg(long, default_value_t = 21_600)]
+    #[arg(long, default_value_t = 60)]
     pub interval_max: u32,
-    /// Seconds of each phase: flood-free baseline, flood, recovery.
-    #[arg(long, default_value_t = 10.0)]
-    pub phase_secs: f64,
+    /// Seconds of each slice; slices alternate flood-free and flooded, so both
+    /// see the same stage of the crawl.
+    #[arg(long, default_value_t = 2.0)]
+    pub slice_secs: f64,
+    /// Flood-free/flooded slice pairs.
+    #[arg(long, default_value_t = 8)]
+    pub pairs: u32,
     /// Flood datagrams per second (all sources together).
     #[arg(long, default_value_t = 20_000)]
     pub flood_pps: u64,
@@ -59,11 +63,13 @@ pub struct Args {
     /// Run the crawler answering queries (`--no-read-only`); otherwise read-only.
     #[arg(long)]
     pub no_read_only: bool,
-    #[arg(long, default_value_t = 36_981)]
+    // Ports below the ephemeral range (32768+): the crawler's metadata fetches
+    // leave thousands of TIME_WAIT sockets there, which a listener cannot bind past.
+    #[arg(long, default_value_t = 26_981)]
     pub port: u16,
-    #[arg(long, default_value_t = 36_982)]
+    #[arg(long, default_value_t = 26_982)]
     pub peer_port: u16,
-    #[arg(long, default_value_t = 36_983)]
+    #[arg(long, default_value_t = 26_983)]
     pub trawl_port: u16,
     #[arg(long)]
     pub trawl_bin: Option<std::path::PathBuf>,
@@ -84,7 +90,11 @@ struct FloodReport {
     sent: u64,
     sent_by_kind: [u64; KINDS],
     send_errors: u64,
+    /// Responses and errors the crawler sent to flood sources.
     replies: u64,
+    /// Queries the crawler sent to flood sources (it learned them as nodes).
+    queries_from_crawler: u64,
+    undecodable_from_crawler: u64,
     /// Replies whose transaction id names a datagram we sent.
     replies_matched: u64,
     /// Largest reply length / length of the datagram that caused it.
@@ -130,7 +140,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             peer_port: args.peer_port,
             interval_max: args.interval_max,
             rate_limit: 0.0,
-            max_secs: 3.0 * args.phase_secs + 600.0,
+            max_secs: 2.0 * f64::from(args.pairs) * args.slice_secs + 600.0,
             churn: 0.0,
             churn_period: 60.0,
         },
@@ -147,44 +157,52 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         port: args.trawl_port,
         cores: 1,
         bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
-        max_secs: 3.0 * args.phase_secs + 120.0,
+        max_secs: 2.0 * f64::from(args.pairs) * args.slice_secs + 120.0,
         fetchers: 16,
         no_fetch: false,
         pin: place.crawler,
         extra_args: &extra_args,
     })?;
     let t0 = crawl::wait_for_traffic(&swarm, Duration::from_secs(2))?;
-    let phase = Duration::from_secs_f64(args.phase_secs);
+    let slice = Duration::from_secs_f64(args.slice_secs);
 
-    // 1. Baseline.
-    let baseline_rss = watch(&mut child, phase)?;
-    let t1 = swarm.latest_stats()?;
-
-    // 2. Flood, from its own threads (placed with the swarm, away from the crawler).
+    // The flood thread runs throughout and sends only while `active` is set.
     let target = SocketAddrV4::new(Ipv4Addr::LOCALHOST, args.trawl_port);
-    let stop = Arc::new(AtomicBool::new(false));
+    let (stop, active) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let flood = {
-        let (stop, a) = (stop.clone(), FloodPlan::from(&args));
-        std::thread::spawn(move || flood(a, target, place.swarm, &stop))
+        let (stop, active, plan) = (stop.clone(), active.clone(), FloodPlan::from(&args));
+        std::thread::spawn(move || flood(plan, target, place.swarm, &active, &stop))
     };
-    let flood_rss = watch(&mut child, phase)?;
+    // Slices alternate: flood-free, flooded, ...; each side sums its datagrams and seconds.
+    let (mut quiet, mut loud) = (Totals::default(), Totals::default());
+    let (mut baseline_rss, mut peak_rss) = (0u64, 0u64);
+    let mut prev = swarm.latest_stats()?;
+    for i in 0..2 * args.pairs {
+        let flooding = i % 2 == 1;
+        active.store(flooding, Ordering::Relaxed);
+        let rss = watch(&mut child, slice)?;
+        let now = swarm.latest_stats()?;
+        let side = if flooding { &mut loud } else { &mut quiet };
+        side.datagrams += stat_delta(&now, &prev, "received") + stat_delta(&now, &prev, "sent");
+        side.secs += stat_f64(&now, "t") - stat_f64(&prev, "t");
+        if flooding {
+            peak_rss = peak_rss.max(rss.peak);
+        } else {
+            baseline_rss = baseline_rss.max(rss.peak);
+        }
+        prev = now;
+    }
+    active.store(false, Ordering::Relaxed);
     stop.store(true, Ordering::Relaxed);
     let report = flood.join().map_err(|_| anyhow::anyhow!("flood thread panicked"))??;
-    let t2 = swarm.latest_stats()?;
-
-    // 3. Recovery.
-    let recovery_rss = watch(&mut child, phase)?;
-    let t3 = swarm.latest_stats()?;
+    let recovery_rss = watch(&mut child, slice)?;
+    let t_end = swarm.latest_stats()?;
     let crashed = !child.running();
     let (summary, clean) = child.stop()?;
     let swarm_final = swarm.finish()?;
 
-    let pps = |a: &Value, b: &Value| {
-        (stat_delta(b, a, "received") + stat_delta(b, a, "sent")) / (stat_f64(b, "t") - stat_f64(a, "t")).max(1e-9)
-    };
-    let (baseline_pps, flood_pps, recovery_pps) = (pps(&t0, &t1), pps(&t1, &t2), pps(&t2, &t3));
+    let (baseline_pps, flood_pps) = (quiet.rate(), loud.rate());
     let mb = |b: u64| round(b as f64 / (1024.0 * 1024.0), 1);
-    let flood_secs = (stat_f64(&t2, "t") - stat_f64(&t1, "t")).max(1e-9);
     println!(
         "{}",
         json!({"phase": "flood_detail", "report": report, "kinds": KIND_NAMES})
@@ -196,19 +214,19 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "read_only": !args.no_read_only,
             "baseline_pps": round(baseline_pps, 0),
             "flood_pps": round(flood_pps, 0),
-            "recovery_pps": round(recovery_pps, 0),
             "throughput_ratio": round(flood_pps / baseline_pps.max(1.0), 3),
-            "flood_datagrams_per_s": round(report.sent as f64 / flood_secs, 0),
+            "flood_datagrams_per_s": round(report.sent as f64 / loud.secs.max(1e-9), 0),
             "flood_sources": args.sources,
-            "baseline_rss_mb": mb(baseline_rss.peak),
-            "peak_rss_mb": mb(flood_rss.peak.max(recovery_rss.peak)),
-            "rss_after_recovery_mb": mb(recovery_rss.last),
+            "baseline_rss_mb": mb(baseline_rss),
+            "peak_rss_mb": mb(peak_rss.max(recovery_rss.peak)),
+            "rss_after_flood_mb": mb(recovery_rss.last),
             "crashed": crashed || !clean,
             "max_amplification": round(report.max_amplification, 3),
             "replies_to_flood": report.replies,
+            "crawler_queries_to_flood_sources": report.queries_from_crawler,
             "heavy_source_queries": report.heavy_queries,
             "heavy_source_answers": report.heavy_answers,
-            "politeness_violations": crawl::violations_between(&t0, &t3),
+            "politeness_violations": crawl::violations_between(&t0, &t_end),
             "trawl_summary": summary,
             "swarm_final_politeness_violations": swarm_final.get("politeness_violations").cloned().unwrap_or(Value::Null),
         })
@@ -216,6 +234,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Datagrams and seconds summed over one side's slices.
+#[derive(Default)]
+struct Totals {
+    datagrams: f64,
+    secs: f64,
+}
+
+impl Totals {
+    fn rate(&self) -> f64 {
+        self.datagrams / self.secs.max(1e-9)
+    }
+}
 /// RSS seen while watching the child for a phase.
 struct Rss {
     peak: u64,
@@ -298,7 +328,13 @@ impl SentLengths {
 
 /// Sends the flood until `stop` or the packet bound, while a receiver thread
 /// matches replies; returns what both saw.
-fn flood(plan: FloodPlan, target: SocketAddrV4, core: Option<usize>, stop: &AtomicBool) -> anyhow::Result<FloodReport> {
+fn flood(
+    plan: FloodPlan,
+    target: SocketAddrV4,
+    core: Option<usize>,
+    active: &AtomicBool,
+    stop: &AtomicBool,
+) -> anyhow::Result<FloodReport> {
     if let Some(core) = core {
         sys::pin_current_thread(core)?;
     }
@@ -336,12 +372,25 @@ fn flood(plan: FloodPlan, target: SocketAddrV4, core: Option<usize>, stop: &Atom
         id
     };
     let mut buf = Vec::with_capacity(MAX_DATAGRAM);
-    let start = Instant::now();
     let heavy = sockets.len() - 1;
     let mut seq = 1u32;
+    // Seconds spent flooding so far, and when the current active stretch began.
+    let (mut flooded, mut since) = (0.0f64, None::<Instant>);
     while !stop.load(Ordering::Relaxed) && report.sent < plan.max_packets {
-        // Pace both streams against the clock.
-        let elapsed = start.elapsed().as_secs_f64();
+        match (active.load(Ordering::Relaxed), since) {
+            (true, None) => since = Some(Instant::now()),
+            (false, Some(t)) => {
+                flooded += t.elapsed().as_secs_f64();
+                since = None;
+            }
+            (false, None) => {
+                std::thread::sleep(Duration::from_millis(1));
+                continue;
+            }
+            (true, Some(_)) => {}
+        }
+        // Pace both streams against the time spent flooding.
+        let elapsed = flooded + since.map_or(0.0, |t| t.elapsed().as_secs_f64());
         let due_flood = (elapsed * plan.pps as f64) as u64;
         let due_heavy = (elapsed * plan.heavy_pps as f64) as u64;
         if report.sent >= due_flood && report.heavy_queries >= due_heavy {
@@ -376,6 +425,8 @@ fn flood(plan: FloodPlan, target: SocketAddrV4, core: Option<usize>, stop: &Atom
     receiving.store(false, Ordering::Relaxed);
     let seen = receiver.join().map_err(|_| anyhow::anyhow!("receiver panicked"))?;
     report.replies = seen.replies;
+    report.queries_from_crawler = seen.queries_from_crawler;
+    report.undecodable_from_crawler = seen.undecodable;
     report.replies_matched = seen.matched;
     report.max_amplification = seen.max_amplification;
     report.largest_reply = seen.largest;
@@ -427,9 +478,13 @@ fn hostile_datagram(kind: usize, seq: u32, id: &[u8; 20], rng: &mut Stream, out:
         }
         2 => {
             valid(out, rng);
+            // Flips outside the transaction id, so a reply still names this datagram.
+            let tid_at = out.windows(tid.len()).rposition(|w| w == tid).unwrap_or(out.len());
             for _ in 0..1 + rng.below(4) {
                 let i = rng.below(out.len() as u64) as usize;
-                out[i] ^= 1 << rng.below(8);
+                if !(tid_at..tid_at + tid.len()).contains(&i) {
+                    out[i] ^= 1 << rng.below(8);
+                }
             }
         }
         3 => {
@@ -477,7 +532,11 @@ fn hostile_datagram(kind: usize, seq: u32, id: &[u8; 20], rng: &mut Stream, out:
 /// What the receiver saw.
 #[derive(Default)]
 struct Received {
+    /// Responses and errors.
     replies: u64,
+    /// Queries the crawler sent to flood sources it learned as nodes.
+    queries_from_crawler: u64,
+    undecodable: u64,
     matched: u64,
     max_amplification: f64,
     largest: usize,
@@ -508,15 +567,22 @@ fn receive(sockets: &[UdpSocket], lengths: &SentLengths, heavy: &AtomicU64, rece
             }
             fd.revents = 0;
             while let Ok((n, _)) = sockets[i].recv_from(&mut buf) {
+                let Ok(msg) = krpc::Message::decode(&buf[..n]) else {
+                    seen.undecodable += 1;
+                    continue;
+                };
+                // The crawler learns querying sources as nodes and queries them
+                // back: those are its own queries, not replies to the flood.
+                if matches!(msg.kind, krpc::Kind::Query(_)) {
+                    seen.queries_from_crawler += 1;
+                    continue;
+                }
                 seen.replies += 1;
                 seen.largest = seen.largest.max(n);
                 if i == heavy_index {
                     heavy.fetch_add(1, Ordering::Relaxed);
                 }
-                let caused_by = krpc::Message::decode(&buf[..n])
-                    .ok()
-                    .and_then(|m| lengths.get(m.transaction_id));
-                if let Some(len) = caused_by {
+                if let Some(len) = lengths.get(msg.transaction_id) {
                     seen.matched += 1;
                     seen.max_amplification = seen.max_amplification.max(n as f64 / len as f64);
                 }

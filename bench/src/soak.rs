@@ -41,11 +41,12 @@ pub struct Args {
     /// The swarm's largest sample interval (seconds): short, so nodes are revisited.
     #[arg(long, default_value_t = 300)]
     pub interval_max: u32,
-    #[arg(long, default_value_t = 37_081)]
+    // Below the ephemeral range, like the flood bench's ports.
+    #[arg(long, default_value_t = 27_081)]
     pub port: u16,
-    #[arg(long, default_value_t = 37_082)]
+    #[arg(long, default_value_t = 27_082)]
     pub peer_port: u16,
-    #[arg(long, default_value_t = 37_083)]
+    #[arg(long, default_value_t = 27_083)]
     pub trawl_port: u16,
     #[arg(long, default_value_t = 64)]
     pub fetchers: usize,
