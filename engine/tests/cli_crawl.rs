@@ -62,22 +62,35 @@ impl Drop for Proc {
 }
 
 /// A small swarm; returns it and its first node's address. It stops when its
-/// stdin closes (the handle is dropped) or after 90 s.
+/// stdin closes (the handle is dropped) or after 90 s. A port picked free can
+/// be taken by a parallel test before the swarm binds it: then it tries again.
 fn swarm() -> (Proc, String) {
-    let port = free_udp_port();
-    let mut child = Command::new(swarm_bin())
-        .args(["--nodes", "2000", "--torrents", "10000", "--interval-max", "4"])
-        .args(["--port", &port.to_string(), "--peer-port", &free_udp_port().to_string()])
-        .args(["--duration", "90", "--stop-on-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start trawl-swarm");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(ready["event"], "ready", "{ready}");
-    (Proc(Some(child)), format!("127.1.0.1:{port}"))
+    for _ in 0..5 {
+        let port = free_udp_port();
+        let mut child = Command::new(swarm_bin())
+            .args(["--nodes", "2000", "--torrents", "10000", "--interval-max", "4"])
+            .args([
+                "--port",
+                &port.to_string(),
+                "--peer-port",
+                &free_tcp_addr().port().to_string(),
+            ])
+            .args(["--duration", "90", "--stop-on-eof"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start trawl-swarm");
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+        let ready = lines.next().and_then(Result::ok);
+        let proc = Proc(Some(child));
+        if let Some(ready) = ready {
+            let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
+            assert_eq!(ready["event"], "ready", "{ready}");
+            return (proc, format!("127.1.0.1:{port}"));
+        }
+    }
+    panic!("trawl-swarm did not start in 5 tries");
 }
 
 fn crawl_cmd(db: &Path, bootstrap: &str) -> Command {
