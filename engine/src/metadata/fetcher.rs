@@ -18,7 +18,7 @@
 //! spawns [`run`] on each core, and [`spawn_thread`] runs it alone.
 
 use std::cell::{Cell, RefCell};
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
 use std::os::fd::AsRawFd;
 use std::rc::Rc;
@@ -66,7 +66,7 @@ impl Default for FetchConfig {
             exchange: ExchangeConfig::default(),
             max_peers_per_hash: 4,
             per_ip_limit: 2,
-            take_batch: 32,
+            take_batch: 64,
             idle_poll: Duration::from_millis(500),
             flush_interval: Duration::from_millis(100),
             flush_items: 512,
@@ -133,7 +133,8 @@ pub struct FetcherContext {
 
 /// How often the main loop looks at `stop` and `paused` while it waits.
 const CONTROL_TICK: Duration = Duration::from_millis(50);
-/// How long [`run`] waits at stop for running fetches before it leaves them to their leases.
+/// How long [`run`] waits at stop for running fetches before it leaves them (and the
+/// backlog not started) to their leases.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Receive buffer per connection: a whole metadata piece and its header in one read.
 const READ_BUF_LEN: usize = 32 * 1024;
@@ -179,14 +180,32 @@ pub async fn run(ctx: FetcherContext) {
     let slots = Rc::new(Semaphore::new(concurrency as u64));
     let flusher = glommio::spawn_local(flush_loop(shared.clone(), ctx.stop.clone()));
 
+    // Leased entries waiting for a slot. Taking a whole batch at once keeps the
+    // blocking `take_due` call (which contends with the writer for the queue
+    // lock) off the per-fetch path; a lease outlives any wait here.
+    let mut backlog: VecDeque<StagingEntry> = VecDeque::new();
     let mut due: Vec<StagingEntry> = Vec::with_capacity(shared.config.take_batch.max(1));
     while !ctx.stop.load(Relaxed) {
         if ctx.paused.load(Relaxed) {
             sleep(CONTROL_TICK).await;
             continue;
         }
+        if backlog.is_empty() {
+            if let Err(e) = shared
+                .store
+                .take_due(unix_now(), shared.config.take_batch.max(1), &mut due)
+            {
+                tracing::warn!("fetcher: taking due work failed: {e}");
+                due.clear();
+            }
+            backlog.extend(due.drain(..));
+            if backlog.is_empty() {
+                idle(&ctx.stop, shared.config.idle_poll).await;
+                continue;
+            }
+        }
         // Wait for a free slot, looking at `stop` now and then.
-        let first = match future::or(async { Some(slots.acquire_static_permit(1).await) }, async {
+        let permit = match future::or(async { Some(slots.acquire_static_permit(1).await) }, async {
             Timer::new(CONTROL_TICK).await;
             None
         })
@@ -196,33 +215,13 @@ pub async fn run(ctx: FetcherContext) {
             Some(Err(_)) => break,
             None => continue,
         };
-        let want = (slots.available() as usize + 1).min(shared.config.take_batch.max(1));
-        if let Err(e) = shared.store.take_due(unix_now(), want, &mut due) {
-            tracing::warn!("fetcher: taking due work failed: {e}");
-            due.clear();
-        }
-        if due.is_empty() {
-            drop(first);
-            idle(&ctx.stop, shared.config.idle_poll).await;
-            continue;
-        }
-        let mut first = Some(first);
-        for entry in due.drain(..) {
-            // Single-threaded: the slots counted above are still free.
-            let permit = match first.take() {
-                Some(p) => p,
-                None => match slots.try_acquire_static_permit(1) {
-                    Ok(p) => p,
-                    Err(_) => break, // cannot happen; the entry's lease retries it
-                },
-            };
-            let shared = shared.clone();
-            glommio::spawn_local(async move {
-                fetch_hash(&shared, entry).await;
-                drop(permit);
-            })
-            .detach();
-        }
+        let Some(entry) = backlog.pop_front() else { continue };
+        let shared = shared.clone();
+        glommio::spawn_local(async move {
+            fetch_hash(&shared, entry).await;
+            drop(permit);
+        })
+        .detach();
     }
 
     // Give running fetches a moment; what does not finish is retried after its lease.

@@ -180,34 +180,72 @@ fn path_of(v: Value<'_>, key: &'static str) -> Result<Vec<Vec<u8>>, InfoError> {
     Ok(path)
 }
 
+/// The top-level keys the parser reads, found in one pass (a `files` list of
+/// thousands of entries is walked once, not once per key). As with
+/// [`Dict::get`], the last occurrence of a key wins.
+#[derive(Default)]
+struct TopLevel<'a> {
+    name: Option<Value<'a>>,
+    name_utf8: Option<Value<'a>>,
+    piece_length: Option<Value<'a>>,
+    private: Option<Value<'a>>,
+    meta_version: Option<Value<'a>>,
+    pieces: Option<Value<'a>>,
+    file_tree: Option<Value<'a>>,
+    length: Option<Value<'a>>,
+    files: Option<Value<'a>>,
+}
+
+impl<'a> TopLevel<'a> {
+    fn collect(dict: Dict<'a>) -> Self {
+        let mut top = TopLevel::default();
+        for (key, value) in dict.iter() {
+            let slot = match key {
+                KEY_NAME => &mut top.name,
+                KEY_NAME_UTF8 => &mut top.name_utf8,
+                KEY_PIECE_LENGTH => &mut top.piece_length,
+                KEY_PRIVATE => &mut top.private,
+                KEY_META_VERSION => &mut top.meta_version,
+                KEY_PIECES => &mut top.pieces,
+                KEY_FILE_TREE => &mut top.file_tree,
+                KEY_LENGTH => &mut top.length,
+                KEY_FILES => &mut top.files,
+                _ => continue,
+            };
+            *slot = Some(value);
+        }
+        top
+    }
+}
+
 /// Parses an info dict. `raw` must be exactly the bencoded dict (trailing bytes
 /// are an error), as assembled from `ut_metadata` pieces or cut from a .torrent.
 pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
     let dict = bencode::decode(raw)?.as_dict().ok_or(InfoError::NotADict)?;
+    let top = TopLevel::collect(dict);
 
-    let name = bytes_of(dict.get(KEY_NAME).ok_or(InfoError::MissingKey("name"))?, "name")?;
-    let name_utf8 = dict.get(KEY_NAME_UTF8).map(|v| bytes_of(v, "name.utf-8")).transpose()?;
+    let name = bytes_of(top.name.ok_or(InfoError::MissingKey("name"))?, "name")?;
+    let name_utf8 = top.name_utf8.map(|v| bytes_of(v, "name.utf-8")).transpose()?;
     let piece_length = non_negative(
-        dict.get(KEY_PIECE_LENGTH)
-            .ok_or(InfoError::MissingKey("piece length"))?,
+        top.piece_length.ok_or(InfoError::MissingKey("piece length"))?,
         "piece length",
     )?;
     if piece_length == 0 {
         return Err(InfoError::BadValue("piece length"));
     }
-    let private = match dict.get(KEY_PRIVATE) {
+    let private = match top.private {
         None => false,
         Some(v) => v.as_int().ok_or(InfoError::BadValue("private"))? == 1,
     };
 
-    let v2 = match dict.get(KEY_META_VERSION) {
+    let v2 = match top.meta_version {
         None => false,
         Some(v) => match v.as_int().ok_or(InfoError::BadValue("meta version"))? {
             META_VERSION_2 => true,
             other => return Err(InfoError::UnknownMetaVersion(other)),
         },
     };
-    let has_v1 = match dict.get(KEY_PIECES) {
+    let has_v1 = match top.pieces {
         None => false,
         Some(v) => {
             let p = v.as_bytes().ok_or(InfoError::BadValue("pieces"))?;
@@ -228,14 +266,14 @@ pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
 
     let mut files = Vec::new();
     let total_size = if version == MetaVersion::V2 {
-        let tree = dict.get(KEY_FILE_TREE).ok_or(InfoError::MissingKey("file tree"))?;
+        let tree = top.file_tree.ok_or(InfoError::MissingKey("file tree"))?;
         let tree = tree.as_dict().ok_or(InfoError::BadValue("file tree"))?;
         let mut prefix = Vec::new();
         walk_file_tree(tree, &mut prefix, &mut files)?;
         sum_lengths(&files)?
-    } else if let Some(length) = dict.get(KEY_LENGTH) {
+    } else if let Some(length) = top.length {
         non_negative(length, "length")?
-    } else if let Some(list) = dict.get(KEY_FILES) {
+    } else if let Some(list) = top.files {
         let list = list.as_list().ok_or(InfoError::BadValue("files"))?;
         for entry in list.iter() {
             let entry = entry.as_dict().ok_or(InfoError::BadValue("files"))?;
