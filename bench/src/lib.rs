@@ -9,6 +9,7 @@
 pub mod ceiling;
 pub mod crawl;
 pub mod decode;
+pub mod fetch;
 pub mod flood;
 pub mod loadgen;
 pub mod node_answer;

@@ -23,6 +23,8 @@ enum Command {
     NodeAnswer(trawl_bench::node_answer::Args),
     /// Loopback ceiling, swarm capacity and a crawl against trawl-swarm.
     Crawl(trawl_bench::crawl::Args),
+    /// Metadata fetches per second against the swarm's TCP peers: trawl's fetcher vs the loadgen's.
+    Fetch(trawl_bench::fetch::Args),
     /// `trawl crawl` under a bounded flood of hostile datagrams: throughput, RSS, amplification.
     Flood(trawl_bench::flood::Args),
     /// A long bounded crawl of a churning swarm: RSS and fd slopes, first vs last minute.
@@ -35,6 +37,7 @@ fn main() -> anyhow::Result<()> {
         Command::Storage(args) => trawl_bench::storage::run(args),
         Command::NodeAnswer(args) => trawl_bench::node_answer::run(args),
         Command::Crawl(args) => trawl_bench::crawl::run(args),
+        Command::Fetch(args) => trawl_bench::fetch::run(args),
         Command::Flood(args) => trawl_bench::flood::run(args),
         Command::Soak(args) => trawl_bench::soak::run(args),
     }
