@@ -26,7 +26,7 @@ const INTERVAL_MAX: u32 = 4;
 /// Quick revisits, so the test is bounded by the swarm's short intervals.
 fn fast_crawl() -> CrawlConfig {
     CrawlConfig {
-        query_timeout: Duration::from_millis(800),
+        query_timeout: Duration::from_secs(2),
         retry_after_timeout: Duration::from_secs(2),
         productive_resample: Duration::from_secs(1),
         empty_backoff: Duration::from_secs(5),

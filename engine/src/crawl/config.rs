@@ -49,7 +49,9 @@ pub struct CrawlConfig {
     pub max_backoff: Duration,
     /// How often a node is asked `find_node` to grow the known set.
     pub walk_interval: Duration,
-    /// Wait before asking a node again after a timeout.
+    /// Wait before asking a node again after a timeout (for a timed-out sample,
+    /// at least `empty_backoff`: the node may have answered late with an
+    /// interval we never saw).
     pub retry_after_timeout: Duration,
     /// Backpressure: sampling pauses while this many `get_peers` scrapes or this
     /// many undrained discoveries are pending; nothing found is dropped.

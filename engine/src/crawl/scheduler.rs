@@ -323,7 +323,12 @@ impl Scheduler {
             }
             let retry = now_ms.saturating_add(ms(self.cfg.retry_after_timeout));
             match q.asked {
-                Asked::Sample => n.next_sample = n.next_sample.max(retry),
+                // The node may have answered, late, with an interval we never
+                // saw: wait at least as long as after an empty sample.
+                Asked::Sample => {
+                    let wait = self.cfg.retry_after_timeout.max(self.cfg.empty_backoff);
+                    n.next_sample = n.next_sample.max(now_ms.saturating_add(ms(wait)));
+                }
                 Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
                 Asked::GetPeers(_) => {}
             }
