@@ -281,7 +281,7 @@ fn drain(crawler: Crawler, limit: Duration, stop: &AtomicBool, db: &std::path::P
     })?;
     let give_up = Instant::now() + limit;
     loop {
-        match rx.recv_timeout(POLL) {
+        match rx.recv_timeout(POLL.min(give_up.saturating_duration_since(Instant::now()))) {
             Ok(last) => return Ok(last),
             Err(crossbeam_channel::RecvTimeoutError::Disconnected) => return Ok(before),
             Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
