@@ -138,22 +138,17 @@ fn bad_bootstrap_address_is_a_usage_error() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// `trawl node` bound to `bind:port` for at most 5 s, with a dead bootstrap.
+fn node_on(bind: &str, port: &str) -> Output {
+    let args = ["--bind", bind, "--port", port, "--allow-loopback", "--duration", "5"];
+    trawl(&[&["node", "--bootstrap", "127.81.2.1:9"][..], &args].concat())
+}
+
 #[test]
 fn port_in_use_fails_with_one_line() {
     let taken = UdpSocket::bind("127.81.2.1:0").unwrap();
     let port = taken.local_addr().unwrap().port().to_string();
-    let out = trawl(&[
-        "node",
-        "--port",
-        &port,
-        "--bind",
-        "127.81.2.1",
-        "--allow-loopback",
-        "--bootstrap",
-        "127.81.2.1:9",
-        "--duration",
-        "5",
-    ]);
+    let out = node_on("127.81.2.1", &port);
     assert_eq!(out.status.code(), Some(4), "{:?}", stderr_lines(&out));
     let lines = stderr_lines(&out);
     assert_eq!(lines.len(), 1, "{lines:?}");
@@ -162,16 +157,7 @@ fn port_in_use_fails_with_one_line() {
     assert_eq!(lines[0].matches("in use").count(), 1, "{lines:?}");
 
     // An address that is not local is the same exit code.
-    let out = trawl(&[
-        "node",
-        "--bind",
-        "192.0.2.1",
-        "--allow-loopback",
-        "--bootstrap",
-        "127.81.2.1:9",
-        "--duration",
-        "5",
-    ]);
+    let out = node_on("192.0.2.1", "6881");
     assert_eq!(out.status.code(), Some(4), "{:?}", stderr_lines(&out));
     assert_eq!(stderr_lines(&out).len(), 1, "{:?}", stderr_lines(&out));
 }
