@@ -16,12 +16,11 @@
 //!
 //! A last graceful run shows the fetch queue resuming: hashes queued before
 //! the kills get fetched or retried. `TRAWL_CRAWL_KILLS` (default 3) sets the
-//! number of kills, `TRAWL_CRAWL_KILL_SEED` (default 1) the kill points.
+//! number of kills, `TRAWL_CRAWL_KILL_SEED` (default 1) the kill points; the
+//! shared swarm child runs 120 s, which bounds N to about 30.
 
 use std::collections::{HashMap, HashSet};
-use std::io::{BufRead, BufReader};
-use std::net::{SocketAddr, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -35,31 +34,12 @@ const TORRENTS: u32 = 10_000;
 /// Short sample intervals, so a few seconds of crawling find thousands of hashes.
 const INTERVAL_MAX: u32 = 4;
 
+mod crawl_common;
+
+use crawl_common::{free_port, SwarmChild};
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-/// The trawl-swarm binary next to `trawl` (same profile), built on demand.
-fn swarm_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_trawl")).with_file_name("trawl-swarm");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "trawl-bench", "--bin", "trawl-swarm"]);
-        if bin.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().is_ok_and(|s| s.success()) && bin.exists(),
-            "cannot build {}",
-            bin.display()
-        );
-    }
-    bin
-}
-
-fn free_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 /// A child process killed and reaped on drop, so a failing test leaves nothing running.
@@ -72,44 +52,7 @@ impl Drop for Killed {
     }
 }
 
-/// Starts the swarm and returns it with its UDP port once it is ready.
-fn start_swarm() -> (Killed, u16) {
-    let port = free_port();
-    let mut child = Command::new(swarm_bin())
-        .args(["--nodes", &NODES.to_string(), "--torrents", &TORRENTS.to_string()])
-        .args(["--port", &port.to_string(), "--peer-port", &free_port().to_string()])
-        .args([
-            "--interval-max",
-            &INTERVAL_MAX.to_string(),
-            "--slow",
-            "0",
-            "--loss",
-            "0",
-        ])
-        .args(["--duration", "600", "--stop-on-eof"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start trawl-swarm");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
-    assert_eq!(ready["event"], "ready", "{ready}");
-    // Keep draining its stats lines so it never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    (Killed(child), port)
-}
-
-/// The swarm's first nodes (numbered from 127.1.0.1, 254 per /24).
-fn bootstrap(port: u16) -> Vec<String> {
-    (0..4u32)
-        .map(|i| {
-            let ip = u32::from_be_bytes([127, 1, 0, 0]) + i / 254 * 256 + i % 254 + 1;
-            SocketAddr::from((ip.to_be_bytes(), port)).to_string()
-        })
-        .collect()
-}
-
-fn start_crawl(db: &Path, swarm_port: u16) -> Killed {
+fn start_crawl(db: &Path, swarm: &SwarmChild) -> Killed {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_trawl"));
     cmd.arg("crawl")
         .arg("--db")
@@ -124,8 +67,8 @@ fn start_crawl(db: &Path, swarm_port: u16) -> Killed {
         ])
         .args(["--duration", "300", "--allow-loopback", "--fetch-concurrency", "16"])
         .stdout(Stdio::null());
-    for b in bootstrap(swarm_port) {
-        cmd.args(["--bootstrap", &b]);
+    for i in 0..4 {
+        cmd.args(["--bootstrap", &swarm.node(i).to_string()]);
     }
     Killed(cmd.spawn().expect("start trawl crawl"))
 }
@@ -228,13 +171,13 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
     let mut rng = rand::rngs::StdRng::seed_from_u64(env_or("TRAWL_CRAWL_KILL_SEED", 1));
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("crawl.rocksdb");
-    let (_swarm, swarm_port) = start_swarm();
+    let swarm = SwarmChild::start(&dir.path().join("manifest.jsonl"), NODES, TORRENTS, INTERVAL_MAX);
 
     let mut previous = Snapshot::default();
     let mut lost = 0;
     let mut queued_before: HashMap<InfoHash, (u32, u16)> = HashMap::new();
     for round in 0..kills {
-        let mut crawl = start_crawl(&db, swarm_port);
+        let mut crawl = start_crawl(&db, &swarm);
         // A kill point anywhere from start-up to mid-crawl.
         std::thread::sleep(Duration::from_millis(rng.gen_range(300..3_000)));
         if round == 0 || !db.join("CURRENT").exists() {
@@ -300,7 +243,7 @@ fn sigkill_at_random_points_loses_nothing_acknowledged() {
             });
         touched.count()
     };
-    let mut crawl = start_crawl(&db, swarm_port);
+    let mut crawl = start_crawl(&db, &swarm);
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         std::thread::sleep(Duration::from_secs(1));
