@@ -132,6 +132,9 @@ pub enum InfoError {
     SizeOverflow,
     /// `meta version` other than 2.
     UnknownMetaVersion(i64),
+    /// A v2 `file tree` whose flattened paths would be far larger than the dict
+    /// itself (a shared directory repeated under many leaves).
+    FileTreeTooLarge,
 }
 
 impl fmt::Display for InfoError {
@@ -144,6 +147,9 @@ impl fmt::Display for InfoError {
             InfoError::NoFiles => f.write_str("info dict: no `length`, `files` or `file tree`"),
             InfoError::SizeOverflow => f.write_str("info dict: file lengths overflow"),
             InfoError::UnknownMetaVersion(v) => write!(f, "info dict: unknown meta version {v}"),
+            InfoError::FileTreeTooLarge => {
+                f.write_str("info dict: `file tree` paths expand far beyond the dict's size")
+            }
         }
     }
 }
@@ -269,7 +275,8 @@ pub fn parse(raw: &[u8]) -> Result<InfoDict, InfoError> {
         let tree = top.file_tree.ok_or(InfoError::MissingKey("file tree"))?;
         let tree = tree.as_dict().ok_or(InfoError::BadValue("file tree"))?;
         let mut prefix = Vec::new();
-        walk_file_tree(tree, &mut prefix, &mut files)?;
+        let mut budget = file_tree_budget(raw.len());
+        walk_file_tree(tree, &mut prefix, &mut budget, &mut files)?;
         sum_lengths(&files)?
     } else if let Some(length) = top.length {
         non_negative(length, "length")?
@@ -327,15 +334,34 @@ fn v1_file(entry: Dict<'_>) -> Result<Option<InfoFile>, InfoError> {
     }))
 }
 
-/// Flattens a BEP 52 `file tree` into files. Recursion depth is bounded by the
-/// bencode decoder's `MAX_DEPTH`, which every nested dict here already passed.
-fn walk_file_tree(tree: Dict<'_>, prefix: &mut Vec<Vec<u8>>, out: &mut Vec<InfoFile>) -> Result<(), InfoError> {
+/// Bytes of flattened paths a `file tree` may produce for an info dict of
+/// `raw_len` bytes. Every leaf copies its whole directory prefix, so without a
+/// bound one long directory name over many leaves grows quadratically; honest
+/// trees stay within a few times their own size.
+fn file_tree_budget(raw_len: usize) -> usize {
+    raw_len.saturating_mul(4).saturating_add(64 * 1024)
+}
+
+/// Memory a flattened path costs beyond its bytes: one `Vec` per component.
+const PATH_COMPONENT_OVERHEAD: usize = core::mem::size_of::<Vec<u8>>();
+
+/// Flattens a BEP 52 `file tree` into files, spending `budget` bytes at most on
+/// the copied paths. Recursion depth is bounded by the bencode decoder's
+/// `MAX_DEPTH`, which every nested dict here already passed.
+fn walk_file_tree(
+    tree: Dict<'_>,
+    prefix: &mut Vec<Vec<u8>>,
+    budget: &mut usize,
+    out: &mut Vec<InfoFile>,
+) -> Result<(), InfoError> {
     for (key, value) in tree.iter() {
         let node = value.as_dict().ok_or(InfoError::BadValue("file tree"))?;
         if key == KEY_FILE_TREE_LEAF {
             if prefix.is_empty() {
                 return Err(InfoError::BadValue("file tree"));
             }
+            let cost = prefix.iter().map(|c| c.len() + PATH_COMPONENT_OVERHEAD).sum::<usize>();
+            *budget = budget.checked_sub(cost).ok_or(InfoError::FileTreeTooLarge)?;
             let length = non_negative(node.get(KEY_LENGTH).ok_or(InfoError::MissingKey("length"))?, "length")?;
             out.push(InfoFile {
                 path: prefix.clone(),
@@ -344,7 +370,7 @@ fn walk_file_tree(tree: Dict<'_>, prefix: &mut Vec<Vec<u8>>, out: &mut Vec<InfoF
             });
         } else {
             prefix.push(key.to_vec());
-            walk_file_tree(node, prefix, out)?;
+            walk_file_tree(node, prefix, budget, out)?;
             prefix.pop();
         }
     }
@@ -395,6 +421,30 @@ mod tests {
         assert_eq!(info.files[1].file_name(), "中文".as_bytes());
         assert_eq!(info.total_size, 105);
         assert!(info.private);
+    }
+
+    #[test]
+    fn file_tree_sharing_one_long_directory_is_refused_not_expanded() {
+        // One 20 KB directory name over 1,000 leaves would flatten to about
+        // 20 MB of paths from a 45 KB dict (found by review while fuzzing).
+        let dir = "a".repeat(20_000);
+        let mut leaves = String::new();
+        for i in 0..1_000 {
+            leaves.push_str(&format!("5:f{i:04}d0:d6:lengthi1eee"));
+        }
+        let raw = dict(&format!(
+            "9:file treed{}:{dir}d{leaves}ee12:meta versioni2e4:name1:x12:piece lengthi16384e",
+            dir.len()
+        ));
+        assert_eq!(parse(&raw).unwrap_err(), InfoError::FileTreeTooLarge);
+
+        // The same shape with a short directory name is an honest tree.
+        let raw = dict(&format!(
+            "9:file treed3:dird{leaves}ee12:meta versioni2e4:name1:x12:piece lengthi16384e"
+        ));
+        let info = parse(&raw).unwrap();
+        assert_eq!(info.files.len(), 1_000);
+        assert_eq!(info.total_size, 1_000);
     }
 
     #[test]
