@@ -40,6 +40,11 @@ pub struct CrawlConfig {
     /// Per remote IP token bucket: sustained queries per second and burst.
     pub per_ip_rate: f64,
     pub per_ip_burst: f64,
+    /// When answering (not read-only): per remote IP token bucket for the
+    /// queries we answer, sustained per second and burst. Beyond it a query is
+    /// ignored, so one address cannot make us a reflector.
+    pub answer_rate: f64,
+    pub answer_burst: f64,
     /// Earliest re-sample of a node whose last sample had something new (the
     /// node's own `interval` always wins when longer).
     pub productive_resample: Duration,
@@ -86,6 +91,9 @@ impl Default for CrawlConfig {
             // libtorrent ignores an IP that sends 50 messages in 10 s.
             per_ip_rate: 2.0,
             per_ip_burst: 4.0,
+            // A node pings a contact about once per 15 minutes; 5/s is generous.
+            answer_rate: 5.0,
+            answer_burst: 10.0,
             productive_resample: Duration::from_secs(60),
             empty_backoff: Duration::from_secs(300),
             max_backoff: MAX_SAMPLE_INTERVAL,

@@ -67,7 +67,8 @@ pub struct CrawlStats {
     pub decode_errors: u64,
     /// Replies and errors matching no query in flight (by id and sender).
     pub unmatched: u64,
-    /// Queries received while read-only, or beyond the reply queue.
+    /// Queries received while read-only, beyond the reply queue, or over the
+    /// per-IP answer rate.
     pub queries_ignored: u64,
     /// Nodes handed to a core given the wrong owner (a runtime bug if non-zero).
     pub misrouted: u64,

@@ -58,6 +58,9 @@ use crate::dht::pacing::KeyedBuckets;
 const POP_BUDGET: usize = 256;
 /// Replies waiting to be sent in answering mode; queries beyond are ignored.
 const MAX_QUEUED_REPLIES: usize = 256;
+/// Remote IPs whose answer rate is tracked at once; past it, new IPs wait
+/// until a tracked one goes idle (bounded memory under a spoofed-source flood).
+const MAX_ANSWERED_IPS: usize = 65_536;
 /// Below this many known nodes, bootstrap nodes are asked again.
 const BOOTSTRAP_BELOW: usize = 16;
 /// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
@@ -103,6 +106,8 @@ pub struct Scheduler {
     unreachable: Unreachable,
     dedup: Dedup,
     pacer: KeyedBuckets<IpAddr>,
+    /// Answers per remote IP (only used when not read-only).
+    answers: KeyedBuckets<IpAddr>,
     keyspace: Keyspace,
     samples: Schedule,
     walks: Schedule,
@@ -146,6 +151,7 @@ impl Scheduler {
                 cfg.max_nodes + cfg.max_in_flight + cfg.max_pending_scrapes,
                 hasher(),
             ),
+            answers: KeyedBuckets::new(cfg.answer_rate, cfg.answer_burst, MAX_ANSWERED_IPS, hasher()),
             keyspace: Keyspace::new(rng.gen()),
             rng,
             samples: Schedule::new(),
@@ -338,6 +344,7 @@ impl Scheduler {
             self.maintenance_due = now_ms + MAINTENANCE_EVERY;
             self.unreachable.expire(now_ms);
             self.pacer.prune(now);
+            self.answers.prune(now);
             let table = &self.table;
             self.samples.compact_if_needed(table.len(), |due, r| {
                 table.get(r).is_some_and(|n| n.sample_queued_at == due)
@@ -470,7 +477,7 @@ impl Scheduler {
     }
 
     fn on_query(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>, q: &Query<'_>) {
-        if self.cfg.read_only || self.replies.len() >= MAX_QUEUED_REPLIES {
+        if self.cfg.read_only || self.replies.len() >= MAX_QUEUED_REPLIES || !self.answers.take(now, from.ip()) {
             self.stats.queries_ignored += 1;
             return;
         }
