@@ -404,3 +404,61 @@ fn ipv6_nodes_from_nodes6_are_learned_and_sampled() {
     assert!(sampled.iter().all(|a| a.is_ipv6()));
     assert_eq!(sampled.len(), 3.min(config().per_ip_burst as usize));
 }
+
+/// Drains everything sendable at `at`, returning the kinds of query sent.
+fn drain(s: &mut Scheduler, at: Instant) -> Vec<&'static str> {
+    let mut buf = Vec::new();
+    let mut sent = Vec::new();
+    s.handle_timeout(at);
+    while s.poll_transmit(at, &mut buf).is_some() {
+        sent.push(match Message::decode(&buf).unwrap().kind {
+            Kind::Query(Query::SampleInfohashes { .. }) => "sample",
+            Kind::Query(Query::GetPeers { .. }) => "get_peers",
+            Kind::Query(Query::FindNode { .. }) => "find_node",
+            _ => "other",
+        });
+    }
+    sent
+}
+
+#[test]
+fn scrapes_of_one_sample_go_out_at_the_ip_pacing_rate_and_none_is_lost() {
+    let (mut s, now, remote, q) = with_one_node(no_walks());
+    let hashes: Vec<[u8; 20]> = (0..10u8).map(|i| [i + 100; 20]).collect();
+    s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &hashes, &[], 900));
+    let first = drain(&mut s, now);
+    let burst = first.iter().filter(|k| **k == "get_peers").count();
+    // The sample took one of the IP's 4 burst tokens.
+    assert!((1..=3).contains(&burst), "burst of {burst}: {first:?}");
+    let mut total = burst;
+    let mut t = now;
+    for _ in 0..100 {
+        t += Duration::from_millis(100);
+        let sent = drain(&mut s, t);
+        assert!(sent.len() <= 1, "more than the IP's rate at {:?}: {sent:?}", t - now);
+        total += sent.iter().filter(|k| **k == "get_peers").count();
+    }
+    assert_eq!(total, hashes.len(), "every new hash is scraped once");
+    assert_eq!(s.pending_scrapes(), 0);
+}
+
+#[test]
+fn a_timed_out_sample_waits_the_empty_sample_back_off() {
+    let cfg = CrawlConfig {
+        query_timeout: Duration::from_secs(1),
+        retry_after_timeout: Duration::from_secs(2),
+        empty_backoff: Duration::from_secs(30),
+        max_failures: 5,
+        ..no_walks()
+    };
+    let (mut s, now, remote, _q) = with_one_node(cfg);
+    assert!(drain(&mut s, now + Duration::from_millis(1100)).is_empty());
+    // The node may have answered late with an interval we never saw.
+    assert!(!drain(&mut s, now + Duration::from_secs(10)).contains(&"sample"));
+    let later = now + Duration::from_millis(31_200);
+    assert!(
+        drain(&mut s, later).contains(&"sample"),
+        "sampled again after the back-off"
+    );
+    assert!(!s.is_unreachable(&remote, later));
+}
