@@ -95,12 +95,16 @@ fn swarm_crawl_stores_the_reachable_catalogue_politely_and_a_restart_resumes() {
         "every acknowledged hash is stored"
     );
 
-    // Second run: no bootstrap at all; it must resume from the saved nodes,
-    // under new node ids. Saved nodes carry no sample deadline, so the restart
-    // waits out the swarm's longest interval to stay polite.
-    std::thread::sleep(Duration::from_secs(u64::from(INTERVAL_MAX) + 1));
-    let saved = Store::open_read_only(&db).unwrap().nodes().unwrap().len();
+    // Second run, at once: no bootstrap at all; it must resume from the saved
+    // nodes, under new node ids, and keep each node's interval (saved with
+    // it): the swarm counts any sample inside one as a violation.
+    let saved_nodes = Store::open_read_only(&db).unwrap().nodes().unwrap();
+    let saved = saved_nodes.len();
     assert!(saved > 1000, "saved {saved} nodes");
+    assert!(
+        saved_nodes.iter().any(|n| n.next_sample > 0 && n.bep51 == Some(true)),
+        "nodes are saved with their sampling state"
+    );
     let crawler = Crawler::start(options(&db, Vec::new())).unwrap();
     assert_eq!(crawler.resumed_nodes(), saved);
     for id in crawler.node_ids() {

@@ -130,11 +130,28 @@ pub struct StagingEntry {
     pub peers: Vec<SocketAddr>,
 }
 
-/// A DHT node saved for a warm restart.
+/// A DHT node saved for a warm restart, with the sampling state a restarted
+/// crawl must honour (BEP 51's `interval` outlives the process that heard it).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DhtNode {
     pub id: [u8; 20],
     pub addr: SocketAddr,
+    /// Do not send `sample_infohashes` before this unix time (0: no limit known).
+    pub next_sample: UnixSecs,
+    /// Whether the node answers `sample_infohashes` (None: not known yet).
+    pub bep51: Option<bool>,
+}
+
+impl DhtNode {
+    /// A node with no sampling state (as saved before that state existed).
+    pub fn new(id: [u8; 20], addr: SocketAddr) -> Self {
+        DhtNode {
+            id,
+            addr,
+            next_sample: 0,
+            bep51: None,
+        }
+    }
 }
 
 /// The coarse class of a torrent's content, decided by the fetcher.

@@ -13,7 +13,7 @@
 //! | `torrents`   | infohash (20)                         | [`TorrentRecord`] without the info dict (`encode_torrent`) |
 //! | `info_dicts` | infohash (20)                         | the raw bencoded info dict (zstd by the family) |
 //! | `scrapes`    | infohash (20)                         | seeders u32, leechers u32, at u32 (12, BE) |
-//! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | address: ip (4 or 16) ‖ port u16 BE     |
+//! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | ip (4 or 16) ‖ port u16 BE ‖ next sample u32 BE ‖ BEP 51 u8 (see `encode_node`) |
 //! | `meta`       | ASCII name                            | `schema_version`: u32 BE                |
 //!
 //! Keys are fixed-size and big-endian so byte order is the order we scan in.
@@ -56,6 +56,11 @@ pub const INFOHASH_VALUE_LEN: usize = 13;
 pub const DUE_KEY_LEN: usize = 4 + INFOHASH_LEN;
 pub const SCRAPE_VALUE_LEN: usize = 12;
 pub const NODE_KEY_LEN: usize = 1 + 20;
+/// Bytes of sampling state after a node's address (see [`encode_node`]).
+pub const NODE_STATE_LEN: usize = 5;
+const BEP51_UNKNOWN: u8 = 0;
+const BEP51_YES: u8 = 1;
+const BEP51_NO: u8 = 2;
 /// Peers kept per staged hash; more would not make a fetch likelier to succeed.
 pub const MAX_STAGED_PEERS: usize = 64;
 /// Longest fetch error text kept; the rest is cut at a char boundary.
@@ -191,6 +196,23 @@ pub fn encode_node_addr(addr: &SocketAddr, out: &mut Vec<u8>) {
     out.extend_from_slice(&addr.port().to_be_bytes());
 }
 
+/// `nodes` value: the address, then the sampling state ([`NODE_STATE_LEN`]
+/// bytes: next sample unix time u32 BE, BEP 51 support u8 0/1/2 = unknown/yes/no).
+///
+/// Layout note: the state is a value suffix, so the key (and the scan order,
+/// family then id) is unchanged; values written before it existed (address
+/// only) still decode, as "no limit known, support unknown". A node's own ip
+/// length (from the key's family) tells the two apart, so no version byte.
+pub fn encode_node(n: &DhtNode, out: &mut Vec<u8>) {
+    encode_node_addr(&n.addr, out);
+    out.extend_from_slice(&n.next_sample.to_be_bytes());
+    out.push(match n.bep51 {
+        None => BEP51_UNKNOWN,
+        Some(true) => BEP51_YES,
+        Some(false) => BEP51_NO,
+    });
+}
+
 pub fn decode_node(k: &[u8], v: &[u8]) -> Result<DhtNode, StorageError> {
     let bad = || {
         StorageError::corrupt(
@@ -208,12 +230,24 @@ pub fn decode_node(k: &[u8], v: &[u8]) -> Result<DhtNode, StorageError> {
         FAMILY_V6 => 16,
         _ => return Err(bad()),
     };
-    if v.len() != ip_len + 2 {
-        return Err(bad());
-    }
+    let with_state = match v.len().checked_sub(ip_len + 2) {
+        Some(0) => false,
+        Some(NODE_STATE_LEN) => true,
+        _ => return Err(bad()),
+    };
     let mut r = Reader::new(v, "node record");
-    let addr = r.addr(ip_len)?;
-    Ok(DhtNode { id, addr })
+    let mut node = DhtNode::new(id, r.addr(ip_len)?);
+    if with_state {
+        node.next_sample = r.u32()?;
+        node.bep51 = match r.u8()? {
+            BEP51_UNKNOWN => None,
+            BEP51_YES => Some(true),
+            BEP51_NO => Some(false),
+            _ => return Err(bad()),
+        };
+    }
+    r.finish()?;
+    Ok(node)
 }
 
 // ---- staging entries ----------------------------------------------------
@@ -547,14 +581,47 @@ mod tests {
         let v6: SocketAddr = "[::1]:6881".parse().unwrap();
         let v4: SocketAddr = "127.0.0.1:6881".parse().unwrap();
         let mut keys = vec![
-            node_key(&DhtNode { id: h(1), addr: v6 }),
-            node_key(&DhtNode { id: h(9), addr: v4 }),
-            node_key(&DhtNode { id: h(2), addr: v4 }),
+            node_key(&DhtNode::new(h(1), v6)),
+            node_key(&DhtNode::new(h(9), v4)),
+            node_key(&DhtNode::new(h(2), v4)),
         ];
         keys.sort();
         assert_eq!(&keys[0][1..], &h(2));
         assert_eq!(&keys[1][1..], &h(9));
         assert_eq!(keys[2][0], FAMILY_V6);
+    }
+
+    #[test]
+    fn node_values_keep_sampling_state_and_old_values_still_decode() {
+        let v4: SocketAddr = "127.0.0.1:6881".parse().unwrap();
+        let v6: SocketAddr = "[::1]:6882".parse().unwrap();
+        for (addr, bep51) in [(v4, Some(true)), (v6, Some(false)), (v4, None)] {
+            let n = DhtNode {
+                next_sample: 0xfeed_beef,
+                bep51,
+                ..DhtNode::new(h(5), addr)
+            };
+            let mut v = Vec::new();
+            encode_node(&n, &mut v);
+            let ip_len = if addr.is_ipv4() { 4 } else { 16 };
+            assert_eq!(v.len(), ip_len + 2 + NODE_STATE_LEN);
+            assert_eq!(decode_node(&node_key(&n), &v).unwrap(), n);
+            // Every other length is refused: truncated state or trailing bytes.
+            for cut in ip_len + 1..v.len() {
+                if cut != ip_len + 2 {
+                    assert!(decode_node(&node_key(&n), &v[..cut]).is_err(), "cut at {cut}");
+                }
+            }
+            v.push(0);
+            assert!(decode_node(&node_key(&n), &v).is_err());
+        }
+        // A value from before the state existed: 127.0.0.1:6881, address only.
+        let old = [127, 0, 0, 1, 0x1a, 0xe1];
+        let n = DhtNode::new(h(5), v4);
+        assert_eq!(decode_node(&node_key(&n), &old).unwrap(), n);
+        // An unknown BEP 51 byte is corruption, not a guess.
+        let bad = [127, 0, 0, 1, 0x1a, 0xe1, 0, 0, 0, 1, 3];
+        assert!(decode_node(&node_key(&n), &bad).is_err());
     }
 
     #[test]

@@ -634,7 +634,7 @@ impl WriterLoop {
             wb.delete_range_cf(cf_n, &[0u8; NODE_KEY_LEN][..], &[0xffu8; NODE_KEY_LEN + 1][..]);
             for n in nodes {
                 self.buf.clear();
-                encode_node_addr(&n.addr, &mut self.buf);
+                encode_node(n, &mut self.buf);
                 wb.put_cf(cf_n, node_key(n), &self.buf);
             }
         }

@@ -318,24 +318,15 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
 fn nodes_are_replaced_as_a_set_and_read_back() {
     let (_dir, store, writer) = start();
     let w = writer.handle();
-    let n4 = DhtNode {
-        id: [1; 20],
-        addr: peer(6881),
-    };
-    let n6 = DhtNode {
-        id: [2; 20],
-        addr: "[::1]:6882".parse().unwrap(),
-    };
+    let n4 = DhtNode::new([1; 20], peer(6881));
+    let n6 = DhtNode::new([2; 20], "[::1]:6882".parse().unwrap());
     commit(
         &w,
         Batch {
             nodes: Some(vec![
                 n6,
                 n4,
-                DhtNode {
-                    id: [3; 20],
-                    addr: peer(1),
-                },
+                DhtNode::new([3; 20], peer(1)),
             ]),
             ..Batch::default()
         },

@@ -30,7 +30,7 @@
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
@@ -244,6 +244,42 @@ impl Scheduler {
             return false;
         }
         self.learn(self.clock.floor(now), node)
+    }
+
+    /// Adds a node stored by a previous run with the sampling state it saved:
+    /// never sampled before `next_sample_unix` (unix seconds, 0: no limit), and
+    /// not at all if it said it has no BEP 51. `unix_now` is the wall clock read
+    /// just before `now`. Returns true if it is new here.
+    pub fn add_saved_node(
+        &mut self,
+        now: Instant,
+        unix_now: Duration,
+        node: CompactNode,
+        next_sample_unix: u64,
+        bep51: Option<bool>,
+    ) -> bool {
+        let new = self.add_node(now, node);
+        let Some(r) = self.table.lookup(&node.addr) else {
+            return new;
+        };
+        // A valid deadline is at most one interval or back-off away.
+        let max_wait = ms(MAX_SAMPLE_INTERVAL.max(self.cfg.max_backoff));
+        let not_before = self.clock.from_unix_secs(next_sample_unix, now, unix_now, max_wait);
+        if let Some(n) = self.table.get_mut(r) {
+            n.next_sample = n.next_sample.max(not_before);
+            match bep51 {
+                Some(true) => n.bep51 = Bep51::Yes,
+                Some(false) => n.bep51 = Bep51::No,
+                None => {}
+            }
+        }
+        new
+    }
+
+    /// When `n` may next be sampled, as unix seconds for storage (0: now).
+    /// `unix_now` is the wall clock read just after `now`.
+    pub fn next_sample_unix(&self, n: &RemoteNode, now: Instant, unix_now: Duration) -> u64 {
+        self.clock.to_unix_secs(n.next_sample, now, unix_now)
     }
 
     pub fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
@@ -598,6 +634,12 @@ impl Scheduler {
         };
         self.send(now_ms, to, Some(r), Asked::Sample, &query, buf)?;
         self.stats.samples_sent += 1;
+        // Until the reply brings the node's interval, assume the back-off of a
+        // sample lost after it counted: what a save before the reply keeps.
+        if let Some(n) = self.table.get_mut(r) {
+            let wait = self.cfg.retry_after_timeout.max(self.cfg.empty_backoff);
+            n.next_sample = n.next_sample.max(now_ms.saturating_add(ms(wait)));
+        }
         Some(to)
     }
 

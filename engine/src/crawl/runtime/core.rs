@@ -74,8 +74,8 @@ pub struct CoreSetup {
     pub v6: Option<socket2::Socket>,
     pub inbound: Receiver<CompactNode>,
     pub senders: Vec<Sender<CompactNode>>,
-    /// Stored nodes this core owns, from the previous run.
-    pub resume: Vec<CompactNode>,
+    /// Stored nodes this core owns, from the previous run, with their sampling state.
+    pub resume: Vec<DhtNode>,
     pub writer: WriterHandle,
     pub batch_every: Duration,
     pub batch_items: usize,
@@ -125,10 +125,13 @@ struct Shared {
 /// the writer and publishes its last snapshot and nodes.
 pub async fn run(setup: CoreSetup) {
     let _done = DoneGuard(setup.published.clone());
+    // Wall clock first: a saved deadline converted against it is never early.
+    let unix = unix_clock();
     let now = Instant::now();
     let mut sched = Scheduler::new(setup.config, now);
-    for node in setup.resume {
-        sched.add_node(now, node);
+    for n in setup.resume {
+        let node = CompactNode { id: n.id, addr: n.addr };
+        sched.add_saved_node(now, unix, node, u64::from(n.next_sample), n.bep51);
     }
     let fd4 = setup.v4.as_raw_fd();
     let fd6 = setup.v6.as_ref().map(|s| s.as_raw_fd());
@@ -381,16 +384,45 @@ fn publish_snapshot(st: &State, published: &Published) {
     *published.snapshot.lock().unwrap_or_else(|p| p.into_inner()) = snap;
 }
 
-/// Publishes the nodes worth resuming from: those that answered a sample
-/// (BEP 51 ones first), at most `max`.
+/// Publishes the nodes worth resuming from, at most `max`: those that answered
+/// (BEP 51 ones first), then any other this run may not sample again yet, each
+/// with its next allowed sample time so a restart keeps the node's interval.
 fn publish_nodes(st: &State, published: &Published, max: usize) {
-    let table = st.sched.node_table();
-    let answered = |want: Bep51| {
-        table
-            .iter()
-            .filter(move |(_, n)| n.bep51 == want && n.failures == 0)
-            .map(|(_, n)| DhtNode { id: n.id, addr: n.addr })
-    };
-    let nodes: Vec<DhtNode> = answered(Bep51::Yes).chain(answered(Bep51::No)).take(max).collect();
+    let now = Instant::now();
+    let unix = unix_clock();
+    let mut ranked: Vec<(u8, DhtNode)> = st
+        .sched
+        .node_table()
+        .iter()
+        .filter_map(|(_, n)| {
+            let next_sample = st.sched.next_sample_unix(n, now, unix);
+            let rank = match n.bep51 {
+                _ if n.failures > 0 => 2,
+                Bep51::Yes => 0,
+                Bep51::No => 1,
+                Bep51::Unknown => 2,
+            };
+            let node = DhtNode {
+                id: n.id,
+                addr: n.addr,
+                next_sample: u32::try_from(next_sample).unwrap_or(u32::MAX),
+                bep51: match n.bep51 {
+                    Bep51::Yes => Some(true),
+                    Bep51::No => Some(false),
+                    Bep51::Unknown => None,
+                },
+            };
+            (rank < 2 || next_sample > 0).then_some((rank, node))
+        })
+        .collect();
+    ranked.sort_by_key(|(rank, _)| *rank);
+    let nodes: Vec<DhtNode> = ranked.into_iter().take(max).map(|(_, n)| n).collect();
     *published.nodes.lock().unwrap_or_else(|p| p.into_inner()) = nodes;
+}
+
+/// The wall clock as a duration since the unix epoch (zero if set before it).
+fn unix_clock() -> Duration {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
 }

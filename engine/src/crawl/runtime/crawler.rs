@@ -21,7 +21,6 @@ use super::core::{self, CoreSetup, Published};
 use super::handover;
 use super::sockets::{bind_group, Group};
 use super::{CrawlError, CrawlerOptions};
-use crate::codec::compact::CompactNode;
 use crate::crawl::owner;
 use crate::crawl::scheduler::random_node_id;
 use crate::metadata::fetcher::{FetchConfig, FetchCounters, FetcherContext};
@@ -101,9 +100,9 @@ impl Crawler {
         let control = Arc::new(Control::default());
         let (senders, receivers) = handover::mesh(cores);
 
-        let mut resume: Vec<Vec<CompactNode>> = vec![Vec::new(); cores];
+        let mut resume: Vec<Vec<DhtNode>> = vec![Vec::new(); cores];
         for n in &saved {
-            resume[owner(n.addr, cores)].push(CompactNode { id: n.id, addr: n.addr });
+            resume[owner(n.addr, cores)].push(*n);
         }
         let resumed_nodes = saved.len();
 
