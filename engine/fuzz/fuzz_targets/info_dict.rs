@@ -15,11 +15,12 @@ use trawl_codec_fuzz::with_total_allocation_below;
 use trawl_engine::codec::bencode;
 use trawl_engine::metadata::info::{self, InfoDict, MetaVersion};
 
-/// Bytes the parsed form may take per input byte: an `InfoFile` with a
-/// one-byte path is about 100 bytes from a 22-byte list entry, and `Vec`
-/// growth at most doubles that.
-const ALLOC_PER_INPUT_BYTE: usize = 16;
-const ALLOC_SLACK: usize = 16 * 1024;
+/// Bytes the parsed form may take per input byte: info.rs bounds the paths a
+/// v2 file tree flattens to at 4x the dict plus 64 KiB (`file_tree_budget`);
+/// the file list itself (an `InfoFile` per entry really present, `Vec` growth
+/// doubling) and the key copies stay within a further ~16x.
+const ALLOC_PER_INPUT_BYTE: usize = 24;
+const ALLOC_SLACK: usize = 96 * 1024;
 
 fn path_list(out: &mut Vec<u8>, path: &[Vec<u8>]) {
     bencode::list_begin(out);
