@@ -111,6 +111,9 @@ write("storage_codecs", "infohash", b"\x00" + struct.pack(">IIIB", now - 86400, 
 write("storage_codecs", "scrape", b"\x01" + struct.pack(">III", 120, 33, now))
 node_id = hashlib.sha1(b"node").digest()
 write("storage_codecs", "node_v4", b"\x02" + b"\x04" + node_id + bytes([127, 0, 0, 9]) + struct.pack(">H", 6881))
+# Since the node value carries crawl state: next sample (u32) and BEP 51 support (0 unknown, 1 yes, 2 no).
+write("storage_codecs", "node_v4_with_state", b"\x02" + b"\x04" + node_id + bytes([127, 0, 0, 9])
+      + struct.pack(">H", 6881) + struct.pack(">I", 1763703600) + b"\x01")
 write("storage_codecs", "node_v6", b"\x02" + b"\x06" + node_id + bytes(15) + b"\x01" + struct.pack(">H", 51413))
 peers = b"\x04" + bytes([127, 0, 0, 2]) + struct.pack(">H", 6881) + b"\x06" + bytes(15) + b"\x01" + struct.pack(">H", 6882)
 write("storage_codecs", "staging", b"\x03" + struct.pack(">IIH", now + 600, now, 2)
