@@ -462,3 +462,41 @@ fn a_timed_out_sample_waits_the_empty_sample_back_off() {
     );
     assert!(!s.is_unreachable(&remote, later));
 }
+
+#[test]
+fn a_saved_node_is_not_sampled_before_its_saved_deadline() {
+    let unix = Duration::from_millis(1_800_000_000_700);
+    let now = Instant::now();
+    let mut s = Scheduler::new(no_walks(), now);
+    let node = |a| CompactNode {
+        id: [a; 20],
+        addr: addr(a, 1),
+    };
+    // Saved by the previous run: due 10.3 s from now, due long ago, no BEP 51.
+    assert!(s.add_saved_node(now, unix, node(1), 1_800_000_011, Some(true)));
+    assert!(s.add_saved_node(now, unix, node(2), 1_700_000_000, Some(true)));
+    assert!(s.add_saved_node(now, unix, node(3), 0, Some(false)));
+    let mut buf = Vec::new();
+    let mut sampled = |s: &mut Scheduler, at: Instant| {
+        s.handle_timeout(at);
+        let mut to = Vec::new();
+        while let Some(a) = s.poll_transmit(at, &mut buf) {
+            if matches!(
+                Message::decode(&buf).unwrap().kind,
+                Kind::Query(Query::SampleInfohashes { .. })
+            ) {
+                to.push(a);
+            }
+        }
+        to
+    };
+    assert_eq!(
+        sampled(&mut s, now),
+        vec![addr(2, 1)],
+        "only the node whose deadline passed"
+    );
+    assert!(sampled(&mut s, now + Duration::from_millis(10_299)).is_empty());
+    assert_eq!(sampled(&mut s, now + Duration::from_millis(10_300)), vec![addr(1, 1)]);
+    let hour = now + Duration::from_secs(3600);
+    assert!(!sampled(&mut s, hour).contains(&addr(3, 1)), "no BEP 51: never sampled");
+}
