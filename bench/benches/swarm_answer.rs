@@ -22,6 +22,7 @@ fn swarm() -> Swarm {
         slow_fraction: 0.0,
         no_bep51_fraction: 0.0,
         interval_max: 0,
+        ..NodeTraitsConfig::default()
     };
     let cfg = SwarmConfig {
         nodes: NODES,

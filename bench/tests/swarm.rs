@@ -45,6 +45,7 @@ fn config(rate_limit: Option<RateLimit>, faults: PeerFaults) -> SwarmConfig {
             slow_fraction: 0.0,
             no_bep51_fraction: 0.3,
             interval_max: 600,
+            ..NodeTraitsConfig::default()
         },
         loss: 0.0,
         rate_limit,
