@@ -4,7 +4,8 @@
 //!
 //! Checks that the scheduler discovers every reachable infohash and invents none,
 //! never samples a node before its interval, never bursts an IP beyond the
-//! pacing limit, marks dead nodes unreachable, scrapes each new infohash at the
+//! pacing limit (also when a fifth of the nodes churn, going down and coming
+//! back), marks dead nodes unreachable, scrapes each new infohash at the
 //! node that sampled it, and keeps its node table within its cap.
 
 use std::cmp::Reverse;
@@ -64,6 +65,8 @@ struct FakeNode {
     /// Earliest time a sample is allowed again, as told to the crawler.
     sample_allowed_at: Option<Instant>,
     queries: u32,
+    /// Churn: the node's phase (ms) in its up/down cycle; None: always up.
+    churn_phase: Option<u64>,
 }
 
 struct FakeDht {
@@ -83,6 +86,9 @@ struct FakeDht {
     not_read_only: u32,
     get_peers_to: HashMap<[u8; 20], Vec<SocketAddr>>,
     out: Vec<u8>,
+    start: Instant,
+    /// A churning node is up for one period, down (silent) for the next.
+    churn_period_ms: u64,
 }
 
 fn node_addr(i: usize) -> SocketAddr {
@@ -91,7 +97,9 @@ fn node_addr(i: usize) -> SocketAddr {
 }
 
 impl FakeDht {
-    fn new(per_ip_rate: f64, per_ip_burst: f64) -> Self {
+    /// `churn`: a fifth of the BEP 51 nodes go down and come back every period.
+    fn new(per_ip_rate: f64, per_ip_burst: f64, start: Instant, churn: Option<Duration>) -> Self {
+        let churn_period_ms = churn.map_or(0, |p| p.as_millis() as u64);
         let mut nodes = Vec::with_capacity(NODES);
         for i in 0..NODES {
             let r = mix(i as u64 ^ 0xABCD) % 100;
@@ -121,6 +129,8 @@ impl FakeDht {
                 window: 0,
                 sample_allowed_at: None,
                 queries: 0,
+                churn_phase: (churn_period_ms > 0 && behaviour == Behaviour::Bep51 && mix(i as u64 ^ 0x4444) % 5 == 0)
+                    .then(|| mix(i as u64 ^ 0x5555) % (2 * churn_period_ms)),
             });
         }
         let mut sorted: Vec<usize> = (0..NODES).collect();
@@ -141,6 +151,8 @@ impl FakeDht {
             not_read_only: 0,
             get_peers_to: HashMap::new(),
             out: Vec::new(),
+            start,
+            churn_period_ms,
         }
     }
 
@@ -237,6 +249,12 @@ impl FakeDht {
         if node.behaviour == Behaviour::Dead {
             return None;
         }
+        if let Some(phase) = node.churn_phase {
+            let t = (now - self.start).as_millis() as u64 + phase;
+            if t / self.churn_period_ms % 2 == 1 {
+                return None;
+            }
+        }
         let id = node.id;
         match q {
             Query::SampleInfohashes { target, .. } => match node.behaviour {
@@ -321,9 +339,9 @@ struct Run {
     max_in_flight: usize,
 }
 
-fn crawl(cfg: CrawlConfig, flood: u64) -> (Run, Scheduler, Instant) {
+fn crawl(cfg: CrawlConfig, flood: u64, churn: Option<Duration>) -> (Run, Scheduler, Instant) {
     let start = Instant::now();
-    let mut dht = FakeDht::new(cfg.per_ip_rate, cfg.per_ip_burst);
+    let mut dht = FakeDht::new(cfg.per_ip_rate, cfg.per_ip_burst, start, churn);
     let mut cfg = cfg;
     cfg.bootstrap = vec![dht.nodes.iter().find(|n| n.behaviour == Behaviour::Bep51).unwrap().addr];
     dht.flood_budget = flood;
@@ -398,7 +416,7 @@ fn sim_config() -> CrawlConfig {
 
 #[test]
 fn crawl_finds_every_reachable_infohash_politely() {
-    let (run, s, now) = crawl(sim_config(), 0);
+    let (run, s, now) = crawl(sim_config(), 0, None);
     eprintln!(
         "crawl: {:?}, {} hashes found, {} swarms",
         s.stats(),
@@ -483,7 +501,7 @@ fn node_table_cap_holds_under_a_flood_of_announced_nodes() {
         max_in_flight: 512,
         ..sim_config()
     };
-    let (run, s, _) = crawl(cfg, 20_000);
+    let (run, s, _) = crawl(cfg, 20_000, None);
     let t = s.node_table();
     eprintln!(
         "flood: {:?}, evictions {}, refusals {}",
@@ -509,4 +527,21 @@ fn node_table_cap_holds_under_a_flood_of_announced_nodes() {
         "found {found} of {}",
         catalogue.len()
     );
+}
+
+#[test]
+fn churning_nodes_are_never_sampled_inside_their_interval() {
+    // The unreachable cache expires before the longest interval (as 30 min
+    // does before a real node's 6 h): churned nodes come back and are relearned
+    // as new, but must still wait out the interval they gave before going down.
+    let cfg = CrawlConfig {
+        unreachable_ttl: Duration::from_secs(600),
+        ..sim_config()
+    };
+    let (run, s, _) = crawl(cfg, 0, Some(Duration::from_secs(30)));
+    let churning = run.dht.nodes.iter().filter(|n| n.churn_phase.is_some()).count();
+    eprintln!("churn: {:?}, {churning} churning nodes", s.stats());
+    assert!(churning > 300 && s.stats().marked_unreachable > 0, "no churn happened");
+    assert_eq!(run.dht.politeness_violations, 0, "sampled before the interval");
+    assert_eq!(run.dht.pacing_violations, 0);
 }

@@ -140,7 +140,8 @@ impl Scheduler {
         Scheduler {
             clock: Clock::new(now),
             filter: AddrFilter::new(cfg.allow_loopback),
-            table: NodeTable::new(cfg.max_nodes, hasher()),
+            // Dropped nodes' deadlines: as many as unreachable addresses.
+            table: NodeTable::new(cfg.max_nodes, cfg.max_unreachable, hasher()),
             tx: Transactions::new(cfg.max_in_flight),
             unreachable: Unreachable::new(ms(cfg.unreachable_ttl), cfg.max_unreachable, hasher()),
             dedup: Dedup::new(cfg.dedup_capacity),
@@ -379,6 +380,7 @@ impl Scheduler {
         if now_ms >= self.maintenance_due {
             self.maintenance_due = now_ms + MAINTENANCE_EVERY;
             self.unreachable.expire(now_ms);
+            self.table.forget_passed(now_ms);
             self.pacer.prune(now);
             self.answers.prune(now);
             let table = &self.table;

@@ -2,9 +2,11 @@
 //! an address index, and the rule for evicting the least useful node when full.
 //!
 //! Owns each node's BEP 51 support, sampling schedule, productivity and failure
-//! count. Must not decide what to send or when (that is the scheduler's), and must
-//! never grow past its cap: a newcomer either replaces a less useful node or is
-//! refused.
+//! count, and the sample deadlines of nodes it dropped (so a dropped node that
+//! comes back, after churn or eviction, still waits out the interval it gave).
+//! Must not decide what to send or when (that is the scheduler's), and must
+//! never grow past its caps: a newcomer either replaces a less useful node or is
+//! refused, and a deadline beyond the cap is not remembered (counted).
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -105,6 +107,10 @@ pub struct NodeTable {
     cap: usize,
     evictions: u64,
     refusals: u64,
+    /// Dropped nodes' `next_sample`, until it passes ([`Self::forget_passed`]).
+    deadlines: HashMap<SocketAddr, Millis, ahash::RandomState>,
+    deadlines_cap: usize,
+    deadlines_dropped: u64,
 }
 
 struct Slot {
@@ -123,15 +129,20 @@ pub enum Inserted {
 }
 
 impl NodeTable {
-    pub fn new(cap: usize, hasher: ahash::RandomState) -> Self {
+    /// At most `cap` nodes, and the sample deadlines of at most `deadlines_cap`
+    /// dropped ones.
+    pub fn new(cap: usize, deadlines_cap: usize, hasher: ahash::RandomState) -> Self {
         let cap = cap.max(1);
         NodeTable {
             slots: Vec::new(),
             free: Vec::new(),
-            index: HashMap::with_capacity_and_hasher(cap.min(1 << 16), hasher),
+            index: HashMap::with_capacity_and_hasher(cap.min(1 << 16), hasher.clone()),
             cap,
             evictions: 0,
             refusals: 0,
+            deadlines: HashMap::with_hasher(hasher),
+            deadlines_cap,
+            deadlines_dropped: 0,
         }
     }
 
@@ -153,6 +164,21 @@ impl NodeTable {
 
     pub fn refusals(&self) -> u64 {
         self.refusals
+    }
+
+    /// Dropped nodes whose sample deadline is remembered.
+    pub fn remembered_deadlines(&self) -> usize {
+        self.deadlines.len()
+    }
+
+    /// Deadlines not remembered because the memory was full.
+    pub fn deadlines_dropped(&self) -> u64 {
+        self.deadlines_dropped
+    }
+
+    /// Forgets remembered deadlines that have passed (call periodically).
+    pub fn forget_passed(&mut self, now: Millis) {
+        self.deadlines.retain(|_, &mut t| t > now);
     }
 
     pub fn lookup(&self, addr: &SocketAddr) -> Option<NodeRef> {
@@ -206,8 +232,12 @@ impl NodeTable {
                 (self.slots.len() - 1) as u32
             }
         };
+        let mut node = RemoteNode::new(addr, *id, now);
+        if let Some(t) = self.deadlines.remove(&addr) {
+            node.next_sample = node.next_sample.max(t);
+        }
         let s = &mut self.slots[slot as usize];
-        s.node = Some(RemoteNode::new(addr, *id, now));
+        s.node = Some(node);
         self.index.insert(addr, slot);
         Inserted::New(NodeRef {
             slot,
@@ -215,7 +245,8 @@ impl NodeTable {
         })
     }
 
-    /// Drops a node; its slot's next occupant gets a new incarnation.
+    /// Drops a node, remembering its sample deadline; its slot's next occupant
+    /// gets a new incarnation.
     pub fn remove(&mut self, r: NodeRef) -> Option<RemoteNode> {
         let s = self.slots.get_mut(r.slot as usize)?;
         if s.incarnation != r.incarnation {
@@ -225,6 +256,12 @@ impl NodeTable {
         s.incarnation = s.incarnation.wrapping_add(1);
         self.index.remove(&node.addr);
         self.free.push(r.slot);
+        // Passed deadlines go at the next `forget_passed`; only a full memory refuses.
+        if self.deadlines.len() < self.deadlines_cap {
+            self.deadlines.insert(node.addr, node.next_sample);
+        } else {
+            self.deadlines_dropped += 1;
+        }
         Some(node)
     }
 
@@ -283,7 +320,7 @@ mod tests {
 
     fn table(cap: usize) -> (NodeTable, SmallRng) {
         (
-            NodeTable::new(cap, ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            NodeTable::new(cap, cap, ahash::RandomState::with_seeds(1, 2, 3, 4)),
             SmallRng::seed_from_u64(7),
         )
     }
@@ -336,6 +373,38 @@ mod tests {
         }
         assert!(admitted >= 64, "admitted {admitted}");
         assert!(t.evictions() >= 64);
+    }
+
+    #[test]
+    fn a_dropped_node_comes_back_with_its_sample_deadline() {
+        let (mut t, mut rng) = table(2);
+        let Inserted::New(a) = t.insert(addr(1), &[1; 20], 0, &mut rng) else {
+            panic!()
+        };
+        t.get_mut(a).unwrap().next_sample = 5_000;
+        t.remove(a).unwrap();
+        assert_eq!(t.remembered_deadlines(), 1);
+        t.forget_passed(4_999);
+        let Inserted::New(b) = t.insert(addr(1), &[1; 20], 100, &mut rng) else {
+            panic!()
+        };
+        assert_eq!(
+            t.get(b).unwrap().next_sample,
+            5_000,
+            "not sampled before the old deadline"
+        );
+        assert_eq!(t.remembered_deadlines(), 0, "restored once");
+        // A passed deadline is forgotten; a full memory refuses and counts.
+        t.remove(b).unwrap();
+        t.forget_passed(5_000);
+        assert_eq!(t.remembered_deadlines(), 0);
+        for i in 10..14 {
+            let Inserted::New(r) = t.insert(addr(i), &[0; 20], 0, &mut rng) else {
+                panic!()
+            };
+            t.remove(r).unwrap();
+        }
+        assert_eq!((t.remembered_deadlines(), t.deadlines_dropped()), (2, 2));
     }
 
     #[test]
