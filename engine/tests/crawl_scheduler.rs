@@ -390,19 +390,26 @@ fn ipv6_nodes_from_nodes6_are_learned_and_sampled() {
     encode_response(&mut reply, &tid_of(&q), &r, None, None);
     s.handle_datagram(now, remote, &reply);
     assert_eq!(s.known_nodes(), 1 + v6.len());
+    let sampled = sampled_at(&mut s, now);
+    // One IP, so the per-IP burst (4) caps how many go out at once.
+    assert!(sampled.iter().all(|a| a.is_ipv6()));
+    assert_eq!(sampled.len(), 3.min(config().per_ip_burst as usize));
+}
+
+/// Drains everything sendable at `at`, returning where samples went.
+fn sampled_at(s: &mut Scheduler, at: Instant) -> Vec<SocketAddr> {
     let mut buf = Vec::new();
-    let mut sampled = Vec::new();
-    while let Some(to) = s.poll_transmit(now, &mut buf) {
+    let mut to = Vec::new();
+    s.handle_timeout(at);
+    while let Some(a) = s.poll_transmit(at, &mut buf) {
         if matches!(
             Message::decode(&buf).unwrap().kind,
             Kind::Query(Query::SampleInfohashes { .. })
         ) {
-            sampled.push(to);
+            to.push(a);
         }
     }
-    // One IP, so the per-IP burst (4) caps how many go out at once.
-    assert!(sampled.iter().all(|a| a.is_ipv6()));
-    assert_eq!(sampled.len(), 3.min(config().per_ip_burst as usize));
+    to
 }
 
 /// Drains everything sendable at `at`, returning the kinds of query sent.
@@ -476,27 +483,19 @@ fn a_saved_node_is_not_sampled_before_its_saved_deadline() {
     assert!(s.add_saved_node(now, unix, node(1), 1_800_000_011, Some(true)));
     assert!(s.add_saved_node(now, unix, node(2), 1_700_000_000, Some(true)));
     assert!(s.add_saved_node(now, unix, node(3), 0, Some(false)));
-    let mut buf = Vec::new();
-    let mut sampled = |s: &mut Scheduler, at: Instant| {
-        s.handle_timeout(at);
-        let mut to = Vec::new();
-        while let Some(a) = s.poll_transmit(at, &mut buf) {
-            if matches!(
-                Message::decode(&buf).unwrap().kind,
-                Kind::Query(Query::SampleInfohashes { .. })
-            ) {
-                to.push(a);
-            }
-        }
-        to
-    };
     assert_eq!(
-        sampled(&mut s, now),
+        sampled_at(&mut s, now),
         vec![addr(2, 1)],
         "only the node whose deadline passed"
     );
-    assert!(sampled(&mut s, now + Duration::from_millis(10_299)).is_empty());
-    assert_eq!(sampled(&mut s, now + Duration::from_millis(10_300)), vec![addr(1, 1)]);
+    assert!(sampled_at(&mut s, now + Duration::from_millis(10_299)).is_empty());
+    assert_eq!(
+        sampled_at(&mut s, now + Duration::from_millis(10_300)),
+        vec![addr(1, 1)]
+    );
     let hour = now + Duration::from_secs(3600);
-    assert!(!sampled(&mut s, hour).contains(&addr(3, 1)), "no BEP 51: never sampled");
+    assert!(
+        !sampled_at(&mut s, hour).contains(&addr(3, 1)),
+        "no BEP 51: never sampled"
+    );
 }
