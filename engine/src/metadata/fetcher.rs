@@ -49,7 +49,9 @@ pub struct FetchConfig {
     pub max_peers_per_hash: usize,
     /// Connections at once to one IP address from this core.
     pub per_ip_limit: usize,
-    /// Queue entries leased per `take_due` call; kept small since it blocks.
+    /// Queue entries leased per `take_due` call. The call runs on glommio's
+    /// blocking pool, so its cost (a RocksDB seek and a write) is paid off the
+    /// executor and amortised over the batch; a lease outlives the wait.
     pub take_batch: usize,
     /// Pause between queue polls when nothing is due.
     pub idle_poll: Duration,
@@ -66,7 +68,7 @@ impl Default for FetchConfig {
             exchange: ExchangeConfig::default(),
             max_peers_per_hash: 4,
             per_ip_limit: 2,
-            take_batch: 64,
+            take_batch: 512,
             idle_poll: Duration::from_millis(500),
             flush_interval: Duration::from_millis(100),
             flush_items: 512,
@@ -180,21 +182,29 @@ pub async fn run(ctx: FetcherContext) {
     let slots = Rc::new(Semaphore::new(concurrency as u64));
     let flusher = glommio::spawn_local(flush_loop(shared.clone(), ctx.stop.clone()));
 
-    // Leased entries waiting for a slot. Taking a whole batch at once keeps the
-    // blocking `take_due` call (which contends with the writer for the queue
-    // lock) off the per-fetch path; a lease outlives any wait here.
-    let mut backlog: VecDeque<StagingEntry> = VecDeque::new();
-    let mut due: Vec<StagingEntry> = Vec::with_capacity(shared.config.take_batch.max(1));
+    // Leased entries waiting for a slot. The queue is refilled once the backlog
+    // falls below half a batch, on glommio's blocking pool: `take_due` is a
+    // blocking RocksDB call that contends with the writer for the queue lock,
+    // and on a crawl core it must not stall the UDP loop or the running fetches.
+    let take_batch = shared.config.take_batch.max(1);
+    let mut backlog: VecDeque<StagingEntry> = VecDeque::with_capacity(take_batch);
+    let mut due: Vec<StagingEntry> = Vec::with_capacity(take_batch);
     while !ctx.stop.load(Relaxed) {
         if ctx.paused.load(Relaxed) {
             sleep(CONTROL_TICK).await;
             continue;
         }
-        if backlog.is_empty() {
-            if let Err(e) = shared
-                .store
-                .take_due(unix_now(), shared.config.take_batch.max(1), &mut due)
-            {
+        if backlog.len() < take_batch.div_ceil(2) {
+            let store = shared.store.clone();
+            let mut buf = std::mem::take(&mut due);
+            let (taken, buf) = glommio::executor()
+                .spawn_blocking(move || {
+                    let r = store.take_due(unix_now(), take_batch, &mut buf);
+                    (r, buf)
+                })
+                .await;
+            due = buf;
+            if let Err(e) = taken {
                 tracing::warn!("fetcher: taking due work failed: {e}");
                 due.clear();
             }
