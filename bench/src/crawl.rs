@@ -120,19 +120,27 @@ pub(crate) struct Placement {
     pub crawler: Option<usize>,
 }
 
+impl Placement {
+    /// The swarm on core 0 and the crawler on core 1, or no pinning at all
+    /// when asked or when there are fewer than two cores.
+    pub(crate) fn choose(no_pin: bool, cores: usize) -> Placement {
+        if no_pin || cores < 2 {
+            Placement {
+                swarm: None,
+                crawler: None,
+            }
+        } else {
+            Placement {
+                swarm: Some(0),
+                crawler: Some(1),
+            }
+        }
+    }
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
     let cores = sys::online_cores();
-    let place = if args.no_pin || cores < 2 {
-        Placement {
-            swarm: None,
-            crawler: None,
-        }
-    } else {
-        Placement {
-            swarm: Some(0),
-            crawler: Some(1),
-        }
-    };
+    let place = Placement::choose(args.no_pin, cores);
     println!("placement: {place:?} on {cores} cores");
 
     // 1. The loopback ceiling.

@@ -119,17 +119,7 @@ const KIND_NAMES: [&str; KINDS] = [
 pub fn run(args: Args) -> anyhow::Result<()> {
     raise_fd_limit(u64::from(args.sources) + 256)?;
     let cores = sys::online_cores();
-    let place = if cores < 2 {
-        Placement {
-            swarm: None,
-            crawler: None,
-        }
-    } else {
-        Placement {
-            swarm: Some(0),
-            crawler: Some(1),
-        }
-    };
+    let place = Placement::choose(false, cores);
     let mut swarm = SwarmChild::spawn(
         &SwarmSpawn {
             bin: args.swarm_bin.clone(),

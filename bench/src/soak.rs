@@ -66,17 +66,7 @@ struct Sample {
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
-    let place = if sys::online_cores() < 2 {
-        Placement {
-            swarm: None,
-            crawler: None,
-        }
-    } else {
-        Placement {
-            swarm: Some(0),
-            crawler: Some(1),
-        }
-    };
+    let place = Placement::choose(false, sys::online_cores());
     let mut swarm = SwarmChild::spawn(
         &SwarmSpawn {
             bin: args.swarm_bin.clone(),
