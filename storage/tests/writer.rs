@@ -323,11 +323,7 @@ fn nodes_are_replaced_as_a_set_and_read_back() {
     commit(
         &w,
         Batch {
-            nodes: Some(vec![
-                n6,
-                n4,
-                DhtNode::new([3; 20], peer(1)),
-            ]),
+            nodes: Some(vec![n6, n4, DhtNode::new([3; 20], peer(1))]),
             ..Batch::default()
         },
     );
