@@ -181,6 +181,11 @@ impl NodeTable {
         self.deadlines.retain(|_, &mut t| t > now);
     }
 
+    /// Whether `addr` is in the table: one index probe, the node's slot untouched.
+    pub fn knows(&self, addr: &SocketAddr) -> bool {
+        self.index.contains_key(addr)
+    }
+
     pub fn lookup(&self, addr: &SocketAddr) -> Option<NodeRef> {
         let slot = *self.index.get(addr)?;
         Some(NodeRef {
