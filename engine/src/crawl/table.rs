@@ -58,6 +58,8 @@ pub struct RemoteNode {
     pub next_walk: Millis,
     pub samples_answered: u32,
     pub new_hashes: u32,
+    /// The BEP 51 `interval` of the node's last sample reply (clamped), if any.
+    pub interval: Option<Millis>,
 }
 
 /// No live schedule entry.
@@ -81,6 +83,7 @@ impl RemoteNode {
             next_walk: now,
             samples_answered: 0,
             new_hashes: 0,
+            interval: None,
         }
     }
 
