@@ -626,7 +626,10 @@ impl WriterLoop {
             self.counters.torrents.fetch_add(1, Relaxed);
         }
         let cf_s = store.cf(CF_SCRAPES)?;
-        for (h, s) in &b.scrapes {
+        let mut scrapes = b.scrapes;
+        // Key order again; a stable sort keeps a hash's later estimate last.
+        scrapes.sort_by(|x, y| x.0.cmp(&y.0));
+        for (h, s) in &scrapes {
             wb.put_cf(cf_s, h, encode_scrape(s));
         }
         if let Some(nodes) = &b.nodes {
@@ -702,7 +705,12 @@ impl WriterLoop {
         floor: &mut DueFloor,
     ) -> Result<(), StorageError> {
         let (cf_q, cf_due) = (store.cf(CF_STAGING)?, store.cf(CF_STAGING_DUE)?);
-        for (h, edit) in &self.queue {
+        // In key order, so each memtable's skiplist starts every insert from
+        // the last one's path (hash-map order made each a cold descent: the
+        // writer's largest cost in a crawl profile, bench/RESULTS.md).
+        let mut edits: Vec<_> = self.queue.iter().collect();
+        edits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        for (h, edit) in edits {
             let new_due = edit.entry.as_ref().map(|e| e.due);
             if let Some(d) = edit.disk_due {
                 if new_due != Some(d) {
