@@ -102,6 +102,9 @@ pub struct Args {
     /// The trawl-swarm binary (default: next to this executable).
     #[arg(long)]
     pub swarm_bin: Option<PathBuf>,
+    /// One more argument for `trawl-swarm` (repeatable), e.g. `--swarm-arg=--dead=0`.
+    #[arg(long = "swarm-arg", allow_hyphen_values = true)]
+    pub swarm_args: Vec<String>,
     /// Do not pin threads to cores.
     #[arg(long)]
     pub no_pin: bool,
@@ -178,6 +181,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_secs: args.capacity_secs + args.crawl_secs + 600.0,
             churn: 0.0,
             churn_period: 60.0,
+            extra_args: args.swarm_args.clone(),
         },
         place,
     )?;
@@ -340,6 +344,8 @@ pub(crate) struct SwarmSpawn {
     /// Fraction of live nodes that die and come back, each every `churn_period` s.
     pub churn: f64,
     pub churn_period: f64,
+    /// More `trawl-swarm` arguments, e.g. `--holders-max 1`.
+    pub extra_args: Vec<String>,
 }
 
 /// The `trawl-swarm` child, its last stats line and its final line.
@@ -378,6 +384,7 @@ impl SwarmChild {
                 &o.churn_period.to_string(),
             ])
             .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
+            .args(&o.extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());
         if let Some(core) = place.swarm {

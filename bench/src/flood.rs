@@ -133,6 +133,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_secs: 2.0 * f64::from(args.pairs) * args.slice_secs + 600.0,
             churn: 0.0,
             churn_period: 60.0,
+            extra_args: Vec::new(),
         },
         place,
     )?;

@@ -134,6 +134,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_secs: args.secs + 900.0,
             churn: args.churn,
             churn_period: args.churn_period,
+            extra_args: Vec::new(),
         },
         place,
     )?;

@@ -16,8 +16,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::metadata::fetcher::FetchConfig;
-use trawl_engine::ops::config::{CrawlLayer, CrawlSettings};
+use trawl_engine::ops::config::{CrawlLayer, CrawlSettings, Pacing};
 use trawl_engine::ops::metrics::MetricsServer;
 use trawl_engine::ops::status::{StatusLine, StatusMode};
 use trawl_engine::ops::{limits, CrawlSnapshot};
@@ -100,6 +101,22 @@ pub struct Args {
     /// When stderr is not a terminal, log the status this often [default: 10].
     #[arg(long, value_name = "SECS")]
     pub log_every: Option<f64>,
+    /// Queries per second to one remote IP [default: 2]. Raise it on test networks only.
+    #[arg(long, value_name = "RATE")]
+    pub per_ip_rate: Option<f64>,
+    /// Queries one remote IP may get in a burst [default: 4].
+    #[arg(long, value_name = "N")]
+    pub per_ip_burst: Option<f64>,
+    /// Earliest re-sample of a node whose last sample had something new; its own
+    /// BEP 51 interval wins when longer [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub resample_secs: Option<f64>,
+    /// First wait after a sample with nothing new, doubling per empty sample [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub empty_backoff_secs: Option<f64>,
+    /// How often each known node is asked find_node [default: 600].
+    #[arg(long, value_name = "SECS")]
+    pub walk_secs: Option<f64>,
 }
 
 impl Args {
@@ -126,6 +143,11 @@ impl Args {
             metrics: self.metrics,
             drain_secs: self.drain_secs,
             log_every: self.log_every,
+            per_ip_rate: self.per_ip_rate,
+            per_ip_burst: self.per_ip_burst,
+            resample_secs: self.resample_secs,
+            empty_backoff_secs: self.empty_backoff_secs,
+            walk_secs: self.walk_secs,
         }
     }
 }
@@ -138,6 +160,19 @@ fn settings(args: &Args) -> anyhow::Result<CrawlSettings> {
         .map_err(|bad| UsageError(format!("bad --{}: {}", bad.key, bad.message)))?;
     let file = args.config.as_deref().map(CrawlLayer::load).transpose()?;
     Ok(CrawlSettings::resolve(flags, file))
+}
+
+/// The scheduler's defaults with the pacing knobs that were given.
+fn crawl_config(p: &Pacing) -> CrawlConfig {
+    let d = CrawlConfig::default();
+    CrawlConfig {
+        per_ip_rate: p.per_ip_rate.unwrap_or(d.per_ip_rate),
+        per_ip_burst: p.per_ip_burst.unwrap_or(d.per_ip_burst),
+        productive_resample: p.resample.unwrap_or(d.productive_resample),
+        empty_backoff: p.empty_backoff.unwrap_or(d.empty_backoff),
+        walk_interval: p.walk.unwrap_or(d.walk_interval),
+        ..d
+    }
 }
 
 /// SIGINT/SIGTERM (stop) and SIGUSR1/SIGUSR2 (pause/resume), as flags the main
@@ -194,6 +229,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         allow_loopback: s.allow_loopback,
         fetch: s.fetch,
         fetch_concurrency,
+        crawl: crawl_config(&s.pacing),
         ..CrawlerOptions::default()
     };
     limits::check(cores, if s.fetch { cores * fetch_concurrency } else { 0 })?;

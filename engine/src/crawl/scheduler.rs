@@ -443,19 +443,18 @@ impl Scheduler {
         // of being found paced and re-queued again and again.
         let spacing = (1000.0 / self.cfg.per_ip_rate.max(1e-3)).ceil() as Millis;
         let burst = self.cfg.per_ip_burst.max(1.0) as u32;
-        for h in r.samples.clone() {
-            if self.dedup.insert(h) {
-                fresh += 1;
-                self.output.discoveries.push(Discovery {
-                    info_hash: *h,
-                    source: from,
-                    source_id: *r.id,
-                });
-                self.scrape_seq += 1;
-                let due = now_ms.saturating_add(Millis::from(fresh.saturating_sub(burst)) * spacing);
-                self.scrapes.push(Reverse((due, self.scrape_seq, *h, from)));
-            }
-        }
+        let (output, scrapes, seq) = (&mut self.output, &mut self.scrapes, &mut self.scrape_seq);
+        self.dedup.insert_all(r.samples.clone(), |h| {
+            fresh += 1;
+            output.discoveries.push(Discovery {
+                info_hash: *h,
+                source: from,
+                source_id: *r.id,
+            });
+            *seq += 1;
+            let due = now_ms.saturating_add(Millis::from(fresh.saturating_sub(burst)) * spacing);
+            scrapes.push(Reverse((due, *seq, *h, from)));
+        });
         self.stats.new_hashes += u64::from(fresh);
         self.stats.duplicate_hashes += (r.samples.len() as u64).saturating_sub(u64::from(fresh));
         n.samples_answered = n.samples_answered.saturating_add(1);

@@ -17,6 +17,11 @@ use serde::Deserialize;
 
 use super::OpsError;
 
+/// Longest pacing delay a flag may ask for: BEP 51's longest `interval`.
+const MAX_PACING_SECS: f64 = 21_600.0;
+/// Highest per-IP query rate or burst a flag may ask for.
+const MAX_PER_IP_RATE: f64 = 1_000.0;
+
 /// One layer of crawl options (the file, or the flags): `None` = not given here.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -36,6 +41,11 @@ pub struct CrawlLayer {
     pub metrics: Option<SocketAddr>,
     pub drain_secs: Option<f64>,
     pub log_every: Option<f64>,
+    pub per_ip_rate: Option<f64>,
+    pub per_ip_burst: Option<f64>,
+    pub resample_secs: Option<f64>,
+    pub empty_backoff_secs: Option<f64>,
+    pub walk_secs: Option<f64>,
 }
 
 /// The file's top level: one table per subcommand that reads it.
@@ -98,6 +108,33 @@ impl CrawlLayer {
                 return bad(key, "must be a positive number of seconds");
             }
         }
+        // Zero is allowed: the node's own `interval` (or the doubling) alone decides.
+        for (key, secs) in [
+            ("resample-secs", self.resample_secs),
+            ("empty-backoff-secs", self.empty_backoff_secs),
+        ] {
+            if secs.is_some_and(|s| !(s.is_finite() && (0.0..=MAX_PACING_SECS).contains(&s))) {
+                return bad(key, "must be between 0 and 21600 seconds");
+            }
+        }
+        if self
+            .walk_secs
+            .is_some_and(|s| !(s.is_finite() && s > 0.0 && s <= MAX_PACING_SECS))
+        {
+            return bad("walk-secs", "must be more than 0 and at most 21600 seconds");
+        }
+        if self
+            .per_ip_rate
+            .is_some_and(|r| !(r.is_finite() && r > 0.0 && r <= MAX_PER_IP_RATE))
+        {
+            return bad("per-ip-rate", "must be more than 0 and at most 1000 queries/s");
+        }
+        if self
+            .per_ip_burst
+            .is_some_and(|b| !(b.is_finite() && (1.0..=MAX_PER_IP_RATE).contains(&b)))
+        {
+            return bad("per-ip-burst", "must be between 1 and 1000 queries");
+        }
         if self.bootstrap.as_ref().is_some_and(Vec::is_empty) {
             return bad(
                 "bootstrap",
@@ -125,6 +162,11 @@ impl CrawlLayer {
             metrics: self.metrics.or(lower.metrics),
             drain_secs: self.drain_secs.or(lower.drain_secs),
             log_every: self.log_every.or(lower.log_every),
+            per_ip_rate: self.per_ip_rate.or(lower.per_ip_rate),
+            per_ip_burst: self.per_ip_burst.or(lower.per_ip_burst),
+            resample_secs: self.resample_secs.or(lower.resample_secs),
+            empty_backoff_secs: self.empty_backoff_secs.or(lower.empty_backoff_secs),
+            walk_secs: self.walk_secs.or(lower.walk_secs),
         }
     }
 }
@@ -154,6 +196,23 @@ pub struct CrawlSettings {
     pub drain: Duration,
     /// Interval of the status log line when stderr is not a terminal.
     pub log_every: Duration,
+    /// Crawl pacing; `None` = the scheduler's polite default
+    /// ([`CrawlConfig`](crate::crawl::CrawlConfig)).
+    pub pacing: Pacing,
+}
+
+/// The scheduler's pacing knobs, each `None` unless given.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct Pacing {
+    /// Queries per second and burst per remote IP.
+    pub per_ip_rate: Option<f64>,
+    pub per_ip_burst: Option<f64>,
+    /// Earliest re-sample of a productive node (its own `interval` wins when longer).
+    pub resample: Option<Duration>,
+    /// First back-off after a sample with nothing new (doubles per empty sample).
+    pub empty_backoff: Option<Duration>,
+    /// How often each node is asked `find_node`.
+    pub walk: Option<Duration>,
 }
 
 impl Default for CrawlSettings {
@@ -174,6 +233,7 @@ impl Default for CrawlSettings {
             metrics: None,
             drain: Duration::from_secs(30),
             log_every: Duration::from_secs(10),
+            pacing: Pacing::default(),
         }
     }
 }
@@ -200,6 +260,13 @@ impl CrawlSettings {
             metrics: l.metrics,
             drain: l.drain_secs.map_or(d.drain, Duration::from_secs_f64),
             log_every: l.log_every.map_or(d.log_every, Duration::from_secs_f64),
+            pacing: Pacing {
+                per_ip_rate: l.per_ip_rate,
+                per_ip_burst: l.per_ip_burst,
+                resample: l.resample_secs.map(Duration::from_secs_f64),
+                empty_backoff: l.empty_backoff_secs.map(Duration::from_secs_f64),
+                walk: l.walk_secs.map(Duration::from_secs_f64),
+            },
         }
     }
 }
@@ -244,6 +311,11 @@ mod tests {
         metrics = "127.0.0.1:9090"
         drain-secs = 5
         log-every = 2.5
+        per-ip-rate = 4
+        per-ip-burst = 8
+        resample-secs = 0
+        empty-backoff-secs = 1.5
+        walk-secs = 120
     "#;
 
     #[test]
@@ -262,6 +334,16 @@ mod tests {
         assert_eq!(
             (s.drain, s.log_every),
             (Duration::from_secs(5), Duration::from_millis(2500))
+        );
+        assert_eq!(
+            s.pacing,
+            Pacing {
+                per_ip_rate: Some(4.0),
+                per_ip_burst: Some(8.0),
+                resample: Some(Duration::ZERO),
+                empty_backoff: Some(Duration::from_millis(1500)),
+                walk: Some(Duration::from_secs(120)),
+            }
         );
     }
 
@@ -296,6 +378,23 @@ mod tests {
             ("[crawl]\ncores = 0\n", &["`crawl.cores`", "at least 1"][..]),
             ("[crawl]\nduration = -1\n", &["`crawl.duration`", "positive"][..]),
             ("[crawl]\nbootstrap = []\n", &["`crawl.bootstrap`"][..]),
+            (
+                "[crawl]\nper-ip-rate = 0\n",
+                &["`crawl.per-ip-rate`", "more than 0"][..],
+            ),
+            (
+                "[crawl]\nper-ip-burst = 0.5\n",
+                &["`crawl.per-ip-burst`", "between 1"][..],
+            ),
+            (
+                "[crawl]\nresample-secs = -1\n",
+                &["`crawl.resample-secs`", "between 0"][..],
+            ),
+            (
+                "[crawl]\nempty-backoff-secs = 1e9\n",
+                &["`crawl.empty-backoff-secs`"][..],
+            ),
+            ("[crawl]\nwalk-secs = 0\n", &["`crawl.walk-secs`", "more than 0"][..]),
             ("[crawler]\nport = 1\n", &["line 1", "unknown field `crawler`"][..]),
             ("[crawl\n", &["line 1"][..]),
         ];
@@ -331,6 +430,11 @@ mod tests {
             "metrics",
             "drain-secs",
             "log-every",
+            "per-ip-rate",
+            "per-ip-burst",
+            "resample-secs",
+            "empty-backoff-secs",
+            "walk-secs",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),
