@@ -8,26 +8,14 @@ mod crawl_common;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use crawl_common::{loopback_options, SwarmChild};
+use crawl_common::{loopback_options, wait_for, SwarmChild};
 use trawl_engine::codec::krpc::{encode_query, Kind, Message, Query};
 use trawl_engine::crawl::runtime::Crawler;
 use trawl_engine::crawl::CrawlConfig;
-use trawl_engine::ops::CrawlSnapshot;
 use trawl_engine::runtime::socket::MAX_DATAGRAM;
 
 /// Largest UDP payload over IPv4.
 const MAX_UDP_PAYLOAD: usize = 65_507;
-
-fn wait_for(crawler: &Crawler, timeout: Duration, done: impl Fn(&CrawlSnapshot) -> bool) -> CrawlSnapshot {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = crawler.snapshot();
-        if done(&s) || Instant::now() >= deadline {
-            return s;
-        }
-        crawler.wait_until(Instant::now() + Duration::from_millis(100));
-    }
-}
 
 fn ping(tid: &[u8]) -> Vec<u8> {
     let mut q = Vec::new();
