@@ -3,7 +3,7 @@
 //!
 //! The defaults aim at a steady workload whose database grows for the whole
 //! run: 6 M torrents on 10,000 nodes (600 held per node with one holder per
-//! torrent, which the swarm takes as `--holders-max 1`), nodes re-sampled at
+//! torrent: `--holders-max 1`), nodes re-sampled at
 //! their own BEP 51 interval (spread over 0-500 s) but no sooner than
 //! `--resample-secs 60`, so no node comes near the end of its stock in 25
 //! minutes and every sample brings new hashes. All nodes are found, and first
@@ -17,7 +17,8 @@
 //! `--metrics` endpoint; every 10 s: the database directory's WAL and SST
 //! bytes), the fitted slopes after warm-up and over the second half, the
 //! minute after warm-up against the last minute, a `{"soak_minute":..}` line a
-//! minute on stderr, and the final `{"bench":"soak",...}` line.
+//! minute on stderr, RocksDB's block-cache usage from the statistics it
+//! writes to its `LOG`, and the final `{"bench":"soak",...}` line.
 //! Must not: send anywhere but 127.0.0.0/8, or run past `--secs` (the crawler
 //! and the swarm also carry their own `--duration` bounds).
 
@@ -47,7 +48,7 @@ pub struct Args {
     pub secs: f64,
     /// Samples before this are left out of the slopes; the first minute compared
     /// with the last starts here.
-    #[arg(long, default_value_t = 300.0)]
+    #[arg(long, default_value_t = 420.0)]
     pub warmup_secs: f64,
     /// Fraction of live swarm nodes that die and come back.
     #[arg(long, default_value_t = 0.2)]
@@ -77,6 +78,13 @@ pub struct Args {
     /// 29 KB each here) stay within the disk over a long run.
     #[arg(long, default_value_t = 32)]
     pub fetchers: usize,
+    /// `trawl-swarm --holders-max`: 1 puts each torrent on one node, so a
+    /// sample never repeats a hash another node already gave.
+    #[arg(long, default_value_t = 1)]
+    pub holders_max: u32,
+    /// One more argument for `trawl-swarm` (repeatable).
+    #[arg(long = "swarm-arg", allow_hyphen_values = true)]
+    pub swarm_args: Vec<String>,
     /// One more argument for `trawl crawl` (repeatable), e.g. `--trawl-arg=--walk-secs=300`.
     #[arg(long = "trawl-arg", allow_hyphen_values = true)]
     pub trawl_args: Vec<String>,
@@ -109,6 +117,14 @@ struct Sample {
     wal_mb: f64,
     sst_mb: f64,
     sst_files: f64,
+    /// Anonymous part of RSS (heap, RocksDB's caches and memtables).
+    anon_mb: f64,
+    /// The crawler's queries that timed out, and replies that matched no query
+    /// (late ones among them).
+    timeouts: f64,
+    unmatched: f64,
+    /// The swarm's politeness violations (interval and rate).
+    violations: f64,
 }
 
 /// Metric names read from the crawler's `/metrics`.
@@ -134,7 +150,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             max_secs: args.secs + 900.0,
             churn: args.churn,
             churn_period: args.churn_period,
-            extra_args: Vec::new(),
+            extra_args: [
+                vec!["--holders-max".to_string(), args.holders_max.to_string()],
+                args.swarm_args.clone(),
+            ]
+            .concat(),
         },
         place,
     )?;
@@ -175,6 +195,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             db = db_files(child.db());
         }
         let m = |k: &str| metrics.get(k).copied().unwrap_or(0.0);
+        // Per-core series: summed over cores.
+        let errors = |kind: &str| {
+            let label = format!("kind=\"{kind}\"");
+            metrics
+                .iter()
+                .filter(|(k, _)| k.starts_with("trawl_errors_total{") && k.contains(&label))
+                .map(|(_, v)| v)
+                .sum::<f64>()
+        };
         let s = Sample {
             t: start.elapsed().as_secs_f64(),
             rss_mb: stat.rss_bytes as f64 / (1024.0 * 1024.0),
@@ -189,6 +218,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             wal_mb: db.0,
             sst_mb: db.1,
             sst_files: db.2,
+            anon_mb: rss_anon_kb(child.pid()) / 1024.0,
+            timeouts: errors("timeout"),
+            unmatched: errors("unmatched"),
+            violations: crawl::violations_between(&opened, &now) as f64,
         };
         let minute = samples.len() + 1;
         samples.push(s);
@@ -197,6 +230,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!(
                 "{}",
                 json!({"soak_minute": minute / 60, "t": round(s.t, 0), "rss_mb": round(s.rss_mb, 1),
+                       "anon_mb": round(s.anon_mb, 1), "timeouts": s.timeouts, "unmatched": s.unmatched,
+                       "violations": s.violations,
                        "fds": s.fds, "wal_mb": round(s.wal_mb, 1), "sst_mb": round(s.sst_mb, 1),
                        "sst_files": s.sst_files, "stored": s.stored, "torrents": s.torrents,
                        "staging_backlog": s.staging_backlog, "window": w.to_json()})
@@ -206,6 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let closed = swarm.latest_stats()?;
     let crashed = !child.running();
     let (summary, clean) = child.stop()?;
+    let block_cache = block_cache_dumps(&child.db().join("LOG"));
     let swarm_final = swarm.finish()?;
 
     let total = samples.last().map_or(0.0, |s| s.t);
@@ -215,6 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         json!({
             "from_secs": set.first().map(|s| round(s.t, 0)),
             "rss_mb_per_min": round(slope_per_min(set, |s| s.rss_mb), 3),
+            "anon_mb_per_min": round(slope_per_min(set, |s| s.anon_mb), 3),
             "fds_per_min": round(slope_per_min(set, |s| s.fds), 3),
             "sst_mb_per_min": round(slope_per_min(set, |s| s.sst_mb), 3),
             "wal_mb_per_min": round(slope_per_min(set, |s| s.wal_mb), 3),
@@ -235,9 +272,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let mean = minutes.iter().sum::<f64>() / (minutes.len().max(1) as f64);
     let sd = (minutes.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / (minutes.len().max(1) as f64)).sqrt();
     let ratio = |a: f64, b: f64| round(b / a.max(1e-9), 3);
-    let at = |t: f64| point(&samples, t).map(|s| json!({"t": round(s.t, 0), "rss_mb": round(s.rss_mb, 1),
+    let at = |t: f64| {
+        point(&samples, t).map(|s| {
+            json!({"t": round(s.t, 0), "rss_mb": round(s.rss_mb, 1),
         "fds": s.fds, "wal_mb": round(s.wal_mb, 1), "sst_mb": round(s.sst_mb, 1), "sst_files": s.sst_files,
-        "stored": s.stored, "torrents": s.torrents, "staging_backlog": s.staging_backlog}));
+        "stored": s.stored, "torrents": s.torrents, "staging_backlog": s.staging_backlog})
+        })
+    };
     let max = |f: fn(&Sample) -> f64| samples.iter().map(f).fold(0.0, f64::max);
     println!(
         "{}",
@@ -258,6 +299,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "at_end": at(total),
             "rss_mb_peak": round(max(|s| s.rss_mb), 1),
             "fds_max": max(|s| s.fds),
+            "rocksdb_block_cache": block_cache,
             "slopes_after_warmup": slopes(&after_warmup),
             "slopes_second_half": slopes(&second_half),
             "first_minute": first.to_json(),
@@ -324,7 +366,9 @@ impl Rates {
 
 /// The sample nearest to `t`.
 fn point(samples: &[Sample], t: f64) -> Option<&Sample> {
-    samples.iter().min_by(|a, b| (a.t - t).abs().total_cmp(&(b.t - t).abs()))
+    samples
+        .iter()
+        .min_by(|a, b| (a.t - t).abs().total_cmp(&(b.t - t).abs()))
 }
 
 fn rates(samples: &[Sample], from: f64, to: f64) -> Rates {
@@ -369,6 +413,46 @@ fn scrape_metrics(port: u16) -> Option<HashMap<String, f64>> {
     )
 }
 
+/// RocksDB's own block-cache figures from the statistics it dumps to its
+/// `LOG` (every 600 s by default): per dump, the uptime and the usage and
+/// capacity summed over the distinct caches (one per column family here).
+fn block_cache_dumps(log: &Path) -> Vec<Value> {
+    let Ok(text) = std::fs::read_to_string(log) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for dump in text.split("------- DUMPING STATS -------").skip(1) {
+        let uptime = dump
+            .lines()
+            .find_map(|l| l.split("Uptime(secs): ").nth(1)?.split(' ').next()?.parse::<f64>().ok());
+        let mut caches: HashMap<&str, (f64, f64)> = HashMap::new();
+        for l in dump
+            .lines()
+            .filter(|l| l.starts_with("Block cache ") && l.contains(" capacity: "))
+        {
+            let id = l.split_whitespace().nth(2).unwrap_or("");
+            let field = |name: &str| -> Option<f64> {
+                let mut it = l.split(name).nth(1)?.split_whitespace();
+                let (n, unit) = (it.next()?.parse::<f64>().ok()?, it.next()?);
+                Some(
+                    n * match unit {
+                        "KB" => 1.0 / 1024.0,
+                        "GB" => 1024.0,
+                        "MB" => 1.0,
+                        _ => 1.0 / (1024.0 * 1024.0),
+                    },
+                )
+            };
+            if let (Some(cap), Some(used)) = (field(" capacity: "), field(" usage: ")) {
+                caches.insert(id, (used, cap));
+            }
+        }
+        let (used, cap) = caches.values().fold((0.0, 0.0), |(u, c), (a, b)| (u + a, c + b));
+        out.push(json!({"uptime_s": uptime, "caches": caches.len(), "usage_mb": round(used, 1), "capacity_mb": round(cap, 1)}));
+    }
+    out
+}
+
 /// (WAL MB, SST MB, SST files) of the database directory.
 fn db_files(dir: &Path) -> (f64, f64, f64) {
     let (mut wal, mut sst, mut files) = (0u64, 0u64, 0u64);
@@ -385,6 +469,22 @@ fn db_files(dir: &Path) -> (f64, f64, f64) {
     }
     let mb = |b: u64| b as f64 / (1024.0 * 1024.0);
     (mb(wal), mb(sst), files as f64)
+}
+
+/// `RssAnon` of `pid` in KiB (0 if unreadable).
+fn rss_anon_kb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("RssAnon:")?
+                .trim()
+                .strip_suffix("kB")?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or(0.0)
 }
 
 /// Open file descriptors of `pid` (entries of `/proc/PID/fd`); 0 if unreadable.
@@ -458,5 +558,37 @@ mod rate_tests {
         assert!((r.cpu_share - 0.5).abs() < 1e-9);
         assert!((r.commit_ms - 2.0).abs() < 1e-9);
         assert_eq!(rates(&samples, 50.0, 50.1).datagrams_per_s, 0.0, "an empty window");
+    }
+}
+
+#[cfg(test)]
+mod log_tests {
+    use super::*;
+
+    #[test]
+    fn block_cache_usage_is_summed_per_dump_over_distinct_caches() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = dir.path().join("LOG");
+        let dump = |up: u32, a: &str, b: &str| {
+            format!(
+                "x ------- DUMPING STATS -------\n** DB Stats **\nUptime(secs): {up}.0 total, 600.0 interval\n\
+                 Block cache HyperClockCache@0x1#7 capacity: 32.00 MB seed: 1 usage: {a} table_size: 64\n\
+                 Block cache HyperClockCache@0x2#7 capacity: 32.00 MB seed: 1 usage: {b} table_size: 64\n\
+                 Block cache HyperClockCache@0x2#7 capacity: 32.00 MB seed: 1 usage: {b} table_size: 64\n"
+            )
+        };
+        std::fs::write(
+            &log,
+            dump(600, "4.00 KB", "1.50 MB") + &dump(1200, "2.00 MB", "30.00 MB"),
+        )
+        .unwrap();
+        let got = block_cache_dumps(&log);
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0]["uptime_s"], 600.0);
+        assert_eq!(got[0]["caches"], 2);
+        assert_eq!(got[0]["usage_mb"], 1.5);
+        assert_eq!(got[1]["usage_mb"], 32.0);
+        assert_eq!(got[1]["capacity_mb"], 64.0);
+        assert!(block_cache_dumps(&dir.path().join("missing")).is_empty());
     }
 }
