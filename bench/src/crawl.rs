@@ -60,6 +60,11 @@ pub struct Args {
     /// Seconds of the crawl phase.
     #[arg(long, default_value_t = 30.0)]
     pub crawl_secs: f64,
+    /// `--crawler trawl`: seconds between its first query reaching the swarm
+    /// and the start of the measured window (e.g. past the first discovery
+    /// burst, to measure the steady re-sampling that follows).
+    #[arg(long, default_value_t = 1.0)]
+    pub warmup_secs: f64,
     /// The swarm's largest sample interval (seconds).
     #[arg(long, default_value_t = 21_600)]
     pub interval_max: u32,
@@ -178,7 +183,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval_max: args.interval_max,
             rate_limit: args.rate_limit,
             // Long enough for both phases; it is stopped through stdin when done.
-            max_secs: args.capacity_secs + args.crawl_secs + 600.0,
+            max_secs: args.capacity_secs + args.warmup_secs + args.crawl_secs + 600.0,
             churn: 0.0,
             churn_period: 60.0,
             extra_args: args.swarm_args.clone(),
@@ -245,6 +250,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "capacity_loadgen_sent_per_s": round(capacity.load.sent as f64 / capacity.load.seconds.max(1e-9), 0),
         "capacity_loadgen_busy": round((capacity.load.sender_cpu_seconds + capacity.load.receiver_cpu_seconds) / capacity.load.seconds.max(1e-9), 3),
         "crawl_seconds": round(secs, 2),
+        "warmup_secs": args.warmup_secs,
         "crawl_pps": round(crawl_pps, 0),
         "crawl_in_pps": round(crawl_in_pps, 0),
         "crawl_out_pps": round(crawl_out_pps, 0),
@@ -705,7 +711,7 @@ fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow
         port: args.trawl_port,
         cores: args.trawl_cores,
         bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
-        max_secs: args.crawl_secs + 120.0,
+        max_secs: args.warmup_secs + args.crawl_secs + 120.0,
         fetchers: args.fetchers,
         no_fetch: args.no_fetch,
         // One core: the whole process (executor, storage writer, fetcher) on the
@@ -714,7 +720,7 @@ fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow
         pin: place.crawler.filter(|_| args.trawl_cores == 1),
         extra_args: &args.trawl_args,
     })?;
-    let opened = wait_for_traffic(swarm, Duration::from_secs(1))?;
+    let opened = wait_for_traffic(swarm, Duration::from_secs_f64(args.warmup_secs))?;
     let start = Instant::now();
     let first = child.stat().context("reading the crawler's /proc entry")?;
     let mut peak_rss = first.peak_rss_bytes;

@@ -559,3 +559,42 @@ fn a_saved_node_is_not_sampled_before_its_saved_deadline() {
         "no BEP 51: never sampled"
     );
 }
+
+#[test]
+fn a_lost_sample_reply_waits_out_the_interval_the_node_may_have_started() {
+    let cfg = CrawlConfig {
+        query_timeout: Duration::from_secs(1),
+        retry_after_timeout: Duration::from_secs(2),
+        empty_backoff: Duration::from_secs(30),
+        max_failures: 5,
+        ..no_walks()
+    };
+    let (mut s, now, remote, q) = with_one_node(cfg);
+    // The node answers with a 500 s interval; a second node is known but has
+    // never answered a sample.
+    s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[], &[], 500));
+    let other = addr(2, 1);
+    assert!(s.add_node(
+        now,
+        CompactNode {
+            id: [2; 20],
+            addr: other
+        }
+    ));
+    let at = |secs: f64| now + Duration::from_secs_f64(secs);
+    assert_eq!(sampled_at(&mut s, at(0.5)), vec![other], "the newcomer first");
+    // Its reply never comes; its timeout is seen at 500.5 s, when the first
+    // node is sampled again at its interval.
+    assert_eq!(sampled_at(&mut s, at(500.5)), vec![remote]);
+    // That reply is lost too (or dropped by a full socket buffer), though both
+    // nodes may have counted the visit. The old rule re-sampled each 30 s
+    // (the empty back-off) after its timeout, inside their intervals.
+    for t in [501.6, 531.0, 560.0, 900.0, 1000.4] {
+        assert!(sampled_at(&mut s, at(t)).is_empty(), "re-sampled at {t} s");
+    }
+    // The node that never answered waits the longest interval any node gave
+    // (500 s) from its timeout; the other its own 500 s from its timeout.
+    assert_eq!(sampled_at(&mut s, at(1000.5)), vec![other]);
+    assert!(sampled_at(&mut s, at(1001.5)).is_empty());
+    assert_eq!(sampled_at(&mut s, at(1001.6)), vec![remote]);
+}

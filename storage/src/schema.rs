@@ -108,6 +108,13 @@ pub(crate) fn cf_options(name: &str) -> Options {
             o.set_write_buffer_size(8 << 20);
         }
     }
+    if name == CF_TORRENTS || name == CF_STAGING {
+        // The writer asks both for every hash whose peers arrive, nearly always
+        // about a key that is not there: a memtable bloom answers that without
+        // a skiplist descent (5% of the writer's time in a crawl profile).
+        o.set_memtable_prefix_bloom_ratio(0.05);
+        o.set_memtable_whole_key_filtering(true);
+    }
     o.set_level_compaction_dynamic_level_bytes(true);
     o.set_block_based_table_factory(&t);
     o

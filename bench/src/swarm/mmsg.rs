@@ -274,6 +274,27 @@ impl SendBatch {
     }
 }
 
+/// Socket buffer asked for with the privileged options (the kernel doubles it).
+const FORCED_BUFFER: libc::c_int = 32 << 20;
+
+fn force_buffer(s: &socket2::Socket, option: libc::c_int, bytes: libc::c_int) -> io::Result<()> {
+    // SAFETY: setsockopt reads sizeof(int) bytes from a valid pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(s),
+            libc::SOL_SOCKET,
+            option,
+            (&bytes as *const libc::c_int).cast(),
+            size_of::<libc::c_int>() as u32,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// A UDP socket for the swarm or a benchmark: bound to `bind`, receive timeout
 /// `timeout`, big buffers, optionally SO_REUSEPORT and IP_PKTINFO.
 pub fn udp_socket(
@@ -287,9 +308,15 @@ pub fn udp_socket(
     if reuse_port {
         s.set_reuse_port(true)?;
     }
-    // mldht advises at least 2 MB; the kernel caps this at rmem_max unless privileged.
-    let _ = s.set_recv_buffer_size(8 << 20);
-    let _ = s.set_send_buffer_size(8 << 20);
+    // One socket stands in for every virtual node, so a crawler's burst of
+    // queries lands in one buffer: ask past rmem_max where privileged
+    // (SO_RCVBUFFORCE), else as much as rmem_max allows.
+    if force_buffer(&s, libc::SO_RCVBUFFORCE, FORCED_BUFFER).is_err() {
+        let _ = s.set_recv_buffer_size(8 << 20);
+    }
+    if force_buffer(&s, libc::SO_SNDBUFFORCE, FORCED_BUFFER).is_err() {
+        let _ = s.set_send_buffer_size(8 << 20);
+    }
     s.set_read_timeout(timeout)?;
     if pktinfo {
         let one: libc::c_int = 1;

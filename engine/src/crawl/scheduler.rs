@@ -116,6 +116,9 @@ pub struct Scheduler {
     bootstrap_next: usize,
     bootstrap_due: Millis,
     maintenance_due: Millis,
+    /// Longest BEP 51 `interval` any node has given (clamped): the guess for a
+    /// node whose own interval we never saw.
+    longest_interval: Millis,
     downstream_full: bool,
     paused: bool,
     responder: Option<Box<dyn Responder>>,
@@ -162,6 +165,7 @@ impl Scheduler {
             bootstrap_next: 0,
             bootstrap_due: 0,
             maintenance_due: MAINTENANCE_EVERY,
+            longest_interval: 0,
             downstream_full: false,
             paused: false,
             responder,
@@ -369,8 +373,8 @@ impl Scheduler {
                 // The node may have answered, late, with an interval we never
                 // saw: wait at least as long as after an empty sample.
                 Asked::Sample => {
-                    let wait = self.cfg.retry_after_timeout.max(self.cfg.empty_backoff);
-                    n.next_sample = n.next_sample.max(now_ms.saturating_add(ms(wait)));
+                    let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval);
+                    n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
                 }
                 Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
                 Asked::GetPeers(_) => {}
@@ -468,6 +472,8 @@ impl Scheduler {
             doubled.min(ms(self.cfg.max_backoff))
         };
         let interval = r.interval.unwrap_or(0).clamp(0, MAX_SAMPLE_INTERVAL.as_secs() as i64) as Millis * 1000;
+        n.interval = Some(interval);
+        self.longest_interval = self.longest_interval.max(interval);
         // Rounded up from the arrival: never before the node's own clock allows.
         n.next_sample = self.clock.ceil(now).saturating_add(interval.max(policy));
     }
@@ -557,7 +563,10 @@ impl Scheduler {
             self.output.handovers.push(Handover { core, node });
             return false;
         }
-        if self.unreachable.contains(&node.addr, now_ms) {
+        // Most nodes in a reply are known already. What a third party says of
+        // a known node's id is hearsay (its own replies set it), so a known
+        // node costs one index probe and nothing else.
+        if self.table.knows(&node.addr) || self.unreachable.contains(&node.addr, now_ms) {
             return false;
         }
         match self.table.insert(node.addr, &node.id, now_ms, &mut self.rng) {
@@ -638,8 +647,8 @@ impl Scheduler {
         // Until the reply brings the node's interval, assume the back-off of a
         // sample lost after it counted: what a save before the reply keeps.
         if let Some(n) = self.table.get_mut(r) {
-            let wait = self.cfg.retry_after_timeout.max(self.cfg.empty_backoff);
-            n.next_sample = n.next_sample.max(now_ms.saturating_add(ms(wait)));
+            let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval);
+            n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
         }
         Some(to)
     }
@@ -762,6 +771,16 @@ impl Scheduler {
         encode_query(buf, &tid, query, self.cfg.read_only, version);
         Some(())
     }
+}
+
+/// How long to leave a node whose `sample_infohashes` got no reply. It may
+/// have answered (the reply lost on the way, or dropped by a full socket
+/// buffer) and started its interval, so wait that interval: the node's last
+/// one if we saw it, else the longest any node has given. Never less than the
+/// timeout retry or the empty back-off.
+fn lost_sample_wait(cfg: &CrawlConfig, interval: Option<Millis>, longest: Millis) -> Millis {
+    let floor = ms(cfg.retry_after_timeout.max(cfg.empty_backoff));
+    floor.max(interval.unwrap_or(longest))
 }
 
 /// A fresh random node id for a crawl core (each core and each run gets its own).

@@ -58,6 +58,8 @@ pub struct RemoteNode {
     pub next_walk: Millis,
     pub samples_answered: u32,
     pub new_hashes: u32,
+    /// The BEP 51 `interval` of the node's last sample reply (clamped), if any.
+    pub interval: Option<Millis>,
 }
 
 /// No live schedule entry.
@@ -81,6 +83,7 @@ impl RemoteNode {
             next_walk: now,
             samples_answered: 0,
             new_hashes: 0,
+            interval: None,
         }
     }
 
@@ -179,6 +182,11 @@ impl NodeTable {
     /// Forgets remembered deadlines that have passed (call periodically).
     pub fn forget_passed(&mut self, now: Millis) {
         self.deadlines.retain(|_, &mut t| t > now);
+    }
+
+    /// Whether `addr` is in the table: one index probe, the node's slot untouched.
+    pub fn knows(&self, addr: &SocketAddr) -> bool {
+        self.index.contains_key(addr)
     }
 
     pub fn lookup(&self, addr: &SocketAddr) -> Option<NodeRef> {

@@ -10,9 +10,10 @@ use trawl_storage::{StoreOptions, WriterOptions};
 use crate::crawl::CrawlConfig;
 use crate::metadata::fetcher::FetchConfig;
 
-/// Requested `SO_RCVBUF` per socket (mldht advises 2 MB or more; the kernel caps
-/// it at `net.core.rmem_max`).
-pub const DEFAULT_RECV_BUFFER: usize = 4 << 20;
+/// Requested receive buffer per socket (mldht advises 2 MB or more). Without
+/// CAP_NET_ADMIN the kernel caps it at `net.core.rmem_max`; memory is only
+/// used while datagrams wait in it.
+pub const DEFAULT_RECV_BUFFER: usize = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct CrawlerOptions {

@@ -71,10 +71,34 @@ fn new_socket(addr: SocketAddr, recv_buffer: usize, reuse_port: bool) -> Result<
         socket.set_only_v6(true).map_err(option("IPV6_V6ONLY"))?;
     }
     socket.set_reuse_port(reuse_port).map_err(option("SO_REUSEPORT"))?;
-    // Capped by net.core.rmem_max; a smaller buffer still works (warned about).
-    socket.set_recv_buffer_size(recv_buffer).map_err(option("SO_RCVBUF"))?;
+    // A reply burst that overflows this buffer is lost, and a lost sample
+    // reply is a node we must then leave alone for its whole interval. With
+    // CAP_NET_ADMIN (root) SO_RCVBUFFORCE passes net.core.rmem_max; without
+    // it SO_RCVBUF is capped there (a smaller buffer still works, warned about).
+    if force_recv_buffer(&socket, recv_buffer).is_err() {
+        socket.set_recv_buffer_size(recv_buffer).map_err(option("SO_RCVBUF"))?;
+    }
     socket.bind(&SockAddr::from(addr)).map_err(bind_err)?;
     Ok(socket)
+}
+
+fn force_recv_buffer(socket: &Socket, bytes: usize) -> std::io::Result<()> {
+    let bytes = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+    // SAFETY: setsockopt reads sizeof(int) bytes from a valid pointer.
+    let rc = unsafe {
+        libc::setsockopt(
+            std::os::fd::AsRawFd::as_raw_fd(socket),
+            libc::SOL_SOCKET,
+            libc::SO_RCVBUFFORCE,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
 }
 
 #[cfg(test)]
