@@ -4,35 +4,17 @@
 //! flags and defaults, and operator mistakes get one line and their exit code.
 //! Every run is bounded in time.
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod crawl_common;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use crawl_common::SwarmChild;
+
 const TRAWL: &str = env!("CARGO_BIN_EXE_trawl");
-
-/// The trawl-swarm binary next to `trawl` (same profile), built if missing.
-fn swarm_bin() -> PathBuf {
-    let bin = Path::new(TRAWL).with_file_name("trawl-swarm");
-    if !bin.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "trawl-bench", "--bin", "trawl-swarm"]);
-        if bin.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release") {
-            cmd.arg("--release");
-        }
-        assert!(
-            cmd.status().is_ok_and(|s| s.success()) && bin.exists(),
-            "cannot build trawl-swarm"
-        );
-    }
-    bin
-}
-
-fn free_udp_port() -> u16 {
-    UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
 
 fn free_tcp_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
@@ -61,36 +43,12 @@ impl Drop for Proc {
     }
 }
 
-/// A small swarm; returns it and its first node's address. It stops when its
-/// stdin closes (the handle is dropped) or after 90 s. A port picked free can
-/// be taken by a parallel test before the swarm binds it: then it tries again.
-fn swarm() -> (Proc, String) {
-    for _ in 0..5 {
-        let port = free_udp_port();
-        let mut child = Command::new(swarm_bin())
-            .args(["--nodes", "2000", "--torrents", "10000", "--interval-max", "4"])
-            .args([
-                "--port",
-                &port.to_string(),
-                "--peer-port",
-                &free_tcp_addr().port().to_string(),
-            ])
-            .args(["--duration", "90", "--stop-on-eof"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start trawl-swarm");
-        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-        let ready = lines.next().and_then(Result::ok);
-        let proc = Proc(Some(child));
-        if let Some(ready) = ready {
-            let ready: serde_json::Value = serde_json::from_str(&ready).unwrap();
-            assert_eq!(ready["event"], "ready", "{ready}");
-            return (proc, format!("127.1.0.1:{port}"));
-        }
-    }
-    panic!("trawl-swarm did not start in 5 tries");
+/// A small swarm (2,000 nodes, 10,000 torrents, intervals up to 4 s), its
+/// manifest in `dir`; returns it and its first node's address.
+fn swarm(dir: &Path) -> (SwarmChild, String) {
+    let swarm = SwarmChild::start(&dir.join("manifest.jsonl"), 2_000, 10_000, 4);
+    let first = swarm.node(0).to_string();
+    (swarm, first)
 }
 
 fn crawl_cmd(db: &Path, bootstrap: &str) -> Command {
@@ -168,8 +126,8 @@ fn summary(out: &Output) -> serde_json::Value {
 
 #[test]
 fn metrics_move_during_a_swarm_crawl_and_signals_pause_and_resume_it() {
-    let (_swarm, bootstrap) = swarm();
     let dir = tempfile::tempdir().unwrap();
+    let (_swarm, bootstrap) = swarm(dir.path());
     let metrics = free_tcp_addr();
     let child = crawl_cmd(&dir.path().join("db"), &bootstrap)
         .args(["--metrics", &metrics.to_string(), "--duration", "60"])
@@ -241,8 +199,8 @@ fn metrics_move_during_a_swarm_crawl_and_signals_pause_and_resume_it() {
 
 #[test]
 fn flags_override_the_config_file_which_overrides_defaults() {
-    let (_swarm, bootstrap) = swarm();
     let dir = tempfile::tempdir().unwrap();
+    let (_swarm, bootstrap) = swarm(dir.path());
     let file_db = dir.path().join("from-file");
     let config = dir.path().join("trawl.toml");
     // The file asks for 2 cores and a 300 s crawl; the flags for 1 core and 2 s.

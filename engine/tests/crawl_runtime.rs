@@ -11,10 +11,9 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crawl_common::{ground_truth, hex, loopback_options, stored_hashes, SwarmChild};
+use crawl_common::{ground_truth, hex, loopback_options, stored_hashes, wait_for, SwarmChild};
 use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
 use trawl_engine::crawl::CrawlConfig;
-use trawl_engine::ops::CrawlSnapshot;
 use trawl_storage::Store;
 
 const NODES: u32 = 10_000;
@@ -40,18 +39,6 @@ fn options(db: &Path, bootstrap: Vec<SocketAddr>) -> CrawlerOptions {
     CrawlerOptions {
         crawl: fast_crawl(),
         ..loopback_options(db, bootstrap)
-    }
-}
-
-/// Polls the crawl's figures until `done` or `timeout`; returns the last ones.
-fn wait_for(crawler: &Crawler, timeout: Duration, done: impl Fn(&CrawlSnapshot) -> bool) -> CrawlSnapshot {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let s = crawler.snapshot();
-        if done(&s) || Instant::now() >= deadline {
-            return s;
-        }
-        crawler.wait_until(Instant::now() + Duration::from_millis(200));
     }
 }
 

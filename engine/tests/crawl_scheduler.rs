@@ -341,6 +341,66 @@ fn answers_per_ip_are_rate_limited() {
     assert_eq!(answered(&mut s, flooder, 100, later), 10, "refilled at 5/s for 2 s");
 }
 
+/// `scheduler::MAX_QUEUED_REPLIES` (private; its value here): answers waiting
+/// for `poll_transmit` in answering mode.
+const QUEUED_REPLIES_CAP: u64 = 256;
+
+/// Queries from many IPs while the runtime does not drain: the reply queue
+/// stops at its cap and the rest are ignored (counted), none is answered twice
+/// or late, and answering resumes once the queue is drained.
+#[test]
+fn queued_replies_are_capped_and_answering_resumes_after_a_drain() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(
+        CrawlConfig {
+            read_only: false,
+            ..config()
+        },
+        now,
+    );
+    let ping = |tid: u32| {
+        let mut q = Vec::new();
+        // Read-only queriers (BEP 43) are not learned, so only replies go out.
+        encode_query(&mut q, &tid.to_be_bytes(), &Query::Ping { id: &[3; 20] }, true, None);
+        q
+    };
+    // 1,000 distinct IPs, one query each: every one has its per-IP answer token.
+    let sources: Vec<SocketAddr> = (0..1000u32)
+        .map(|i| addr((i / 250) as u8 + 10, (i % 250) as u8))
+        .collect();
+    for (i, from) in sources.iter().enumerate() {
+        s.handle_datagram(now, *from, &ping(i as u32));
+    }
+    let queued = 1000 - s.stats().queries_ignored;
+    assert_eq!(queued, QUEUED_REPLIES_CAP, "replies queued beyond the cap");
+    let mut buf = Vec::new();
+    let mut answered = Vec::new();
+    while let Some(to) = s.poll_transmit(now, &mut buf) {
+        let m = Message::decode(&buf).unwrap();
+        assert!(matches!(m.kind, Kind::Response(_)));
+        answered.push((to, u32::from_be_bytes(m.transaction_id.try_into().unwrap())));
+        assert!(
+            answered.len() as u64 <= QUEUED_REPLIES_CAP,
+            "more replies than were queued"
+        );
+    }
+    // The first ones in were answered, each to its own querier, in order.
+    let expected: Vec<(SocketAddr, u32)> = (0..QUEUED_REPLIES_CAP as u32)
+        .map(|i| (sources[i as usize], i))
+        .collect();
+    assert_eq!(answered, expected);
+    assert_eq!(s.stats().replies_sent, QUEUED_REPLIES_CAP);
+    assert_eq!(s.stats().queries_ignored, 1000 - QUEUED_REPLIES_CAP);
+    assert_eq!(s.known_nodes(), 0);
+    // Drained: an IP that was ignored (its token unspent) is answered now.
+    let late = sources[999];
+    s.handle_datagram(now, late, &ping(5000));
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(late));
+    assert_eq!(Message::decode(&buf).unwrap().transaction_id, 5000u32.to_be_bytes());
+    assert_eq!(s.poll_transmit(now, &mut buf), None);
+    assert_eq!(s.stats().queries_ignored, 1000 - QUEUED_REPLIES_CAP);
+}
+
 #[test]
 fn timeouts_make_a_node_unreachable_and_it_is_not_relearned() {
     let cfg = CrawlConfig {

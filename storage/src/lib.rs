@@ -8,7 +8,7 @@
 //!  core 0 ─┐  Batch (discoveries, peers, scrapes,      ┌─> BatchOutcome (new hashes)
 //!  core 1 ─┼─> torrents, failures, nodes) ─ bounded ─> writer thread ─ group commit ─> RocksDB
 //!  core N ─┘  channel (send blocks when full)          bloom + multi_get dedup, WAL synced
-//!  fetcher ── Store::take_due (leases queue entries) ──────────────────────────────┘
+//!  fetcher ── Store::take_due (leases queue entries), Store::release (at stop) ─────┘
 //!  export / stats ── Store::open_read_only (works while a crawl holds the lock)
 //! ```
 //!

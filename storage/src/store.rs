@@ -407,6 +407,44 @@ impl Store {
         Ok(out.len())
     }
 
+    /// Gives back leases taken by [`Self::take_due`] whose fetch will not
+    /// finish (a fetcher stopping with a backlog), so the entries are due at
+    /// `now` instead of when the lease runs out. Each lease is an infohash and
+    /// the `due` that `take_due` returned for it; an entry is released only if
+    /// it still carries that lease, so one the writer has since rescheduled or
+    /// removed is left alone. Attempts are not counted. Returns how many were
+    /// released.
+    pub fn release(&self, leases: &[(InfoHash, UnixSecs)], now: UnixSecs) -> Result<usize, StorageError> {
+        if self.read_only {
+            return Err(StorageError::Engine("release needs a writable database".into()));
+        }
+        let mut floor = self.staging_lock.lock().unwrap_or_else(|p| p.into_inner());
+        let (cf_q, cf_due) = (self.cf(CF_STAGING)?, self.cf(CF_STAGING_DUE)?);
+        let mut batch = WriteBatch::default();
+        let mut buf = Vec::new();
+        let mut released = 0;
+        for (h, lease) in leases {
+            let Some(mut e) = self.staging_entry(h)? else {
+                continue;
+            };
+            if e.due != *lease || e.due <= now {
+                continue;
+            }
+            batch.delete_cf(cf_due, due_key(e.due, &e.info_hash));
+            e.due = now;
+            encode_staging(&e, &mut buf);
+            batch.put_cf(cf_q, e.info_hash, &buf);
+            let k = due_key(now, &e.info_hash);
+            floor.lower_to(k);
+            batch.put_cf(cf_due, k, b"");
+            released += 1;
+        }
+        if !batch.is_empty() {
+            self.write(batch)?;
+        }
+        Ok(released)
+    }
+
     // ---- statistics -----------------------------------------------------
 
     /// Exact counts by one pass over each family (constant memory), and bytes on disk.

@@ -404,3 +404,79 @@ fn take_due_finds_entries_queued_below_what_it_already_took() {
     assert_eq!(store.take_due(1620, 100, &mut due).unwrap(), 0);
     writer.shutdown();
 }
+
+#[test]
+fn released_leases_are_due_at_once_and_survive_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let w = writer.handle();
+    commit(
+        &w,
+        Batch {
+            enqueue: (0..6).map(|n| (h(n), 1000)).collect(),
+            ..Batch::default()
+        },
+    );
+    let mut taken = Vec::new();
+    assert_eq!(store.take_due(1000, 10, &mut taken).unwrap(), 6);
+    assert!(taken.iter().all(|e| e.due == 1600), "leased for 600 s");
+    // h0 was fetched and h1 failed meanwhile: their outcome stands.
+    commit(
+        &w,
+        Batch {
+            failures: vec![FetchFailure {
+                info_hash: h(1),
+                error: "timed out".into(),
+                at: 1010,
+            }],
+            ..Batch::default()
+        },
+    );
+    let failed_due = store.staging_entry(&h(1)).unwrap().unwrap().due;
+    commit(
+        &w,
+        Batch {
+            torrents: vec![TorrentRecord {
+                info_hash: h(0),
+                name: b"t".to_vec(),
+                files: Vec::new(),
+                total_size: 1,
+                piece_length: 16384,
+                private: false,
+                class: ContentClass::Other,
+                content_type: None,
+                fetched_at: 1010,
+                scrape: None,
+                info_dict: None,
+            }],
+            ..Batch::default()
+        },
+    );
+    let leases = |t: &[StagingEntry]| t.iter().map(|e| (e.info_hash, e.due)).collect::<Vec<_>>();
+    assert_eq!(store.release(&leases(&taken), 1020).unwrap(), 4, "h2..h5 never started");
+    assert_eq!(store.staging_entry(&h(0)).unwrap(), None);
+    assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, failed_due);
+    let mut again = Vec::new();
+    assert_eq!(store.take_due(1020, 10, &mut again).unwrap(), 4);
+    assert_eq!(
+        again.iter().map(|e| (e.info_hash, e.attempts)).collect::<Vec<_>>(),
+        (2..6).map(|n| (h(n), 0)).collect::<Vec<_>>(),
+        "due at once, no attempt counted"
+    );
+    assert_eq!(
+        store.release(&leases(&taken), 1030).unwrap(),
+        0,
+        "the new leases are not those"
+    );
+    assert_eq!(store.release(&leases(&again), 1030).unwrap(), 4);
+    writer.shutdown();
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(
+        store.take_due(1030, 10, &mut again).unwrap(),
+        4,
+        "durable across a reopen"
+    );
+    assert_eq!(store.take_due(1030, 10, &mut again).unwrap(), 0);
+}

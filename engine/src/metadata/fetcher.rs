@@ -16,6 +16,11 @@
 //! addresses [`AddrFilter`] refuses, or block the executor longer than one
 //! small `take_due` call. It runs on the current executor: the crawl runtime
 //! spawns [`run`] on each core, and [`spawn_thread`] runs it alone.
+//!
+//! At stop, the leases of entries it took but will not finish (the backlog not
+//! started, fetches still running after the grace) are given back with
+//! [`Store::release`], so the next run retries them at once instead of after
+//! the lease (600 s by default).
 
 use std::cell::{Cell, RefCell};
 use std::collections::{HashMap, VecDeque};
@@ -30,7 +35,9 @@ use futures_lite::{future, AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use glommio::timer::{sleep, Timer};
-use trawl_storage::{unix_now, Batch, FetchFailure, StagingEntry, Store, TorrentRecord, TrySend, WriterHandle};
+use trawl_storage::{
+    unix_now, Batch, FetchFailure, InfoHash, StagingEntry, Store, TorrentRecord, TrySend, UnixSecs, WriterHandle,
+};
 
 use super::classify::classify;
 use super::exchange::{Exchange, ExchangeConfig, Failure, Status};
@@ -100,6 +107,8 @@ pub struct FetchCounters {
     pub hashes_failed: AtomicU64,
     /// Results the writer refused because it was closed (lost; the lease retries them).
     pub results_lost: AtomicU64,
+    /// Leases given back at stop: taken entries not started or not finished.
+    pub leases_released: AtomicU64,
 }
 
 impl FetchCounters {
@@ -135,8 +144,8 @@ pub struct FetcherContext {
 
 /// How often the main loop looks at `stop` and `paused` while it waits.
 const CONTROL_TICK: Duration = Duration::from_millis(50);
-/// How long [`run`] waits at stop for running fetches before it leaves them (and the
-/// backlog not started) to their leases.
+/// How long [`run`] waits at stop for running fetches before it gives their
+/// leases (and the backlog's) back.
 const STOP_GRACE: Duration = Duration::from_secs(2);
 /// Receive buffer per connection: a whole metadata piece and its header in one read.
 const READ_BUF_LEN: usize = 32 * 1024;
@@ -156,6 +165,8 @@ struct Shared {
     result_items: Cell<usize>,
     /// Read buffers of finished connections, reused by new ones.
     buffers: RefCell<Vec<Vec<u8>>>,
+    /// Leases of the fetches running now: infohash -> the lease's `due`.
+    running: RefCell<HashMap<InfoHash, UnixSecs, ahash::RandomState>>,
 }
 
 /// Runs the fetcher on the current glommio executor until `ctx.stop` is set,
@@ -176,6 +187,7 @@ pub async fn run(ctx: FetcherContext) {
         results: RefCell::new(Batch::default()),
         result_items: Cell::new(0),
         buffers: RefCell::new(Vec::new()),
+        running: RefCell::new(HashMap::default()),
         counters: ctx.counters,
         config: ctx.config,
     });
@@ -226,21 +238,44 @@ pub async fn run(ctx: FetcherContext) {
             None => continue,
         };
         let Some(entry) = backlog.pop_front() else { continue };
+        shared.running.borrow_mut().insert(entry.info_hash, entry.due);
         let shared = shared.clone();
         glommio::spawn_local(async move {
+            let h = entry.info_hash;
             fetch_hash(&shared, entry).await;
+            shared.running.borrow_mut().remove(&h);
             drop(permit);
         })
         .detach();
     }
 
-    // Give running fetches a moment; what does not finish is retried after its lease.
+    // Give running fetches a moment; what does not finish is abandoned.
     let grace_end = Instant::now() + STOP_GRACE;
     while slots.available() < concurrency as u64 && Instant::now() < grace_end {
         sleep(Duration::from_millis(10)).await;
     }
     flusher.await;
+    // Blocking, at stop only: no fetch task runs in between, so a result
+    // flushed below and a lease released here never cross.
+    release_leases(&shared, &backlog);
     flush(&shared, true);
+}
+
+/// Gives back the leases of the backlog and of fetches still running, so the
+/// next run takes them at once; a result already sent keeps its entry's new state.
+fn release_leases(shared: &Shared, backlog: &VecDeque<StagingEntry>) {
+    let mut leases: Vec<(InfoHash, UnixSecs)> = backlog.iter().map(|e| (e.info_hash, e.due)).collect();
+    leases.extend(shared.running.borrow().iter().map(|(h, due)| (*h, *due)));
+    if leases.is_empty() {
+        return;
+    }
+    match shared.store.release(&leases, unix_now()) {
+        Ok(n) => {
+            shared.counters.leases_released.fetch_add(n as u64, Relaxed);
+            tracing::debug!("fetcher: gave back {n} of {} leases at stop", leases.len());
+        }
+        Err(e) => tracing::warn!("fetcher: giving back leases failed (they expire on their own): {e}"),
+    }
 }
 
 /// Sleeps `total`, waking early on stop.

@@ -19,7 +19,8 @@ use super::RuntimeError;
 /// node pays one syscall per many datagrams, small enough to keep latency low.
 pub const BATCH: usize = 64;
 /// Largest datagram we accept. KRPC replies stay below one Ethernet MTU; anything
-/// longer is truncated by the kernel and then rejected by the decoder.
+/// longer is cut by the kernel and handed on empty (see [`Batch::recv`]), so the
+/// decoder rejects it even when its first bytes would be a whole message.
 pub const MAX_DATAGRAM: usize = 2048;
 
 /// Creates and binds a UDP socket for `addr` with a receive buffer of at least
@@ -157,7 +158,10 @@ impl Batch {
         }
         let n = n as usize;
         for i in 0..n {
-            self.lens[i] = self.hdrs[i].msg_len as usize;
+            // A datagram longer than a slot arrives cut (MSG_TRUNC). Its head
+            // alone can be a valid message; an empty one never is.
+            let cut = self.hdrs[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            self.lens[i] = if cut { 0 } else { self.hdrs[i].msg_len as usize };
             self.addr_lens[i] = self.hdrs[i].msg_hdr.msg_namelen;
         }
         self.len = n;
@@ -320,6 +324,24 @@ mod tests {
             0,
             "an empty socket gives an empty batch"
         );
+    }
+
+    #[test]
+    fn a_datagram_longer_than_a_slot_arrives_empty() {
+        let a = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let b = bind_udp("127.0.0.1:0".parse().unwrap(), 1 << 20).unwrap();
+        let b_addr = b.local_addr().unwrap().as_socket().unwrap();
+        for len in [MAX_DATAGRAM, MAX_DATAGRAM + 1, 60_000] {
+            a.send_to(&vec![b'x'; len], b_addr).unwrap();
+        }
+        let mut inb = Batch::new();
+        let mut lens = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while lens.len() < 3 && std::time::Instant::now() < deadline {
+            inb.recv(b.as_raw_fd()).unwrap();
+            lens.extend((0..inb.len()).map(|i| inb.get(i).unwrap().1.len()));
+        }
+        assert_eq!(lens, [MAX_DATAGRAM, 0, 0]);
     }
 
     #[test]

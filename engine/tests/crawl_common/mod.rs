@@ -9,8 +9,10 @@ use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
 
-use trawl_engine::crawl::runtime::CrawlerOptions;
+use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+use trawl_engine::ops::CrawlSnapshot;
 use trawl_storage::export::{export, Filter, Format};
 use trawl_storage::Store;
 
@@ -26,6 +28,18 @@ pub fn loopback_options(db: &Path, bootstrap: Vec<SocketAddr>) -> CrawlerOptions
         allow_loopback: true,
         fetch: false,
         ..CrawlerOptions::default()
+    }
+}
+
+/// Polls the crawl's figures until `done` or `timeout`; returns the last ones.
+pub fn wait_for(crawler: &Crawler, timeout: Duration, done: impl Fn(&CrawlSnapshot) -> bool) -> CrawlSnapshot {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let s = crawler.snapshot();
+        if done(&s) || Instant::now() >= deadline {
+            return s;
+        }
+        crawler.wait_until(Instant::now() + Duration::from_millis(100));
     }
 }
 
