@@ -244,16 +244,19 @@ impl Store {
 
     /// Our families with their tuning, plus any the directory has that this
     /// build does not know (RocksDB insists on opening all of them; the version
-    /// check then refuses a newer schema).
+    /// check then refuses a newer schema). RocksDB's own "default" family (never
+    /// written) is named too, else the crate opens it with default options and
+    /// a 32 MB block cache of its own beside the shared one.
     fn descriptors(path: &Path, fresh: bool, cache: &Cache) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
         let mut names: Vec<String> = COLUMN_FAMILIES.iter().map(|s| s.to_string()).collect();
+        names.push(rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string());
         if !fresh {
             let existing = DB::list_cf(&Options::default(), path).map_err(|e| StorageError::from_rocks(e, path))?;
             if !existing.iter().any(|n| n == CF_META) {
                 return Err(StorageError::NotTrawl(path.into()));
             }
             for n in existing {
-                if n != "default" && !names.contains(&n) {
+                if !names.contains(&n) {
                     names.push(n);
                 }
             }
