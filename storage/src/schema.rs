@@ -20,7 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use rocksdb::{BlockBasedOptions, DBCompressionType, Options};
+use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options};
 
 use crate::record::*;
 use crate::StorageError;
@@ -73,10 +73,13 @@ const FLAG_PRIVATE: u8 = 1;
 
 /// RocksDB options for one column family. Tuned per family for size on disk:
 /// the bare index must stay under 48 bytes per hash, torrents under 2 KB.
-pub(crate) fn cf_options(name: &str) -> Options {
+/// Every family reads through `cache`, the database's one block cache, so block
+/// memory has one bound instead of a default 32 MB cache per family.
+pub(crate) fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut o = Options::default();
     let mut t = BlockBasedOptions::default();
     t.set_format_version(6);
+    t.set_block_cache(cache);
     match name {
         CF_INFOHASHES => {
             // Random keys share no prefix, so restarts buy nothing; big blocks

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use rocksdb::{
-    BottommostLevelCompaction, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, DBRawIterator, Options,
+    BottommostLevelCompaction, Cache, ColumnFamily, ColumnFamilyDescriptor, CompactOptions, DBRawIterator, Options,
     ReadOptions, WriteBatch, WriteOptions, DB,
 };
 
@@ -66,7 +66,12 @@ pub struct StoreOptions {
     /// Keep raw info dicts (needed for `export --format torrents`).
     pub keep_info_dicts: bool,
     pub queue: QueuePolicy,
+    /// Capacity of the one block cache all column families share.
+    pub block_cache_bytes: usize,
 }
+
+/// Default [`StoreOptions::block_cache_bytes`].
+pub const DEFAULT_BLOCK_CACHE_BYTES: usize = 64 << 20;
 
 impl Default for StoreOptions {
     fn default() -> Self {
@@ -75,6 +80,7 @@ impl Default for StoreOptions {
             sync_writes: true,
             keep_info_dicts: true,
             queue: QueuePolicy::default(),
+            block_cache_bytes: DEFAULT_BLOCK_CACHE_BYTES,
         }
     }
 }
@@ -86,6 +92,8 @@ pub struct Store {
     opts: StoreOptions,
     read_only: bool,
     pub(crate) staging_lock: Mutex<DueFloor>,
+    /// The block cache every family shares (see [`schema::cf_options`]).
+    block_cache: Cache,
 }
 
 /// A `staging_due` key at or below every live one, so `take_due` seeks past
@@ -124,6 +132,23 @@ pub struct DiskUsage {
     pub total_bytes: u64,
     /// SST bytes per column family, in [`schema::COLUMN_FAMILIES`] order.
     pub sst_bytes: Vec<(&'static str, u64)>,
+}
+
+/// RocksDB's own memory, in bytes, from its live properties (no scan).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemoryUsage {
+    /// Active and immutable memtables, all families.
+    pub memtables: u64,
+    /// Open SST readers: their index and filter blocks (not in the block cache).
+    pub table_readers: u64,
+    /// Data blocks held by the shared block cache.
+    pub block_cache: u64,
+}
+
+impl MemoryUsage {
+    pub fn total(&self) -> u64 {
+        self.memtables + self.table_readers + self.block_cache
+    }
 }
 
 impl DiskUsage {
@@ -165,7 +190,8 @@ impl Store {
             }
             std::fs::create_dir_all(path).map_err(|e| StorageError::Io(format!("{}: {e}", path.display())))?;
         }
-        let cfs = Self::descriptors(path, fresh)?;
+        let block_cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        let cfs = Self::descriptors(path, fresh, &block_cache)?;
         let db = DB::open_cf_descriptors(&db_options(opts.create_if_missing), path, cfs)
             .map_err(|e| StorageError::from_rocks(e, path))?;
         let store = Store {
@@ -174,6 +200,7 @@ impl Store {
             opts: opts.clone(),
             read_only: false,
             staging_lock: Mutex::new(DueFloor::default()),
+            block_cache,
         };
         if fresh {
             let meta = store.cf(CF_META)?;
@@ -198,15 +225,18 @@ impl Store {
         if !path.join("CURRENT").exists() {
             return Err(StorageError::NotTrawl(path.into()));
         }
-        let cfs = Self::descriptors(path, false)?;
+        let opts = StoreOptions::default();
+        let block_cache = Cache::new_lru_cache(opts.block_cache_bytes);
+        let cfs = Self::descriptors(path, false, &block_cache)?;
         let db = DB::open_cf_descriptors_read_only(&db_options(false), path, cfs, false)
             .map_err(|e| StorageError::from_rocks(e, path))?;
         let store = Store {
             db,
             path: path.into(),
-            opts: StoreOptions::default(),
+            opts,
             read_only: true,
             staging_lock: Mutex::new(DueFloor::default()),
+            block_cache,
         };
         store.check_version()?;
         Ok(store)
@@ -214,16 +244,19 @@ impl Store {
 
     /// Our families with their tuning, plus any the directory has that this
     /// build does not know (RocksDB insists on opening all of them; the version
-    /// check then refuses a newer schema).
-    fn descriptors(path: &Path, fresh: bool) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
+    /// check then refuses a newer schema). RocksDB's own "default" family (never
+    /// written) is named too, else the crate opens it with default options and
+    /// a 32 MB block cache of its own beside the shared one.
+    fn descriptors(path: &Path, fresh: bool, cache: &Cache) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
         let mut names: Vec<String> = COLUMN_FAMILIES.iter().map(|s| s.to_string()).collect();
+        names.push(rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string());
         if !fresh {
             let existing = DB::list_cf(&Options::default(), path).map_err(|e| StorageError::from_rocks(e, path))?;
             if !existing.iter().any(|n| n == CF_META) {
                 return Err(StorageError::NotTrawl(path.into()));
             }
             for n in existing {
-                if n != "default" && !names.contains(&n) {
+                if !names.contains(&n) {
                     names.push(n);
                 }
             }
@@ -231,7 +264,7 @@ impl Store {
         Ok(names
             .into_iter()
             .map(|n| {
-                let o = schema::cf_options(&n);
+                let o = schema::cf_options(&n, cache);
                 ColumnFamilyDescriptor::new(n, o)
             })
             .collect())
@@ -488,6 +521,28 @@ impl Store {
         Ok(n.unwrap_or(0))
     }
 
+    /// RocksDB's memory now: memtables and table readers summed over every
+    /// family, plus the shared block cache once (each family's
+    /// `block-cache-usage` would report that same cache again).
+    pub fn memory_usage(&self) -> Result<MemoryUsage, StorageError> {
+        let mut m = MemoryUsage {
+            block_cache: self.block_cache.get_usage() as u64,
+            ..MemoryUsage::default()
+        };
+        for name in COLUMN_FAMILIES {
+            let cf = self.cf(name)?;
+            let prop = |p| {
+                self.db
+                    .property_int_value_cf(cf, p)
+                    .map(|v| v.unwrap_or(0))
+                    .map_err(|e| self.rocks(e))
+            };
+            m.memtables += prop(rocksdb::properties::CUR_SIZE_ALL_MEM_TABLES)?;
+            m.table_readers += prop(rocksdb::properties::ESTIMATE_TABLE_READERS_MEM)?;
+        }
+        Ok(m)
+    }
+
     fn count(&self, cf: &str) -> Result<u64, StorageError> {
         let mut it = self.scan(cf)?;
         let mut n = 0;
@@ -591,5 +646,51 @@ mod tests {
         };
         assert!(hot.retry_at(1000, 1) > 1000, "a zero base must not retry in a hot loop");
         assert_eq!(p.retry_at(u32::MAX - 1, 60), u32::MAX);
+    }
+
+    #[test]
+    fn memory_usage_grows_with_writes_and_reads_stay_in_the_one_block_cache() {
+        let dir = tempfile::tempdir().unwrap();
+        let cap = 8 << 20;
+        let opts = StoreOptions {
+            sync_writes: false,
+            block_cache_bytes: cap,
+            ..StoreOptions::default()
+        };
+        let s = Store::open(dir.path(), &opts).unwrap();
+        let before = s.memory_usage().unwrap();
+        // An empty memtable already holds its arena block.
+        assert!(before.total() > 0, "{before:?}");
+
+        let value = vec![0x5a; 1000];
+        let key = |cf: usize, i: u32| [&[cf as u8][..], &i.to_be_bytes()].concat();
+        let families = [CF_TORRENTS, CF_INFO_DICTS];
+        for (f, name) in families.iter().enumerate() {
+            for i in 0..8_000 {
+                s.db.put_cf(s.cf(name).unwrap(), key(f, i), &value).unwrap();
+            }
+        }
+        let written = s.memory_usage().unwrap();
+        assert!(
+            written.memtables > before.memtables + (8 << 20),
+            "{before:?} -> {written:?}"
+        );
+
+        for name in families {
+            s.db.flush_cf(s.cf(name).unwrap()).unwrap();
+        }
+        let flushed = s.memory_usage().unwrap();
+        assert!(flushed.table_readers > 0, "{flushed:?}");
+        assert!(flushed.memtables < written.memtables, "{written:?} -> {flushed:?}");
+
+        // 16 MB of blocks read through two families: one cache, one bound.
+        for (f, name) in families.iter().enumerate() {
+            for i in 0..8_000 {
+                assert!(s.db.get_cf(s.cf(name).unwrap(), key(f, i)).unwrap().is_some());
+            }
+        }
+        let read = s.memory_usage().unwrap();
+        assert!(read.block_cache > flushed.block_cache, "{flushed:?} -> {read:?}");
+        assert!(read.block_cache <= cap as u64, "{read:?}");
     }
 }

@@ -361,6 +361,12 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         "Infohashes queued for a metadata fetch.",
         gauge_value(st.staging_backlog),
     )?;
+    gauge(
+        enc,
+        "storage_rocksdb_memory_bytes",
+        "RocksDB's memtables, table readers and block cache, in bytes.",
+        gauge_value(st.rocksdb_memory_bytes),
+    )?;
 
     let f = &s.fetch;
     let outcomes = std::iter::once(("ok", f.ok))
@@ -602,6 +608,7 @@ mod tests {
                 channel_len: 3,
                 channel_cap: 64,
                 staging_backlog: 42,
+                rocksdb_memory_bytes: 96 << 20,
                 ..StorageSnapshot::default()
             },
         }
@@ -640,6 +647,7 @@ mod tests {
         assert_eq!(v["trawl_storage_commit_seconds_total"], 7.5);
         assert_eq!(v["trawl_storage_commits_total"], 12.0);
         assert_eq!(v["trawl_staging_backlog"], 42.0);
+        assert_eq!(v["trawl_storage_rocksdb_memory_bytes"], (96 << 20) as f64);
         assert_eq!(v["trawl_writer_channel_capacity"], 64.0);
         assert_eq!(v["trawl_metadata_fetches_total{outcome=\"ok\"}"], 15.0);
         assert_eq!(v["trawl_metadata_fetches_total{outcome=\"dial_timeout\"}"], 3.0);

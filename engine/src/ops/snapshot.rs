@@ -73,6 +73,9 @@ pub struct StorageSnapshot {
     pub staging_backlog: u64,
     /// Items the writer could not store (failed commits); should stay 0.
     pub items_lost: u64,
+    /// Gauge: RocksDB's memtables, table readers and block cache, in bytes
+    /// (read at most once a second).
+    pub rocksdb_memory_bytes: u64,
 }
 
 /// The whole crawl.

@@ -30,6 +30,9 @@ use crate::ops::{CrawlSnapshot, FetchSnapshot, StorageSnapshot};
 const MAX_SAVED_NODES: usize = 100_000;
 /// How often the supervisor looks at the stop flag.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(50);
+/// Shortest gap between two reads of RocksDB's memory properties (a snapshot
+/// may be asked for far more often, e.g. by every metrics scrape).
+const ROCKSDB_MEMORY_EVERY: Duration = Duration::from_secs(1);
 
 /// Flags the handle sets and every core (and its fetcher) reads.
 #[derive(Default)]
@@ -53,6 +56,8 @@ pub struct Crawler {
     writer: Mutex<Option<Writer>>,
     /// The writer's last counters, kept once it has shut down.
     final_writer: Mutex<Option<WriterStats>>,
+    /// RocksDB's memory in bytes and when it was read.
+    rocksdb_memory: Mutex<Option<(Instant, u64)>>,
     local_v4: SocketAddr,
     local_v6: Option<SocketAddr>,
     node_ids: Vec<[u8; 20]>,
@@ -213,6 +218,7 @@ impl Crawler {
             writer_handle,
             writer: Mutex::new(Some(writer)),
             final_writer: Mutex::new(None),
+            rocksdb_memory: Mutex::new(None),
             local_v4,
             local_v6,
             node_ids,
@@ -280,6 +286,7 @@ impl Crawler {
             channel_cap: self.writer_handle.channel_cap() as u64,
             staging_backlog: self.store.staging_len_estimate().unwrap_or(0),
             items_lost: w.items_lost,
+            rocksdb_memory_bytes: self.rocksdb_memory_bytes(),
         };
         CrawlSnapshot {
             uptime_secs: self.started.elapsed().as_secs_f64(),
@@ -287,6 +294,21 @@ impl Crawler {
             cores,
             fetch: merge_fetch(self.fetch.iter().map(|c| c.snapshot())),
             storage,
+        }
+    }
+
+    /// RocksDB's memory (memtables, table readers, block cache), read at most
+    /// every [`ROCKSDB_MEMORY_EVERY`]; 0 if it cannot be read.
+    fn rocksdb_memory_bytes(&self) -> u64 {
+        let mut last = self.rocksdb_memory.lock().unwrap_or_else(|e| e.into_inner());
+        let now = Instant::now();
+        match *last {
+            Some((at, bytes)) if now.duration_since(at) < ROCKSDB_MEMORY_EVERY => bytes,
+            _ => {
+                let bytes = self.store.memory_usage().map_or(0, |m| m.total());
+                *last = Some((now, bytes));
+                bytes
+            }
         }
     }
 
