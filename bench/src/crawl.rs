@@ -218,6 +218,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let torrents = f64::from(truth.catalogue.len().max(1));
     let violations = violations_between(&before, &after);
     let secs = crawl.load.seconds.max(1e-9);
+    // Hashes and torrents are counted from the crawler's first query, which is
+    // `--warmup-secs` before the datagram window for `--crawler trawl`.
+    let found_secs = crawl.timeline.last().map_or(secs, |&(t, _)| t.max(1e-9));
     let crawl_in_pps = crawl.load.datagrams_in as f64 / secs;
     let crawl_out_pps = crawl.load.datagrams_out as f64 / secs;
     let crawl_pps = crawl_in_pps + crawl_out_pps;
@@ -266,12 +269,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         "crawl_loop": crawl.load,
         "infohashes_found": crawl.found.len(),
         "infohashes_not_in_catalogue": crawl.found.len() as u64 - in_catalogue,
-        "infohashes_per_s": round(crawl.found.len() as f64 / secs, 1),
+        "infohashes_per_s": round(crawl.found.len() as f64 / found_secs, 1),
         "catalog_discovered_fraction": round(in_catalogue as f64 / torrents, 5),
         "reachable_discovered_fraction": round(reachable_found as f64 / (reachable_total.max(1)) as f64, 5),
         "discovered_timeline": timeline,
         "nodes_known": crawl.counters.nodes_known,
-        "metadata_per_s": round(crawl.fetch.fetched as f64 / secs, 1),
+        "metadata_per_s": round(crawl.fetch.fetched as f64 / found_secs, 1),
         "metadata": crawl.fetch,
         "metadata_jobs_dropped": crawl.jobs_dropped,
         "politeness_violations": violations,
@@ -763,8 +766,9 @@ fn crawl_with_trawl(args: &Args, swarm: &SwarmChild, place: Placement) -> anyhow
         failed: num("metadata_failed"),
         ..FetchSummary::default()
     };
-    // Only the final count: reading the database during the crawl would load the machine.
-    let timeline = vec![(seconds, found.len() as u64)];
+    // Only the final count: reading the database during the crawl would load the
+    // machine. It holds what was found since the first query, warm-up included.
+    let timeline = vec![(args.warmup_secs + seconds, found.len() as u64)];
     Ok(CrawlOutcome {
         load,
         counters,
