@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use trawl_engine::codec::compact::CompactNode;
 use trawl_engine::codec::krpc::{encode_error, encode_query, encode_response, Kind, Message, Query, ResponseOut};
 use trawl_engine::codec::wire::ERROR_METHOD_UNKNOWN;
-use trawl_engine::crawl::{owner, CrawlConfig, Scheduler};
+use trawl_engine::crawl::{owner, CrawlConfig, Scheduler, MAX_QUEUED_REPLIES};
 
 fn addr(a: u8, b: u8) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(127, a, b, 1).into(), 6881)
@@ -341,9 +341,8 @@ fn answers_per_ip_are_rate_limited() {
     assert_eq!(answered(&mut s, flooder, 100, later), 10, "refilled at 5/s for 2 s");
 }
 
-/// `scheduler::MAX_QUEUED_REPLIES` (private; its value here): answers waiting
-/// for `poll_transmit` in answering mode.
-const QUEUED_REPLIES_CAP: u64 = 256;
+/// Answers waiting for `poll_transmit` in answering mode.
+const QUEUED_REPLIES_CAP: u64 = MAX_QUEUED_REPLIES as u64;
 
 /// Queries from many IPs while the runtime does not drain: the reply queue
 /// stops at its cap and the rest are ignored (counted), none is answered twice

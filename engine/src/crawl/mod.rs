@@ -32,4 +32,4 @@ pub mod unreachable;
 pub use config::CrawlConfig;
 pub use output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSize};
 pub use owner::{owner, Family};
-pub use scheduler::Scheduler;
+pub use scheduler::{Scheduler, MAX_QUEUED_REPLIES};

@@ -57,7 +57,7 @@ use crate::dht::pacing::KeyedBuckets;
 /// a call stays cheap when many due nodes are paced.
 const POP_BUDGET: usize = 256;
 /// Replies waiting to be sent in answering mode; queries beyond are ignored.
-const MAX_QUEUED_REPLIES: usize = 256;
+pub const MAX_QUEUED_REPLIES: usize = 256;
 /// Remote IPs whose answer rate is tracked at once; past it, new IPs wait
 /// until a tracked one goes idle (bounded memory under a spoofed-source flood).
 const MAX_ANSWERED_IPS: usize = 65_536;
