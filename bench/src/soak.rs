@@ -122,6 +122,13 @@ struct Sample {
     anon_mb: f64,
     /// RocksDB's memtables, table readers and block cache (the crawler's gauge).
     rocksdb_mb: f64,
+    /// The crawler's memory by allocator (its `trawl_memory_bytes` gauges):
+    /// live Rust bytes, mimalloc's committed memory, glibc's heap (RocksDB
+    /// and other C++) in use and freed but kept.
+    rust_live_mb: f64,
+    mimalloc_mb: f64,
+    libc_used_mb: f64,
+    libc_free_mb: f64,
     /// The crawler's queries that timed out, and replies that matched no query
     /// (late ones among them).
     timeouts: f64,
@@ -137,6 +144,10 @@ const M_BACKLOG: &str = "trawl_staging_backlog";
 const M_COMMITS: &str = "trawl_storage_commits_total";
 const M_COMMIT_S: &str = "trawl_storage_commit_seconds_total";
 const M_ROCKSDB: &str = "trawl_storage_rocksdb_memory_bytes";
+const M_RUST_LIVE: &str = "trawl_memory_bytes{part=\"rust_heap_live\"}";
+const M_MIMALLOC: &str = "trawl_memory_bytes{part=\"mimalloc_committed\"}";
+const M_LIBC_USED: &str = "trawl_memory_bytes{part=\"libc_heap_in_use\"}";
+const M_LIBC_FREE: &str = "trawl_memory_bytes{part=\"libc_heap_free\"}";
 const MB: f64 = 1024.0 * 1024.0;
 const DB_EVERY: Duration = Duration::from_secs(10);
 
@@ -225,6 +236,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             sst_files: db.2,
             anon_mb: rss_anon_kb(child.pid()) / 1024.0,
             rocksdb_mb: m(M_ROCKSDB) / MB,
+            rust_live_mb: m(M_RUST_LIVE) / MB,
+            mimalloc_mb: m(M_MIMALLOC) / MB,
+            libc_used_mb: m(M_LIBC_USED) / MB,
+            libc_free_mb: m(M_LIBC_FREE) / MB,
             timeouts: errors("timeout"),
             unmatched: errors("unmatched"),
             violations: crawl::violations_between(&opened, &now) as f64,
@@ -236,7 +251,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             eprintln!(
                 "{}",
                 json!({"soak_minute": minute / 60, "t": round(s.t, 0), "rss_mb": round(s.rss_mb, 1),
-                       "anon_mb": round(s.anon_mb, 1), "rocksdb_mb": round(s.rocksdb_mb, 1), "timeouts": s.timeouts, "unmatched": s.unmatched,
+                       "anon_mb": round(s.anon_mb, 1), "rocksdb_mb": round(s.rocksdb_mb, 1),
+                       "rust_live_mb": round(s.rust_live_mb, 1), "mimalloc_mb": round(s.mimalloc_mb, 1),
+                       "libc_used_mb": round(s.libc_used_mb, 1), "libc_free_mb": round(s.libc_free_mb, 1), "timeouts": s.timeouts, "unmatched": s.unmatched,
                        "violations": s.violations,
                        "fds": s.fds, "wal_mb": round(s.wal_mb, 1), "sst_mb": round(s.sst_mb, 1),
                        "sst_files": s.sst_files, "stored": s.stored, "torrents": s.torrents,
@@ -261,6 +278,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "rocksdb_mb_per_min": round(slope_per_min(set, |s| s.rocksdb_mb), 3),
             // The part of RSS growth RocksDB's own memory does not explain.
             "rss_minus_rocksdb_mb_per_min": round(slope_per_min(set, |s| s.rss_mb - s.rocksdb_mb), 3),
+            // By allocator: a leak in our own structures shows in rust_live;
+            // retention and fragmentation in the rest.
+            "rust_live_mb_per_min": round(slope_per_min(set, |s| s.rust_live_mb), 3),
+            "mimalloc_committed_mb_per_min": round(slope_per_min(set, |s| s.mimalloc_mb), 3),
+            "libc_used_mb_per_min": round(slope_per_min(set, |s| s.libc_used_mb), 3),
+            "libc_free_mb_per_min": round(slope_per_min(set, |s| s.libc_free_mb), 3),
+            "libc_used_minus_rocksdb_mb_per_min": round(slope_per_min(set, |s| s.libc_used_mb - s.rocksdb_mb), 3),
+            // RSS neither allocator accounts for (stacks, code, kernel-side).
+            "rss_unaccounted_mb_per_min": round(slope_per_min(set, |s| s.rss_mb - s.mimalloc_mb - s.libc_used_mb - s.libc_free_mb), 3),
             "fds_per_min": round(slope_per_min(set, |s| s.fds), 3),
             "sst_mb_per_min": round(slope_per_min(set, |s| s.sst_mb), 3),
             "wal_mb_per_min": round(slope_per_min(set, |s| s.wal_mb), 3),
@@ -284,6 +310,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let at = |t: f64| {
         point(&samples, t).map(|s| {
             json!({"t": round(s.t, 0), "rss_mb": round(s.rss_mb, 1), "rocksdb_mb": round(s.rocksdb_mb, 1),
+        "rust_live_mb": round(s.rust_live_mb, 1), "mimalloc_mb": round(s.mimalloc_mb, 1),
+        "libc_used_mb": round(s.libc_used_mb, 1), "libc_free_mb": round(s.libc_free_mb, 1),
         "fds": s.fds, "wal_mb": round(s.wal_mb, 1), "sst_mb": round(s.sst_mb, 1), "sst_files": s.sst_files,
         "stored": s.stored, "torrents": s.torrents, "staging_backlog": s.staging_backlog})
         })

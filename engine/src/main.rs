@@ -3,13 +3,16 @@
 use std::process::ExitCode;
 
 use clap::Parser;
+use trawl_engine::ops::memory::CountingAlloc;
 
+// Counted, so the metrics can tell our live bytes from allocator retention.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: CountingAlloc<mimalloc::MiMalloc> = CountingAlloc(mimalloc::MiMalloc);
 
 mod cli;
 
 fn main() -> ExitCode {
+    GLOBAL.mark_installed();
     let cli = cli::Cli::parse();
     cli::init_logging();
     match cli.run() {

@@ -367,6 +367,22 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         "RocksDB's memtables, table readers and block cache, in bytes.",
         gauge_value(st.rocksdb_memory_bytes),
     )?;
+    let m = &s.memory;
+    let parts = [
+        ("rust_heap_live", m.rust_heap_live),
+        ("mimalloc_committed", m.mimalloc_committed),
+        ("libc_heap_in_use", m.libc_heap_in_use),
+        ("libc_heap_free", m.libc_heap_free),
+    ];
+    family(
+        enc,
+        "memory_bytes",
+        "The process's memory by allocator: live Rust bytes, what mimalloc has committed for them, glibc's heap (RocksDB) in use and freed but kept.",
+        MetricType::Gauge,
+        parts
+            .into_iter()
+            .filter_map(|(part, v)| Some(([("part", part)], ConstGauge::new(gauge_value(v?))))),
+    )?;
 
     let f = &s.fetch;
     let outcomes = std::iter::once(("ok", f.ok))
@@ -569,7 +585,7 @@ fn serve(mut stream: TcpStream, metrics: &Metrics) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ops::{FetchSnapshot, StorageSnapshot};
+    use crate::ops::{FetchSnapshot, MemoryBreakdown, StorageSnapshot};
     use std::collections::HashMap;
     use std::sync::atomic::AtomicU64;
 
@@ -611,6 +627,12 @@ mod tests {
                 rocksdb_memory_bytes: 96 << 20,
                 ..StorageSnapshot::default()
             },
+            memory: MemoryBreakdown {
+                rust_heap_live: Some(40 << 20),
+                mimalloc_committed: Some(48 << 20),
+                libc_heap_in_use: Some(90 << 20),
+                libc_heap_free: None,
+            },
         }
     }
 
@@ -648,6 +670,10 @@ mod tests {
         assert_eq!(v["trawl_storage_commits_total"], 12.0);
         assert_eq!(v["trawl_staging_backlog"], 42.0);
         assert_eq!(v["trawl_storage_rocksdb_memory_bytes"], (96 << 20) as f64);
+        assert_eq!(v["trawl_memory_bytes{part=\"rust_heap_live\"}"], (40 << 20) as f64);
+        assert_eq!(v["trawl_memory_bytes{part=\"libc_heap_in_use\"}"], (90 << 20) as f64);
+        // A part the platform cannot tell is left out, not reported as 0.
+        assert!(!v.contains_key("trawl_memory_bytes{part=\"libc_heap_free\"}"));
         assert_eq!(v["trawl_writer_channel_capacity"], 64.0);
         assert_eq!(v["trawl_metadata_fetches_total{outcome=\"ok\"}"], 15.0);
         assert_eq!(v["trawl_metadata_fetches_total{outcome=\"dial_timeout\"}"], 3.0);

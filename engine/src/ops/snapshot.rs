@@ -6,6 +6,8 @@
 //! the process; gauges are marked as such. Readers turn counter differences
 //! into rates.
 
+pub use super::memory::MemoryBreakdown;
+
 /// One crawl core (one executor, one socket per family).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct CoreSnapshot {
@@ -87,6 +89,9 @@ pub struct CrawlSnapshot {
     pub cores: Vec<CoreSnapshot>,
     pub fetch: FetchSnapshot,
     pub storage: StorageSnapshot,
+    /// Gauges: the process's memory by allocator (RocksDB's own share is in
+    /// `storage`).
+    pub memory: MemoryBreakdown,
 }
 
 impl CrawlSnapshot {

@@ -24,7 +24,7 @@ use super::{CrawlError, CrawlerOptions};
 use crate::crawl::owner;
 use crate::crawl::scheduler::random_node_id;
 use crate::metadata::fetcher::{FetchConfig, FetchCounters, FetcherContext};
-use crate::ops::{CrawlSnapshot, FetchSnapshot, StorageSnapshot};
+use crate::ops::{CrawlSnapshot, FetchSnapshot, MemoryBreakdown, StorageSnapshot};
 
 /// Most nodes saved for a warm restart, over all cores.
 const MAX_SAVED_NODES: usize = 100_000;
@@ -294,6 +294,7 @@ impl Crawler {
             cores,
             fetch: merge_fetch(self.fetch.iter().map(|c| c.snapshot())),
             storage,
+            memory: MemoryBreakdown::read(),
         }
     }
 
