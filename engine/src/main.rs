@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use trawl_engine::ops::memory::CountingAlloc;
+use trawl_engine::ops::memory::{self, CountingAlloc};
 
 // Counted, so the metrics can tell our live bytes from allocator retention.
 #[global_allocator]
@@ -13,6 +13,7 @@ mod cli;
 
 fn main() -> ExitCode {
     GLOBAL.mark_installed();
+    memory::keep_large_libc_blocks_out_of_the_heap();
     let cli = cli::Cli::parse();
     cli::init_logging();
     match cli.run() {

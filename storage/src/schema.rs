@@ -20,7 +20,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
-use rocksdb::{BlockBasedOptions, Cache, DBCompressionType, Options};
+use rocksdb::{BlockBasedIndexType, BlockBasedOptions, Cache, DBCompressionType, Options};
 
 use crate::record::*;
 use crate::StorageError;
@@ -80,6 +80,17 @@ pub(crate) fn cf_options(name: &str, cache: &Cache) -> Options {
     let mut t = BlockBasedOptions::default();
     t.set_format_version(6);
     t.set_block_cache(cache);
+    // Index and filter blocks are cached too, instead of held by each open
+    // table for its life: otherwise they grow with the database (about 10 bits
+    // per key) and RocksDB's memory has no bound. Partitioned, so a lookup
+    // loads the pieces it needs, not a whole table's filter; the small top
+    // level and level 0's blocks stay pinned, since every lookup reads them.
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_cache_index_and_filter_blocks_with_high_priority(true);
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    t.set_index_type(BlockBasedIndexType::TwoLevelIndexSearch);
+    t.set_partition_filters(true);
+    t.set_pin_top_level_index_and_filter(true);
     match name {
         CF_INFOHASHES => {
             // Random keys share no prefix, so restarts buy nothing; big blocks

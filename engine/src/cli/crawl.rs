@@ -22,6 +22,7 @@ use trawl_engine::ops::config::{CrawlLayer, CrawlSettings, Pacing};
 use trawl_engine::ops::metrics::MetricsServer;
 use trawl_engine::ops::status::{StatusLine, StatusMode};
 use trawl_engine::ops::{limits, CrawlSnapshot};
+use trawl_storage::{StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
 
 use super::node::resolve_bootstrap;
 use super::UsageError;
@@ -117,6 +118,10 @@ pub struct Args {
     /// How often each known node is asked find_node [default: 600].
     #[arg(long, value_name = "SECS")]
     pub walk_secs: Option<f64>,
+    /// RocksDB's memory budget: block cache (data, index and filter blocks)
+    /// with every memtable charged to it, up to half [default: 256].
+    #[arg(long, value_name = "MB")]
+    pub db_memory_mb: Option<u64>,
 }
 
 impl Args {
@@ -148,6 +153,7 @@ impl Args {
             resample_secs: self.resample_secs,
             empty_backoff_secs: self.empty_backoff_secs,
             walk_secs: self.walk_secs,
+            db_memory_mb: self.db_memory_mb,
         }
     }
 }
@@ -230,6 +236,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         fetch: s.fetch,
         fetch_concurrency,
         crawl: crawl_config(&s.pacing),
+        store: StoreOptions {
+            memory_budget_bytes: s.db_memory.unwrap_or(DEFAULT_MEMORY_BUDGET_BYTES),
+            ..StoreOptions::default()
+        },
         ..CrawlerOptions::default()
     };
     limits::check(cores, if s.fetch { cores * fetch_concurrency } else { 0 })?;

@@ -21,6 +21,9 @@ use super::OpsError;
 const MAX_PACING_SECS: f64 = 21_600.0;
 /// Highest per-IP query rate or burst a flag may ask for.
 const MAX_PER_IP_RATE: f64 = 1_000.0;
+/// RocksDB's memory budget: below 16 MB the memtables' half cannot hold a
+/// write buffer; above 1 TB is a typo.
+const DB_MEMORY_MB: std::ops::RangeInclusive<u64> = 16..=1 << 20;
 
 /// One layer of crawl options (the file, or the flags): `None` = not given here.
 #[derive(Clone, Debug, Default, Deserialize, PartialEq)]
@@ -46,6 +49,7 @@ pub struct CrawlLayer {
     pub resample_secs: Option<f64>,
     pub empty_backoff_secs: Option<f64>,
     pub walk_secs: Option<f64>,
+    pub db_memory_mb: Option<u64>,
 }
 
 /// The file's top level: one table per subcommand that reads it.
@@ -135,6 +139,9 @@ impl CrawlLayer {
         {
             return bad("per-ip-burst", "must be between 1 and 1000 queries");
         }
+        if self.db_memory_mb.is_some_and(|mb| !DB_MEMORY_MB.contains(&mb)) {
+            return bad("db-memory-mb", "must be between 16 and 1048576 MB");
+        }
         if self.bootstrap.as_ref().is_some_and(Vec::is_empty) {
             return bad(
                 "bootstrap",
@@ -167,6 +174,7 @@ impl CrawlLayer {
             resample_secs: self.resample_secs.or(lower.resample_secs),
             empty_backoff_secs: self.empty_backoff_secs.or(lower.empty_backoff_secs),
             walk_secs: self.walk_secs.or(lower.walk_secs),
+            db_memory_mb: self.db_memory_mb.or(lower.db_memory_mb),
         }
     }
 }
@@ -199,6 +207,8 @@ pub struct CrawlSettings {
     /// Crawl pacing; `None` = the scheduler's polite default
     /// ([`CrawlConfig`](crate::crawl::CrawlConfig)).
     pub pacing: Pacing,
+    /// RocksDB's memory budget in bytes; `None` = the store's default.
+    pub db_memory: Option<usize>,
 }
 
 /// The scheduler's pacing knobs, each `None` unless given.
@@ -234,6 +244,7 @@ impl Default for CrawlSettings {
             drain: Duration::from_secs(30),
             log_every: Duration::from_secs(10),
             pacing: Pacing::default(),
+            db_memory: None,
         }
     }
 }
@@ -267,6 +278,7 @@ impl CrawlSettings {
                 empty_backoff: l.empty_backoff_secs.map(Duration::from_secs_f64),
                 walk: l.walk_secs.map(Duration::from_secs_f64),
             },
+            db_memory: l.db_memory_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
         }
     }
 }
@@ -316,6 +328,7 @@ mod tests {
         resample-secs = 0
         empty-backoff-secs = 1.5
         walk-secs = 120
+        db-memory-mb = 512
     "#;
 
     #[test]
@@ -345,6 +358,7 @@ mod tests {
                 walk: Some(Duration::from_secs(120)),
             }
         );
+        assert_eq!(s.db_memory, Some(512 << 20));
     }
 
     #[test]
@@ -395,6 +409,11 @@ mod tests {
                 &["`crawl.empty-backoff-secs`"][..],
             ),
             ("[crawl]\nwalk-secs = 0\n", &["`crawl.walk-secs`", "more than 0"][..]),
+            (
+                "[crawl]\ndb-memory-mb = 8\n",
+                &["`crawl.db-memory-mb`", "between 16"][..],
+            ),
+            ("[crawl]\ndb-memory-mb = -1\n", &["line 2", "`db-memory-mb`"][..]),
             ("[crawler]\nport = 1\n", &["line 1", "unknown field `crawler`"][..]),
             ("[crawl\n", &["line 1"][..]),
         ];
@@ -435,6 +454,7 @@ mod tests {
             "resample-secs",
             "empty-backoff-secs",
             "walk-secs",
+            "db-memory-mb",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),

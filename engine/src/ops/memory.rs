@@ -96,6 +96,28 @@ pub fn rust_heap_live() -> Option<u64> {
     INSTALLED.load(Relaxed).then(|| LIVE.load(Relaxed).max(0) as u64)
 }
 
+/// glibc's heap (RocksDB's C++ side) serves blocks at least this large with
+/// their own mappings, given back to the OS when freed.
+pub const LIBC_MMAP_THRESHOLD: usize = 128 << 10;
+
+/// Fixes glibc's mmap threshold at [`LIBC_MMAP_THRESHOLD`]. By default glibc
+/// raises the threshold to the largest block freed so far (up to 32 MB), after
+/// which RocksDB's memtable arenas and compaction buffers (megabytes each) come
+/// from the heap and their holes stay in RSS: a long crawl's memory then
+/// creeps up while nothing leaks. Call once at start, before threads exist.
+/// Returns false where this cannot be set (not glibc, or refused).
+pub fn keep_large_libc_blocks_out_of_the_heap() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: mallopt only sets the allocator's parameter.
+        unsafe { libc::mallopt(libc::M_MMAP_THRESHOLD, LIBC_MMAP_THRESHOLD as libc::c_int) == 1 }
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// The process's memory, by allocator. Every field is a gauge in bytes;
 /// `None` where this build or platform cannot tell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -199,6 +221,34 @@ mod tests {
         })
         .join()
         .unwrap();
+    }
+
+    /// Whether glibc gave `p` its own mapping: bit 1 (IS_MMAPPED) of the size
+    /// word in the chunk header just before it.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn is_mmapped(p: *mut libc::c_void) -> bool {
+        unsafe { *(p as *const usize).sub(1) & 2 != 0 }
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn after_a_large_free_a_megabyte_block_still_gets_its_own_mapping() {
+        assert!(keep_large_libc_blocks_out_of_the_heap());
+        unsafe {
+            // glibc's default would now raise its threshold to 16 MB (it
+            // follows frees up to 32 MB) and serve the next megabyte-sized
+            // blocks from the heap.
+            let big = libc::malloc(16 << 20);
+            assert!(is_mmapped(big));
+            libc::free(big);
+            let arena_block = libc::malloc(1 << 20);
+            assert!(!arena_block.is_null());
+            assert!(is_mmapped(arena_block), "a 1 MB block came from the heap");
+            libc::free(arena_block);
+            let small = libc::malloc(LIBC_MMAP_THRESHOLD / 4);
+            assert!(!is_mmapped(small), "small blocks stay in the heap");
+            libc::free(small);
+        }
     }
 
     #[test]
