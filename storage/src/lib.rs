@@ -34,5 +34,7 @@ mod writer;
 
 pub use error::StorageError;
 pub use record::*;
-pub use store::{DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES};
+pub use store::{
+    DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES, MAX_OPEN_FILES,
+};
 pub use writer::{Batch, BatchOutcome, TrySend, Writer, WriterHandle, WriterOptions, WriterStats};

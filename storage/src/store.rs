@@ -77,6 +77,12 @@ pub struct StoreOptions {
 /// Default [`StoreOptions::memory_budget_bytes`].
 pub const DEFAULT_MEMORY_BUDGET_BYTES: usize = 256 << 20;
 
+/// Files RocksDB may hold open (table files beyond it are closed, least
+/// recently used first, and reopened on demand). RocksDB's default keeps every
+/// table open, so descriptors grow with the database until the process limit
+/// breaks a write; 2,048 tables of 64 MB cover 128 GB before any is closed.
+pub const MAX_OPEN_FILES: u32 = 2048;
+
 impl Default for StoreOptions {
     fn default() -> Self {
         StoreOptions {
@@ -169,6 +175,7 @@ fn db_options(create: bool, memtables: &WriteBufferManager) -> Options {
     o.create_if_missing(create);
     o.create_missing_column_families(create);
     o.set_write_buffer_manager(memtables);
+    o.set_max_open_files(MAX_OPEN_FILES as i32);
     // One background core: the other belongs to the engine.
     o.set_max_background_jobs(2);
     o.set_keep_log_file_num(4);
@@ -668,6 +675,37 @@ mod tests {
         };
         assert!(hot.retry_at(1000, 1) > 1000, "a zero base must not retry in a hot loop");
         assert_eq!(p.retry_at(u32::MAX - 1, 60), u32::MAX);
+    }
+
+    #[test]
+    fn the_database_is_opened_with_bounded_files_and_cached_index_blocks() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+        drop(s);
+        // RocksDB writes the options it runs with to OPTIONS-<n>.
+        let options = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("OPTIONS-"))
+            .max()
+            .expect("an OPTIONS file");
+        let text = std::fs::read_to_string(options).unwrap();
+        assert!(text.contains(&format!("max_open_files={MAX_OPEN_FILES}\n")), "{text}");
+        for family in COLUMN_FAMILIES {
+            let table = text
+                .split(&format!("[TableOptions/BlockBasedTable \"{family}\"]"))
+                .nth(1)
+                .unwrap_or_else(|| panic!("no table options for {family}"));
+            let table = table.split("\n[").next().unwrap();
+            for line in [
+                "cache_index_and_filter_blocks=true",
+                "pin_l0_filter_and_index_blocks_in_cache=true",
+                "partition_filters=true",
+                "index_type=kTwoLevelIndexSearch",
+            ] {
+                assert!(table.contains(line), "{family}: no {line}");
+            }
+        }
     }
 
     #[test]

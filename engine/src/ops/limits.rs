@@ -12,9 +12,11 @@ use super::OpsError;
 /// glommio's reactor refuses to start below this much lockable memory
 /// (`MIN_MEMLOCK_LIMIT` in glommio 0.9's `sys/uring.rs`).
 pub const MEMLOCK_MIN_BYTES: u64 = 512 * 1024;
-/// RocksDB keeps every table file open, so a database of any size needs a
-/// few thousand descriptors before the crawl opens a single socket.
+/// RocksDB holds up to [`trawl_storage::MAX_OPEN_FILES`] table files open,
+/// plus its logs, manifest and compaction outputs, before the crawl opens a
+/// single socket.
 pub const NOFILE_BASE: u64 = 4096;
+const _: () = assert!(NOFILE_BASE >= trawl_storage::MAX_OPEN_FILES as u64 + 1024);
 /// Per core: UDP sockets (v4, v6), three io_uring rings, eventfds, timers.
 pub const NOFILE_PER_CORE: u64 = 32;
 
