@@ -12,11 +12,17 @@
 //! ripples (a node's period is fixed), so rates are also compared over five
 //! minutes.
 //!
+//! A node's stock is `--torrents / --nodes` hashes, 20 a sample, so the nodes
+//! sampled most often run dry after `stock / 20` re-samples and the load
+//! falls from then on: the bench says when (`stock_runs_out_secs`) and warns
+//! if that is inside the run; longer soaks need more `--torrents`.
+//!
 //! Owns: the samples (once a second: the crawler's RSS, open fds and CPU time,
 //! the swarm's datagram counters, the crawler's own figures from its
-//! `--metrics` endpoint, RocksDB's memory among them, so the slope of RSS
-//! minus RocksDB is the growth RocksDB does not explain; every 10 s: the database directory's WAL and SST
-//! bytes), the fitted slopes after warm-up and over the second half, the
+//! `--metrics` endpoint, RocksDB's memory and the process's memory by
+//! allocator among them, so a leak in trawl's own structures, RocksDB's
+//! growth and allocator retention each get a slope; every 10 s: the database
+//! directory's WAL and SST bytes), the fitted slopes after warm-up and over the second half, the
 //! minute after warm-up against the last minute, a `{"soak_minute":..}` line a
 //! minute on stderr, RocksDB's block-cache usage from the statistics it
 //! writes to its `LOG`, and the final `{"bench":"soak",...}` line.
@@ -151,7 +157,25 @@ const M_LIBC_FREE: &str = "trawl_memory_bytes{part=\"libc_heap_free\"}";
 const MB: f64 = 1024.0 * 1024.0;
 const DB_EVERY: Duration = Duration::from_secs(10);
 
+/// Hashes per `sample_infohashes` reply (the swarm's default, libtorrent's).
+const SAMPLES_PER_REPLY: f64 = 20.0;
+
+/// When the most often sampled nodes (every `resample_secs`) have given their
+/// whole stock (at most, with more than one holder per torrent); `None` if
+/// re-sampling is left to trawl's default.
+fn stock_runs_out_secs(torrents: u32, holders_max: u32, nodes: u32, resample_secs: u32) -> Option<f64> {
+    let stock = f64::from(torrents) * f64::from(holders_max.max(1)) / f64::from(nodes.max(1));
+    (resample_secs > 0).then(|| (stock / SAMPLES_PER_REPLY).ceil() * f64::from(resample_secs))
+}
+
 pub fn run(args: Args) -> anyhow::Result<()> {
+    let runs_out = stock_runs_out_secs(args.torrents, args.holders_max, args.nodes, args.resample_secs);
+    if let Some(t) = runs_out.filter(|&t| t < args.secs) {
+        eprintln!(
+            "soak: warning: the busiest nodes' stock runs out at {t:.0} s, inside --secs {}: the load falls after that (raise --torrents)",
+            args.secs
+        );
+    }
     let place = Placement::choose(false, sys::online_cores());
     let mut swarm = SwarmChild::spawn(
         &SwarmSpawn {
@@ -330,6 +354,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "fetchers": args.fetchers,
             "churn": args.churn,
             "churn_period_secs": args.churn_period,
+            "stock_runs_out_secs": runs_out,
             "trawl_args": extra,
             "at_warmup": at(args.warmup_secs),
             "at_half": at(total / 2.0),
@@ -549,6 +574,15 @@ fn slope_per_min(samples: &[&Sample], f: impl Fn(&Sample) -> f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_default_stock_runs_out_after_thirty_minutes() {
+        // 600 hashes a node, 20 a sample, one sample a minute: the decay a
+        // 40-minute soak showed from minute 30 on.
+        assert_eq!(stock_runs_out_secs(6_000_000, 1, 10_000, 60), Some(1800.0));
+        assert_eq!(stock_runs_out_secs(12_000_000, 1, 10_000, 60), Some(3600.0));
+        assert_eq!(stock_runs_out_secs(6_000_000, 1, 10_000, 0), None);
+    }
 
     #[test]
     fn slope_is_per_minute_and_flat_for_constant_series() {
