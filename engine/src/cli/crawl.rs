@@ -21,7 +21,7 @@ use trawl_engine::metadata::fetcher::FetchConfig;
 use trawl_engine::ops::config::{CrawlLayer, CrawlSettings, Pacing};
 use trawl_engine::ops::metrics::MetricsServer;
 use trawl_engine::ops::status::{StatusLine, StatusMode};
-use trawl_engine::ops::{limits, CrawlSnapshot};
+use trawl_engine::ops::{limits, memory, CrawlSnapshot};
 use trawl_storage::{StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
 
 use super::node::resolve_bootstrap;
@@ -268,6 +268,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let deadline = s.duration.map(|d| Instant::now() + d);
     let mut status = StatusLine::new(StatusMode::detect(), s.log_every);
     let mut next_status = Instant::now();
+    let mut next_trim = Instant::now() + memory::LIBC_TRIM_EVERY;
     let mut paused = false;
     let reason = loop {
         let now = Instant::now();
@@ -294,6 +295,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         if now >= next_status {
             next_status = now + STATUS_EVERY;
             status.update(now, crawler.snapshot());
+        }
+        if now >= next_trim {
+            next_trim = now + memory::LIBC_TRIM_EVERY;
+            let started = Instant::now();
+            memory::trim_libc_heap();
+            tracing::debug!(micros = started.elapsed().as_micros() as u64, "trimmed glibc's heap");
         }
     };
     status.finish();

@@ -118,6 +118,27 @@ pub fn keep_large_libc_blocks_out_of_the_heap() -> bool {
     }
 }
 
+/// How often a long-running crawl calls [`trim_libc_heap`].
+pub const LIBC_TRIM_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Hands glibc's free heap pages back to the OS (`malloc_trim`). Once
+/// RocksDB's block cache is full, every insert evicts blocks of other sizes,
+/// and the holes they leave in glibc's arenas stay resident until trimmed: a
+/// slow climb of RSS with nothing live behind it. Returns false where there is
+/// nothing to call (not glibc).
+pub fn trim_libc_heap() -> bool {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    {
+        // SAFETY: malloc_trim only returns free pages; it takes the arenas' locks.
+        unsafe { libc::malloc_trim(0) };
+        true
+    }
+    #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+    {
+        false
+    }
+}
+
 /// The process's memory, by allocator. Every field is a gauge in bytes;
 /// `None` where this build or platform cannot tell.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -249,6 +270,70 @@ mod tests {
             assert!(!is_mmapped(small), "small blocks stay in the heap");
             libc::free(small);
         }
+    }
+
+    /// Resident pages among those wholly inside `[start, end)`, and their count.
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    fn resident_pages(start: usize, end: usize) -> (usize, usize) {
+        let page = 4096;
+        let first = start.div_ceil(page) * page;
+        let last = end / page * page;
+        if last <= first {
+            return (0, 0);
+        }
+        let n = (last - first) / page;
+        let mut v = vec![0u8; n];
+        let rc = unsafe { libc::mincore(first as *mut libc::c_void, last - first, v.as_mut_ptr()) };
+        assert_eq!(rc, 0, "mincore");
+        (v.iter().filter(|&&b| b & 1 != 0).count(), n)
+    }
+
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[test]
+    fn trimming_gives_back_the_pages_of_holes_between_live_blocks() {
+        // Cache-block-sized allocations, all but every eighth freed: the
+        // survivors pin the heap, so the holes stay resident until trimmed.
+        std::thread::spawn(|| unsafe {
+            let size = 24 << 10;
+            let blocks: Vec<usize> = (0..2000)
+                .map(|_| {
+                    let p = libc::malloc(size);
+                    assert!(!p.is_null());
+                    std::ptr::write_bytes(p as *mut u8, 0x5a, size);
+                    p as usize
+                })
+                .collect();
+            let mut holes = Vec::new();
+            for (i, &p) in blocks.iter().enumerate() {
+                if i % 8 != 0 {
+                    libc::free(p as *mut libc::c_void);
+                    holes.push(p);
+                }
+            }
+            // Inside each freed block, past glibc's free-list words.
+            let count = |holes: &[usize]| {
+                holes.iter().fold((0, 0), |(r, n), &p| {
+                    let (a, b) = resident_pages(p + 64, p + size);
+                    (r + a, n + b)
+                })
+            };
+            let (before, pages) = count(&holes);
+            assert!(trim_libc_heap());
+            let (after, _) = count(&holes);
+            assert!(pages > 5000, "{pages}");
+            assert!(
+                before > pages / 2,
+                "the holes were resident before: {before} of {pages}"
+            );
+            assert!(after < pages / 10, "trim left {after} of {pages} pages resident");
+            for (i, &p) in blocks.iter().enumerate() {
+                if i % 8 == 0 {
+                    libc::free(p as *mut libc::c_void);
+                }
+            }
+        })
+        .join()
+        .unwrap();
     }
 
     #[test]
