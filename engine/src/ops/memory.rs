@@ -7,7 +7,9 @@
 //! committed or free-but-kept memory growing while the live bytes do not.
 //!
 //! Owns [`CountingAlloc`], the global-allocator wrapper that counts live bytes,
-//! and [`MemoryBreakdown::read`]. The count is per thread and published to one
+//! [`MemoryBreakdown::read`], and the two glibc settings that keep RocksDB's
+//! freed memory from staying resident ([`keep_large_libc_blocks_out_of_the_heap`],
+//! [`trim_libc_heap`]). The count is per thread and published to one
 //! shared total every [`PUBLISH_BYTES`], so the hot path pays a thread-local
 //! add, never a contended atomic; the total is off by at most that much per
 //! thread. Must not allocate inside the allocator.
