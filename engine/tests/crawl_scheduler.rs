@@ -24,6 +24,14 @@ fn config() -> CrawlConfig {
 }
 
 /// Walks (find_node) far in the future, so they do not occupy the node.
+/// Not read-only: the scheduler answers queries.
+fn answering() -> CrawlConfig {
+    CrawlConfig {
+        read_only: false,
+        ..config()
+    }
+}
+
 fn no_walks() -> CrawlConfig {
     CrawlConfig {
         walk_interval: Duration::from_secs(1 << 20),
@@ -291,13 +299,7 @@ fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
     assert_eq!(ro.stats().queries_ignored, 1);
     assert_eq!(ro.known_nodes(), 0);
 
-    let mut rw = Scheduler::new(
-        CrawlConfig {
-            read_only: false,
-            ..config()
-        },
-        now,
-    );
+    let mut rw = Scheduler::new(answering(), now);
     rw.handle_datagram(now, from, &ping);
     assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
     let m = Message::decode(&buf).unwrap();
@@ -313,10 +315,9 @@ fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
 fn answers_per_ip_are_rate_limited() {
     let now = Instant::now();
     let cfg = CrawlConfig {
-        read_only: false,
         answer_rate: 5.0,
         answer_burst: 10.0,
-        ..config()
+        ..answering()
     };
     let mut s = Scheduler::new(cfg, now);
     let (flooder, other) = (addr(5, 5), addr(6, 6));
@@ -350,13 +351,7 @@ const QUEUED_REPLIES_CAP: u64 = MAX_QUEUED_REPLIES as u64;
 #[test]
 fn queued_replies_are_capped_and_answering_resumes_after_a_drain() {
     let now = Instant::now();
-    let mut s = Scheduler::new(
-        CrawlConfig {
-            read_only: false,
-            ..config()
-        },
-        now,
-    );
+    let mut s = Scheduler::new(answering(), now);
     let ping = |tid: u32| {
         let mut q = Vec::new();
         // Read-only queriers (BEP 43) are not learned, so only replies go out.
