@@ -503,16 +503,21 @@ fn scrapes_of_one_sample_go_out_at_the_ip_pacing_rate_and_none_is_lost() {
     assert_eq!(s.pending_scrapes(), 0);
 }
 
-#[test]
-fn a_timed_out_sample_waits_the_empty_sample_back_off() {
-    let cfg = CrawlConfig {
+/// Queries time out after 1 s; a timed-out node is retried after 2 s, an
+/// empty sample backs off 30 s.
+fn quick_timeouts() -> CrawlConfig {
+    CrawlConfig {
         query_timeout: Duration::from_secs(1),
         retry_after_timeout: Duration::from_secs(2),
         empty_backoff: Duration::from_secs(30),
         max_failures: 5,
         ..no_walks()
-    };
-    let (mut s, now, remote, _q) = with_one_node(cfg);
+    }
+}
+
+#[test]
+fn a_timed_out_sample_waits_the_empty_sample_back_off() {
+    let (mut s, now, remote, _q) = with_one_node(quick_timeouts());
     assert!(drain(&mut s, now + Duration::from_millis(1100)).is_empty());
     // The node may have answered late with an interval we never saw.
     assert!(!drain(&mut s, now + Duration::from_secs(10)).contains(&"sample"));
@@ -556,14 +561,7 @@ fn a_saved_node_is_not_sampled_before_its_saved_deadline() {
 
 #[test]
 fn a_lost_sample_reply_waits_out_the_interval_the_node_may_have_started() {
-    let cfg = CrawlConfig {
-        query_timeout: Duration::from_secs(1),
-        retry_after_timeout: Duration::from_secs(2),
-        empty_backoff: Duration::from_secs(30),
-        max_failures: 5,
-        ..no_walks()
-    };
-    let (mut s, now, remote, q) = with_one_node(cfg);
+    let (mut s, now, remote, q) = with_one_node(quick_timeouts());
     // The node answers with a 500 s interval; a second node is known but has
     // never answered a sample.
     s.handle_datagram(now, remote, &sample_reply(&tid_of(&q), &[], &[], 500));
