@@ -49,7 +49,7 @@ echo "==> starting trawl-swarm: $nodes virtual DHT nodes, $torrents torrents, on
 # The swarm outlives the crawl by a margin, and stops by itself in any case.
 # Its nodes ask to be re-sampled after at most a minute (the real DHT says up to
 # 6 hours), so a one-minute crawl keeps finding new infohashes to the end.
-"$bin/trawl-swarm" --nodes "$nodes" --torrents "$torrents" --port "$port" --peer-port "$peer_port" \
+"$bin/trawl-swarm" --preset fast --nodes "$nodes" --torrents "$torrents" --port "$port" --peer-port "$peer_port" \
     --interval-max "${DEMO_INTERVAL_MAX:-60}" --duration $((secs + 120)) > "$out/swarm.log" 2>&1 &
 swarm_pid=$!
 for _ in $(seq 1 600); do

@@ -393,6 +393,9 @@ impl SwarmChild {
                 &o.churn_period.to_string(),
             ])
             .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
+            // The wire benchmark's swarm, stated rather than left to the binary's
+            // default; `--swarm-arg=--preset=mainline` after it overrides.
+            .args(["--preset", "fast"])
             .args(&o.extra_args)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped());

@@ -10,6 +10,7 @@ use serde::Deserialize;
 use sha1::{Digest, Sha1};
 use trawl_bench::loadgen::{self, FetchError, Walker};
 use trawl_bench::swarm::catalogue::CatalogueConfig;
+use trawl_bench::swarm::model::{ModelMix, NodeModel, Preset};
 use trawl_bench::swarm::nodes::{xor, NodeTraitsConfig};
 use trawl_bench::swarm::politeness::RateLimit;
 use trawl_bench::swarm::run::{RunOptions, Running};
@@ -128,6 +129,7 @@ struct IndependentBody {
     bf_seeds: Option<serde_bytes::ByteBuf>,
     #[serde(rename = "BFpe")]
     bf_peers: Option<serde_bytes::ByteBuf>,
+    n: Option<serde_bytes::ByteBuf>,
 }
 
 fn independent(bytes: &[u8]) -> Independent {
@@ -482,7 +484,7 @@ fn manifest_lists_every_torrent_with_its_truth() {
     let swarm = Swarm::build(cfg, 1);
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("manifest.jsonl");
-    let summary = trawl_bench::swarm::run::write_manifest(&swarm, &path).unwrap();
+    let summary = trawl_bench::swarm::run::write_manifest(&swarm, &path, Duration::from_secs(60)).unwrap();
     let text = std::fs::read_to_string(&path).unwrap();
     let lines: Vec<serde_json::Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(lines.len(), 200);
@@ -550,4 +552,384 @@ fn catalogue_dicts_are_real_info_dicts() {
         assert_eq!(serde_bencode::to_bytes(&v).unwrap(), buf);
     }
     let _ = Ipv4Addr::LOCALHOST;
+}
+
+/// A swarm where every node plays one `mix`, quick to start, no loss, no slow nodes.
+fn modelled(mix: ModelMix) -> SwarmConfig {
+    let mut cfg = SwarmConfig::preset(Preset::Mainline);
+    cfg.mix = mix;
+    cfg.traits.churn_fraction = 0.0;
+    cfg.traits.slow_fraction = 0.0;
+    SwarmConfig {
+        seed: 77,
+        nodes: NODES,
+        catalogue: CatalogueConfig {
+            torrents: TORRENTS * 10,
+            holders_max: 4,
+        },
+        loss: 0.0,
+        port: free_port(),
+        peer_port: free_port(),
+        peer_faults: PeerFaults::default(),
+        ..cfg
+    }
+}
+
+const ALL_LIBTORRENT: ModelMix = ModelMix {
+    libtorrent: 1.0,
+    no_bep51: 0.0,
+    nat: 0.0,
+};
+
+fn get_peers<'a>(me: &'a [u8; 20], info_hash: &'a [u8; 20], scrape: bool) -> Query<'a> {
+    Query::GetPeers {
+        id: me,
+        info_hash,
+        want: Want::default(),
+        noseed: false,
+        scrape,
+    }
+}
+
+fn sample<'a>(me: &'a [u8; 20]) -> Query<'a> {
+    Query::SampleInfohashes {
+        id: me,
+        target: &[0x33; 20],
+        want: Want::default(),
+    }
+}
+
+#[test]
+fn libtorrent_nodes_give_bloom_filters_instead_of_values() {
+    let running = start(modelled(ALL_LIBTORRENT), 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    let me = client.id;
+    // A node holding more than libtorrent's 20 samples, so the sample is a pick.
+    let node = (0..NODES)
+        .find(|&i| swarm.catalogue.held_by(i).len() > 20)
+        .expect("a node holding many torrents");
+    assert_eq!(swarm.model(node), NodeModel::Libtorrent);
+    let t = swarm.catalogue.held_by(node)[0];
+    let info_hash = *swarm.catalogue.infohash(t);
+    let name = swarm.catalogue.info(t).name;
+
+    // A scrape: BFsd and BFpe, nodes, token, n, and no values.
+    let raw = client.ask(&swarm, node, &get_peers(&me, &info_hash, true)).unwrap();
+    let body = independent(&raw).r.unwrap();
+    assert!(body.bf_seeds.is_some() && body.bf_peers.is_some());
+    assert!(body.values.is_none(), "libtorrent never sends values with a scrape");
+    assert_eq!(body.nodes.unwrap().len(), 8 * 26, "libtorrent always sends nodes");
+    assert!(body.token.is_some());
+    assert_eq!(body.n.unwrap().as_slice(), name.as_bytes());
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
+    assert_eq!(r.name, Some(name.as_bytes()), "the project's decoder reads n too");
+    // BFpe holds downloaders only, as libtorrent's dht_storage does.
+    let mut holders = [0u32; 16];
+    let holders = swarm.catalogue.holders(t, &mut holders);
+    let downloaders = holders.iter().filter(|&&h| !swarm.is_seed(t, h)).count();
+    let mut bf = ScrapeBloom::new();
+    for &h in holders.iter().filter(|&&h| !swarm.is_seed(t, h)) {
+        bf.insert(swarm.nodes.addr(h).into());
+    }
+    assert_eq!(body.bf_peers.unwrap().as_slice(), bf.as_bytes(), "{downloaders} downloaders");
+
+    // A plain get_peers: values and nodes and n, no filters.
+    let raw = client.ask(&swarm, node, &get_peers(&me, &info_hash, false)).unwrap();
+    let body = independent(&raw).r.unwrap();
+    assert_eq!(body.values.unwrap().len(), holders.len());
+    assert!(body.nodes.is_some() && body.bf_seeds.is_none() && body.bf_peers.is_none());
+    assert!(body.n.is_some());
+    // A torrent it does not hold (and is not close to): nodes, token, no n.
+    let far = (0..swarm.catalogue.len())
+        .find(|&u| {
+            swarm.catalogue.held_by(node).binary_search(&u).is_err() && {
+                let mut c = Vec::new();
+                swarm.nodes.closest(swarm.catalogue.infohash(u), 8, &mut c);
+                !c.contains(&node)
+            }
+        })
+        .unwrap();
+    let raw = client
+        .ask(&swarm, node, &get_peers(&me, swarm.catalogue.infohash(far), true))
+        .unwrap();
+    let body = independent(&raw).r.unwrap();
+    assert!(body.values.is_none() && body.bf_peers.is_none() && body.n.is_none());
+    assert!(body.nodes.is_some() && body.token.is_some());
+
+    // sample_infohashes: 21,600 s / 360, at most 20, the same pick all interval.
+    let raw = client.ask(&swarm, node, &sample(&me)).unwrap();
+    let first = independent(&raw).r.unwrap();
+    assert_eq!(first.interval, Some(60));
+    assert_eq!(first.num, Some(swarm.catalogue.held_by(node).len() as i64));
+    assert_eq!(first.samples.as_ref().unwrap().len(), 20 * 20);
+    let raw = client.ask(&swarm, node, &sample(&me)).unwrap();
+    assert_eq!(independent(&raw).r.unwrap().samples, first.samples);
+
+    running.stop();
+    let report = running.wait().unwrap();
+    assert_eq!(report.counters.answered_scrape, 1);
+    assert_eq!(report.counters.answered_name, 2);
+    assert_eq!(report.counters.violations_interval, 1, "the second sample came early");
+    assert_eq!((report.bans, report.counters.dropped_budget), (0, 0));
+}
+
+#[test]
+fn no_bep51_nodes_refuse_samples_and_nat_nodes_never_answer() {
+    let mix = ModelMix {
+        libtorrent: 0.0,
+        no_bep51: 0.5,
+        nat: 0.5,
+    };
+    let running = start(modelled(mix), 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    let me = client.id;
+    let old = (0..NODES)
+        .find(|&i| swarm.model(i) == NodeModel::NoBep51 && swarm.catalogue.held_by(i).len() > 1)
+        .unwrap();
+    let raw = client.ask(&swarm, old, &sample(&me)).unwrap();
+    let e = independent(&raw).e.expect("an error");
+    assert_eq!(e.0, 204);
+    let t = swarm.catalogue.held_by(old)[0];
+    let raw = client
+        .ask(&swarm, old, &get_peers(&me, swarm.catalogue.infohash(t), true))
+        .unwrap();
+    let body = independent(&raw).r.unwrap();
+    assert!(body.values.is_some() && body.bf_peers.is_none(), "no BEP 33: a scrape gets values");
+
+    let nat: Vec<u32> = (0..NODES).filter(|&i| swarm.model(i) == NodeModel::Nat).take(5).collect();
+    for &n in &nat {
+        assert!(client.ask(&swarm, n, &Query::Ping { id: &me }).is_none());
+    }
+    // NAT nodes are still listed by the others: they are in the routing tables.
+    let target = swarm.nodes.id(nat[0]);
+    let raw = client
+        .ask(
+            &swarm,
+            old,
+            &Query::FindNode {
+                id: &me,
+                target: &target,
+                want: Want::default(),
+            },
+        )
+        .unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
+    let listed: Vec<_> = r.nodes.collect();
+    assert_eq!(listed[0].id, target);
+    let mut ips: Vec<_> = listed.iter().map(|n| n.addr.ip()).collect();
+    ips.dedup();
+    assert_eq!(ips.len(), listed.len(), "one entry per IP");
+    let manifest_reachable = (0..swarm.catalogue.len()).filter(|&t| swarm.reachable(t)).count();
+    assert_eq!(manifest_reachable, 0, "nothing here answers samples");
+
+    running.stop();
+    let c = running.wait().unwrap().counters;
+    assert_eq!((c.dropped_nat, c.sample_unsupported), (5, 1));
+}
+
+#[test]
+fn a_sender_above_five_per_second_is_blocked_silently_and_counted() {
+    let running = start(modelled(ALL_LIBTORRENT), 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    client.sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let me = client.id;
+    let answered = (0..60)
+        .filter(|_| client.ask(&swarm, 5, &Query::Ping { id: &me }).is_some())
+        .count();
+    assert_eq!(answered, 49, "the 50th message inside 10 s starts the block");
+    // Another node keeps its own blocker.
+    assert!(client.ask(&swarm, 6, &Query::Ping { id: &me }).is_some());
+
+    running.stop();
+    let report = running.wait().unwrap();
+    let c = report.counters;
+    assert_eq!((c.bans_imposed, c.ban_seconds, c.dropped_blocked), (1, 300, 11));
+    assert_eq!(report.bans, 1);
+    assert_eq!(report.bans_by_ip.len(), 1);
+    let b = &report.bans_by_ip[0];
+    assert_eq!(b.ip, "127.0.0.1");
+    assert_eq!((b.record.bans, b.record.blocked_secs, b.record.dropped_blocked), (1, 300, 11));
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["bans_by_ip"][0]["blocked_secs"], 300, "flat fields in the report");
+    assert_eq!(json["counters"]["bans_imposed"], 1);
+}
+
+#[test]
+fn the_reply_budget_drops_queries_past_eight_kilobytes() {
+    let mut cfg = modelled(ALL_LIBTORRENT);
+    cfg.libtorrent.block_ratelimit = 0;
+    let running = start(cfg, 20);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    client.sock.set_read_timeout(Some(Duration::from_millis(100))).unwrap();
+    let me = client.id;
+    // 60 queries in one burst: far more than 8,000 bytes of replies at once.
+    let to = SocketAddrV4::new(swarm.nodes.addr(9), client.port);
+    for i in 0..60u8 {
+        let target = [i; 20];
+        let q = Query::FindNode {
+            id: &me,
+            target: &target,
+            want: Want::default(),
+        };
+        let mut out = Vec::new();
+        krpc::encode_query(&mut out, &[i, i], &q, false, None);
+        client.sock.send_to(&out, to).unwrap();
+    }
+    let mut replies = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Ok((n, _)) = client.sock.recv_from(&mut buf) {
+        replies.push(n);
+    }
+    let bytes: usize = replies.iter().sum();
+    let last = *replies.last().unwrap();
+    assert!(replies.len() < 60, "the budget ran out");
+    // Answered while the quota (one second's worth to start, plus the few
+    // milliseconds' refill of the burst, under one reply) was above zero.
+    assert!(
+        bytes >= 8_000 && bytes - last < 8_000 + last,
+        "{bytes} bytes in {} replies",
+        replies.len()
+    );
+    running.stop();
+    let report = running.wait().unwrap();
+    assert_eq!(report.counters.dropped_budget as usize, 60 - replies.len());
+    assert_eq!(report.bans, 0);
+    assert_eq!(report.bans_by_ip[0].record.dropped_budget as usize, 60 - replies.len());
+}
+
+#[test]
+fn dials_to_never_accepting_peers_time_out_and_others_answer_after_their_rtt() {
+    let mut cfg = modelled(ALL_LIBTORRENT);
+    cfg.never_accept = 0.5;
+    let running = start(cfg, 30);
+    let swarm = running.swarm.clone();
+    let client = Client::new(running.udp_port());
+    let me = client.id;
+    let holder = |accepts: bool| {
+        (0..NODES)
+            .find(|&i| swarm.peer_accepts(i) == accepts && !swarm.catalogue.held_by(i).is_empty())
+            .unwrap()
+    };
+    // The dark peer's address comes from a values list, with the dark port.
+    let dark = holder(false);
+    let t = swarm.catalogue.held_by(dark)[0];
+    let raw = client
+        .ask(&swarm, dark, &get_peers(&me, swarm.catalogue.infohash(t), false))
+        .unwrap();
+    let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
+        panic!()
+    };
+    let addr = r
+        .values
+        .clone()
+        .find(|a| a.ip() == std::net::IpAddr::V4(swarm.nodes.addr(dark)))
+        .unwrap();
+    assert_eq!(addr.port(), running.dark_peer_port());
+    assert_ne!(addr.port(), running.peer_port());
+    let t0 = std::time::Instant::now();
+    let err = std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(700)).unwrap_err();
+    assert_eq!(err.kind(), std::io::ErrorKind::TimedOut, "not refused: {err}");
+    assert!(t0.elapsed() >= Duration::from_millis(650));
+
+    // An accepting peer answers, but only after its round trips.
+    let good = holder(true);
+    let rtt = swarm.peer_rtt(good);
+    assert!((50..=300).contains(&(rtt.as_millis() as u64)));
+    let t = swarm.catalogue.held_by(good)[0];
+    let at = SocketAddrV4::new(swarm.nodes.addr(good), running.peer_port());
+    let t0 = std::time::Instant::now();
+    let dict = loadgen::fetch_metadata(at, swarm.catalogue.infohash(t), Duration::from_secs(3)).unwrap();
+    let pieces = dict.len().div_ceil(16 * 1024) as u32;
+    assert_eq!(&<[u8; 20]>::from(Sha1::digest(&dict)), swarm.catalogue.infohash(t));
+    assert!(
+        t0.elapsed() >= rtt * (2 + pieces),
+        "{:?} for {pieces} pieces at {rtt:?}",
+        t0.elapsed()
+    );
+    running.stop();
+    let report = running.wait().unwrap();
+    assert!(report.peers.replies_delayed >= 2);
+}
+
+#[test]
+fn discoverable_follows_the_samples_within_the_run() {
+    let mut cfg = modelled(ModelMix {
+        libtorrent: 0.5,
+        no_bep51: 0.2,
+        nat: 0.3,
+    });
+    cfg.traits.churn_fraction = 0.44;
+    cfg.traits.churn_period_ms = 120_000;
+    cfg.never_accept = 0.3;
+    let swarm = Swarm::build(cfg, 2);
+    let minute = swarm.discoverable(60_000);
+    let hour = swarm.discoverable(3_600_000);
+    let count = |v: &[bool]| v.iter().filter(|&&b| b).count();
+    let reachable = (0..swarm.catalogue.len()).filter(|&t| swarm.reachable(t)).count();
+    assert!(count(&minute) < count(&hour), "{} then {}", count(&minute), count(&hour));
+    assert!(count(&hour) <= reachable);
+    assert!(minute.iter().zip(&hour).all(|(&m, &h)| !m || h), "longer runs only add");
+    // Everything a minute can show is in the first interval's samples of up nodes.
+    let mut shown = vec![false; minute.len()];
+    let mut pick = Vec::new();
+    for node in 0..swarm.nodes.len() {
+        if swarm.model(node) == NodeModel::Libtorrent && swarm.nodes.up_during(node, 0, 60_000) {
+            swarm.libtorrent_sample(node, 0, &mut pick);
+            assert!(pick.len() <= 20);
+            pick.iter().for_each(|&t| shown[t as usize] = true);
+        }
+    }
+    assert_eq!(shown, minute);
+    let fetchable = (0..swarm.catalogue.len()).filter(|&t| swarm.fetchable(t)).count();
+    assert!(fetchable > 0 && fetchable < swarm.catalogue.len() as usize);
+    for t in 0..swarm.catalogue.len() {
+        let mut buf = [0u32; 16];
+        let served = swarm
+            .catalogue
+            .holders(t, &mut buf)
+            .iter()
+            .any(|&h| swarm.model(h) != NodeModel::Nat && swarm.peer_accepts(h) && swarm.peer_behaviour(h) == PeerBehaviour::Good);
+        assert_eq!(swarm.fetchable(t), served);
+    }
+}
+
+#[test]
+fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("m.jsonl");
+    let (port, peer_port) = (free_port(), free_port());
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_trawl-swarm"))
+        .args(["--preset", "fast", "--preset", "mainline", "--nodes", "2000", "--torrents", "4000"])
+        .args(["--port", &port.to_string(), "--peer-port", &peer_port.to_string()])
+        .args(["--duration", "0.5", "--manifest"])
+        .arg(&manifest)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let ready: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
+    assert_eq!(ready["preset"], "mainline", "the last --preset wins");
+    let summary = &ready["manifest"];
+    let (reachable, discoverable) = (summary["reachable"].as_u64().unwrap(), summary["discoverable"].as_u64().unwrap());
+    assert!(discoverable > 0 && discoverable <= reachable && reachable < 4000);
+    assert!(summary["fetchable"].as_u64().unwrap() < 4000);
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let listed = lines.iter().filter(|l| l["discoverable"] == true).count() as u64;
+    assert_eq!(listed, discoverable);
+    let last: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(last["event"], "final");
+    assert_eq!(last["bans"], 0);
+    assert!(last["counters"]["dropped_budget"].is_u64() && last["bans_by_ip"].is_array());
 }

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Parser;
 use serde_json::json;
-use trawl_bench::swarm::{self, catalogue::CatalogueConfig, nodes::NodeTraitsConfig, politeness::RateLimit};
+use trawl_bench::swarm::model::{Preset, TimeScale};
+use trawl_bench::swarm::{self, catalogue::CatalogueConfig, politeness::RateLimit};
 use trawl_bench::swarm::{run, server::StopAfter, PeerFaults, Swarm, SwarmConfig};
 use trawl_bench::sys;
 
@@ -20,8 +21,18 @@ use trawl_bench::sys;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
-#[command(name = "trawl-swarm", about = "A loopback DHT swarm simulator (127.0.0.0/8 only)")]
+#[command(
+    name = "trawl-swarm",
+    about = "A loopback DHT swarm simulator (127.0.0.0/8 only)",
+    args_override_self = true
+)]
 struct Args {
+    /// `fast`: idealised nodes for wire benchmarks (the default, what
+    /// `trawl-bench crawl` measures against); `mainline`: libtorrent, no-BEP 51
+    /// and NAT nodes, churn, peer round trips and dead peers as published
+    /// measurements describe the real DHT (docs/swarm.md). Flags below override it.
+    #[arg(long, default_value = "fast", value_parser = parse_preset)]
+    preset: Preset,
     /// Virtual DHT nodes (at most about 16.5 million).
     #[arg(long, default_value_t = 100_000)]
     nodes: u32,
@@ -48,26 +59,52 @@ struct Args {
     /// Each torrent is held by 1..=N virtual nodes.
     #[arg(long, default_value_t = 4)]
     holders_max: u32,
-    /// Fraction of nodes that never answer.
-    #[arg(long, default_value_t = 0.1)]
-    dead: f64,
-    /// Churn: fraction of live nodes that alternately die and come back.
-    #[arg(long, default_value_t = 0.0)]
-    churn: f64,
-    /// Churn: seconds a churning node stays up, then down (each node its own phase).
-    #[arg(long, default_value_t = 60.0)]
-    churn_period: f64,
+    /// Fraction of nodes that never answer (fast: 0.1, mainline: 0, its NAT nodes play this part).
+    #[arg(long)]
+    dead: Option<f64>,
+    /// Churn: fraction of live nodes that alternately die and come back (fast: 0, mainline: 0.44).
+    #[arg(long)]
+    churn: Option<f64>,
+    /// Churn: seconds a churning node stays up, then down (fast: 60, mainline: 43,200 / time scale).
+    #[arg(long)]
+    churn_period: Option<f64>,
     /// Fraction of nodes that answer late.
     #[arg(long, default_value_t = 0.05)]
     slow: f64,
     #[arg(long, default_value_t = 500)]
     slow_delay_ms: u64,
-    /// Fraction of nodes without BEP 51 (they answer sample_infohashes with error 204).
-    #[arg(long, default_value_t = 0.3)]
-    no_bep51: f64,
-    /// Sample intervals are spread uniformly over 0..=this many seconds.
+    /// Fraction of fast nodes without BEP 51 (error 204 to sample_infohashes; fast: 0.3).
+    #[arg(long)]
+    no_bep51: Option<f64>,
+    /// Fast nodes' sample intervals are spread uniformly over 0..=this many seconds.
     #[arg(long, default_value_t = 21_600)]
     interval_max: u32,
+    /// Share of nodes playing libtorrent 2.0 (mainline: 0.3).
+    #[arg(long)]
+    mix_libtorrent: Option<f64>,
+    /// Share of nodes without BEP 51 (error 204; mainline: 0.3).
+    #[arg(long)]
+    mix_no_bep51: Option<f64>,
+    /// Share of nodes behind NAT, listed but never answering (mainline: 0.4).
+    #[arg(long)]
+    mix_nat: Option<f64>,
+    /// Divides libtorrent's 21,600 s sample interval (and mainline's churn period): mainline 360.
+    #[arg(long)]
+    time_scale: Option<f64>,
+    /// libtorrent nodes' reply budget in bytes/s (dht_upload_rate_limit, 8,000; 0: none).
+    #[arg(long)]
+    upload_rate_limit: Option<u32>,
+    /// libtorrent nodes' dos blocker in messages/s (dht_block_ratelimit, 5; 0: off).
+    #[arg(long)]
+    block_ratelimit: Option<u32>,
+    /// Metadata peers' round trip, uniform in min..=max ms (fast: 0, mainline: 50..300).
+    #[arg(long)]
+    rtt_min_ms: Option<u64>,
+    #[arg(long)]
+    rtt_max_ms: Option<u64>,
+    /// Fraction of metadata peers that never accept (the dial times out; mainline: 0.3).
+    #[arg(long)]
+    never_accept: Option<f64>,
     /// Probability that a query is lost.
     #[arg(long, default_value_t = 0.01)]
     loss: f64,
@@ -90,7 +127,8 @@ struct Args {
     /// Stop after this many datagrams received (0: no bound).
     #[arg(long, default_value_t = 0)]
     max_packets: u64,
-    /// Write the ground truth as JSON lines here before answering.
+    /// Write the ground truth as JSON lines here before answering
+    /// (`discoverable` assumes a run of --duration seconds).
     #[arg(long)]
     manifest: Option<PathBuf>,
     /// Print counters every this many seconds (0: only at the end).
@@ -102,26 +140,21 @@ struct Args {
     stop_on_eof: bool,
 }
 
-fn main() -> anyhow::Result<()> {
-    let a = Args::parse();
-    let config = SwarmConfig {
+/// The churn period of `--preset fast` when `--churn` is given alone.
+const FAST_CHURN_PERIOD_MS: u64 = 60_000;
+
+fn parse_preset(s: &str) -> Result<Preset, String> {
+    Preset::parse(s).ok_or_else(|| format!("unknown preset {s:?} (fast or mainline)"))
+}
+
+/// The preset's configuration with every flag given on top.
+fn config(a: &Args) -> SwarmConfig {
+    let mut c = SwarmConfig {
         seed: a.seed,
         nodes: a.nodes,
         catalogue: CatalogueConfig {
             torrents: a.torrents,
             holders_max: a.holders_max,
-        },
-        traits: NodeTraitsConfig {
-            dead_fraction: a.dead,
-            slow_fraction: a.slow,
-            no_bep51_fraction: a.no_bep51,
-            interval_max: a.interval_max,
-            churn_fraction: a.churn,
-            churn_period_ms: if a.churn > 0.0 {
-                (a.churn_period * 1000.0) as u64
-            } else {
-                0
-            },
         },
         loss: a.loss,
         slow_delay_ms: a.slow_delay_ms,
@@ -138,11 +171,53 @@ fn main() -> anyhow::Result<()> {
         },
         ..SwarmConfig::default()
     };
+    c.apply_preset(a.preset);
+    let t = &mut c.traits;
+    t.slow_fraction = a.slow;
+    t.interval_max = a.interval_max;
+    set(&mut t.dead_fraction, a.dead);
+    set(&mut t.no_bep51_fraction, a.no_bep51);
+    set(&mut t.churn_fraction, a.churn);
+    if let Some(s) = a.time_scale {
+        c.time_scale = TimeScale(s);
+    }
+    let t = &mut c.traits;
+    if let Some(p) = a.churn_period {
+        t.churn_period_ms = (p * 1000.0) as u64;
+    } else if a.preset == Preset::Fast {
+        t.churn_period_ms = FAST_CHURN_PERIOD_MS;
+    } else {
+        t.churn_period_ms = c.time_scale.scaled_ms(swarm::mainline::CHURN_PERIOD_S);
+    }
+    if t.churn_fraction <= 0.0 {
+        t.churn_period_ms = 0;
+    }
+    set(&mut c.mix.libtorrent, a.mix_libtorrent);
+    set(&mut c.mix.no_bep51, a.mix_no_bep51);
+    set(&mut c.mix.nat, a.mix_nat);
+    set(&mut c.libtorrent.upload_rate_limit, a.upload_rate_limit);
+    set(&mut c.libtorrent.block_ratelimit, a.block_ratelimit);
+    set(&mut c.peer_rtt.min_ms, a.rtt_min_ms);
+    set(&mut c.peer_rtt.max_ms, a.rtt_max_ms);
+    c.peer_rtt.max_ms = c.peer_rtt.max_ms.max(c.peer_rtt.min_ms);
+    set(&mut c.never_accept, a.never_accept);
+    c
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(v) = value {
+        *slot = v;
+    }
+}
+
+fn main() -> anyhow::Result<()> {
+    let a = Args::parse();
+    let config = config(&a);
     let t0 = Instant::now();
     let swarm = Arc::new(Swarm::build(config, sys::online_cores()));
     let startup_s = t0.elapsed().as_secs_f64();
     let manifest = match &a.manifest {
-        Some(path) => Some(run::write_manifest(&swarm, path).with_context(|| format!("writing {}", path.display()))?),
+        Some(path) => Some(run::write_manifest(&swarm, path, Duration::from_secs_f64(a.duration.max(0.0))).with_context(|| format!("writing {}", path.display()))?),
         None => None,
     };
     let opts = run::RunOptions {
@@ -167,6 +242,7 @@ fn main() -> anyhow::Result<()> {
         out,
         "{}",
         json!({"event": "ready", "udp_port": running.udp_port(), "peer_port": running.peer_port(),
+               "dark_peer_port": running.dark_peer_port(), "preset": a.preset,
                "nodes": a.nodes, "torrents": a.torrents, "startup_s": startup_s, "manifest": manifest})
     )?;
     out.flush()?;

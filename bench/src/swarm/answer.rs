@@ -15,6 +15,8 @@ use trawl_engine::codec::wire;
 
 use super::counters::Counters;
 use super::derive::{self, hash3, unit};
+use super::limits::Verdict;
+use super::model::NodeModel;
 use super::Swarm;
 
 /// What the caller does with the datagram once [`Responder::handle`] returns.
@@ -44,6 +46,7 @@ pub struct Responder<'s> {
     nodes_out: Vec<CompactNode>,
     values: Vec<SocketAddr>,
     samples: Vec<[u8; 20]>,
+    picked: Vec<u32>,
 }
 
 impl<'s> Responder<'s> {
@@ -58,6 +61,7 @@ impl<'s> Responder<'s> {
             nodes_out: Vec::with_capacity(k),
             values: Vec::with_capacity(16),
             samples: Vec::with_capacity(swarm.config.samples_max),
+            picked: Vec::with_capacity(swarm.config.libtorrent.max_samples),
         }
     }
 
@@ -77,6 +81,11 @@ impl<'s> Responder<'s> {
             c.not_a_node += 1;
             return Outcome::Drop;
         };
+        let model = swarm.model(node);
+        if model == NodeModel::Nat {
+            c.dropped_nat += 1;
+            return Outcome::Drop;
+        }
         if !swarm.nodes.is_up(node, now_ms) {
             c.dropped_dead += 1;
             return Outcome::Drop;
@@ -92,7 +101,26 @@ impl<'s> Responder<'s> {
             c.violations_rate += 1;
             return Outcome::Drop;
         }
-        let msg = match Message::decode(datagram) {
+        let decoded = Message::decode(datagram);
+        if model == NodeModel::Libtorrent {
+            let is_query = matches!(&decoded, Ok(m) if matches!(m.kind, Kind::Query(_)));
+            match swarm.limits.admit(node, sender, now_ms, is_query) {
+                Verdict::Answer => {}
+                Verdict::Blocked { started_block } => {
+                    c.dropped_blocked += 1;
+                    if started_block {
+                        c.bans_imposed += 1;
+                        c.ban_seconds += u64::from(swarm.config.libtorrent.block_timeout_s);
+                    }
+                    return Outcome::Drop;
+                }
+                Verdict::OverBudget => {
+                    c.dropped_budget += 1;
+                    return Outcome::Drop;
+                }
+            }
+        }
+        let msg = match decoded {
             Ok(m) => m,
             Err(_) => {
                 c.malformed += 1;
@@ -104,7 +132,10 @@ impl<'s> Responder<'s> {
             return Outcome::Drop;
         };
         out.clear();
-        self.answer(now_ms, from, node, msg.transaction_id, &query, out, c);
+        self.answer(now_ms, from, node, model, msg.transaction_id, &query, out, c);
+        if model == NodeModel::Libtorrent {
+            swarm.limits.charge(node, out.len());
+        }
         if swarm.nodes.is_slow(node) {
             c.delayed_slow += 1;
             Outcome::ReplyLater
@@ -119,6 +150,7 @@ impl<'s> Responder<'s> {
         now_ms: u64,
         from: SocketAddrV4,
         node: u32,
+        model: NodeModel,
         tid: &[u8],
         query: &Query<'_>,
         out: &mut Vec<u8>,
@@ -142,15 +174,17 @@ impl<'s> Responder<'s> {
                 ..
             } => {
                 let token = token(swarm.config.seed, now_ms / TOKEN_ROTATION_MS, from, node);
-                let torrent = swarm.catalogue.find(info_hash);
                 self.fill_closest(info_hash);
                 let responsible = self.closest.contains(&node);
-                let mut seeds = ScrapeBloom::new();
-                let mut peers = ScrapeBloom::new();
+                let torrent = swarm.catalogue.find(info_hash);
+                let held = torrent.filter(|&t| responsible || swarm.catalogue.held_by(node).binary_search(&t).is_ok());
+                let max_values = match model {
+                    NodeModel::Libtorrent => swarm.config.libtorrent.max_peers_reply,
+                    _ => usize::MAX,
+                };
+                let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
                 self.values.clear();
-                if let Some(t) =
-                    torrent.filter(|&t| responsible || swarm.catalogue.held_by(node).binary_search(&t).is_ok())
-                {
+                if let Some(t) = held {
                     let mut buf = [0u32; 16];
                     for &h in swarm.catalogue.holders(t, &mut buf) {
                         let ip = swarm.nodes.addr(h);
@@ -158,27 +192,63 @@ impl<'s> Responder<'s> {
                         if seed {
                             seeds.insert(ip.into());
                         }
-                        peers.insert(ip.into());
-                        if !(*noseed && seed) {
-                            self.values
-                                .push(SocketAddr::V4(SocketAddrV4::new(ip, swarm.config.peer_port)));
+                        // libtorrent's BFpe holds downloaders only; the fast node's holds everyone.
+                        if !seed || model == NodeModel::Fast {
+                            peers.insert(ip.into());
+                        }
+                        if !(*noseed && seed) && self.values.len() < max_values {
+                            let port = swarm.peer_port_of(h);
+                            self.values.push(SocketAddr::V4(SocketAddrV4::new(ip, port)));
                         }
                     }
                 }
                 let token = &token[..];
                 r.token = Some(token);
                 let (bf_seeds, bf_peers) = (*seeds.as_bytes(), *peers.as_bytes());
-                if *scrape && torrent.is_some() {
-                    r.bf_seeds = Some(&bf_seeds);
-                    r.bf_peers = Some(&bf_peers);
-                    c.answered_scrape += 1;
+                let name = match (model, held) {
+                    (NodeModel::Libtorrent, Some(t)) => Some(swarm.catalogue.info(t).name),
+                    _ => None,
+                };
+                r.name = name.as_deref().map(str::as_bytes);
+                match model {
+                    // The idealised node: bloom filters and values together,
+                    // nodes only when it has no values.
+                    NodeModel::Fast => {
+                        if *scrape && torrent.is_some() {
+                            r.bf_seeds = Some(&bf_seeds);
+                            r.bf_peers = Some(&bf_peers);
+                            c.answered_scrape += 1;
+                        }
+                        if self.values.is_empty() {
+                            r.nodes = &self.nodes_out;
+                        } else {
+                            r.values = &self.values;
+                        }
+                    }
+                    // libtorrent: nodes always; a scrape gets the filters
+                    // instead of values (dht_storage.cpp, get_peers).
+                    NodeModel::Libtorrent if *scrape => {
+                        r.nodes = &self.nodes_out;
+                        if held.is_some() {
+                            r.bf_seeds = Some(&bf_seeds);
+                            r.bf_peers = Some(&bf_peers);
+                            c.answered_scrape += 1;
+                        }
+                        self.values.clear();
+                    }
+                    // No BEP 33 at all: a scrape is a plain get_peers.
+                    NodeModel::Libtorrent | NodeModel::NoBep51 | NodeModel::Nat => {
+                        r.nodes = &self.nodes_out;
+                        r.values = &self.values;
+                    }
                 }
-                if self.values.is_empty() {
-                    r.nodes = &self.nodes_out;
+                if r.values.is_empty() {
                     c.answered_get_peers_nodes += 1;
                 } else {
-                    r.values = &self.values;
                     c.answered_get_peers_values += 1;
+                }
+                if r.name.is_some() {
+                    c.answered_name += 1;
                 }
                 krpc::encode_response(out, tid, &r, requester, None);
                 return;
@@ -196,17 +266,24 @@ impl<'s> Responder<'s> {
                 c.answered_announce += 1;
             }
             Query::SampleInfohashes { target, .. } => {
-                if !swarm.nodes.supports_bep51(node) {
+                if !swarm.samples(node) {
                     c.sample_unsupported += 1;
                     krpc::encode_error(out, tid, wire::ERROR_METHOD_UNKNOWN, MSG_NOT_BEP51, None);
                     return;
                 }
-                let interval = swarm.nodes.interval(node);
+                let interval = swarm.sample_interval_s(node);
                 let visit = swarm.politeness.sample(u32::from(*from.ip()), node, now_ms, interval);
                 if visit.violation {
                     c.violations_interval += 1;
                 }
-                self.fill_samples(node, visit.window);
+                if model == NodeModel::Libtorrent {
+                    swarm.libtorrent_sample(node, swarm.sample_epoch(node, now_ms), &mut self.picked);
+                    self.samples.clear();
+                    let catalogue = &swarm.catalogue;
+                    self.samples.extend(self.picked.iter().map(|&t| *catalogue.infohash(t)));
+                } else {
+                    self.fill_samples(node, visit.window);
+                }
                 self.fill_closest(target);
                 r.nodes = &self.nodes_out;
                 r.samples = &self.samples;

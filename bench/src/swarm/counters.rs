@@ -70,6 +70,18 @@ counter_struct! {
     violations_rate,
     /// sendmmsg refused a reply.
     send_failures,
+    /// Sent to a NAT node (never answers).
+    dropped_nat,
+    /// Dropped silently by a libtorrent node's dos blocker.
+    dropped_blocked,
+    /// Queries dropped silently because a libtorrent node's reply budget was spent.
+    dropped_budget,
+    /// Blocks begun by libtorrent nodes' dos blockers (one node, one sender, once).
+    bans_imposed,
+    /// Their total length in seconds.
+    ban_seconds,
+    /// `get_peers` replies that carried `n` (the torrent name).
+    answered_name,
     }
 }
 

@@ -79,6 +79,10 @@ pub const SALT_LOSS: u64 = 11;
 pub const SALT_TOKEN: u64 = 12;
 pub const SALT_CHURN: u64 = 13;
 pub const SALT_CHURN_PHASE: u64 = 14;
+pub const SALT_MODEL: u64 = 15;
+pub const SALT_NEVER_ACCEPT: u64 = 16;
+pub const SALT_PEER_RTT: u64 = 17;
+pub const SALT_SAMPLE_PICK: u64 = 18;
 
 #[cfg(test)]
 mod tests {

@@ -17,19 +17,30 @@
 //!   peers::Conn (BEP 3/10/9 via trawl_engine::metadata::wire) ──> info dict
 //! ```
 //!
-//! # Reachability, as the manifest reports it
+//! # Ground truth, as the manifest reports it
 //! A torrent is *reachable* when at least one of its holders is a live virtual
-//! node that supports BEP 51: repeated polite `sample_infohashes` to that node
-//! rotate through everything it holds, so a crawler can discover the torrent
-//! without knowing it. (Every catalogue torrent can also be found by `get_peers`
-//! once its infohash is known, so that route adds nothing to discovery.) It is
-//! *fetchable* when at least one holder's metadata peer behaves well.
+//! node that answers and supports BEP 51 (not NAT, not `no_bep51`): polite
+//! `sample_infohashes` to that node would show it sooner or later. It is
+//! *discoverable* within a run of a given length when some such holder, at a
+//! time it is up, would put it in a sample during the run: a `Fast` node
+//! rotates through all it holds, a libtorrent node shows one random set of at
+//! most 20 per (scaled) interval ([`Swarm::discoverable`]). (Every catalogue
+//! torrent can also be found by `get_peers` once its infohash is known, so that
+//! route adds nothing to discovery.) It is *fetchable* when at least one
+//! holder's metadata peer accepts connections and behaves well.
+//!
+//! # Node models
+//! [`model`] picks per node which implementation it plays (`fast`,
+//! `libtorrent`, `no_bep51`, `nat`); [`limits`] holds libtorrent's dos blocker
+//! and reply budget. docs/swarm.md describes each model and the presets.
 
 pub mod answer;
 pub mod catalogue;
 pub mod counters;
 pub mod derive;
+pub mod limits;
 pub mod mmsg;
+pub mod model;
 pub mod nodes;
 pub mod peers;
 pub mod politeness;
@@ -38,6 +49,8 @@ pub mod server;
 
 use catalogue::{Catalogue, CatalogueConfig};
 use nodes::{NodeTraitsConfig, Nodes};
+use limits::Limits;
+use model::{LibtorrentLimits, ModelMix, NodeModel, Preset, TimeScale};
 use politeness::{Politeness, RateLimit};
 
 /// Default UDP port of every virtual node.
@@ -87,6 +100,86 @@ pub struct SwarmConfig {
     pub peer_faults: PeerFaults,
     /// Fraction of holders that are seeds (for BEP 33 `BFsd`).
     pub seed_fraction: f64,
+    /// Which implementation each node plays (the rest play `Fast`).
+    pub mix: ModelMix,
+    /// What the libtorrent model enforces.
+    pub libtorrent: LibtorrentLimits,
+    /// Divides the sample interval of libtorrent nodes and, under `mainline`, churn.
+    pub time_scale: TimeScale,
+    /// Round trip of each metadata peer, uniform in this range (deterministic per peer).
+    pub peer_rtt: RttRange,
+    /// Fraction of metadata peers that never accept: a dial to them times out.
+    pub never_accept: f64,
+}
+
+/// A range of round-trip times in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RttRange {
+    pub min_ms: u64,
+    pub max_ms: u64,
+}
+
+/// The `mainline` preset's figures; docs/swarm.md gives the source of each.
+pub mod mainline {
+    /// Unreachable (NAT) nodes, of all nodes: with churn, about half of all
+    /// contacts never answer at a given time (mldht).
+    pub const NAT: f64 = 0.4;
+    /// libtorrent nodes and nodes without BEP 51, of all nodes: an assumption,
+    /// an even split of the answering nodes (no published figure).
+    pub const LIBTORRENT: f64 = 0.3;
+    pub const NO_BEP51: f64 = 0.3;
+    /// Daily swing of 15 to 27 million nodes (Wang and Kangasharju 2013):
+    /// 1 - 15/27 of the nodes are away half of each day.
+    pub const CHURN: f64 = 0.44;
+    /// Half a day up, half a day down, in real seconds (before the time scale).
+    pub const CHURN_PERIOD_S: f64 = 43_200.0;
+    pub const RTT_MIN_MS: u64 = 50;
+    pub const RTT_MAX_MS: u64 = 300;
+    /// Metadata peers that never accept a connection.
+    pub const NEVER_ACCEPT: f64 = 0.3;
+}
+
+impl SwarmConfig {
+    /// The swarm of `preset` with everything else at its default.
+    pub fn preset(preset: Preset) -> Self {
+        let mut c = Self::default();
+        c.apply_preset(preset);
+        c
+    }
+
+    /// Sets what `preset` decides and leaves sizes, ports and the seed alone.
+    pub fn apply_preset(&mut self, preset: Preset) {
+        let fast = Self::default();
+        match preset {
+            Preset::Fast => {
+                self.traits = fast.traits;
+                self.mix = fast.mix;
+                self.libtorrent = fast.libtorrent;
+                self.time_scale = fast.time_scale;
+                self.peer_rtt = fast.peer_rtt;
+                self.never_accept = fast.never_accept;
+            }
+            Preset::Mainline => {
+                let scale = TimeScale::MAINLINE;
+                self.mix = ModelMix {
+                    libtorrent: mainline::LIBTORRENT,
+                    no_bep51: mainline::NO_BEP51,
+                    nat: mainline::NAT,
+                };
+                self.traits.dead_fraction = 0.0;
+                self.traits.no_bep51_fraction = 0.0;
+                self.traits.churn_fraction = mainline::CHURN;
+                self.traits.churn_period_ms = scale.scaled_ms(mainline::CHURN_PERIOD_S);
+                self.libtorrent = LibtorrentLimits::default();
+                self.time_scale = scale;
+                self.peer_rtt = RttRange {
+                    min_ms: mainline::RTT_MIN_MS,
+                    max_ms: mainline::RTT_MAX_MS,
+                };
+                self.never_accept = mainline::NEVER_ACCEPT;
+            }
+        }
+    }
 }
 
 impl Default for SwarmConfig {
@@ -109,6 +202,11 @@ impl Default for SwarmConfig {
                 corrupt: 0.05,
             },
             seed_fraction: 0.5,
+            mix: ModelMix::FAST,
+            libtorrent: LibtorrentLimits::default(),
+            time_scale: TimeScale(1.0),
+            peer_rtt: RttRange::default(),
+            never_accept: 0.0,
         }
     }
 }
@@ -119,6 +217,10 @@ pub struct Swarm {
     pub nodes: Nodes,
     pub catalogue: Catalogue,
     pub politeness: Politeness,
+    pub limits: Limits,
+    /// Where never-accepting peers are announced: a listener whose accept
+    /// queue is kept full, so the kernel drops SYNs to it (set when running).
+    pub dark_peer_port: std::sync::atomic::AtomicU16,
 }
 
 impl Swarm {
@@ -127,12 +229,69 @@ impl Swarm {
         let nodes = Nodes::new(config.seed, config.nodes, config.traits);
         let catalogue = Catalogue::new(config.seed, config.catalogue, &nodes, threads);
         let politeness = Politeness::new(config.rate_limit);
+        let limits = Limits::new(config.libtorrent);
         Self {
             config,
             nodes,
             catalogue,
             politeness,
+            limits,
+            dark_peer_port: std::sync::atomic::AtomicU16::new(0),
         }
+    }
+
+    pub fn model(&self, node: u32) -> NodeModel {
+        self.config.mix.model(self.config.seed, node)
+    }
+
+    /// Whether `node` answers anything at `now_ms` (not NAT, alive, not away).
+    pub fn answers(&self, node: u32, now_ms: u64) -> bool {
+        self.model(node) != NodeModel::Nat && self.nodes.is_up(node, now_ms)
+    }
+
+    /// Whether `node` answers `sample_infohashes` when it answers at all.
+    pub fn samples(&self, node: u32) -> bool {
+        match self.model(node) {
+            NodeModel::Libtorrent => true,
+            NodeModel::Fast => self.nodes.supports_bep51(node),
+            NodeModel::NoBep51 | NodeModel::Nat => false,
+        }
+    }
+
+    /// The `interval` `node` gives in `sample_infohashes` replies, in seconds
+    /// of run time; libtorrent's is its setting divided by the time scale.
+    pub fn sample_interval_s(&self, node: u32) -> u32 {
+        match self.model(node) {
+            NodeModel::Libtorrent => {
+                let ms = self.config.time_scale.scaled_ms(self.config.libtorrent.sample_interval_s.into());
+                ms.div_ceil(1000) as u32
+            }
+            _ => self.nodes.interval(node),
+        }
+    }
+
+    /// The metadata peer of `node` accepts connections (NAT'd hosts do not).
+    pub fn peer_accepts(&self, node: u32) -> bool {
+        self.model(node) != NodeModel::Nat
+            && derive::unit(self.config.seed, node.into(), derive::SALT_NEVER_ACCEPT) >= self.config.never_accept
+    }
+
+    /// The TCP port `node`'s peer is announced on: the peer port, or the dark
+    /// port where the dial times out.
+    pub fn peer_port_of(&self, node: u32) -> u16 {
+        if self.peer_accepts(node) {
+            self.config.peer_port
+        } else {
+            self.dark_peer_port.load(std::sync::atomic::Ordering::Relaxed)
+        }
+    }
+
+    /// The round trip `node`'s metadata peer adds to each exchange.
+    pub fn peer_rtt(&self, node: u32) -> std::time::Duration {
+        let r = self.config.peer_rtt;
+        let span = r.max_ms.saturating_sub(r.min_ms) + 1;
+        let ms = r.min_ms + derive::hash3(self.config.seed, node.into(), derive::SALT_PEER_RTT) % span;
+        std::time::Duration::from_millis(ms)
     }
 
     /// Whether holder `node` of torrent `torrent` is a seed.
@@ -155,21 +314,83 @@ impl Swarm {
         }
     }
 
-    /// See the module doc: some holder is alive and answers `sample_infohashes`.
+    /// See the module doc: some holder is alive, not NAT, and answers
+    /// `sample_infohashes`, so enough polite visits would show the torrent.
     pub fn reachable(&self, torrent: u32) -> bool {
         let mut buf = [0u32; 16];
         self.catalogue
             .holders(torrent, &mut buf)
             .iter()
-            .any(|&h| self.nodes.is_alive(h) && self.nodes.supports_bep51(h))
+            .any(|&h| self.model(h) != NodeModel::Nat && self.nodes.is_alive(h) && self.samples(h))
     }
 
-    /// Some holder's metadata peer serves the info dict correctly.
+    /// See the module doc: some holder's metadata peer accepts connections and
+    /// serves the info dict correctly.
     pub fn fetchable(&self, torrent: u32) -> bool {
         let mut buf = [0u32; 16];
         self.catalogue
             .holders(torrent, &mut buf)
             .iter()
-            .any(|&h| self.peer_behaviour(h) == PeerBehaviour::Good)
+            .any(|&h| self.peer_accepts(h) && self.peer_behaviour(h) == PeerBehaviour::Good)
+    }
+
+    /// The sampling epoch of a libtorrent node at `now_ms`: its sample stays
+    /// the same for one interval (libtorrent's `refresh_infohashes_sample`).
+    pub fn sample_epoch(&self, node: u32, now_ms: u64) -> u64 {
+        now_ms / (u64::from(self.sample_interval_s(node)) * 1000).max(1)
+    }
+
+    /// The torrents a libtorrent node samples in `epoch`: all it holds when
+    /// they fit, else `max_samples` of them picked with equal chance
+    /// (selection sampling, as libtorrent picks), reproducible from the seed.
+    pub fn libtorrent_sample(&self, node: u32, epoch: u64, out: &mut Vec<u32>) {
+        out.clear();
+        let held = self.catalogue.held_by(node);
+        let mut to_pick = held.len().min(self.config.libtorrent.max_samples);
+        let mut stream = derive::Stream::new(self.config.seed ^ epoch, node.into(), derive::SALT_SAMPLE_PICK);
+        for (left, &t) in (1..=held.len()).rev().zip(held) {
+            if to_pick == 0 {
+                break;
+            }
+            if (stream.below(left as u64) as usize) < to_pick {
+                out.push(t);
+                to_pick -= 1;
+            }
+        }
+    }
+
+    /// For every catalogue torrent, whether a polite crawler running for
+    /// `run_ms` could see it in some `sample_infohashes` reply: a holder that
+    /// answers samples (not NAT, alive, up at some time of the epoch) and
+    /// samples it in that epoch. `Fast` nodes rotate through all they hold, so
+    /// every torrent a live `Fast` BEP 51 node holds counts.
+    pub fn discoverable(&self, run_ms: u64) -> Vec<bool> {
+        let mut found = vec![false; self.catalogue.len() as usize];
+        let mut sample = Vec::new();
+        for node in 0..self.nodes.len() {
+            let model = self.model(node);
+            if model == NodeModel::Nat || !self.nodes.is_alive(node) || !self.samples(node) {
+                continue;
+            }
+            if model == NodeModel::Fast {
+                for &t in self.catalogue.held_by(node) {
+                    found[t as usize] = true;
+                }
+                continue;
+            }
+            let interval_ms = (u64::from(self.sample_interval_s(node)) * 1000).max(1);
+            for epoch in 0..=run_ms / interval_ms {
+                let from = epoch * interval_ms;
+                let to = (from + interval_ms).min(run_ms.max(1));
+                if from >= to || !self.nodes.up_during(node, from, to) {
+                    continue;
+                }
+                self.libtorrent_sample(node, epoch, &mut sample);
+                for &t in &sample {
+                    found[t as usize] = true;
+                }
+            }
+        }
+        found
     }
 }

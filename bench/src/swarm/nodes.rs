@@ -137,6 +137,17 @@ impl Nodes {
         (now_ms + phase) / period % 2 == 0
     }
 
+    /// Whether the node is up at some moment of `from_ms..to_ms`. Churn
+    /// alternates equal periods, so a span shorter than one period changes
+    /// state at most once and one of its ends shows an up moment.
+    pub fn up_during(&self, index: u32, from_ms: u64, to_ms: u64) -> bool {
+        let period = self.traits.churn_period_ms;
+        if !self.is_alive(index) || to_ms <= from_ms {
+            return false;
+        }
+        (period > 0 && to_ms - from_ms > period) || self.is_up(index, from_ms) || self.is_up(index, to_ms - 1)
+    }
+
     pub fn is_slow(&self, index: u32) -> bool {
         unit(self.seed, index.into(), derive::SALT_SLOW) < self.traits.slow_fraction
     }

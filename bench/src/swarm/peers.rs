@@ -5,13 +5,21 @@
 //! peer (the node at that address). A peer serves the info dict of a catalogue
 //! torrent it holds, and misbehaves as [`super::PeerBehaviour`] says.
 //!
+//! Each peer answers after its round trip ([`super::Swarm::peer_rtt`]): a
+//! reply is held until one RTT after the request that caused it arrived, two
+//! for the handshake (loopback's connect is instant, so the handshake reply
+//! also carries the connect's round trip). Peers that never accept are
+//! announced on the port of a [`DarkListener`], where dials time out.
+//!
 //! Owns: one level-triggered epoll loop on a single thread, the per-connection
-//! state machines and their buffers.
+//! state machines and their buffers, the reply timers, the dark listener.
 //! Must not: block, or trust a peer's lengths: frames are capped by
 //! `metadata::wire`, and connections idle for [`IDLE_TIMEOUT`] are closed.
 
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, VecDeque};
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -58,6 +66,44 @@ counter_struct! {
     protocol_errors,
     /// Connections closed after IDLE_TIMEOUT without input.
     idle_closed,
+    /// Replies held back for the peer's round trip.
+    replies_delayed,
+    }
+}
+
+/// A TCP listener whose accept queue is full and never drained: the kernel
+/// drops every further SYN (the accept-queue overflow rule), so a dial to its
+/// port on any 127.x address times out instead of being refused. Checked on
+/// this machine (Linux 6.x): `connect()` timed out after 3 s while a closed
+/// port refused at once; the test `dials_to_never_accepting_peers_time_out`
+/// keeps checking it.
+pub struct DarkListener {
+    _listener: socket2::Socket,
+    _filler: TcpStream,
+    pub port: u16,
+}
+
+impl DarkListener {
+    pub fn bind() -> io::Result<Self> {
+        use socket2::{Domain, Socket, Type};
+        let listener = Socket::new(Domain::IPV4, Type::STREAM, None)?;
+        listener.bind(&SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 0).into())?;
+        // Backlog 0: the queue is full once one connection waits in it.
+        listener.listen(0)?;
+        let port = listener
+            .local_addr()?
+            .as_socket_ipv4()
+            .map(|a| a.port())
+            .ok_or_else(|| io::Error::other("no IPv4 address"))?;
+        let filler = TcpStream::connect_timeout(
+            &SocketAddr::V4(SocketAddrV4::new(Ipv4Addr::LOCALHOST, port)),
+            Duration::from_secs(2),
+        )?;
+        Ok(Self {
+            _listener: listener,
+            _filler: filler,
+            port,
+        })
     }
 }
 
@@ -128,6 +174,12 @@ struct Conn {
     out_pos: usize,
     want_write: bool,
     last_active: Instant,
+    /// This peer's round trip.
+    rtt: Duration,
+    /// Bytes of `outbuf` whose round trip has passed.
+    released: usize,
+    /// (when, end offset in `outbuf`) of replies still held back.
+    held: VecDeque<(Instant, usize)>,
 }
 
 /// Why a connection is closed.
@@ -144,6 +196,8 @@ struct EventLoop {
     free: Vec<usize>,
     c: PeerCounters,
     live: Arc<Mutex<PeerCounters>>,
+    /// When a held reply of the connection in a slot becomes due.
+    timers: BinaryHeap<Reverse<(Instant, usize)>>,
 }
 
 impl Drop for EventLoop {
@@ -177,6 +231,7 @@ impl EventLoop {
             free: Vec::new(),
             c: PeerCounters::default(),
             live,
+            timers: BinaryHeap::new(),
         };
         epoll_ctl(
             epfd,
@@ -193,8 +248,12 @@ impl EventLoop {
         let mut events = vec![libc::epoll_event { events: 0, u64: 0 }; MAX_EVENTS];
         let mut swept = start;
         while !stop.load(Ordering::Relaxed) && start.elapsed() < duration {
+            let wait_ms = self.timers.peek().map_or(50, |Reverse((due, _))| {
+                let left = due.saturating_duration_since(Instant::now());
+                (left.as_micros().div_ceil(1000) as i32).min(50)
+            });
             // SAFETY: events has MAX_EVENTS valid slots.
-            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, 50) };
+            let n = unsafe { libc::epoll_wait(self.epfd, events.as_mut_ptr(), MAX_EVENTS as i32, wait_ms) };
             if n < 0 {
                 let err = io::Error::last_os_error();
                 if err.kind() == io::ErrorKind::Interrupted {
@@ -211,6 +270,13 @@ impl EventLoop {
                 }
             }
             let now = Instant::now();
+            while let Some(&Reverse((due, slot))) = self.timers.peek() {
+                if due > now {
+                    break;
+                }
+                self.timers.pop();
+                self.release_due(slot);
+            }
             if now.duration_since(swept) >= Duration::from_secs(1) {
                 swept = now;
                 self.sweep_idle(now);
@@ -264,6 +330,9 @@ impl EventLoop {
                 out_pos: 0,
                 want_write: false,
                 last_active: Instant::now(),
+                rtt: self.swarm.peer_rtt(peer),
+                released: 0,
+                held: VecDeque::new(),
             });
         }
     }
@@ -273,6 +342,19 @@ impl EventLoop {
             return;
         };
         let result = self.drive(&mut conn, flags);
+        self.settle(slot, conn, result);
+    }
+
+    /// A held reply of the connection in `slot` may be due: write it.
+    fn release_due(&mut self, slot: usize) {
+        let Some(mut conn) = self.conns.get_mut(slot).and_then(Option::take) else {
+            return;
+        };
+        let result = self.write_out(&mut conn);
+        self.settle(slot, conn, result);
+    }
+
+    fn settle(&mut self, slot: usize, conn: Conn, result: Result<(), Close>) {
         match result {
             Ok(()) => self.conns[slot] = Some(conn),
             Err(close) => {
@@ -303,9 +385,26 @@ impl EventLoop {
                     Err(_) => return Err(Close::Done),
                 }
             }
+            let (before, stage) = (conn.outbuf.len(), conn.stage);
             self.process_input(conn)?;
+            if conn.outbuf.len() > before {
+                let trips = if stage == Stage::Handshake { 2 } else { 1 };
+                self.hold(conn, trips);
+            }
         }
         self.write_out(conn)
+    }
+
+    /// Holds what was just appended to `outbuf` for `trips` round trips.
+    fn hold(&mut self, conn: &mut Conn, trips: u32) {
+        if conn.rtt.is_zero() {
+            conn.released = conn.outbuf.len();
+            return;
+        }
+        let due = Instant::now() + conn.rtt * trips;
+        conn.held.push_back((due, conn.outbuf.len()));
+        self.timers.push(Reverse((due, conn.slot as usize)));
+        self.c.replies_delayed += 1;
     }
 
     fn process_input(&mut self, conn: &mut Conn) -> Result<(), Close> {
@@ -397,8 +496,16 @@ impl EventLoop {
     }
 
     fn write_out(&mut self, conn: &mut Conn) -> Result<(), Close> {
-        while conn.out_pos < conn.outbuf.len() {
-            match conn.stream.write(&conn.outbuf[conn.out_pos..]) {
+        let now = Instant::now();
+        while let Some(&(due, end)) = conn.held.front() {
+            if due > now {
+                break;
+            }
+            conn.released = end;
+            conn.held.pop_front();
+        }
+        while conn.out_pos < conn.released {
+            match conn.stream.write(&conn.outbuf[conn.out_pos..conn.released]) {
                 Ok(0) => return Err(Close::Done),
                 Ok(n) => conn.out_pos += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -409,8 +516,9 @@ impl EventLoop {
         if conn.out_pos == conn.outbuf.len() {
             conn.outbuf.clear();
             conn.out_pos = 0;
+            conn.released = 0;
         }
-        let want_write = !conn.outbuf.is_empty();
+        let want_write = conn.out_pos < conn.released;
         if want_write != conn.want_write {
             conn.want_write = want_write;
             let mut events = libc::EPOLLIN as u32;

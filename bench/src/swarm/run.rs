@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::counters::Counters;
-use super::peers::{PeerCounters, PeerServer};
+use super::limits::SenderBans;
+use super::peers::{DarkListener, PeerCounters, PeerServer};
 use super::server::{StopAfter, ThreadLoad, UdpServer};
 use super::Swarm;
 use crate::sys;
@@ -33,6 +34,7 @@ pub struct Running {
     pub swarm: Arc<Swarm>,
     udp: UdpServer,
     peers: PeerServer,
+    dark: DarkListener,
     started: Instant,
     cpu0: Duration,
 }
@@ -54,6 +56,13 @@ pub struct SwarmReport {
     /// Highest busy fraction of any UDP thread: near 1.0 means saturated.
     pub busy_fraction: f64,
     pub politeness_violations: u64,
+    /// Blocks libtorrent nodes imposed, on every sender (`counters.bans_imposed`).
+    #[serde(default)]
+    pub bans: u64,
+    /// Per sender IP: blocks, their length, messages dropped by blocks and by
+    /// reply budgets. Empty when no node dropped anything.
+    #[serde(default)]
+    pub bans_by_ip: Vec<SenderBans>,
     pub process_cpu_seconds: f64,
     pub peak_rss_mb: f64,
 }
@@ -82,6 +91,9 @@ impl Running {
     /// Starts answering on the configured ports (0 lets the kernel choose).
     pub fn start(swarm: Arc<Swarm>, opts: &RunOptions) -> io::Result<Self> {
         let cpu0 = sys::proc_stat(sys::Pid::This).map(|s| s.cpu).unwrap_or_default();
+        // Before the first answer: values name the dark port of never-accepting peers.
+        let dark = DarkListener::bind()?;
+        swarm.dark_peer_port.store(dark.port, std::sync::atomic::Ordering::Relaxed);
         let udp = UdpServer::spawn(
             swarm.clone(),
             swarm.config.port,
@@ -100,6 +112,7 @@ impl Running {
             swarm,
             udp,
             peers,
+            dark,
             started: Instant::now(),
             cpu0,
         })
@@ -111,6 +124,11 @@ impl Running {
 
     pub fn peer_port(&self) -> u16 {
         self.peers.local_port
+    }
+
+    /// The port never-accepting peers are announced on.
+    pub fn dark_peer_port(&self) -> u16 {
+        self.dark.port
     }
 
     pub fn snapshot(&self) -> (Counters, PeerCounters) {
@@ -155,6 +173,8 @@ impl Running {
             busy_fraction: udp.threads.iter().map(|t| t.busy_fraction).fold(0.0, f64::max),
             threads: udp.threads.into_iter().map(Into::into).collect(),
             politeness_violations: c.politeness_violations(),
+            bans: c.bans_imposed,
+            bans_by_ip: self.swarm.limits.senders(),
             process_cpu_seconds: (proc.cpu.saturating_sub(self.cpu0)).as_secs_f64(),
             peak_rss_mb: proc.peak_rss_bytes as f64 / (1024.0 * 1024.0),
         })
@@ -169,6 +189,7 @@ struct ManifestLine<'a> {
     size: u64,
     files: Vec<ManifestFile>,
     reachable: bool,
+    discoverable: bool,
     fetchable: bool,
 }
 
@@ -183,16 +204,26 @@ struct ManifestFile {
 pub struct ManifestSummary {
     pub torrents: u32,
     pub reachable: u32,
+    /// Discoverable within the run the manifest was written for.
+    #[serde(default)]
+    pub discoverable: u32,
     pub fetchable: u32,
+    /// The run length `discoverable` assumes, in seconds.
+    #[serde(default)]
+    pub run_secs: f64,
 }
 
 /// Writes the ground truth as JSON lines, one per catalogue torrent: infohash
 /// (hex), name, total size, files (path joined with `/`, length; a single-file
-/// torrent lists itself), reachable and fetchable as the module doc of
-/// [`super`] defines them.
-pub fn write_manifest(swarm: &Swarm, path: &Path) -> io::Result<ManifestSummary> {
+/// torrent lists itself), reachable, discoverable (within a run of `run`) and
+/// fetchable as the module doc of [`super`] defines them.
+pub fn write_manifest(swarm: &Swarm, path: &Path, run: Duration) -> io::Result<ManifestSummary> {
     let mut w = BufWriter::new(std::fs::File::create(path)?);
-    let mut summary = ManifestSummary::default();
+    let discoverable = swarm.discoverable(run.as_millis() as u64);
+    let mut summary = ManifestSummary {
+        run_secs: run.as_secs_f64(),
+        ..ManifestSummary::default()
+    };
     for t in 0..swarm.catalogue.len() {
         let info = swarm.catalogue.info(t);
         let files = if info.files.is_empty() {
@@ -215,10 +246,12 @@ pub fn write_manifest(swarm: &Swarm, path: &Path) -> io::Result<ManifestSummary>
             size: info.total_size(),
             files,
             reachable: swarm.reachable(t),
+            discoverable: discoverable[t as usize],
             fetchable: swarm.fetchable(t),
         };
         summary.torrents += 1;
         summary.reachable += u32::from(line.reachable);
+        summary.discoverable += u32::from(line.discoverable);
         summary.fetchable += u32::from(line.fetchable);
         serde_json::to_writer(&mut w, &line)?;
         w.write_all(b"\n")?;
