@@ -933,3 +933,35 @@ fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
     assert_eq!(last["bans"], 0);
     assert!(last["counters"]["dropped_budget"].is_u64() && last["bans_by_ip"].is_array());
 }
+
+#[test]
+fn the_mainline_preset_sets_the_published_mix() {
+    let mut cfg = SwarmConfig::preset(Preset::Mainline);
+    cfg.nodes = 20_000;
+    cfg.catalogue.torrents = 1_000;
+    let swarm = Swarm::build(cfg, 2);
+    let n = swarm.nodes.len();
+    let share = |f: &dyn Fn(u32) -> bool| (0..n).filter(|&i| f(i)).count() as f64 / f64::from(n);
+    assert!((share(&|i| swarm.model(i) == NodeModel::Nat) - 0.4).abs() < 0.02);
+    assert!((share(&|i| swarm.samples(i)) - 0.3).abs() < 0.02);
+    assert_eq!(share(&|i| swarm.model(i) == NodeModel::Fast), 0.0);
+    // NAT plus the churning nodes that are away: about half never answer at a time.
+    for t in [0, 45_000, 200_000] {
+        let silent = share(&|i| !swarm.answers(i, t));
+        assert!((silent - 0.53).abs() < 0.03, "{silent} at {t} ms");
+    }
+    let lt = (0..n).find(|&i| swarm.model(i) == NodeModel::Libtorrent).unwrap();
+    assert_eq!(swarm.sample_interval_s(lt), 60, "21,600 s at scale 360");
+    let c = &swarm.config;
+    assert_eq!((c.libtorrent.upload_rate_limit, c.libtorrent.block_ratelimit), (8_000, 5));
+    assert_eq!((c.libtorrent.block_timeout_s, c.libtorrent.max_peers_reply), (300, 100));
+    assert_eq!(c.traits.churn_period_ms, 120_000);
+    assert!((share(&|i| !swarm.peer_accepts(i)) - (0.4 + 0.6 * 0.3)).abs() < 0.02);
+    let rtts: Vec<u128> = (0..n).map(|i| swarm.peer_rtt(i).as_millis()).collect();
+    assert!(rtts.iter().all(|r| (50..=300).contains(r)));
+    assert!(rtts.contains(&50) && rtts.contains(&300));
+    // And fast is what it always was.
+    let fast = SwarmConfig::preset(Preset::Fast);
+    assert_eq!(fast.mix, ModelMix::FAST);
+    assert_eq!((fast.never_accept, fast.peer_rtt.max_ms), (0.0, 0));
+}

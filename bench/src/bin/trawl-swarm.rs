@@ -3,6 +3,9 @@
 //! Prints `{"event":"ready",...}` once it answers, optional `{"event":"stats",...}`
 //! lines, and as its last line one JSON object with every counter. It stops by
 //! itself after `--duration` seconds or `--max-packets` datagrams.
+//!
+//! `--preset fast` (the default) is the idealised swarm of the wire benchmarks;
+//! `--preset mainline` models the real DHT (docs/swarm.md); flags override either.
 
 use std::io::Write;
 use std::path::PathBuf;
