@@ -172,17 +172,7 @@ fn replies_are_correct_by_both_decoders() {
 
     // find_node: the true 8 closest, checked by brute force.
     let target = [0x9c; 20];
-    let raw = client
-        .ask(
-            &swarm,
-            node,
-            &Query::FindNode {
-                id: &me,
-                target: &target,
-                want: Want::default(),
-            },
-        )
-        .unwrap();
+    let raw = client.ask(&swarm, node, &find_node(&me, &target)).unwrap();
     let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
         panic!()
     };
@@ -591,6 +581,14 @@ fn get_peers<'a>(me: &'a [u8; 20], info_hash: &'a [u8; 20], scrape: bool) -> Que
     }
 }
 
+fn find_node<'a>(me: &'a [u8; 20], target: &'a [u8; 20]) -> Query<'a> {
+    Query::FindNode {
+        id: me,
+        target,
+        want: Want::default(),
+    }
+}
+
 fn sample<'a>(me: &'a [u8; 20]) -> Query<'a> {
     Query::SampleInfohashes {
         id: me,
@@ -634,7 +632,11 @@ fn libtorrent_nodes_give_bloom_filters_instead_of_values() {
     for &h in holders.iter().filter(|&&h| !swarm.is_seed(t, h)) {
         bf.insert(swarm.nodes.addr(h).into());
     }
-    assert_eq!(body.bf_peers.unwrap().as_slice(), bf.as_bytes(), "{downloaders} downloaders");
+    assert_eq!(
+        body.bf_peers.unwrap().as_slice(),
+        bf.as_bytes(),
+        "{downloaders} downloaders"
+    );
 
     // A plain get_peers: values and nodes and n, no filters.
     let raw = client.ask(&swarm, node, &get_peers(&me, &info_hash, false)).unwrap();
@@ -698,25 +700,21 @@ fn no_bep51_nodes_refuse_samples_and_nat_nodes_never_answer() {
         .ask(&swarm, old, &get_peers(&me, swarm.catalogue.infohash(t), true))
         .unwrap();
     let body = independent(&raw).r.unwrap();
-    assert!(body.values.is_some() && body.bf_peers.is_none(), "no BEP 33: a scrape gets values");
+    assert!(
+        body.values.is_some() && body.bf_peers.is_none(),
+        "no BEP 33: a scrape gets values"
+    );
 
-    let nat: Vec<u32> = (0..NODES).filter(|&i| swarm.model(i) == NodeModel::Nat).take(5).collect();
+    let nat: Vec<u32> = (0..NODES)
+        .filter(|&i| swarm.model(i) == NodeModel::Nat)
+        .take(5)
+        .collect();
     for &n in &nat {
         assert!(client.ask(&swarm, n, &Query::Ping { id: &me }).is_none());
     }
     // NAT nodes are still listed by the others: they are in the routing tables.
     let target = swarm.nodes.id(nat[0]);
-    let raw = client
-        .ask(
-            &swarm,
-            old,
-            &Query::FindNode {
-                id: &me,
-                target: &target,
-                want: Want::default(),
-            },
-        )
-        .unwrap();
+    let raw = client.ask(&swarm, old, &find_node(&me, &target)).unwrap();
     let Kind::Response(r) = Message::decode(&raw).unwrap().kind else {
         panic!()
     };
@@ -755,7 +753,10 @@ fn a_sender_above_five_per_second_is_blocked_silently_and_counted() {
     assert_eq!(report.bans_by_ip.len(), 1);
     let b = &report.bans_by_ip[0];
     assert_eq!(b.ip, "127.0.0.1");
-    assert_eq!((b.record.bans, b.record.blocked_secs, b.record.dropped_blocked), (1, 300, 11));
+    assert_eq!(
+        (b.record.bans, b.record.blocked_secs, b.record.dropped_blocked),
+        (1, 300, 11)
+    );
     let json = serde_json::to_value(&report).unwrap();
     assert_eq!(json["bans_by_ip"][0]["blocked_secs"], 300, "flat fields in the report");
     assert_eq!(json["counters"]["bans_imposed"], 1);
@@ -774,13 +775,8 @@ fn the_reply_budget_drops_queries_past_eight_kilobytes() {
     let to = SocketAddrV4::new(swarm.nodes.addr(9), client.port);
     for i in 0..60u8 {
         let target = [i; 20];
-        let q = Query::FindNode {
-            id: &me,
-            target: &target,
-            want: Want::default(),
-        };
         let mut out = Vec::new();
-        krpc::encode_query(&mut out, &[i, i], &q, false, None);
+        krpc::encode_query(&mut out, &[i, i], &find_node(&me, &target), false, None);
         client.sock.send_to(&out, to).unwrap();
     }
     let mut replies = Vec::new();
@@ -874,7 +870,12 @@ fn discoverable_follows_the_samples_within_the_run() {
     let hour = swarm.discoverable(3_600_000);
     let count = |v: &[bool]| v.iter().filter(|&&b| b).count();
     let reachable = (0..swarm.catalogue.len()).filter(|&t| swarm.reachable(t)).count();
-    assert!(count(&minute) < count(&hour), "{} then {}", count(&minute), count(&hour));
+    assert!(
+        count(&minute) < count(&hour),
+        "{} then {}",
+        count(&minute),
+        count(&hour)
+    );
     assert!(count(&hour) <= reachable);
     assert!(minute.iter().zip(&hour).all(|(&m, &h)| !m || h), "longer runs only add");
     // Everything a minute can show is in the first interval's samples of up nodes.
@@ -892,11 +893,9 @@ fn discoverable_follows_the_samples_within_the_run() {
     assert!(fetchable > 0 && fetchable < swarm.catalogue.len() as usize);
     for t in 0..swarm.catalogue.len() {
         let mut buf = [0u32; 16];
-        let served = swarm
-            .catalogue
-            .holders(t, &mut buf)
-            .iter()
-            .any(|&h| swarm.model(h) != NodeModel::Nat && swarm.peer_accepts(h) && swarm.peer_behaviour(h) == PeerBehaviour::Good);
+        let served = swarm.catalogue.holders(t, &mut buf).iter().any(|&h| {
+            swarm.model(h) != NodeModel::Nat && swarm.peer_accepts(h) && swarm.peer_behaviour(h) == PeerBehaviour::Good
+        });
         assert_eq!(swarm.fetchable(t), served);
     }
 }
@@ -907,7 +906,16 @@ fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
     let manifest = dir.path().join("m.jsonl");
     let (port, peer_port) = (free_port(), free_port());
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_trawl-swarm"))
-        .args(["--preset", "fast", "--preset", "mainline", "--nodes", "2000", "--torrents", "4000"])
+        .args([
+            "--preset",
+            "fast",
+            "--preset",
+            "mainline",
+            "--nodes",
+            "2000",
+            "--torrents",
+            "4000",
+        ])
         .args(["--port", &port.to_string(), "--peer-port", &peer_port.to_string()])
         .args(["--duration", "0.5", "--manifest"])
         .arg(&manifest)
@@ -918,7 +926,10 @@ fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
     let ready: serde_json::Value = serde_json::from_str(text.lines().next().unwrap()).unwrap();
     assert_eq!(ready["preset"], "mainline", "the last --preset wins");
     let summary = &ready["manifest"];
-    let (reachable, discoverable) = (summary["reachable"].as_u64().unwrap(), summary["discoverable"].as_u64().unwrap());
+    let (reachable, discoverable) = (
+        summary["reachable"].as_u64().unwrap(),
+        summary["discoverable"].as_u64().unwrap(),
+    );
     assert!(discoverable > 0 && discoverable <= reachable && reachable < 4000);
     assert!(summary["fetchable"].as_u64().unwrap() < 4000);
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
@@ -953,7 +964,10 @@ fn the_mainline_preset_sets_the_published_mix() {
     let lt = (0..n).find(|&i| swarm.model(i) == NodeModel::Libtorrent).unwrap();
     assert_eq!(swarm.sample_interval_s(lt), 60, "21,600 s at scale 360");
     let c = &swarm.config;
-    assert_eq!((c.libtorrent.upload_rate_limit, c.libtorrent.block_ratelimit), (8_000, 5));
+    assert_eq!(
+        (c.libtorrent.upload_rate_limit, c.libtorrent.block_ratelimit),
+        (8_000, 5)
+    );
     assert_eq!((c.libtorrent.block_timeout_s, c.libtorrent.max_peers_reply), (300, 100));
     assert_eq!(c.traits.churn_period_ms, 120_000);
     assert!((share(&|i| !swarm.peer_accepts(i)) - (0.4 + 0.6 * 0.3)).abs() < 0.02);

@@ -220,7 +220,10 @@ fn main() -> anyhow::Result<()> {
     let swarm = Arc::new(Swarm::build(config, sys::online_cores()));
     let startup_s = t0.elapsed().as_secs_f64();
     let manifest = match &a.manifest {
-        Some(path) => Some(run::write_manifest(&swarm, path, Duration::from_secs_f64(a.duration.max(0.0))).with_context(|| format!("writing {}", path.display()))?),
+        Some(path) => Some(
+            run::write_manifest(&swarm, path, Duration::from_secs_f64(a.duration.max(0.0)))
+                .with_context(|| format!("writing {}", path.display()))?,
+        ),
         None => None,
     };
     let opts = run::RunOptions {

@@ -43,7 +43,9 @@ struct Slot {
 pub enum Admit {
     Pass,
     /// Dropped; `started_block` when this message began a block.
-    Blocked { started_block: bool },
+    Blocked {
+        started_block: bool,
+    },
 }
 
 /// One node's dos blocker.
@@ -177,7 +179,9 @@ pub struct Limits {
 pub enum Verdict {
     Answer,
     /// Dropped by the dos blocker (`started_block`: this one began a block).
-    Blocked { started_block: bool },
+    Blocked {
+        started_block: bool,
+    },
     /// A query dropped because the reply budget is spent.
     OverBudget,
 }
@@ -219,9 +223,7 @@ impl Limits {
             match admit {
                 Admit::Blocked { started_block } => Verdict::Blocked { started_block },
                 Admit::Pass
-                    if is_query
-                        && cfg.upload_rate_limit > 0
-                        && !st.quota.has_quota(cfg.upload_rate_limit, now_ms) =>
+                    if is_query && cfg.upload_rate_limit > 0 && !st.quota.has_quota(cfg.upload_rate_limit, now_ms) =>
                 {
                     Verdict::OverBudget
                 }

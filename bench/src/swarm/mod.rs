@@ -48,9 +48,9 @@ pub mod run;
 pub mod server;
 
 use catalogue::{Catalogue, CatalogueConfig};
-use nodes::{NodeTraitsConfig, Nodes};
 use limits::Limits;
 use model::{LibtorrentLimits, ModelMix, NodeModel, Preset, TimeScale};
+use nodes::{NodeTraitsConfig, Nodes};
 use politeness::{Politeness, RateLimit};
 
 /// Default UDP port of every virtual node.
@@ -263,7 +263,10 @@ impl Swarm {
     pub fn sample_interval_s(&self, node: u32) -> u32 {
         match self.model(node) {
             NodeModel::Libtorrent => {
-                let ms = self.config.time_scale.scaled_ms(self.config.libtorrent.sample_interval_s.into());
+                let ms = self
+                    .config
+                    .time_scale
+                    .scaled_ms(self.config.libtorrent.sample_interval_s.into());
                 ms.div_ceil(1000) as u32
             }
             _ => self.nodes.interval(node),

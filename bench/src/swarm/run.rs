@@ -93,7 +93,9 @@ impl Running {
         let cpu0 = sys::proc_stat(sys::Pid::This).map(|s| s.cpu).unwrap_or_default();
         // Before the first answer: values name the dark port of never-accepting peers.
         let dark = DarkListener::bind()?;
-        swarm.dark_peer_port.store(dark.port, std::sync::atomic::Ordering::Relaxed);
+        swarm
+            .dark_peer_port
+            .store(dark.port, std::sync::atomic::Ordering::Relaxed);
         let udp = UdpServer::spawn(
             swarm.clone(),
             swarm.config.port,
