@@ -917,7 +917,7 @@ fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
             "4000",
         ])
         .args(["--port", &port.to_string(), "--peer-port", &peer_port.to_string()])
-        .args(["--duration", "0.5", "--manifest"])
+        .args(["--duration", "0.5", "--truth-secs", "240", "--manifest"])
         .arg(&manifest)
         .output()
         .unwrap();
@@ -932,6 +932,7 @@ fn the_binary_runs_the_mainline_preset_and_writes_its_truth() {
     );
     assert!(discoverable > 0 && discoverable <= reachable && reachable < 4000);
     assert!(summary["fetchable"].as_u64().unwrap() < 4000);
+    assert_eq!(summary["run_secs"], 240.0, "--truth-secs, not --duration");
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&manifest)
         .unwrap()
         .lines()

@@ -130,10 +130,13 @@ struct Args {
     /// Stop after this many datagrams received (0: no bound).
     #[arg(long, default_value_t = 0)]
     max_packets: u64,
-    /// Write the ground truth as JSON lines here before answering
-    /// (`discoverable` assumes a run of --duration seconds).
+    /// Write the ground truth as JSON lines here before answering.
     #[arg(long)]
     manifest: Option<PathBuf>,
+    /// The run length the manifest's `discoverable` assumes, in seconds
+    /// (default: --duration), e.g. four sampling intervals of the crawl.
+    #[arg(long)]
+    truth_secs: Option<f64>,
     /// Print counters every this many seconds (0: only at the end).
     #[arg(long, default_value_t = 0.0)]
     stats_every: f64,
@@ -221,8 +224,12 @@ fn main() -> anyhow::Result<()> {
     let startup_s = t0.elapsed().as_secs_f64();
     let manifest = match &a.manifest {
         Some(path) => Some(
-            run::write_manifest(&swarm, path, Duration::from_secs_f64(a.duration.max(0.0)))
-                .with_context(|| format!("writing {}", path.display()))?,
+            run::write_manifest(
+                &swarm,
+                path,
+                Duration::from_secs_f64(a.truth_secs.unwrap_or(a.duration).max(0.0)),
+            )
+            .with_context(|| format!("writing {}", path.display()))?,
         ),
         None => None,
     };
