@@ -27,6 +27,19 @@ pub fn unit(seed: u64, index: u64, salt: u64) -> f64 {
     (hash3(seed, index, salt) >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// Which of consecutive `shares` of [0, 1) the fraction `u` falls in;
+/// `shares.len()` when past them all (the remainder).
+pub fn share_index(u: f64, shares: &[f64]) -> usize {
+    let mut upto = 0.0;
+    for (i, s) in shares.iter().enumerate() {
+        upto += s;
+        if u < upto {
+            return i;
+        }
+    }
+    shares.len()
+}
+
 /// A reproducible stream of 64-bit values (splitmix64).
 #[derive(Clone, Debug)]
 pub struct Stream(u64);

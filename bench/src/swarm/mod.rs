@@ -306,14 +306,11 @@ impl Swarm {
     pub fn peer_behaviour(&self, node: u32) -> PeerBehaviour {
         let f = self.config.peer_faults;
         let u = derive::unit(self.config.seed, node.into(), derive::SALT_PEER_BEHAVIOUR);
-        if u < f.reject {
-            PeerBehaviour::Reject
-        } else if u < f.reject + f.stall {
-            PeerBehaviour::Stall
-        } else if u < f.reject + f.stall + f.corrupt {
-            PeerBehaviour::Corrupt
-        } else {
-            PeerBehaviour::Good
+        match derive::share_index(u, &[f.reject, f.stall, f.corrupt]) {
+            0 => PeerBehaviour::Reject,
+            1 => PeerBehaviour::Stall,
+            2 => PeerBehaviour::Corrupt,
+            _ => PeerBehaviour::Good,
         }
     }
 

@@ -44,14 +44,11 @@ impl ModelMix {
 
     pub fn model(&self, seed: u64, index: u32) -> NodeModel {
         let u = unit(seed, index.into(), derive::SALT_MODEL);
-        if u < self.nat {
-            NodeModel::Nat
-        } else if u < self.nat + self.no_bep51 {
-            NodeModel::NoBep51
-        } else if u < self.nat + self.no_bep51 + self.libtorrent {
-            NodeModel::Libtorrent
-        } else {
-            NodeModel::Fast
+        match derive::share_index(u, &[self.nat, self.no_bep51, self.libtorrent]) {
+            0 => NodeModel::Nat,
+            1 => NodeModel::NoBep51,
+            2 => NodeModel::Libtorrent,
+            _ => NodeModel::Fast,
         }
     }
 }
