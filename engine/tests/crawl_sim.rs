@@ -85,10 +85,17 @@ struct FakeDht {
     pacing_violations: u32,
     not_read_only: u32,
     get_peers_to: HashMap<[u8; 20], Vec<SocketAddr>>,
+    scrapes_to: HashMap<[u8; 20], Vec<SocketAddr>>,
     out: Vec<u8>,
     start: Instant,
     /// A churning node is up for one period, down (silent) for the next.
     churn_period_ms: u64,
+}
+
+/// Hashes whose announcers went only to the nodes closest to them: the
+/// sampler has no peers, and a lookup must find them.
+fn only_at_closest(h: &[u8; 20]) -> bool {
+    h[19] % 4 == 0
 }
 
 fn node_addr(i: usize) -> SocketAddr {
@@ -150,6 +157,7 @@ impl FakeDht {
             pacing_violations: 0,
             not_read_only: 0,
             get_peers_to: HashMap::new(),
+            scrapes_to: HashMap::new(),
             out: Vec::new(),
             start,
             churn_period_ms,
@@ -298,26 +306,41 @@ impl FakeDht {
                 encode_response(&mut self.out, tid, &r, None, None);
             }
             Query::GetPeers { info_hash, scrape, .. } => {
-                assert!(scrape, "get_peers for a new infohash must ask for a scrape");
-                self.get_peers_to.entry(*info_hash).or_default().push(to);
-                let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
+                let (info_hash, scrape) = (*info_hash, scrape);
+                self.get_peers_to.entry(info_hash).or_default().push(to);
+                let holds = node.hashes.contains(&info_hash);
                 let swarm_ip = |k: u8| Ipv4Addr::new(127, 250, info_hash[0], k).into();
+                let token = [7u8; 4];
+                let closest = self.closest(&info_hash);
+                let mut r = ResponseOut::new(&id);
+                r.token = Some(&token);
+                r.nodes = &closest;
+                // As libtorrent: a scrape gets bloom filters instead of values.
+                let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
                 for k in 0..SEEDS_PER_SWARM {
                     seeds.insert(swarm_ip(k));
                 }
                 for k in 0..LEECHERS_PER_SWARM {
                     peers.insert(swarm_ip(100 + k));
                 }
+                // Values, with a bogon and a repeat the crawler must drop.
                 let values = [
                     SocketAddr::new(swarm_ip(1), 51413),
                     SocketAddr::new(swarm_ip(101), 51413),
+                    SocketAddr::new(Ipv4Addr::new(10, 0, 0, 1).into(), 51413),
+                    SocketAddr::new(swarm_ip(1), 51413),
                 ];
-                let token = [7u8; 4];
-                let mut r = ResponseOut::new(&id);
-                r.values = &values;
-                r.token = Some(&token);
-                r.bf_seeds = Some(seeds.as_bytes());
-                r.bf_peers = Some(peers.as_bytes());
+                // A quarter of the hashes were announced only to the nodes
+                // closest to them, not to the node that samples them.
+                let at_sampler = !only_at_closest(&info_hash);
+                let at_closest = closest.iter().any(|n| n.addr == to);
+                if scrape {
+                    self.scrapes_to.entry(info_hash).or_default().push(to);
+                    r.bf_seeds = Some(seeds.as_bytes());
+                    r.bf_peers = Some(peers.as_bytes());
+                } else if (holds && at_sampler) || at_closest {
+                    r.values = &values;
+                }
                 encode_response(&mut self.out, tid, &r, None, None);
             }
             other => panic!("unexpected query {other:?}"),
@@ -334,6 +357,7 @@ struct Run {
     discovered: HashMap<[u8; 20], SocketAddr>,
     swarms: HashMap<[u8; 20], (f64, f64)>,
     peers: usize,
+    with_peers: HashSet<[u8; 20]>,
     handovers: usize,
     max_table: usize,
     max_in_flight: usize,
@@ -352,6 +376,7 @@ fn crawl(cfg: CrawlConfig, flood: u64, churn: Option<Duration>) -> (Run, Schedul
         discovered: HashMap::new(),
         swarms: HashMap::new(),
         peers: 0,
+        with_peers: HashSet::new(),
         handovers: 0,
         max_table: 0,
         max_in_flight: 0,
@@ -386,7 +411,10 @@ fn crawl(cfg: CrawlConfig, flood: u64, churn: Option<Duration>) -> (Run, Schedul
         for w in out.swarms.drain(..) {
             run.swarms.insert(w.info_hash, (w.seeders, w.leechers));
         }
-        run.peers += out.peers.drain(..).count();
+        for p in out.peers.drain(..) {
+            run.peers += 1;
+            run.with_peers.insert(p.info_hash);
+        }
         run.handovers += out.handovers.drain(..).count();
         run.max_table = run.max_table.max(s.known_nodes());
         run.max_in_flight = run.max_in_flight.max(s.in_flight());
@@ -444,11 +472,30 @@ fn crawl_finds_every_reachable_infohash_politely() {
     assert_eq!(run.handovers, 0, "one core owns everything");
 
     // Every new hash was scraped at the node that sampled it, and the BEP 33
-    // estimates came back.
+    // estimates came back; its peers came from a plain get_peers to the
+    // sampler or, where the sampler had none, from a lookup.
     for (h, source) in &run.discovered {
         let asked = run.dht.get_peers_to.get(h).map(Vec::as_slice).unwrap_or(&[]);
+        let scraped = run.dht.scrapes_to.get(h).map(Vec::as_slice).unwrap_or(&[]);
+        assert_eq!(scraped, &[*source], "one scrape, to the sampler");
         assert!(asked.contains(source), "no get_peers to the sampler of a hash");
     }
+    let without: Vec<_> = run.discovered.keys().filter(|h| !run.with_peers.contains(*h)).collect();
+    assert!(
+        without.is_empty(),
+        "{} of {} hashes got no peers",
+        without.len(),
+        run.discovered.len()
+    );
+    let at_closest = run.discovered.keys().filter(|h| only_at_closest(h)).count() as u64;
+    assert!(at_closest > 1000, "too few lookup cases: {at_closest}");
+    assert_eq!(
+        s.stats().sampler_without_peers,
+        at_closest,
+        "a lookup for exactly these"
+    );
+    let lookups = s.peer_search().stats();
+    assert_eq!(lookups.lookups_found, at_closest, "{lookups:?}");
     assert_eq!(run.swarms.len(), run.discovered.len());
     for &(seeders, leechers) in run.swarms.values() {
         assert!((seeders - f64::from(SEEDS_PER_SWARM)).abs() < 0.5, "seeders {seeders}");
@@ -457,7 +504,9 @@ fn crawl_finds_every_reachable_infohash_politely() {
             "leechers {leechers}"
         );
     }
-    assert_eq!(run.peers, 2 * run.discovered.len());
+    // Each reply with values had two usable peers, a bogon and a repeat.
+    assert_eq!(run.peers as u64, s.stats().peers_found);
+    assert_eq!(s.stats().peers_rejected, s.stats().peers_found);
 
     // Dead nodes that were asked enough times are remembered as unreachable and
     // are not asked again.

@@ -81,6 +81,10 @@ pub struct Args {
     /// Do not fetch metadata (BEP 9); only discover infohashes.
     #[arg(long)]
     pub no_fetch: bool,
+    /// Do not send BEP 33 scrapes (seeder and leecher counts); peers still come
+    /// from a plain get_peers.
+    #[arg(long)]
+    pub no_scrape: bool,
     /// Concurrent metadata fetches per core [default: 200].
     #[arg(long, value_name = "N")]
     pub fetch_concurrency: Option<usize>,
@@ -144,6 +148,7 @@ impl Args {
             },
             allow_loopback: given(self.allow_loopback, true),
             fetch: given(self.no_fetch, false),
+            scrape: given(self.no_scrape, false),
             fetch_concurrency: self.fetch_concurrency,
             metrics: self.metrics,
             drain_secs: self.drain_secs,
@@ -169,9 +174,10 @@ fn settings(args: &Args) -> anyhow::Result<CrawlSettings> {
 }
 
 /// The scheduler's defaults with the pacing knobs that were given.
-fn crawl_config(p: &Pacing) -> CrawlConfig {
+fn crawl_config(p: &Pacing, scrape: bool) -> CrawlConfig {
     let d = CrawlConfig::default();
     CrawlConfig {
+        scrape_counts: scrape,
         per_ip_rate: p.per_ip_rate.unwrap_or(d.per_ip_rate),
         per_ip_burst: p.per_ip_burst.unwrap_or(d.per_ip_burst),
         productive_resample: p.resample.unwrap_or(d.productive_resample),
@@ -235,7 +241,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         allow_loopback: s.allow_loopback,
         fetch: s.fetch,
         fetch_concurrency,
-        crawl: crawl_config(&s.pacing),
+        crawl: crawl_config(&s.pacing, s.scrape),
         store: StoreOptions {
             memory_budget_bytes: s.db_memory.unwrap_or(DEFAULT_MEMORY_BUDGET_BYTES),
             ..StoreOptions::default()
@@ -368,6 +374,13 @@ fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json:
         "samples_sent": s.total(|c| c.samples_sent),
         "find_nodes_sent": s.total(|c| c.find_nodes_sent),
         "get_peers_sent": s.total(|c| c.get_peers_sent),
+        "scrapes_sent": s.total(|c| c.scrapes_sent),
+        "lookup_queries_sent": s.total(|c| c.lookup_queries_sent),
+        "peers_found": s.total(|c| c.peers_found),
+        "peers_rejected": s.total(|c| c.peers_rejected),
+        "lookups_started": s.total(|c| c.lookups_started),
+        "lookups_found": s.total(|c| c.lookups_found),
+        "lookups_empty": s.total(|c| c.lookups_empty),
         "timeouts": s.total(|c| c.timeouts),
         "stored_new": s.storage.new_infohashes,
         "stored_duplicates": s.storage.duplicate_infohashes,

@@ -176,6 +176,8 @@ pub struct Response<'a> {
     pub bf_seeds: Option<&'a [u8; BLOOM_LEN]>,
     /// BEP 33.
     pub bf_peers: Option<&'a [u8; BLOOM_LEN]>,
+    /// libtorrent's `n`: the torrent name announcers gave (untrusted, unvalidated bytes).
+    pub name: Option<&'a [u8]>,
 }
 
 /// An error reply: `e = [code, message]`.
@@ -227,6 +229,7 @@ struct Fields<'a> {
     num: Option<i64>,
     bf_seeds: Option<&'a [u8; BLOOM_LEN]>,
     bf_peers: Option<&'a [u8; BLOOM_LEN]>,
+    name: Option<&'a [u8]>,
 }
 
 #[inline(always)]
@@ -359,6 +362,7 @@ fn fields<'a>(d: &mut Decoder<'a>, f: &mut Fields<'a>) -> Result<(), DecodeError
             (4, ARG_WANT) => f.want = want(d)?,
             (4, RESP_BF_SEEDS) => f.bf_seeds = Some(fixed(d, RESP_BF_SEEDS)?),
             (4, RESP_BF_PEERS) => f.bf_peers = Some(fixed(d, RESP_BF_PEERS)?),
+            (1, RESP_NAME) => f.name = Some(expect_bytes(d, RESP_NAME)?),
             _ => d.skip()?,
         }
     }
@@ -457,6 +461,7 @@ fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, DecodeError> {
         num: r.num,
         bf_seeds: r.bf_seeds,
         bf_peers: r.bf_peers,
+        name: r.name,
     })
 }
 
@@ -554,6 +559,8 @@ pub struct ResponseOut<'a> {
     pub num: Option<i64>,
     pub bf_seeds: Option<&'a [u8; BLOOM_LEN]>,
     pub bf_peers: Option<&'a [u8; BLOOM_LEN]>,
+    /// libtorrent's `n` (torrent name), written when set.
+    pub name: Option<&'a [u8]>,
 }
 
 impl<'a> ResponseOut<'a> {
@@ -570,6 +577,7 @@ impl<'a> ResponseOut<'a> {
             num: None,
             bf_seeds: None,
             bf_peers: None,
+            name: None,
         }
     }
 }
@@ -687,6 +695,9 @@ pub fn encode_response(
     if let Some(i) = r.interval {
         bencode::key_int(out, RESP_INTERVAL, i);
     }
+    if let Some(n) = r.name {
+        bencode::key_bytes(out, RESP_NAME, n);
+    }
     if r.nodes.iter().any(|n| n.addr.is_ipv4()) {
         bencode::bytes(out, RESP_NODES);
         compact::write_nodes(out, r.nodes, false);
@@ -749,6 +760,7 @@ pub fn reencode(m: &Message<'_>, out: &mut Vec<u8>) {
                 num: r.num,
                 bf_seeds: r.bf_seeds,
                 bf_peers: r.bf_peers,
+                name: r.name,
             };
             encode_response(out, m.transaction_id, &reply, m.requester_ip, m.version)
         }

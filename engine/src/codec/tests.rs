@@ -366,6 +366,31 @@ fn bep33_scrape_query_and_bloom_reply() {
 }
 
 #[test]
+fn libtorrent_get_peers_reply_carries_the_name() {
+    // As libtorrent 2.0 sends it: the name its announcers gave, beside values
+    // and a token (keys sorted: `n` after `id`, before `token` and `values`).
+    let r = b"d2:ip6:\x7f\x00\x00\x01\x1a\xe11:rd2:id20:mnopqrstuvwxyz1234561:n21:Ubuntu 24.04 \xc3\xa9dition5:token4:t0k36:valuesl6:\x7f\x00\x00\x05\x1b\x58ee1:t2:aa1:v4:LT\x02\x001:y1:re";
+    let m = decode(r);
+    let resp = response_of(&m);
+    assert_eq!(resp.name, Some(&b"Ubuntu 24.04 \xc3\xa9dition"[..]));
+    assert_eq!(resp.token, Some(&b"t0k3"[..]));
+    assert_eq!(resp.values.count(), 1);
+    assert_byte_round_trip(r);
+    // A name that is not a string is a malformed reply, not a missing name.
+    assert!(Message::decode(b"d1:rd2:id20:mnopqrstuvwxyz1234561:ni5ee1:t2:aa1:y1:re").is_err());
+
+    let mut out = Vec::new();
+    let reply = ResponseOut {
+        name: Some(b"x"),
+        token: Some(b"tk"),
+        ..ResponseOut::new(ID_M)
+    };
+    encode_response(&mut out, b"aa", &reply, None, None);
+    assert_eq!(response_of(&decode(&out)).name, Some(&b"x"[..]));
+    assert_byte_round_trip(&out);
+}
+
+#[test]
 fn bep33_test_vector() {
     // BEP 33: 192.0.2.0..=192.0.2.255 and 2001:db8::..=2001:db8::3e7 give 1224.93.
     let mut bf = ScrapeBloom::new();

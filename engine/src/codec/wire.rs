@@ -60,6 +60,9 @@ pub const RESP_TOKEN: &[u8] = b"token";
 pub const RESP_SAMPLES: &[u8] = b"samples";
 pub const RESP_INTERVAL: &[u8] = b"interval";
 pub const RESP_NUM: &[u8] = b"num";
+/// libtorrent: the torrent's name as announcers gave it, in `get_peers`
+/// replies (and as an `announce_peer` argument).
+pub const RESP_NAME: &[u8] = b"n";
 /// BEP 33: bloom filter of seeds.
 pub const RESP_BF_SEEDS: &[u8] = b"BFsd";
 /// BEP 33: bloom filter of peers (leechers and seeds).

@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use super::peer_search::PeerSearchConfig;
 use crate::codec::krpc::Want;
 use crate::codec::wire::ID_LEN;
 
@@ -58,7 +59,13 @@ pub struct CrawlConfig {
     /// at least `empty_backoff`: the node may have answered late with an
     /// interval we never saw).
     pub retry_after_timeout: Duration,
-    /// Backpressure: sampling pauses while this many `get_peers` scrapes or this
+    /// Also send a BEP 33 scrape (a second `get_peers`, `scrape`=1) for each new
+    /// infohash, for seeder and leecher counts. Peers always come from a plain
+    /// `get_peers`: libtorrent answers a scrape with bloom filters only.
+    pub scrape_counts: bool,
+    /// Lookups toward an infohash whose sampler gave no peers.
+    pub peer_search: PeerSearchConfig,
+    /// Backpressure: sampling pauses while this many peer queries or this
     /// many undrained discoveries are pending; nothing found is dropped.
     pub max_pending_scrapes: usize,
     pub max_pending_discoveries: usize,
@@ -99,6 +106,8 @@ impl Default for CrawlConfig {
             max_backoff: MAX_SAMPLE_INTERVAL,
             walk_interval: Duration::from_secs(600),
             retry_after_timeout: Duration::from_secs(60),
+            scrape_counts: true,
+            peer_search: PeerSearchConfig::default(),
             max_pending_scrapes: 100_000,
             max_pending_discoveries: 100_000,
             // The most a 2^21-bucket table holds at its 7/8 load, about 50 MB:

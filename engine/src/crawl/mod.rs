@@ -9,10 +9,14 @@
 //! - [`runtime`]: the glommio thread-per-core runtime that drives the
 //!   schedulers over real sockets and into storage ([`runtime::Crawler`]).
 //! - [`output`]: what the runtime drains from a core (discoveries, handovers,
-//!   peers, swarm sizes) and the counters behind the status line.
+//!   peers, names, swarm sizes, lookup messages) and the counters behind the
+//!   status line.
+//! - [`peer_search`]: how a core gets peers the way real nodes give them
+//!   (plain `get_peers`, a separate scrape, lookups across cores).
 //!
 //! Must not do I/O outside [`runtime`] and [`reuseport`]'s single `setsockopt`, nor share state
-//! between cores: nodes cross cores only as [`output::Handover`]s.
+//! between cores: nodes cross cores only as [`output::Handover`]s, lookups as
+//! [`peer_search::LookupMsg`]s.
 
 pub mod clock;
 pub mod config;
@@ -20,6 +24,7 @@ pub mod dedup;
 pub mod keyspace;
 pub mod output;
 pub mod owner;
+pub mod peer_search;
 pub mod responder;
 pub mod reuseport;
 pub mod runtime;
@@ -30,6 +35,7 @@ pub mod transactions;
 pub mod unreachable;
 
 pub use config::CrawlConfig;
-pub use output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSize};
+pub use output::{CrawlStats, Discovery, Handover, NameFound, Output, PeerFound, SwarmSize};
 pub use owner::{owner, Family};
+pub use peer_search::{LookupMsg, PeerSearchConfig, PeerSearchStats};
 pub use scheduler::{Scheduler, MAX_QUEUED_REPLIES};

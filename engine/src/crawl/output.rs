@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 
 use super::dedup::InfoHash;
+use super::peer_search::LookupMsg;
 use crate::codec::compact::CompactNode;
 use crate::codec::wire::ID_LEN;
 
@@ -30,6 +31,17 @@ pub struct PeerFound {
     pub peer: SocketAddr,
 }
 
+/// A torrent name a node gave in a `get_peers` reply (libtorrent's `n`): a
+/// provisional name until the metadata arrives. Untrusted bytes, capped.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NameFound {
+    pub info_hash: InfoHash,
+    pub name: Vec<u8>,
+}
+
+/// Longest provisional name kept, in bytes.
+pub const MAX_NAME_LEN: usize = 1024;
+
 /// BEP 33 swarm size estimates from one node's `BFsd`/`BFpe`.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SwarmSize {
@@ -47,6 +59,9 @@ pub struct Output {
     pub handovers: Vec<Handover>,
     pub peers: Vec<PeerFound>,
     pub swarms: Vec<SwarmSize>,
+    pub names: Vec<NameFound>,
+    /// Lookup queries and reports for other cores, with the target core.
+    pub lookups: Vec<(usize, LookupMsg)>,
 }
 
 /// Monotonic counters; the runtime turns differences into rates.
@@ -56,7 +71,17 @@ pub struct CrawlStats {
     pub datagrams_out: u64,
     pub samples_sent: u64,
     pub find_nodes_sent: u64,
+    /// Every `get_peers` sent: plain, scrapes and lookup steps.
     pub get_peers_sent: u64,
+    pub scrapes_sent: u64,
+    pub lookup_queries_sent: u64,
+    /// Usable peers found in `values`.
+    pub peers_found: u64,
+    /// Peers dropped from `values`: bogon or private addresses, port 0, the
+    /// other address family than the query's, or repeats within one reply.
+    pub peers_rejected: u64,
+    /// Plain `get_peers` to a sampler that gave no usable peer (a lookup follows).
+    pub sampler_without_peers: u64,
     pub replies_sent: u64,
     pub new_hashes: u64,
     pub duplicate_hashes: u64,

@@ -15,6 +15,7 @@ use rand::rngs::SmallRng;
 use rand::Rng;
 
 use super::clock::Millis;
+use crate::codec::compact::CompactNode;
 use crate::codec::wire::ID_LEN;
 
 /// Candidates inspected per eviction (approximate least-useful, as Redis does
@@ -297,6 +298,25 @@ impl NodeTable {
                 true
             }
             _ => false,
+        }
+    }
+
+    /// Up to `want` nodes from random slots (a few probes each), to seed a
+    /// lookup when no better start is known.
+    pub fn random_nodes(&self, rng: &mut SmallRng, want: usize, out: &mut Vec<CompactNode>) {
+        if self.slots.is_empty() {
+            return;
+        }
+        for _ in 0..want * 4 {
+            if out.len() >= want {
+                break;
+            }
+            let slot = &self.slots[rng.gen_range(0..self.slots.len())];
+            if let Some(n) = &slot.node {
+                if !out.iter().any(|c| c.addr == n.addr) {
+                    out.push(CompactNode { id: n.id, addr: n.addr });
+                }
+            }
         }
     }
 

@@ -10,6 +10,7 @@ use std::net::SocketAddr;
 
 use super::clock::Millis;
 use super::dedup::InfoHash;
+use super::peer_search::JobKind;
 use super::table::NodeRef;
 
 pub const TID_LEN: usize = 4;
@@ -20,8 +21,9 @@ pub type Tid = [u8; TID_LEN];
 pub enum Asked {
     Sample,
     FindNode,
-    /// BEP 33 scrape of an infohash the node sampled.
-    GetPeers(InfoHash),
+    /// `get_peers` for an infohash: plain or a BEP 33 scrape to the node that
+    /// sampled it, or a lookup step.
+    GetPeers(InfoHash, JobKind),
     Bootstrap,
 }
 

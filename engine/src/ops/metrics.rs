@@ -174,6 +174,23 @@ const QUERY_KINDS: [(&str, CoreField); 3] = [
     ("get_peers", |c| c.get_peers_sent),
 ];
 
+const GET_PEERS_KINDS: [(&str, CoreField); 3] = [
+    ("peers", |c| c.get_peers_sent - c.scrapes_sent - c.lookup_queries_sent),
+    ("scrape", |c| c.scrapes_sent),
+    ("lookup", |c| c.lookup_queries_sent),
+];
+
+const PEER_RESULTS: [(&str, CoreField); 2] = [("found", |c| c.peers_found), ("rejected", |c| c.peers_rejected)];
+
+const LOOKUP_OUTCOMES: [(&str, CoreField); 4] = [
+    ("started", |c| c.lookups_started),
+    ("found", |c| c.lookups_found),
+    ("empty", |c| c.lookups_empty),
+    ("given_up", |c| c.lookups_given_up),
+];
+
+const LOOKUP_STATES: [(&str, CoreField); 2] = [("running", |c| c.lookups_running), ("waiting", |c| c.lookups_waiting)];
+
 const HASH_RESULTS: [(&str, CoreField); 2] = [("new", |c| c.new_hashes), ("duplicate", |c| c.duplicate_hashes)];
 
 const BEP51_SUPPORT: [(&str, CoreField); 3] = [
@@ -247,6 +264,42 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         "replies_sent",
         "Replies sent to other nodes' queries, per core.",
         |c| c.replies_sent,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "get_peers_sent",
+        "get_peers sent, per core: plain to a sampler (peers), BEP 33 scrapes, lookup steps.",
+        "kind",
+        &GET_PEERS_KINDS,
+        MetricType::Counter,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "peers",
+        "Peers from get_peers values: kept (found) or dropped (rejected: bogon, port 0, wrong family, repeat).",
+        "result",
+        &PEER_RESULTS,
+        MetricType::Counter,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "lookups",
+        "get_peers lookups toward infohashes whose sampler gave no peers, by outcome.",
+        "outcome",
+        &LOOKUP_OUTCOMES,
+        MetricType::Counter,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "lookups_now",
+        "get_peers lookups running, and waiting for a slot or their retry time.",
+        "state",
+        &LOOKUP_STATES,
+        MetricType::Gauge,
     )?;
     per_core_by(
         enc,

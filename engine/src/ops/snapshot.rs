@@ -29,8 +29,22 @@ pub struct CoreSnapshot {
     pub duplicate_hashes: u64,
     pub samples_sent: u64,
     pub find_nodes_sent: u64,
+    /// Every `get_peers` sent; of them, BEP 33 scrapes and lookup steps.
     pub get_peers_sent: u64,
+    pub scrapes_sent: u64,
+    pub lookup_queries_sent: u64,
     pub replies_sent: u64,
+    /// Peers from `values` kept, and dropped (bogon, port 0, wrong family, repeat).
+    pub peers_found: u64,
+    pub peers_rejected: u64,
+    /// `get_peers` lookups toward infohashes whose sampler gave no peers, by outcome.
+    pub lookups_started: u64,
+    pub lookups_found: u64,
+    pub lookups_empty: u64,
+    pub lookups_given_up: u64,
+    /// Gauges: lookups running, and waiting for a slot or a retry.
+    pub lookups_running: u64,
+    pub lookups_waiting: u64,
     /// Gauges: nodes this core owns, by BEP 51 support.
     pub known_nodes: u64,
     pub nodes_bep51_yes: u64,

@@ -30,7 +30,7 @@ use crossbeam_channel::{Receiver, Sender};
 use glommio::net::UdpSocket;
 use trawl_storage::{unix_now, DhtNode, WriterHandle};
 
-use super::handover::Outbox;
+use super::handover::{CoreMsg, Outbox};
 use super::sink::Sink;
 use super::Control;
 use crate::codec::compact::CompactNode;
@@ -72,8 +72,8 @@ pub struct CoreSetup {
     pub config: CrawlConfig,
     pub v4: socket2::Socket,
     pub v6: Option<socket2::Socket>,
-    pub inbound: Receiver<CompactNode>,
-    pub senders: Vec<Sender<CompactNode>>,
+    pub inbound: Receiver<CoreMsg>,
+    pub senders: Vec<Sender<CoreMsg>>,
     /// Stored nodes this core owns, from the previous run, with their sampling state.
     pub resume: Vec<DhtNode>,
     pub writer: WriterHandle,
@@ -103,7 +103,7 @@ struct State {
     scratch: Vec<u8>,
     sink: Sink,
     outbox: Outbox,
-    inbound: Receiver<CompactNode>,
+    inbound: Receiver<CoreMsg>,
     handovers_in: u64,
     errors: IoErrors,
 }
@@ -182,9 +182,14 @@ pub async fn run(setup: CoreSetup) {
             let mut guard = shared.state.borrow_mut();
             let st = &mut *guard;
             st.sched.set_paused(stop || setup.control.paused.load(Relaxed));
-            for node in st.inbound.try_iter().take(HANDOVERS_PER_TICK) {
+            for msg in st.inbound.try_iter().take(HANDOVERS_PER_TICK) {
                 st.handovers_in += 1;
-                st.sched.add_node(now, node);
+                match msg {
+                    CoreMsg::Node(node) => {
+                        st.sched.add_node(now, node);
+                    }
+                    CoreMsg::Lookup(m) => st.sched.handle_lookup_msg(now, m),
+                }
             }
             st.sched.handle_timeout(now);
         }
@@ -338,7 +343,7 @@ fn send_batch(batch: &mut Batch, fd: RawFd, errors: &mut IoErrors, slow: &mut Ve
 
 fn drain_output(st: &mut State, now: Instant) {
     let out = st.sched.output();
-    st.outbox.push_and_flush(&mut out.handovers);
+    st.outbox.push_and_flush(&mut out.handovers, &mut out.lookups);
     st.sink.take(now, unix_now(), out);
     st.sink.offer_if_due(now);
     let full = st.sink.backpressure();
@@ -347,6 +352,7 @@ fn drain_output(st: &mut State, now: Instant) {
 
 fn publish_snapshot(st: &State, published: &Published) {
     let s = st.sched.stats();
+    let lookups = st.sched.peer_search().stats();
     let (mut yes, mut no, mut unknown) = (0, 0, 0);
     for (_, n) in st.sched.node_table().iter() {
         match n.bep51 {
@@ -370,7 +376,17 @@ fn publish_snapshot(st: &State, published: &Published) {
         samples_sent: s.samples_sent,
         find_nodes_sent: s.find_nodes_sent,
         get_peers_sent: s.get_peers_sent,
+        scrapes_sent: s.scrapes_sent,
+        lookup_queries_sent: s.lookup_queries_sent,
         replies_sent: s.replies_sent,
+        peers_found: s.peers_found,
+        peers_rejected: s.peers_rejected,
+        lookups_started: lookups.lookups_started,
+        lookups_found: lookups.lookups_found,
+        lookups_empty: lookups.lookups_empty,
+        lookups_given_up: lookups.lookups_given_up,
+        lookups_running: st.sched.peer_search().running() as u64,
+        lookups_waiting: st.sched.peer_search().waiting() as u64,
         known_nodes: st.sched.known_nodes() as u64,
         nodes_bep51_yes: yes,
         nodes_bep51_no: no,

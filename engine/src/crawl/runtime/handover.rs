@@ -1,47 +1,60 @@
-//! Nodes crossing cores: one bounded channel into each core, and each core's
-//! outbox of handovers the target's channel had no room for yet.
+//! What crosses cores: nodes handed to their owner, and lookup queries and
+//! reports ([`LookupMsg`]); one bounded channel into each core, and each
+//! core's outbox of messages the target's channel had no room for yet.
 //!
 //! Owns the channels and the outbox. Must not block an executor: sends are
 //! `try_send`, a full channel keeps the handover for the next flush, and the
-//! outbox itself is bounded (a node beyond it is dropped and counted; nodes are
-//! relearned, discoveries never pass through here).
+//! outbox itself is bounded (a message beyond it is dropped and counted: nodes
+//! are relearned, a lookup whose step is lost ends at its deadline;
+//! discoveries never pass through here).
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::codec::compact::CompactNode;
-use crate::crawl::Handover;
+use crate::crawl::{Handover, LookupMsg};
 
-/// Inbound handovers a core's channel holds.
+/// One message to a core.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CoreMsg {
+    /// A node the receiving core owns.
+    Node(CompactNode),
+    Lookup(LookupMsg),
+}
+
+/// Inbound messages a core's channel holds.
 pub const CHANNEL_CAP: usize = 16_384;
-/// Handovers an outbox keeps while their targets' channels are full.
+/// Messages an outbox keeps while their targets' channels are full.
 const OUTBOX_CAP: usize = 65_536;
 
 /// Builds the mesh: `senders[i]` reaches core `i`, whose end is `receivers[i]`.
-pub fn mesh(cores: usize) -> (Vec<Sender<CompactNode>>, Vec<Receiver<CompactNode>>) {
+pub fn mesh(cores: usize) -> (Vec<Sender<CoreMsg>>, Vec<Receiver<CoreMsg>>) {
     (0..cores).map(|_| crossbeam_channel::bounded(CHANNEL_CAP)).unzip()
 }
 
 #[derive(Clone, Copy, Debug, Default)]
 pub struct OutboxStats {
     pub sent: u64,
-    /// Flushes that found a target channel full (the handover was kept).
+    /// Flushes that found a target channel full (the message was kept).
     pub deferred: u64,
-    /// Handovers dropped because the outbox was full.
+    /// Messages dropped because the outbox was full.
     pub dropped: u64,
 }
 
-/// One core's outgoing handovers.
+/// One core's outgoing messages.
 pub struct Outbox {
-    senders: Vec<Sender<CompactNode>>,
-    pending: Vec<Handover>,
+    senders: Vec<Sender<CoreMsg>>,
+    pending: Vec<(usize, CoreMsg)>,
+    /// The other half of `pending`'s double buffer.
+    spare: Vec<(usize, CoreMsg)>,
     stats: OutboxStats,
 }
 
 impl Outbox {
-    pub fn new(senders: Vec<Sender<CompactNode>>) -> Outbox {
+    pub fn new(senders: Vec<Sender<CoreMsg>>) -> Outbox {
         Outbox {
             senders,
             pending: Vec::new(),
+            spare: Vec::new(),
             stats: OutboxStats::default(),
         }
     }
@@ -50,34 +63,37 @@ impl Outbox {
         self.stats
     }
 
-    /// Takes the scheduler's handovers and sends what fits.
-    pub fn push_and_flush(&mut self, handovers: &mut Vec<Handover>) {
-        let room = OUTBOX_CAP.saturating_sub(self.pending.len());
-        if handovers.len() > room {
-            self.stats.dropped += (handovers.len() - room) as u64;
-            handovers.truncate(room);
+    /// Takes the scheduler's handovers and lookup messages and sends what fits.
+    pub fn push_and_flush(&mut self, handovers: &mut Vec<Handover>, lookups: &mut Vec<(usize, LookupMsg)>) {
+        let msgs = handovers
+            .drain(..)
+            .map(|h| (h.core, CoreMsg::Node(h.node)))
+            .chain(lookups.drain(..).map(|(core, m)| (core, CoreMsg::Lookup(m))));
+        for m in msgs {
+            if self.pending.len() < OUTBOX_CAP {
+                self.pending.push(m);
+            } else {
+                self.stats.dropped += 1;
+            }
         }
-        self.pending.append(handovers);
         self.flush();
     }
 
-    /// Sends pending handovers, keeping those whose target is full.
+    /// Sends pending messages, keeping those whose target is full.
     pub fn flush(&mut self) {
-        let senders = &self.senders;
-        let stats = &mut self.stats;
-        self.pending
-            .retain(|h| match senders.get(h.core).map(|s| s.try_send(h.node)) {
-                Some(Ok(())) => {
-                    stats.sent += 1;
-                    false
-                }
-                Some(Err(TrySendError::Full(_))) => {
-                    stats.deferred += 1;
-                    true
+        let mut kept = std::mem::take(&mut self.spare);
+        for (core, msg) in self.pending.drain(..) {
+            match self.senders.get(core).map(|s| s.try_send(msg)) {
+                Some(Ok(())) => self.stats.sent += 1,
+                Some(Err(TrySendError::Full(msg))) => {
+                    self.stats.deferred += 1;
+                    kept.push((core, msg));
                 }
                 // A stopped core or an impossible index: nobody will take it.
-                Some(Err(TrySendError::Disconnected(_))) | None => false,
-            });
+                Some(Err(TrySendError::Disconnected(_))) | None => {}
+            }
+        }
+        self.spare = std::mem::replace(&mut self.pending, kept);
     }
 }
 
@@ -102,7 +118,7 @@ mod tests {
                 node: node(i as u8),
             })
             .collect();
-        out.push_and_flush(&mut batch);
+        out.push_and_flush(&mut batch, &mut Vec::new());
         assert!(batch.is_empty());
         assert_eq!(out.stats().sent, CHANNEL_CAP as u64);
         assert_eq!(out.pending.len(), 10);

@@ -11,13 +11,16 @@
 //! ```text
 //! runtime ─handle_datagram─▶ filter ─▶ krpc decode ─┬ reply ─▶ transactions (id + sender)
 //!                                                   │    ├ samples ─▶ dedup ─▶ Output.discoveries
-//!                                                   │    │                 └─▶ scrape queue
+//!                                                   │    │                 └─▶ peer queries (get_peers, scrape)
 //!                                                   │    ├ nodes ─▶ owner? ─▶ node table / Output.handovers
-//!                                                   │    └ values, BFsd/BFpe ─▶ Output.peers / swarms
+//!                                                   │    ├ values, n ─▶ Output.peers / names
+//!                                                   │    ├ no values ─▶ lookup (PeerSearch) ─▶ Output.lookups
+//!                                                   │    └ BFsd/BFpe ─▶ Output.swarms
 //!                                                   └ query ─▶ Responder (only when not read-only)
-//! runtime ◀─poll_transmit── replies, then per-IP paced: scrapes (get_peers),
-//!                           samples (due by interval; paused on backpressure),
-//!                           walks (find_node), bootstrap
+//! runtime ─handle_lookup_msg─▶ another core's lookup query to a node we own, or a report for ours
+//! runtime ◀─poll_transmit── replies, then per-IP paced: peer queries (get_peers,
+//!                           scrapes, lookup steps), samples (due by interval;
+//!                           paused on backpressure), walks (find_node), bootstrap
 //! runtime ─handle_timeout─▶ timeouts ─▶ failures ─▶ unreachable cache; maintenance
 //! ```
 //!
@@ -27,8 +30,9 @@
 //! hashes the IP only, all nodes of an IP are on this core and the bucket is
 //! exact.
 
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, VecDeque};
+mod peers;
+
+use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -37,10 +41,11 @@ use rand::{Rng, SeedableRng};
 
 use super::clock::{ms, Clock, Millis};
 use super::config::{CrawlConfig, MAX_SAMPLE_INTERVAL};
-use super::dedup::{Dedup, InfoHash};
+use super::dedup::Dedup;
 use super::keyspace::Keyspace;
-use super::output::{CrawlStats, Discovery, Handover, Output, PeerFound, SwarmSize};
+use super::output::{CrawlStats, Discovery, Handover, Output};
 use super::owner::owner;
+use super::peer_search::{JobKind, PeerJob, PeerSearch};
 use super::responder::{PingResponder, Responder};
 use super::schedule::Schedule;
 use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
@@ -48,8 +53,7 @@ use super::transactions::{Asked, InFlight, Transactions};
 use super::unreachable::Unreachable;
 use crate::codec::compact::{CompactNode, CompactNodes};
 use crate::codec::krpc::{encode_query, ErrorReply, Kind, Message, Query, Response};
-use crate::codec::scrape::ScrapeBloom;
-use crate::codec::wire::{BLOOM_LEN, ERROR_METHOD_UNKNOWN, ID_LEN};
+use crate::codec::wire::{ERROR_METHOD_UNKNOWN, ID_LEN};
 use crate::dht::addr_filter::AddrFilter;
 use crate::dht::pacing::KeyedBuckets;
 
@@ -93,9 +97,6 @@ impl Plan {
     }
 }
 
-/// A `get_peers` + scrape still to send for a new infohash.
-type ScrapeJob = Reverse<(Millis, u64, InfoHash, SocketAddr)>;
-
 pub struct Scheduler {
     cfg: CrawlConfig,
     clock: Clock,
@@ -111,8 +112,7 @@ pub struct Scheduler {
     keyspace: Keyspace,
     samples: Schedule,
     walks: Schedule,
-    scrapes: BinaryHeap<ScrapeJob>,
-    scrape_seq: u64,
+    peers: PeerSearch,
     bootstrap_next: usize,
     bootstrap_due: Millis,
     maintenance_due: Millis,
@@ -160,8 +160,7 @@ impl Scheduler {
             rng,
             samples: Schedule::new(),
             walks: Schedule::new(),
-            scrapes: BinaryHeap::new(),
-            scrape_seq: 0,
+            peers: PeerSearch::new(cfg.peer_search.clone(), cfg.core, cfg.cores),
             bootstrap_next: 0,
             bootstrap_due: 0,
             maintenance_due: MAINTENANCE_EVERY,
@@ -225,8 +224,14 @@ impl Scheduler {
         self.tx.len()
     }
 
+    /// Peer queries (`get_peers`, scrapes, lookup steps) waiting to be sent.
     pub fn pending_scrapes(&self) -> usize {
-        self.scrapes.len()
+        self.peers.pending()
+    }
+
+    /// The peer search's own counters (lookups).
+    pub fn peer_search(&self) -> &PeerSearch {
+        &self.peers
     }
 
     pub fn is_unreachable(&self, addr: &SocketAddr, now: Instant) -> bool {
@@ -238,7 +243,7 @@ impl Scheduler {
     pub fn backlogged(&self) -> bool {
         self.downstream_full
             || self.output.discoveries.len() >= self.cfg.max_pending_discoveries
-            || self.scrapes.len() >= self.cfg.max_pending_scrapes
+            || self.peers.pending() >= self.cfg.max_pending_scrapes
     }
 
     /// Adds a node handed over by another core, or stored by a previous run.
@@ -320,7 +325,7 @@ impl Scheduler {
         }
         let now_ms = self.clock.floor(now);
         let to = self
-            .next_scrape(now, now_ms, buf)
+            .next_peer_query(now, now_ms, buf)
             .or_else(|| self.next_sample(now, now_ms, buf))
             .or_else(|| self.next_walk(now, now_ms, buf))
             .or_else(|| self.next_bootstrap(now, now_ms, buf))?;
@@ -340,8 +345,9 @@ impl Scheduler {
             }
         };
         consider(self.tx.next_deadline());
+        consider(self.peers.next_timer());
         if !self.paused && !self.tx.is_full() {
-            consider(self.scrapes.peek().map(|Reverse((due, ..))| *due));
+            consider(self.peers.next_due());
             if !self.backlogged() {
                 consider(self.samples.peek_due());
             }
@@ -357,6 +363,9 @@ impl Scheduler {
         let now_ms = self.clock.floor(now);
         while let Some(q) = self.tx.pop_expired(now_ms) {
             self.stats.timeouts += 1;
+            if let Asked::GetPeers(info_hash, kind) = q.asked {
+                self.peers_failed(now_ms, q.to, info_hash, kind);
+            }
             let Some(r) = q.node else { continue };
             let Some(n) = self.table.get_mut(r) else { continue };
             n.in_flight = false;
@@ -377,10 +386,11 @@ impl Scheduler {
                     n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
                 }
                 Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
-                Asked::GetPeers(_) => {}
+                Asked::GetPeers(..) => {}
             }
             self.requeue(r);
         }
+        self.tick_lookups(now_ms);
         if now_ms >= self.maintenance_due {
             self.maintenance_due = now_ms + MAINTENANCE_EVERY;
             self.unreachable.expire(now_ms);
@@ -420,7 +430,7 @@ impl Scheduler {
             Asked::Bootstrap => {
                 self.learn(now_ms, CompactNode { id: *r.id, addr: from });
             }
-            Asked::GetPeers(info_hash) => self.on_peers(from, info_hash, r),
+            Asked::GetPeers(info_hash, kind) => self.on_peers(now_ms, from, info_hash, kind, r),
         }
         if let Some(nr) = q.node {
             self.requeue(nr);
@@ -442,12 +452,18 @@ impl Scheduler {
         }
         n.bep51 = Bep51::Yes;
         let mut fresh = 0u32;
-        // The scrapes all go to this node's IP: spread their due times at its
-        // pacing rate beyond the burst, so each is popped about once instead
-        // of being found paced and re-queued again and again.
+        // The peer queries all go to this node's IP: spread their due times at
+        // its pacing rate beyond the burst, so each is popped about once
+        // instead of being found paced and re-queued again and again.
         let spacing = (1000.0 / self.cfg.per_ip_rate.max(1e-3)).ceil() as Millis;
         let burst = self.cfg.per_ip_burst.max(1.0) as u32;
-        let (output, scrapes, seq) = (&mut self.output, &mut self.scrapes, &mut self.scrape_seq);
+        let kinds: &[JobKind] = if self.cfg.scrape_counts {
+            &[JobKind::Peers, JobKind::Scrape]
+        } else {
+            &[JobKind::Peers]
+        };
+        let mut queued = 0u32;
+        let (output, peers) = (&mut self.output, &mut self.peers);
         self.dedup.insert_all(r.samples.clone(), |h| {
             fresh += 1;
             output.discoveries.push(Discovery {
@@ -455,9 +471,18 @@ impl Scheduler {
                 source: from,
                 source_id: *r.id,
             });
-            *seq += 1;
-            let due = now_ms.saturating_add(Millis::from(fresh.saturating_sub(burst)) * spacing);
-            scrapes.push(Reverse((due, *seq, *h, from)));
+            for &kind in kinds {
+                queued += 1;
+                let due = now_ms.saturating_add(Millis::from(queued.saturating_sub(burst)) * spacing);
+                peers.push(
+                    due,
+                    PeerJob {
+                        info_hash: *h,
+                        to: from,
+                        kind,
+                    },
+                );
+            }
         });
         self.stats.new_hashes += u64::from(fresh);
         self.stats.duplicate_hashes += (r.samples.len() as u64).saturating_sub(u64::from(fresh));
@@ -478,31 +503,15 @@ impl Scheduler {
         n.next_sample = self.clock.ceil(now).saturating_add(interval.max(policy));
     }
 
-    fn on_peers(&mut self, from: SocketAddr, info_hash: InfoHash, r: &Response<'_>) {
-        for peer in r.values.clone() {
-            if self.filter.allows(peer) {
-                self.output.peers.push(PeerFound { info_hash, peer });
-            } else {
-                self.stats.filtered += 1;
-            }
-        }
-        if r.bf_seeds.is_some() || r.bf_peers.is_some() {
-            let estimate = |bf: Option<&[u8; BLOOM_LEN]>| bf.map_or(0.0, |b| ScrapeBloom::from_bytes(b).estimate());
-            self.output.swarms.push(SwarmSize {
-                info_hash,
-                from,
-                seeders: estimate(r.bf_seeds),
-                leechers: estimate(r.bf_peers),
-            });
-        }
-    }
-
     fn on_error(&mut self, now: Instant, from: SocketAddr, tid: &[u8], e: &ErrorReply<'_>) {
         let Some(q) = self.tx.finish(tid, from) else {
             self.stats.unmatched += 1;
             return;
         };
         let now_ms = self.clock.floor(now);
+        if let Asked::GetPeers(info_hash, kind) = q.asked {
+            self.peers_failed(now_ms, from, info_hash, kind);
+        }
         let Some(nr) = q.node else { return };
         let Some(n) = self.table.get_mut(nr) else { return };
         n.in_flight = false;
@@ -599,33 +608,6 @@ impl Scheduler {
     }
 
     // ---- outgoing -------------------------------------------------------
-
-    fn next_scrape(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        for _ in 0..POP_BUDGET {
-            let &Reverse((due, seq, info_hash, to)) = self.scrapes.peek()?;
-            if due > now_ms {
-                return None;
-            }
-            self.scrapes.pop();
-            if !self.pacer.take(now, to.ip()) {
-                let ready = self.paced_until(now, now_ms, to.ip());
-                self.scrapes.push(Reverse((ready, seq, info_hash, to)));
-                continue;
-            }
-            let node_id = self.cfg.node_id;
-            let query = Query::GetPeers {
-                id: &node_id,
-                info_hash: &info_hash,
-                want: self.cfg.want,
-                scrape: true,
-                noseed: false,
-            };
-            self.send(now_ms, to, None, Asked::GetPeers(info_hash), &query, buf)?;
-            self.stats.get_peers_sent += 1;
-            return Some(to);
-        }
-        None
-    }
 
     fn next_sample(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
         if self.backlogged() {
