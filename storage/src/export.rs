@@ -5,6 +5,12 @@
 //! must not write to the database. When metadata is needed, the `torrents` and
 //! `scrapes` families are merge-joined alongside the driving family (all are
 //! keyed by infohash), so no lookup is random.
+//!
+//! A hash without metadata may have a provisional name (heard in a
+//! `get_peers` reply, see [`crate::Store::provisional_name`]): `jsonl` and
+//! `csv` carry it as `provisional_name`, lossy UTF-8 (invalid bytes become
+//! U+FFFD), and never as `name`, which is only ever the fetched metadata's.
+//! `bitmagnet` still skips such hashes: its `name` would be unverified.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -25,7 +31,7 @@ pub enum Format {
     Bin,
     /// One JSON object per line with everything stored.
     Jsonl,
-    /// A header line, then one row per infohash.
+    /// A header line, then one row per infohash ([`CSV_HEADER`]).
     Csv,
     /// NDJSON for bitmagnet's `/import` (only hashes with metadata: it needs a name).
     Bitmagnet,
@@ -57,9 +63,11 @@ pub struct Summary {
     pub skipped: u64,
 }
 
-/// CSV header; one row per infohash follows.
+/// CSV header; one row per infohash follows. `provisional_name` is filled
+/// only while `name` (the metadata's) is not; it is last so the columns
+/// before it keep their positions.
 pub const CSV_HEADER: &str =
-    "info_hash,name,size,files,seeders,leechers,class,content_type,first_seen,last_seen,seen,fetched_at\n";
+    "info_hash,name,size,files,seeders,leechers,class,content_type,first_seen,last_seen,seen,fetched_at,provisional_name\n";
 /// `source` field of bitmagnet lines.
 pub const BITMAGNET_SOURCE: &str = "trawl";
 
@@ -131,6 +139,8 @@ pub(crate) struct Item {
     pub hash: InfoHash,
     pub seen: Option<InfoHashRecord>,
     pub torrent: Option<TorrentRecord>,
+    /// Joined only with `want_metadata`, and only for a hash without a torrent.
+    pub provisional: Option<ProvisionalName>,
 }
 
 /// Drives one pass. Without a metadata filter the `infohashes` family drives
@@ -157,6 +167,12 @@ where
         Some(Join::new(store.scan(CF_SCRAPES)?))
     } else {
         None
+    };
+    // Every hash it could name is in the driver's pass only when `infohashes`
+    // drives; an older database opened read-only may not have the family.
+    let mut names = match (want_metadata && !metadata_only, store.added_cf(CF_PROVISIONAL_NAMES)) {
+        (true, Some(_)) => Some(Join::new(store.scan(CF_PROVISIONAL_NAMES)?)),
+        _ => None,
     };
     while let (Some(k), Some(v)) = (it.key(), it.value()) {
         let hash =
@@ -196,7 +212,20 @@ where
                 }
                 _ => None,
             };
-            f(Item { hash, seen, torrent })?;
+            let provisional = match (&torrent, names.as_mut()) {
+                (None, Some(j)) => j
+                    .find(&hash)
+                    .map_err(|e| store.rocks(e))?
+                    .map(|v| decode_provisional_name(hash, v))
+                    .transpose()?,
+                _ => None,
+            };
+            f(Item {
+                hash,
+                seen,
+                torrent,
+                provisional,
+            })?;
         }
         it.next();
     }
@@ -294,6 +323,9 @@ struct JsonLine<'a> {
     seen: Option<u32>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     sources: Vec<&'static str>,
+    /// Only without metadata: a name a node gave, unverified, lossy UTF-8.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    provisional_name: Option<std::borrow::Cow<'a, str>>,
 }
 
 fn write_jsonl(line: &mut Vec<u8>, item: &Item) -> Result<(), StorageError> {
@@ -330,6 +362,7 @@ fn write_jsonl(line: &mut Vec<u8>, item: &Item) -> Result<(), StorageError> {
         sources: item
             .seen
             .map_or_else(Vec::new, |s| s.sources.iter().map(Source::as_str).collect()),
+        provisional_name: item.provisional.as_ref().map(ProvisionalName::name_readable),
     };
     serde_json::to_writer(&mut *line, &j).map_err(|e| StorageError::Stream(e.into()))?;
     line.push(b'\n');
@@ -363,6 +396,10 @@ fn write_csv(line: &mut Vec<u8>, item: &Item) {
     opt(&mut s, item.seen.map(|x| u64::from(x.last_seen)));
     opt(&mut s, item.seen.map(|x| u64::from(x.seen)));
     opt(&mut s, t.map(|t| u64::from(t.fetched_at)));
+    s.push(',');
+    if let Some(p) = &item.provisional {
+        csv_field(&mut s, &p.name_readable());
+    }
     s.push('\n');
     line.extend_from_slice(s.as_bytes());
 }

@@ -5,7 +5,7 @@
 //! [`Writer`] over it, and hand its cloneable [`WriterHandle`] to each engine core.
 //!
 //! ```text
-//!  core 0 ─┐  Batch (discoveries, peers, scrapes,      ┌─> BatchOutcome (new hashes)
+//!  core 0 ─┐  Batch (discoveries, peers, scrapes, names, ┌─> BatchOutcome (new hashes)
 //!  core 1 ─┼─> torrents, failures, nodes) ─ bounded ─> writer thread ─ group commit ─> RocksDB
 //!  core N ─┘  channel (send blocks when full)          bloom + multi_get dedup, WAL synced
 //!  fetcher ── Store::take_due (leases queue entries), Store::release (at stop) ─────┘

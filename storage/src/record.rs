@@ -128,6 +128,32 @@ pub struct StagingEntry {
     pub last_error: Option<String>,
     /// Known peers, newest last, capped at [`crate::schema::MAX_STAGED_PEERS`].
     pub peers: Vec<SocketAddr>,
+    /// Handed to a fetcher by `Store::take_due` and not yet reported back
+    /// (a failure or a release clears it). New peers never bring a leased
+    /// entry forward: that would start a second fetch beside the running one.
+    pub leased: bool,
+    /// New peers arrived while leased: the running fetch never saw them, so
+    /// its failure reschedules at once instead of after the back-off.
+    pub peers_since_lease: bool,
+}
+
+/// A torrent name heard before the metadata (libtorrent's `n` in a
+/// `get_peers` reply): untrusted bytes from one node, usually UTF-8. Kept
+/// only until the torrent's metadata is stored.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ProvisionalName {
+    pub info_hash: InfoHash,
+    /// Cut to [`crate::schema::MAX_PROVISIONAL_NAME_LEN`] bytes when stored.
+    pub name: Vec<u8>,
+    /// When it was heard.
+    pub at: UnixSecs,
+}
+
+impl ProvisionalName {
+    /// The name as text, invalid UTF-8 replaced by U+FFFD.
+    pub fn name_readable(&self) -> Cow<'_, str> {
+        String::from_utf8_lossy(&self.name)
+    }
 }
 
 /// A DHT node saved for a warm restart, with the sampling state a restarted

@@ -14,9 +14,21 @@
 //! | `info_dicts` | infohash (20)                         | the raw bencoded info dict (zstd by the family) |
 //! | `scrapes`    | infohash (20)                         | seeders u32, leechers u32, at u32 (12, BE) |
 //! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | ip (4 or 16) ‖ port u16 BE ‖ next sample u32 BE ‖ BEP 51 u8 (see `encode_node`) |
+//! | `provisional_names` | infohash (20)                  | at u32 BE ‖ name bytes (see `encode_provisional_name`) |
 //! | `meta`       | ASCII name                            | `schema_version`: u32 BE                |
 //!
 //! Keys are fixed-size and big-endian so byte order is the order we scan in.
+//!
+//! # Changes within schema version 1
+//! Additions that old databases and old values survive, so no version bump:
+//! - the `nodes` value's sampling-state suffix (see [`encode_node`]);
+//! - the `staging` value's state byte (see [`encode_staging`]);
+//! - the `provisional_names` family ([`ADDED_FAMILIES`]): a writable open
+//!   creates it, a read-only open of a database without it reads it as empty.
+//!
+//! A build from before an addition cannot read values written with it (its
+//! decoders refuse trailing bytes), so going back to an older build needs a
+//! fresh database.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -38,9 +50,10 @@ pub const CF_INFO_DICTS: &str = "info_dicts";
 pub const CF_SCRAPES: &str = "scrapes";
 pub const CF_NODES: &str = "nodes";
 pub const CF_META: &str = "meta";
+pub const CF_PROVISIONAL_NAMES: &str = "provisional_names";
 
 /// Every family this schema version has, in creation order.
-pub const COLUMN_FAMILIES: [&str; 8] = [
+pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_INFOHASHES,
     CF_STAGING,
     CF_STAGING_DUE,
@@ -49,7 +62,12 @@ pub const COLUMN_FAMILIES: [&str; 8] = [
     CF_SCRAPES,
     CF_NODES,
     CF_META,
+    CF_PROVISIONAL_NAMES,
 ];
+
+/// Families added after databases of this schema version were first
+/// written: an older database may lack them (see the module doc).
+pub const ADDED_FAMILIES: [&str; 1] = [CF_PROVISIONAL_NAMES];
 
 pub const INFOHASH_LEN: usize = 20;
 pub const INFOHASH_VALUE_LEN: usize = 13;
@@ -65,6 +83,10 @@ const BEP51_NO: u8 = 2;
 pub const MAX_STAGED_PEERS: usize = 64;
 /// Longest fetch error text kept; the rest is cut at a char boundary.
 pub const MAX_ERROR_LEN: usize = 200;
+/// Longest provisional name kept, in bytes (the crawl caps at the same length).
+pub const MAX_PROVISIONAL_NAME_LEN: usize = 1024;
+const STAGING_LEASED: u8 = 1;
+const STAGING_PEERS_SINCE_LEASE: u8 = 2;
 
 const FAMILY_V4: u8 = 4;
 const FAMILY_V6: u8 = 6;
@@ -122,10 +144,11 @@ pub(crate) fn cf_options(name: &str, cache: &Cache) -> Options {
             o.set_write_buffer_size(8 << 20);
         }
     }
-    if name == CF_TORRENTS || name == CF_STAGING {
-        // The writer asks both for every hash whose peers arrive, nearly always
-        // about a key that is not there: a memtable bloom answers that without
-        // a skiplist descent (5% of the writer's time in a crawl profile).
+    if name == CF_TORRENTS || name == CF_STAGING || name == CF_PROVISIONAL_NAMES {
+        // The writer asks these for every hash whose peers (or name) arrive,
+        // nearly always about a key that is not there: a memtable bloom answers
+        // that without a skiplist descent (5% of the writer's time in a crawl
+        // profile, before names existed).
         o.set_memtable_prefix_bloom_ratio(0.05);
         o.set_memtable_whole_key_filtering(true);
     }
@@ -274,7 +297,11 @@ pub fn decode_node(k: &[u8], v: &[u8]) -> Result<DhtNode, StorageError> {
 // ---- staging entries ----------------------------------------------------
 
 /// Layout: due u32, enqueued u32, attempts u16, error (varint len + UTF-8),
-/// peer count varint, then per peer: family u8, ip, port u16. The key holds the hash.
+/// peer count varint, then per peer: family u8, ip, port u16; then a state
+/// byte (bit 0 leased, bit 1 peers since the lease). The key holds the hash.
+///
+/// The state byte is a later suffix: a value without it (written before it
+/// existed) decodes as neither leased nor with peers since a lease.
 pub fn encode_staging(e: &StagingEntry, out: &mut Vec<u8>) {
     out.clear();
     out.extend_from_slice(&e.due.to_be_bytes());
@@ -288,6 +315,14 @@ pub fn encode_staging(e: &StagingEntry, out: &mut Vec<u8>) {
         out.push(if p.is_ipv4() { FAMILY_V4 } else { FAMILY_V6 });
         encode_node_addr(p, out);
     }
+    let mut state = 0;
+    if e.leased {
+        state |= STAGING_LEASED;
+    }
+    if e.peers_since_lease {
+        state |= STAGING_PEERS_SINCE_LEASE;
+    }
+    out.push(state);
 }
 
 pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, StorageError> {
@@ -317,6 +352,10 @@ pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, Sto
         };
         peers.push(r.addr(ip_len)?);
     }
+    let state = if r.at_end() { 0 } else { r.u8()? };
+    if state & !(STAGING_LEASED | STAGING_PEERS_SINCE_LEASE) != 0 {
+        return Err(StorageError::corrupt("staging entry", format_args!("state {state}")));
+    }
     r.finish()?;
     Ok(StagingEntry {
         info_hash,
@@ -325,6 +364,33 @@ pub fn decode_staging(info_hash: InfoHash, v: &[u8]) -> Result<StagingEntry, Sto
         attempts,
         last_error,
         peers,
+        leased: state & STAGING_LEASED != 0,
+        peers_since_lease: state & STAGING_PEERS_SINCE_LEASE != 0,
+    })
+}
+
+// ---- provisional names --------------------------------------------------
+
+/// `provisional_names` value: when it was heard (u32 BE), then the name's
+/// bytes to the end of the value, cut to [`MAX_PROVISIONAL_NAME_LEN`]. The
+/// key holds the hash.
+pub fn encode_provisional_name(n: &ProvisionalName, out: &mut Vec<u8>) {
+    out.clear();
+    out.extend_from_slice(&n.at.to_be_bytes());
+    out.extend_from_slice(&n.name[..n.name.len().min(MAX_PROVISIONAL_NAME_LEN)]);
+}
+
+pub fn decode_provisional_name(info_hash: InfoHash, v: &[u8]) -> Result<ProvisionalName, StorageError> {
+    if v.len() < 4 || v.len() > 4 + MAX_PROVISIONAL_NAME_LEN {
+        return Err(StorageError::corrupt(
+            "provisional name",
+            format_args!("{} bytes", v.len()),
+        ));
+    }
+    Ok(ProvisionalName {
+        info_hash,
+        name: v[4..].to_vec(),
+        at: be32(&v[..4]),
     })
 }
 
@@ -560,6 +626,10 @@ impl<'a> Reader<'a> {
         Ok(SocketAddr::new(ip, self.u16()?))
     }
 
+    fn at_end(&self) -> bool {
+        self.pos == self.buf.len()
+    }
+
     fn finish(&self) -> Result<(), StorageError> {
         if self.pos == self.buf.len() {
             Ok(())
@@ -672,6 +742,8 @@ mod tests {
             attempts: 2,
             last_error: Some("timeout".into()),
             peers,
+            leased: true,
+            peers_since_lease: false,
         };
         let mut buf = Vec::new();
         encode_staging(&e, &mut buf);
@@ -681,6 +753,63 @@ mod tests {
         assert_eq!(
             (d.due, d.enqueued_at, d.attempts, d.last_error.as_deref()),
             (10, 5, 2, Some("timeout"))
+        );
+        assert_eq!((d.leased, d.peers_since_lease), (true, false));
+    }
+
+    #[test]
+    fn staging_state_byte_round_trips_and_old_values_still_decode() {
+        let mut e = StagingEntry {
+            info_hash: h(3),
+            due: 10,
+            enqueued_at: 5,
+            attempts: 1,
+            last_error: None,
+            peers: vec!["127.0.0.1:6881".parse().unwrap()],
+            leased: false,
+            peers_since_lease: true,
+        };
+        let mut buf = Vec::new();
+        encode_staging(&e, &mut buf);
+        assert_eq!(decode_staging(h(3), &buf).unwrap(), e);
+        // A value from before the state byte: the same bytes without it.
+        e.peers_since_lease = false;
+        encode_staging(&e, &mut buf);
+        assert_eq!(buf.pop(), Some(0));
+        assert_eq!(decode_staging(h(3), &buf).unwrap(), e);
+        // Unknown state bits and bytes after the state are corruption.
+        buf.push(4);
+        assert!(decode_staging(h(3), &buf).is_err());
+        buf.pop();
+        buf.extend_from_slice(&[0, 0]);
+        assert!(decode_staging(h(3), &buf).is_err());
+    }
+
+    #[test]
+    fn provisional_names_round_trip_cut_to_the_cap() {
+        let n = ProvisionalName {
+            info_hash: h(6),
+            name: b"Ubuntu \xff iso".to_vec(),
+            at: 0xfeed_beef,
+        };
+        let mut buf = vec![9; 3];
+        encode_provisional_name(&n, &mut buf);
+        assert_eq!(buf.len(), 4 + n.name.len());
+        assert_eq!(decode_provisional_name(h(6), &buf).unwrap(), n);
+        let long = ProvisionalName {
+            name: vec![b'x'; MAX_PROVISIONAL_NAME_LEN + 10],
+            ..n.clone()
+        };
+        encode_provisional_name(&long, &mut buf);
+        assert_eq!(
+            decode_provisional_name(h(6), &buf).unwrap().name.len(),
+            MAX_PROVISIONAL_NAME_LEN
+        );
+        assert!(decode_provisional_name(h(6), &buf[..3]).is_err());
+        buf.push(b'x');
+        assert!(
+            decode_provisional_name(h(6), &buf).is_err(),
+            "longer than any value written"
         );
     }
 

@@ -173,7 +173,9 @@ impl DiskUsage {
 fn db_options(create: bool, memtables: &WriteBufferManager) -> Options {
     let mut o = Options::default();
     o.create_if_missing(create);
-    o.create_missing_column_families(create);
+    // A writable open adds the families an older database lacks
+    // (`schema::ADDED_FAMILIES`); a read-only open ignores this.
+    o.create_missing_column_families(true);
     o.set_write_buffer_manager(memtables);
     o.set_max_open_files(MAX_OPEN_FILES as i32);
     // One background core: the other belongs to the engine.
@@ -216,7 +218,7 @@ impl Store {
             std::fs::create_dir_all(path).map_err(|e| StorageError::Io(format!("{}: {e}", path.display())))?;
         }
         let (block_cache, memtables) = memory_budget(opts);
-        let cfs = Self::descriptors(path, fresh, &block_cache)?;
+        let cfs = Self::descriptors(path, fresh, false, &block_cache)?;
         let db = DB::open_cf_descriptors(&db_options(opts.create_if_missing, &memtables), path, cfs)
             .map_err(|e| StorageError::from_rocks(e, path))?;
         let store = Store {
@@ -253,7 +255,7 @@ impl Store {
         }
         let opts = StoreOptions::default();
         let (block_cache, memtables) = memory_budget(&opts);
-        let cfs = Self::descriptors(path, false, &block_cache)?;
+        let cfs = Self::descriptors(path, false, true, &block_cache)?;
         let db = DB::open_cf_descriptors_read_only(&db_options(false, &memtables), path, cfs, false)
             .map_err(|e| StorageError::from_rocks(e, path))?;
         let store = Store {
@@ -273,14 +275,24 @@ impl Store {
     /// build does not know (RocksDB insists on opening all of them; the version
     /// check then refuses a newer schema). RocksDB's own "default" family (never
     /// written) is named too, else the crate opens it with default options and
-    /// a 32 MB block cache of its own beside the shared one.
-    fn descriptors(path: &Path, fresh: bool, cache: &Cache) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
+    /// a 32 MB block cache of its own beside the shared one. A read-only open
+    /// cannot create a family, so it leaves out the [`ADDED_FAMILIES`] an older
+    /// database lacks, and reads of them find nothing.
+    fn descriptors(
+        path: &Path,
+        fresh: bool,
+        read_only: bool,
+        cache: &Cache,
+    ) -> Result<Vec<ColumnFamilyDescriptor>, StorageError> {
         let mut names: Vec<String> = COLUMN_FAMILIES.iter().map(|s| s.to_string()).collect();
         names.push(rocksdb::DEFAULT_COLUMN_FAMILY_NAME.to_string());
         if !fresh {
             let existing = DB::list_cf(&Options::default(), path).map_err(|e| StorageError::from_rocks(e, path))?;
             if !existing.iter().any(|n| n == CF_META) {
                 return Err(StorageError::NotTrawl(path.into()));
+            }
+            if read_only {
+                names.retain(|n| !ADDED_FAMILIES.contains(&n.as_str()) || existing.contains(n));
             }
             for n in existing {
                 if !names.contains(&n) {
@@ -337,6 +349,18 @@ impl Store {
         self.db
             .cf_handle(name)
             .ok_or_else(|| StorageError::Engine(format!("column family {name} not open")))
+    }
+
+    /// One of [`ADDED_FAMILIES`], which a read-only open of an older database lacks.
+    pub(crate) fn added_cf(&self, name: &str) -> Option<&ColumnFamily> {
+        self.db.cf_handle(name)
+    }
+
+    /// The families this open has, in [`COLUMN_FAMILIES`] order.
+    fn open_families(&self) -> impl Iterator<Item = (&'static str, &ColumnFamily)> + '_ {
+        COLUMN_FAMILIES
+            .into_iter()
+            .filter_map(|n| self.db.cf_handle(n).map(|cf| (n, cf)))
     }
 
     pub(crate) fn rocks(&self, e: rocksdb::Error) -> StorageError {
@@ -396,6 +420,21 @@ impl Store {
         self.get(CF_STAGING, h)?.map(|v| decode_staging(*h, &v)).transpose()
     }
 
+    /// The name a node gave for `h` before its metadata was fetched: the first
+    /// one heard (later ones are dropped). `None` if none was heard, and once
+    /// the torrent's metadata is stored (the writer deletes it then; the real
+    /// name is in [`Self::torrent`]).
+    pub fn provisional_name(&self, h: &InfoHash) -> Result<Option<ProvisionalName>, StorageError> {
+        let Some(cf) = self.added_cf(CF_PROVISIONAL_NAMES) else {
+            return Ok(None);
+        };
+        self.db
+            .get_cf(cf, h)
+            .map_err(|e| self.rocks(e))?
+            .map(|v| decode_provisional_name(*h, &v))
+            .transpose()
+    }
+
     /// The saved DHT nodes for a warm restart, IPv4 first.
     pub fn nodes(&self) -> Result<Vec<DhtNode>, StorageError> {
         let mut it = self.scan(CF_NODES)?;
@@ -442,6 +481,8 @@ impl Store {
                 // An entry always has exactly one due key; tolerate a stray one by dropping it.
                 Some(mut e) if e.due == due => {
                     e.due = lease_until;
+                    e.leased = true;
+                    e.peers_since_lease = false;
                     encode_staging(&e, &mut buf);
                     batch.put_cf(self.cf(CF_STAGING)?, h, &buf);
                     batch.put_cf(due_cf, due_key(lease_until, &h), b"");
@@ -492,6 +533,8 @@ impl Store {
             }
             batch.delete_cf(cf_due, due_key(e.due, &e.info_hash));
             e.due = now;
+            e.leased = false;
+            e.peers_since_lease = false;
             encode_staging(&e, &mut buf);
             batch.put_cf(cf_q, e.info_hash, &buf);
             let k = due_key(now, &e.info_hash);
@@ -558,8 +601,7 @@ impl Store {
             block_cache: cache as u64,
             ..MemoryUsage::default()
         };
-        for name in COLUMN_FAMILIES {
-            let cf = self.cf(name)?;
+        for (_, cf) in self.open_families() {
             let prop = |p| {
                 self.db
                     .property_int_value_cf(cf, p)
@@ -586,10 +628,10 @@ impl Store {
     /// SST bytes per family and every byte under the directory.
     pub fn disk_usage(&self) -> Result<DiskUsage, StorageError> {
         let mut sst_bytes = Vec::new();
-        for name in COLUMN_FAMILIES {
+        for (name, cf) in self.open_families() {
             let b = self
                 .db
-                .property_int_value_cf(self.cf(name)?, rocksdb::properties::LIVE_SST_FILES_SIZE)
+                .property_int_value_cf(cf, rocksdb::properties::LIVE_SST_FILES_SIZE)
                 .map_err(|e| self.rocks(e))?
                 .unwrap_or(0);
             sst_bytes.push((name, b));
@@ -613,8 +655,7 @@ impl Store {
         let mut co = CompactOptions::default();
         co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
         co.set_exclusive_manual_compaction(true);
-        for name in COLUMN_FAMILIES {
-            let cf = self.cf(name)?;
+        for (_, cf) in self.open_families() {
             self.db.flush_cf(cf).map_err(|e| self.rocks(e))?;
             self.db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &co);
         }
@@ -657,6 +698,50 @@ mod tests {
             StorageError::SchemaUnknown(_)
         ));
         assert!(with_version(&SCHEMA_VERSION.to_be_bytes()).is_ok());
+    }
+
+    /// A database from before `provisional_names` existed: read-only opens
+    /// read it as empty (and export, stats and sizes work), a writable open
+    /// adds the family.
+    #[test]
+    fn a_database_without_the_added_families_still_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let mut s = Store::open(dir.path(), &StoreOptions::default()).unwrap();
+            s.db.put_cf(s.cf(CF_INFOHASHES).unwrap(), [7u8; 20], [0u8; INFOHASH_VALUE_LEN])
+                .unwrap();
+            for name in ADDED_FAMILIES {
+                s.db.drop_cf(name).unwrap();
+            }
+        }
+        let listed = || DB::list_cf(&Options::default(), dir.path()).unwrap();
+        assert!(!listed().iter().any(|n| n == CF_PROVISIONAL_NAMES));
+        {
+            let ro = Store::open_read_only(dir.path()).unwrap();
+            assert_eq!(ro.provisional_name(&[7; 20]).unwrap(), None);
+            assert!(ro
+                .disk_usage()
+                .unwrap()
+                .sst_bytes
+                .iter()
+                .all(|(n, _)| *n != CF_PROVISIONAL_NAMES));
+            assert!(ro.memory_usage().is_ok());
+            assert_eq!(ro.stats().unwrap().infohashes, 1);
+            let mut out = Vec::new();
+            crate::export::export(&ro, crate::export::Format::Jsonl, &Default::default(), &mut out).unwrap();
+            assert_eq!(out.iter().filter(|&&b| b == b'\n').count(), 1);
+        }
+        let rw = Store::open(
+            dir.path(),
+            &StoreOptions {
+                create_if_missing: false,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap();
+        assert!(rw.cf(CF_PROVISIONAL_NAMES).is_ok());
+        drop(rw);
+        assert!(listed().iter().any(|n| n == CF_PROVISIONAL_NAMES));
     }
 
     #[test]

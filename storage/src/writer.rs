@@ -61,7 +61,9 @@ impl Default for WriterOptions {
 #[derive(Debug, Default)]
 pub struct Batch {
     pub discoveries: Vec<Discovery>,
-    /// Peers for hashes to fetch; creates queue entries as needed.
+    /// Peers for hashes to fetch; creates queue entries as needed. Peers new
+    /// to an entry waiting out a back-off make it due at once (see
+    /// [`WriterStats::requeued_for_new_peers`]); known peers change nothing.
     pub peers: Vec<PeersFound>,
     pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
     /// Fetched metadata (with `info_dict` set); removes the hash from the queue.
@@ -72,6 +74,10 @@ pub struct Batch {
     pub enqueue: Vec<(InfoHash, UnixSecs)>,
     /// Replaces the saved routing-table nodes.
     pub nodes: Option<Vec<DhtNode>>,
+    /// Names heard before the metadata. The first name stored for a hash
+    /// stays (later ones are dropped); none is stored for a hash whose torrent
+    /// is stored, and storing the torrent deletes it.
+    pub names: Vec<ProvisionalName>,
     /// Receives the outcome once the batch is durable.
     pub reply: Option<Sender<BatchOutcome>>,
 }
@@ -85,6 +91,7 @@ impl Batch {
             + self.failures.len()
             + self.enqueue.len()
             + self.nodes.as_ref().map_or(0, Vec::len)
+            + self.names.len()
     }
 }
 
@@ -122,6 +129,8 @@ struct Counters {
     queued: AtomicU64,
     queue_abandoned: AtomicU64,
     peers_over_cap: AtomicU64,
+    requeued_for_new_peers: AtomicU64,
+    provisional_names: AtomicU64,
     failed_commits: AtomicU64,
     items_lost: AtomicU64,
     replies_undeliverable: AtomicU64,
@@ -148,6 +157,13 @@ pub struct WriterStats {
     pub queue_abandoned: u64,
     /// Oldest peers dropped to keep each queue entry under its cap.
     pub peers_over_cap: u64,
+    /// Queue entries made due at once because peers new to them arrived: while
+    /// they waited out a back-off, or while leased (the failure that ends such a
+    /// lease retries at once instead of backing off). Peers an entry already
+    /// knows never do this, so a repeated `get_peers` reply keeps the back-off.
+    pub requeued_for_new_peers: u64,
+    /// Provisional names stored (the first for each hash without metadata).
+    pub provisional_names: u64,
     /// Group commits RocksDB refused; their items are lost and counted below.
     pub failed_commits: u64,
     pub items_lost: u64,
@@ -172,6 +188,8 @@ impl Counters {
             queued: self.queued.load(Relaxed),
             queue_abandoned: self.queue_abandoned.load(Relaxed),
             peers_over_cap: self.peers_over_cap.load(Relaxed),
+            requeued_for_new_peers: self.requeued_for_new_peers.load(Relaxed),
+            provisional_names: self.provisional_names.load(Relaxed),
             failed_commits: self.failed_commits.load(Relaxed),
             items_lost: self.items_lost.load(Relaxed),
             replies_undeliverable: self.replies_undeliverable.load(Relaxed),
@@ -383,6 +401,9 @@ struct WriterLoop {
     hashes: Vec<PendingHash>,
     maybe: Vec<u32>,
     queue: HashMap<InfoHash, QueueEdit, ahash::RandomState>,
+    /// The group's provisional names in arrival order, and its stored torrents.
+    names: Vec<ProvisionalName>,
+    stored: Vec<InfoHash>,
     buf: Vec<u8>,
 }
 
@@ -401,6 +422,8 @@ impl WriterLoop {
             hashes: Vec::new(),
             maybe: Vec::new(),
             queue: HashMap::default(),
+            names: Vec::new(),
+            stored: Vec::new(),
             buf: Vec::new(),
         }
     }
@@ -493,6 +516,8 @@ impl WriterLoop {
         self.group.clear();
         self.hashes.clear();
         self.queue.clear();
+        self.names.clear();
+        self.stored.clear();
         if self.bloom.is_overfull() {
             let cap = self.bloom.capacity().saturating_mul(2);
             if let Err(e) = self.fill_bloom(cap) {
@@ -512,6 +537,7 @@ impl WriterLoop {
             self.apply_results(&store, i, &mut wb)?;
         }
         self.write_queue_edits(&store, &mut wb, &mut floor)?;
+        self.write_names(&store, &mut wb)?;
         store.write(wb)
     }
 
@@ -579,7 +605,8 @@ impl WriterLoop {
     }
 
     /// Everything in batch `i` except discoveries, in a fixed order: queue
-    /// additions, peers, failures, then stored torrents (which end a queue entry).
+    /// additions, peers, failures, then stored torrents (which end a queue
+    /// entry). Names wait for [`Self::write_names`], after the whole group.
     fn apply_results(&mut self, store: &Store, i: usize, wb: &mut WriteBatch) -> Result<(), StorageError> {
         let policy = store.options().queue.clone();
         let b = std::mem::take(&mut self.group[i]);
@@ -588,10 +615,23 @@ impl WriterLoop {
         }
         for p in &b.peers {
             let mut over = 0;
+            let mut requeued = false;
             if let Some(e) = self.queue_entry(store, &p.info_hash, p.at)? {
+                let known = e.peers.len();
                 for addr in &p.peers {
                     if !e.peers.contains(addr) {
                         e.peers.push(*addr);
+                    }
+                }
+                if e.peers.len() > known {
+                    // Peers nobody tried: worth a fetch now rather than after
+                    // the back-off. A running fetch cannot take them, so a
+                    // leased entry only remembers they came.
+                    if e.leased {
+                        e.peers_since_lease = true;
+                    } else if e.due > p.at {
+                        e.due = p.at;
+                        requeued = true;
                     }
                 }
                 // Keep the newest: older peers are likelier to have left.
@@ -599,13 +639,25 @@ impl WriterLoop {
                 e.peers.drain(..over);
             }
             self.counters.peers_over_cap.fetch_add(over as u64, Relaxed);
+            self.counters
+                .requeued_for_new_peers
+                .fetch_add(u64::from(requeued), Relaxed);
         }
+        let counters = Arc::clone(&self.counters);
         for f in &b.failures {
             let exhausted = match self.queue_entry(store, &f.info_hash, f.at)? {
                 Some(e) => {
                     e.attempts = e.attempts.saturating_add(1);
                     e.last_error = Some(truncate_str(&f.error, MAX_ERROR_LEN).to_owned());
-                    e.due = policy.retry_at(f.at, e.attempts);
+                    e.due = if e.peers_since_lease {
+                        // The failed fetch never saw these peers; the attempt still counts.
+                        counters.requeued_for_new_peers.fetch_add(1, Relaxed);
+                        f.at
+                    } else {
+                        policy.retry_at(f.at, e.attempts)
+                    };
+                    e.leased = false;
+                    e.peers_since_lease = false;
                     e.attempts >= policy.max_attempts
                 }
                 None => false,
@@ -623,8 +675,17 @@ impl WriterLoop {
                 wb.put_cf(cf_d, t.info_hash, d);
             }
             self.load_queue_edit(store, &t.info_hash)?.entry = None;
+            self.stored.push(t.info_hash);
             self.counters.torrents.fetch_add(1, Relaxed);
         }
+        if !self.stored.is_empty() {
+            // The real name has arrived: the provisional one goes.
+            let cf_p = store.cf(CF_PROVISIONAL_NAMES)?;
+            for t in &b.torrents {
+                wb.delete_cf(cf_p, t.info_hash);
+            }
+        }
+        self.names.extend(b.names.into_iter().filter(|n| !n.name.is_empty()));
         let cf_s = store.cf(CF_SCRAPES)?;
         let mut scrapes = b.scrapes;
         // Key order again; a stable sort keeps a hash's later estimate last.
@@ -692,6 +753,8 @@ impl WriterLoop {
                 attempts: 0,
                 last_error: None,
                 peers: Vec::new(),
+                leased: false,
+                peers_since_lease: false,
             });
             counters.queued.fetch_add(1, Relaxed);
         }
@@ -731,6 +794,35 @@ impl WriterLoop {
                 None => {}
             }
         }
+        Ok(())
+    }
+
+    /// Stores the group's provisional names: the first heard for each hash,
+    /// unless the hash already has one or its torrent is stored (now or in
+    /// this group). In key order, like every other family.
+    fn write_names(&mut self, store: &Store, wb: &mut WriteBatch) -> Result<(), StorageError> {
+        if self.names.is_empty() {
+            return Ok(());
+        }
+        // Stable: the first heard of a hash leads its run, and dedup keeps it.
+        self.names.sort_by(|a, b| a.info_hash.cmp(&b.info_hash));
+        self.names.dedup_by(|later, first| later.info_hash == first.info_hash);
+        self.stored.sort_unstable();
+        let (cf_t, cf_p) = (store.cf(CF_TORRENTS)?, store.cf(CF_PROVISIONAL_NAMES)?);
+        let mut stored = 0;
+        for n in &self.names {
+            let h = &n.info_hash;
+            if self.stored.binary_search(h).is_ok()
+                || store.db().get_pinned_cf(cf_t, h).map_err(|e| store.rocks(e))?.is_some()
+                || store.db().get_pinned_cf(cf_p, h).map_err(|e| store.rocks(e))?.is_some()
+            {
+                continue;
+            }
+            encode_provisional_name(n, &mut self.buf);
+            wb.put_cf(cf_p, h, &self.buf);
+            stored += 1;
+        }
+        self.counters.provisional_names.fetch_add(stored, Relaxed);
         Ok(())
     }
 

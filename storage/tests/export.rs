@@ -35,7 +35,8 @@ fn torrent(n: u8, class: ContentClass, name: &[u8]) -> TorrentRecord {
     }
 }
 
-/// Hashes 1..=4 seen at 1_700_000_000 + n; torrents for 2 (video) and 4 (audio); a scrape for 2.
+/// Hashes 1..=4 seen at 1_700_000_000 + n; torrents for 2 (video) and 4 (audio); a scrape for 2;
+/// provisional names for 1 and 3 (and one for 2, dropped for its torrent).
 fn fixture() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     {
@@ -70,6 +71,18 @@ fn fixture() -> (tempfile::TempDir, Store) {
                         at: 1_700_000_200,
                     },
                 )],
+                names: [
+                    (1, &b"Heard, \"early\""[..]),
+                    (2, b"not the real name"),
+                    (3, b"raw \xff"),
+                ]
+                .into_iter()
+                .map(|(n, name)| ProvisionalName {
+                    info_hash: h(n),
+                    name: name.to_vec(),
+                    at: 1_700_000_050,
+                })
+                .collect(),
                 ..Batch::default()
             })
             .unwrap();
@@ -153,7 +166,14 @@ fn jsonl_carries_metadata_scrape_and_lossless_names() {
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["info_hash"], hex(1));
     assert!(rows[0].get("name").is_none(), "no metadata, no name");
+    assert_eq!(rows[0]["provisional_name"], "Heard, \"early\"");
     assert_eq!(rows[0]["first_seen"], 1_700_000_001);
+    assert!(
+        rows[1].get("provisional_name").is_none(),
+        "the metadata's name replaces it"
+    );
+    assert_eq!(rows[2]["provisional_name"], "raw \u{fffd}", "lossy UTF-8");
+    assert!(rows[2].get("name").is_none() && rows[3].get("provisional_name").is_none());
     let r = &rows[1];
     assert_eq!(r["name"], "Movie, \"the\"");
     assert_eq!(r["size"], 15);
@@ -182,7 +202,7 @@ fn csv_has_a_header_and_quotes_names() {
     assert_eq!(
         lines[1],
         format!(
-            "{},\"Movie, \"\"the\"\"\",15,2,7,3,video,movie,1700000002,1700000002,1,1700000100",
+            "{},\"Movie, \"\"the\"\"\",15,2,7,3,video,movie,1700000002,1700000002,1,1700000100,",
             hex(2)
         )
     );
@@ -190,10 +210,25 @@ fn csv_has_a_header_and_quotes_names() {
 }
 
 #[test]
+fn csv_carries_provisional_names_in_the_last_column_only_without_metadata() {
+    let (_d, store) = fixture();
+    let text = String::from_utf8(run(&store, Format::Csv, &Filter::default()).0).unwrap();
+    let lines: Vec<_> = text.lines().collect();
+    assert!(lines[0].ends_with(",fetched_at,provisional_name"));
+    assert_eq!(
+        lines[1],
+        format!("{},,,,,,,,1700000001,1700000001,1,,\"Heard, \"\"early\"\"\"", hex(1))
+    );
+    assert!(lines[2].ends_with(",1700000100,"), "{}", lines[2]);
+    assert!(lines[3].ends_with(",,raw \u{fffd}"), "{}", lines[3]);
+    assert_eq!(lines.len(), 5);
+}
+
+#[test]
 fn bitmagnet_lines_need_a_name() {
     let (_d, store) = fixture();
     let (out, sum) = run(&store, Format::Bitmagnet, &Filter::default());
-    assert_eq!((sum.written, sum.skipped), (2, 2));
+    assert_eq!((sum.written, sum.skipped), (2, 2), "a provisional name is not enough");
     let first: serde_json::Value = serde_json::from_slice(out.split(|&b| b == b'\n').next().unwrap()).unwrap();
     assert_eq!(first["infoHash"], hex(2));
     assert_eq!(first["name"], "Movie, \"the\"");

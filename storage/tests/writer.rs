@@ -480,3 +480,236 @@ fn released_leases_are_due_at_once_and_survive_a_reopen() {
     );
     assert_eq!(store.take_due(1030, 10, &mut again).unwrap(), 0);
 }
+
+fn policy_store(dir: &std::path::Path) -> Arc<Store> {
+    let policy = QueuePolicy {
+        retry_base_secs: 60,
+        retry_max_secs: 1000,
+        max_attempts: 5,
+        lease_secs: 600,
+    };
+    Arc::new(
+        Store::open(
+            dir,
+            &StoreOptions {
+                queue: policy,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    )
+}
+
+fn peers_of(n: u32, ports: &[u16], at: UnixSecs) -> Batch {
+    Batch {
+        peers: vec![PeersFound {
+            info_hash: h(n),
+            peers: ports.iter().map(|&p| peer(p)).collect(),
+            at,
+        }],
+        ..Batch::default()
+    }
+}
+
+fn failure(n: u32, at: UnixSecs) -> Batch {
+    Batch {
+        failures: vec![FetchFailure {
+            info_hash: h(n),
+            error: "no peer answered".into(),
+            at,
+        }],
+        ..Batch::default()
+    }
+}
+
+fn taken_hashes(store: &Store, now: UnixSecs) -> Vec<InfoHash> {
+    let mut due = Vec::new();
+    store.take_due(now, 10, &mut due).unwrap();
+    due.iter().map(|e| e.info_hash).collect()
+}
+
+/// A failed fetch backs off; a repeated reply with the same peer keeps the
+/// back-off, a peer new to the entry makes it due at once.
+#[test]
+fn new_peers_bring_a_backed_off_entry_forward_and_known_ones_do_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = policy_store(dir.path());
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let w = writer.handle();
+    commit(&w, peers_of(1, &[1], 1000));
+    assert_eq!(taken_hashes(&store, 1000), vec![h(1)]);
+    commit(&w, failure(1, 1010));
+    let e = store.staging_entry(&h(1)).unwrap().unwrap();
+    assert_eq!((e.attempts, e.due, e.leased), (1, 1070, false), "backed off 60 s");
+
+    // The same peer again (a repeating get_peers reply): nothing moves.
+    commit(&w, peers_of(1, &[1], 1020));
+    assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, 1070);
+    assert_eq!(taken_hashes(&store, 1020), Vec::<InfoHash>::new());
+    assert_eq!(w.stats().requeued_for_new_peers, 0);
+
+    // One new peer among known ones: due now, and the fetch queue hands it out.
+    commit(&w, peers_of(1, &[1, 2], 1030));
+    let e = store.staging_entry(&h(1)).unwrap().unwrap();
+    assert_eq!((e.due, e.attempts, e.peers.clone()), (1030, 1, vec![peer(1), peer(2)]));
+    assert_eq!(w.stats().requeued_for_new_peers, 1);
+    let mut due = Vec::new();
+    store.take_due(1030, 10, &mut due).unwrap();
+    assert_eq!(due.len(), 1);
+    assert_eq!((due[0].info_hash, due[0].peers.clone()), (h(1), vec![peer(1), peer(2)]));
+    assert!(due[0].leased);
+
+    // The retry fails as well: the back-off doubles, and the known peers still
+    // do not undo it.
+    commit(&w, failure(1, 1040));
+    assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, 1160);
+    commit(&w, peers_of(1, &[2, 1], 1050));
+    assert_eq!(store.staging_entry(&h(1)).unwrap().unwrap().due, 1160);
+    assert_eq!(writer.shutdown().requeued_for_new_peers, 1);
+}
+
+/// New peers never bring a leased entry forward (a second fetch would run
+/// beside the first); the failure ending that lease retries at once instead.
+#[test]
+fn new_peers_during_a_lease_make_its_failure_retry_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = policy_store(dir.path());
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let w = writer.handle();
+    commit(&w, peers_of(1, &[1], 1000));
+    commit(&w, peers_of(2, &[1], 1000));
+    assert_eq!(taken_hashes(&store, 1000), vec![h(1), h(2)]);
+    commit(&w, peers_of(1, &[2], 1005));
+    commit(&w, peers_of(2, &[1], 1005));
+    let e = store.staging_entry(&h(1)).unwrap().unwrap();
+    assert_eq!((e.due, e.leased, e.peers_since_lease), (1600, true, true));
+    assert_eq!(taken_hashes(&store, 1005), Vec::<InfoHash>::new(), "still leased");
+    // h1 heard of a peer its fetch never saw; h2 did not.
+    commit(
+        &w,
+        Batch {
+            failures: failure(1, 1010)
+                .failures
+                .into_iter()
+                .chain(failure(2, 1010).failures)
+                .collect(),
+            ..Batch::default()
+        },
+    );
+    let e1 = store.staging_entry(&h(1)).unwrap().unwrap();
+    let e2 = store.staging_entry(&h(2)).unwrap().unwrap();
+    assert_eq!(
+        (e1.due, e1.attempts, e1.leased, e1.peers_since_lease),
+        (1010, 1, false, false)
+    );
+    assert_eq!((e2.due, e2.attempts), (1070, 1));
+    assert_eq!(taken_hashes(&store, 1010), vec![h(1)]);
+    assert_eq!(writer.shutdown().requeued_for_new_peers, 1);
+}
+
+fn named(n: u32, name: &[u8], at: UnixSecs) -> ProvisionalName {
+    ProvisionalName {
+        info_hash: h(n),
+        name: name.to_vec(),
+        at,
+    }
+}
+
+fn stored_torrent(n: u32, name: &[u8]) -> TorrentRecord {
+    TorrentRecord {
+        info_hash: h(n),
+        name: name.to_vec(),
+        files: Vec::new(),
+        total_size: 1,
+        piece_length: 16384,
+        private: false,
+        class: ContentClass::Other,
+        content_type: None,
+        fetched_at: 1010,
+        scrape: None,
+        info_dict: None,
+    }
+}
+
+#[test]
+fn provisional_names_keep_the_first_heard_survive_a_reopen_and_yield_to_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let store = open(dir.path());
+        let writer = Writer::spawn(store.clone(), fast()).unwrap();
+        let w = writer.handle();
+        commit(
+            &w,
+            Batch {
+                torrents: vec![stored_torrent(3, b"real")],
+                ..Batch::default()
+            },
+        );
+        commit(
+            &w,
+            Batch {
+                // h1 twice in one batch, h2 with bytes that are not UTF-8, h3 already fetched.
+                names: vec![
+                    named(1, b"first", 100),
+                    named(2, b"caf\xe9", 100),
+                    named(1, b"second", 101),
+                    named(3, b"fake", 100),
+                ],
+                ..Batch::default()
+            },
+        );
+        commit(
+            &w,
+            Batch {
+                names: vec![named(1, b"third", 200), named(4, b"", 200)],
+                ..Batch::default()
+            },
+        );
+        assert_eq!(store.provisional_name(&h(1)).unwrap(), Some(named(1, b"first", 100)));
+        assert_eq!(
+            store.provisional_name(&h(3)).unwrap(),
+            None,
+            "a stored torrent's name stands"
+        );
+        assert_eq!(store.provisional_name(&h(4)).unwrap(), None, "an empty name is no name");
+        assert_eq!(store.torrent(&h(3)).unwrap().unwrap().name, b"real");
+        // A name just before its torrent, and one beside it: neither outlives the torrent.
+        w.send(Batch {
+            names: vec![named(5, b"early", 300)],
+            ..Batch::default()
+        })
+        .unwrap();
+        commit(
+            &w,
+            Batch {
+                torrents: vec![stored_torrent(5, b"five")],
+                names: vec![named(5, b"late", 301)],
+                ..Batch::default()
+            },
+        );
+        assert_eq!(store.provisional_name(&h(5)).unwrap(), None);
+        let stats = writer.shutdown();
+        assert_eq!(stats.provisional_names, 2, "h1 and h2");
+    }
+    let store = open(dir.path());
+    assert_eq!(store.provisional_name(&h(1)).unwrap(), Some(named(1, b"first", 100)));
+    assert_eq!(
+        store.provisional_name(&h(2)).unwrap().unwrap().name_readable(),
+        "caf\u{fffd}"
+    );
+    // The metadata arrives: the provisional name goes.
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    commit(
+        &writer.handle(),
+        Batch {
+            torrents: vec![stored_torrent(1, b"the real one")],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(store.provisional_name(&h(1)).unwrap(), None);
+    assert!(store.provisional_name(&h(2)).unwrap().is_some());
+    writer.shutdown();
+    drop(store);
+    let ro = Store::open_read_only(dir.path()).unwrap();
+    assert!(ro.provisional_name(&h(2)).unwrap().is_some());
+}
