@@ -83,7 +83,9 @@ pub struct Batch {
 }
 
 impl Batch {
-    fn items(&self) -> usize {
+    /// Everything the batch carries, counted one per record (a node list
+    /// counts its nodes); what a lost batch costs in `items_lost`.
+    pub fn items(&self) -> usize {
         self.discoveries.len()
             + self.peers.len()
             + self.scrapes.len()
@@ -112,7 +114,9 @@ pub enum TrySend {
 }
 
 enum Msg {
-    Batch(Batch),
+    /// Boxed so a channel slot is a pointer, not a 200-byte batch header (one
+    /// allocation per batch, never per item).
+    Batch(Box<Batch>),
     Shutdown,
 }
 
@@ -213,7 +217,7 @@ impl WriterHandle {
         if self.closed.load(Relaxed) {
             return Err(StorageError::WriterClosed);
         }
-        let msg = match self.tx.try_send(Msg::Batch(batch)) {
+        let msg = match self.tx.try_send(Msg::Batch(Box::new(batch))) {
             Ok(()) => return Ok(()),
             Err(TrySendError::Disconnected(_)) => return Err(StorageError::WriterClosed),
             Err(TrySendError::Full(m)) => m,
@@ -227,13 +231,13 @@ impl WriterHandle {
         if self.closed.load(Relaxed) {
             return Err(TrySend::Closed(batch));
         }
-        match self.tx.try_send(Msg::Batch(batch)) {
+        match self.tx.try_send(Msg::Batch(Box::new(batch))) {
             Ok(()) => Ok(()),
             Err(TrySendError::Full(Msg::Batch(b))) => {
                 self.counters.try_send_full.fetch_add(1, Relaxed);
-                Err(TrySend::Full(b))
+                Err(TrySend::Full(*b))
             }
-            Err(TrySendError::Disconnected(Msg::Batch(b))) => Err(TrySend::Closed(b)),
+            Err(TrySendError::Disconnected(Msg::Batch(b))) => Err(TrySend::Closed(*b)),
             Err(_) => unreachable!("only batches are offered here"),
         }
     }
@@ -438,7 +442,7 @@ impl WriterLoop {
         let mut stopping = false;
         while !stopping {
             let first = match rx.recv() {
-                Ok(Msg::Batch(b)) => b,
+                Ok(Msg::Batch(b)) => *b,
                 Ok(Msg::Shutdown) | Err(_) => break,
             };
             let deadline = Instant::now() + self.opts.flush_interval;
@@ -448,7 +452,7 @@ impl WriterLoop {
                 match rx.recv_deadline(deadline) {
                     Ok(Msg::Batch(b)) => {
                         items += b.items();
-                        self.group.push(b);
+                        self.group.push(*b);
                     }
                     Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => {
                         stopping = true;
@@ -463,7 +467,7 @@ impl WriterLoop {
         self.closed.store(true, Relaxed);
         while let Ok(m) = rx.try_recv() {
             if let Msg::Batch(b) = m {
-                self.group.push(b);
+                self.group.push(*b);
                 if self.group.len() >= 64 {
                     self.commit_group();
                 }
@@ -805,7 +809,7 @@ impl WriterLoop {
             return Ok(());
         }
         // Stable: the first heard of a hash leads its run, and dedup keeps it.
-        self.names.sort_by(|a, b| a.info_hash.cmp(&b.info_hash));
+        self.names.sort_by_key(|n| n.info_hash);
         self.names.dedup_by(|later, first| later.info_hash == first.info_hash);
         self.stored.sort_unstable();
         let (cf_t, cf_p) = (store.cf(CF_TORRENTS)?, store.cf(CF_PROVISIONAL_NAMES)?);

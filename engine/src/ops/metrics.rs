@@ -396,6 +396,18 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         "Items the writer failed to store (should stay 0).",
         st.items_lost,
     )?;
+    counter(
+        enc,
+        "storage_requeued_for_new_peers",
+        "Metadata-fetch queue entries made due at once because peers new to them arrived.",
+        st.requeued_for_new_peers,
+    )?;
+    counter(
+        enc,
+        "storage_provisional_names",
+        "Provisional torrent names (heard in get_peers replies) stored.",
+        st.provisional_names,
+    )?;
     gauge(
         enc,
         "writer_channel_items",
@@ -677,6 +689,8 @@ mod tests {
                 channel_len: 3,
                 channel_cap: 64,
                 staging_backlog: 42,
+                requeued_for_new_peers: 6 * step,
+                provisional_names: 8 * step,
                 rocksdb_memory_bytes: 96 << 20,
                 ..StorageSnapshot::default()
             },
@@ -722,6 +736,8 @@ mod tests {
         assert_eq!(v["trawl_storage_commit_seconds_total"], 7.5);
         assert_eq!(v["trawl_storage_commits_total"], 12.0);
         assert_eq!(v["trawl_staging_backlog"], 42.0);
+        assert_eq!(v["trawl_storage_requeued_for_new_peers_total"], 18.0);
+        assert_eq!(v["trawl_storage_provisional_names_total"], 24.0);
         assert_eq!(v["trawl_storage_rocksdb_memory_bytes"], (96 << 20) as f64);
         assert_eq!(v["trawl_memory_bytes{part=\"rust_heap_live\"}"], (40 << 20) as f64);
         assert_eq!(v["trawl_memory_bytes{part=\"libc_heap_in_use\"}"], (90 << 20) as f64);

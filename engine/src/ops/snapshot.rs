@@ -89,6 +89,11 @@ pub struct StorageSnapshot {
     pub staging_backlog: u64,
     /// Items the writer could not store (failed commits); should stay 0.
     pub items_lost: u64,
+    /// Fetch-queue entries made due at once by peers new to them (see
+    /// `trawl_storage::WriterStats::requeued_for_new_peers`).
+    pub requeued_for_new_peers: u64,
+    /// Provisional names (from `get_peers` replies) stored.
+    pub provisional_names: u64,
     /// Gauge: RocksDB's memtables, table readers and block cache, in bytes
     /// (read at most once a second).
     pub rocksdb_memory_bytes: u64,

@@ -286,6 +286,8 @@ impl Crawler {
             channel_cap: self.writer_handle.channel_cap() as u64,
             staging_backlog: self.store.staging_len_estimate().unwrap_or(0),
             items_lost: w.items_lost,
+            requeued_for_new_peers: w.requeued_for_new_peers,
+            provisional_names: w.provisional_names,
             rocksdb_memory_bytes: self.rocksdb_memory_bytes(),
         };
         CrawlSnapshot {

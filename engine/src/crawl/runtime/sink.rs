@@ -1,5 +1,5 @@
 //! One core's road to storage: what the scheduler found (discoveries, peers,
-//! swarm sizes), collected into `trawl_storage::Batch`es and offered to the
+//! swarm sizes, provisional names), collected into `trawl_storage::Batch`es and offered to the
 //! writer without ever blocking the executor.
 //!
 //! Owns the batch being filled. Must not drop anything: when the writer's
@@ -9,7 +9,7 @@
 
 use std::time::{Duration, Instant};
 
-use trawl_storage::{Batch, PeersFound, ScrapeEstimate, Source, TrySend, UnixSecs, WriterHandle};
+use trawl_storage::{Batch, PeersFound, ProvisionalName, ScrapeEstimate, Source, TrySend, UnixSecs, WriterHandle};
 
 use crate::crawl::Output;
 
@@ -56,13 +56,13 @@ impl Sink {
     }
 
     fn items(&self) -> usize {
-        self.batch.discoveries.len() + self.batch.peers.len() + self.batch.scrapes.len()
+        self.batch.items()
     }
 
     /// Moves the scheduler's findings into the batch (draining `out`'s storage
     /// queues; handovers are not ours).
     pub fn take(&mut self, now: Instant, at: UnixSecs, out: &mut Output) {
-        if out.discoveries.is_empty() && out.peers.is_empty() && out.swarms.is_empty() {
+        if out.discoveries.is_empty() && out.peers.is_empty() && out.swarms.is_empty() && out.names.is_empty() {
             return;
         }
         self.since.get_or_insert(now);
@@ -94,6 +94,11 @@ impl Sink {
                 },
             )
         }));
+        b.names.extend(out.names.drain(..).map(|n| ProvisionalName {
+            info_hash: n.info_hash,
+            name: n.name,
+            at,
+        }));
     }
 
     /// Offers the batch to the writer if it is big or old enough (or if the
@@ -123,7 +128,7 @@ impl Sink {
                 self.full = true;
             }
             Err(TrySend::Closed(b)) => {
-                self.stats.items_lost += (b.discoveries.len() + b.peers.len() + b.scrapes.len()) as u64;
+                self.stats.items_lost += b.items() as u64;
                 self.since = None;
                 self.full = false;
                 tracing::error!("the storage writer stopped; a batch of findings could not be stored");
@@ -137,7 +142,7 @@ impl Sink {
             return;
         }
         let batch = std::mem::take(&mut self.batch);
-        let items = (batch.discoveries.len() + batch.peers.len() + batch.scrapes.len()) as u64;
+        let items = batch.items() as u64;
         match self.writer.send(batch) {
             Ok(()) => self.stats.batches_sent += 1,
             Err(err) => {
@@ -147,5 +152,56 @@ impl Sink {
         }
         self.since = None;
         self.full = false;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use trawl_storage::{Store, StoreOptions, Writer, WriterOptions};
+
+    use super::*;
+    use crate::crawl::output::NameFound;
+
+    fn name(b: u8, text: &[u8]) -> NameFound {
+        NameFound {
+            info_hash: [b; 20],
+            name: text.to_vec(),
+        }
+    }
+
+    #[test]
+    fn names_alone_make_a_batch_and_reach_the_store() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
+        let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let mut sink = Sink::new(writer.handle(), Duration::from_secs(60), 2);
+        let now = Instant::now();
+        let mut out = Output::default();
+        out.names.push(name(1, b"one"));
+        sink.take(now, 1234, &mut out);
+        assert!(out.names.is_empty(), "drained");
+        assert_eq!(sink.items(), 1);
+        sink.offer_if_due(now);
+        assert_eq!(sink.stats().batches_sent, 0, "neither big nor old enough");
+        out.names.push(name(2, b"two"));
+        sink.take(now, 1235, &mut out);
+        sink.offer_if_due(now);
+        assert_eq!(
+            (sink.stats().batches_sent, sink.items()),
+            (1, 0),
+            "two names fill a batch of 2"
+        );
+        writer.shutdown();
+        let got = store.provisional_name(&[2; 20]).unwrap().unwrap();
+        assert_eq!((got.name.as_slice(), got.at), (&b"two"[..], 1235));
+        assert!(store.provisional_name(&[1; 20]).unwrap().is_some());
+
+        // With the writer gone, names are counted as lost like everything else.
+        out.names.push(name(3, b"three"));
+        sink.take(now, 1236, &mut out);
+        sink.flush_blocking();
+        assert_eq!(sink.stats().items_lost, 1);
     }
 }
