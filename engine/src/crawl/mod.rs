@@ -25,6 +25,7 @@ pub mod keyspace;
 pub mod output;
 pub mod owner;
 pub mod peer_search;
+pub mod probes;
 pub mod responder;
 pub mod reuseport;
 pub mod runtime;

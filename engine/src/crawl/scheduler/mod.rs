@@ -46,6 +46,7 @@ use super::keyspace::Keyspace;
 use super::output::{CrawlStats, Discovery, Handover, Output};
 use super::owner::owner;
 use super::peer_search::{JobKind, PeerJob, PeerSearch};
+use super::probes::Probes;
 use super::responder::{PingResponder, Responder};
 use super::schedule::Schedule;
 use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
@@ -69,6 +70,8 @@ const MAX_ANSWERED_IPS: usize = 65_536;
 const BOOTSTRAP_BELOW: usize = 16;
 /// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
 const MAINTENANCE_EVERY: Millis = 10_000;
+/// Fewest lookup nodes whose probe state is kept.
+const MIN_PROBES: usize = 4096;
 /// Doublings of the empty-sample back-off before it stops growing.
 const MAX_EMPTY_STREAK: u8 = 16;
 
@@ -105,6 +108,8 @@ pub struct Scheduler {
     table: NodeTable,
     tx: Transactions,
     unreachable: Unreachable,
+    /// Lookup steps' nodes: one query at a time until they answer.
+    probes: Probes,
     dedup: Dedup,
     pacer: KeyedBuckets<IpAddr>,
     /// Answers per remote IP (only used when not read-only).
@@ -147,6 +152,7 @@ impl Scheduler {
             table: NodeTable::new(cfg.max_nodes, cfg.max_unreachable, hasher()),
             tx: Transactions::new(cfg.max_in_flight),
             unreachable: Unreachable::new(ms(cfg.unreachable_ttl), cfg.max_unreachable, hasher()),
+            probes: Probes::new(cfg.max_in_flight.max(MIN_PROBES), hasher()),
             dedup: Dedup::new(cfg.dedup_capacity),
             // Tracks every IP with a node here plus recent one-off destinations.
             pacer: KeyedBuckets::new(
@@ -365,11 +371,16 @@ impl Scheduler {
             self.stats.timeouts += 1;
             if let Asked::GetPeers(info_hash, kind) = q.asked {
                 self.peers_failed(now_ms, q.to, info_hash, kind);
+                if matches!(kind, JobKind::Lookup(_)) {
+                    self.lookup_step_timed_out(now_ms, q.to);
+                    continue;
+                }
             }
             let Some(r) = q.node else { continue };
+            let earlier = self.probes.take_failures(&q.to);
             let Some(n) = self.table.get_mut(r) else { continue };
             n.in_flight = false;
-            n.failures = n.failures.saturating_add(1);
+            n.failures = n.failures.saturating_add(1).saturating_add(earlier);
             if n.failures >= self.cfg.max_failures {
                 let addr = n.addr;
                 self.table.remove(r);
@@ -510,6 +521,9 @@ impl Scheduler {
         };
         let now_ms = self.clock.floor(now);
         if let Asked::GetPeers(info_hash, kind) = q.asked {
+            if matches!(kind, JobKind::Lookup(_)) {
+                self.probes.answered(&from);
+            }
             self.peers_failed(now_ms, from, info_hash, kind);
         }
         let Some(nr) = q.node else { return };

@@ -19,6 +19,8 @@ use crate::crawl::peer_search::{JobKind, LookupKey, LookupMsg, PeerJob, Report};
 const RANDOM_SEEDS: usize = 8;
 /// Most closer nodes one lookup report carries (a reply's `nodes` and `nodes6`).
 const MAX_REPORT_NODES: usize = 16;
+/// How soon a lookup step waiting on a silent node's outstanding query looks again.
+const PROBE_RECHECK: Millis = 250;
 
 impl Scheduler {
     /// Takes a lookup query or report from another core.
@@ -49,6 +51,13 @@ impl Scheduler {
                     self.route_report(now_ms, key, failed(job.to));
                     continue;
                 }
+                // One query at a time to a table node, and to a node that
+                // never answered.
+                let busy = self.table.lookup(&job.to).and_then(|r| self.table.get(r)).is_some_and(|n| n.in_flight);
+                if busy || !self.probes.may_ask(&job.to) {
+                    self.peers.push(now_ms + PROBE_RECHECK, job);
+                    continue;
+                }
             }
             if !self.pacer.take(now, job.to.ip()) {
                 let ready = self.paced_until(now, now_ms, job.to.ip());
@@ -77,6 +86,9 @@ impl Scheduler {
                 // No transaction slot after all: try again shortly.
                 self.peers.push(now_ms + 1, job);
                 return None;
+            }
+            if matches!(job.kind, JobKind::Lookup(_)) {
+                self.probes.sent(job.to);
             }
             self.stats.get_peers_sent += 1;
             match job.kind {
@@ -125,6 +137,7 @@ impl Scheduler {
                 self.peers.start(now_ms, info_hash, seeds, out);
             }
             JobKind::Lookup(key) => {
+                self.probes.answered(&from);
                 let report = Report {
                     from,
                     id: Some(*r.id),
@@ -133,6 +146,28 @@ impl Scheduler {
                 };
                 self.route_report(now_ms, key, report);
             }
+        }
+    }
+
+    /// A lookup step's node did not answer: counted like a table node's
+    /// timeouts, it is unreachable after `max_failures`.
+    pub(super) fn lookup_step_timed_out(&mut self, now_ms: Millis, to: SocketAddr) {
+        let failures = match self.table.lookup(&to) {
+            Some(r) => {
+                let earlier = self.probes.take_failures(&to);
+                let Some(n) = self.table.get_mut(r) else { return };
+                n.failures = n.failures.saturating_add(1).saturating_add(earlier);
+                n.failures
+            }
+            None => self.probes.timed_out(&to),
+        };
+        if failures >= self.cfg.max_failures {
+            if let Some(r) = self.table.lookup(&to) {
+                self.table.remove(r);
+            }
+            self.probes.take_failures(&to);
+            self.unreachable.insert(to, now_ms);
+            self.stats.marked_unreachable += 1;
         }
     }
 
