@@ -3,7 +3,10 @@
 //! bootstrap address, `trawl crawl` samples the nodes (BEP 51), asks a plain
 //! `get_peers` for each new hash (libtorrent answers a scrape with bloom
 //! filters only), dials the seeding nodes and stores info dicts that are
-//! byte-identical to the ones libtorrent created. No node bans the crawler,
+//! byte-identical to the ones libtorrent created (a hybrid found by its
+//! truncated v2 hash is verified by SHA-256 and stored under its v1 hash;
+//! a seeder of several hashes is dialled once a per-IP slot frees, not
+//! counted as a failure). No node bans the crawler,
 //! and the export holds every stored torrent. Bounded in time: the network
 //! stops when the test ends, however it ends.
 
@@ -110,7 +113,6 @@ fn stored_info_dicts(db: &std::path::Path, want: &[InfoHash]) -> HashMap<InfoHas
 }
 
 #[test]
-#[ignore = "not yet passing: the last run stored 17 of the 20 torrents (85%) in 120 s against the 90% bar, no bans; run with --ignored"]
 fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() {
     let started = Instant::now();
     let dir = tempfile::tempdir().unwrap();
@@ -164,7 +166,10 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
             "--db",
         ])
         .arg(&db)
-        .env("RUST_LOG", "info")
+        .env(
+            "RUST_LOG",
+            std::env::var("TRAWL_TEST_LOG").unwrap_or_else(|_| "info".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
@@ -263,4 +268,5 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         .filter(|h| discovered.contains(&crawl_common::hex(h)))
         .count();
     eprintln!("crawl_libtorrent: {v2_found} truncated v2 hashes discovered");
+    assert!(v2_found > 0, "no hybrid's v2 hash was sampled");
 }

@@ -68,6 +68,9 @@ pub struct Batch {
     pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
     /// Fetched metadata (with `info_dict` set); removes the hash from the queue.
     pub torrents: Vec<TorrentRecord>,
+    /// Queue entries that one of `torrents` also ends: a hybrid fetched by
+    /// its truncated v2 hash is stored under its v1 hash, and this names the v2 one.
+    pub also_fetched: Vec<InfoHash>,
     /// Failed fetches; reschedules with backoff.
     pub failures: Vec<FetchFailure>,
     /// Hashes to queue for a metadata fetch (import), with the time queued.
@@ -90,6 +93,7 @@ impl Batch {
             + self.peers.len()
             + self.scrapes.len()
             + self.torrents.len()
+            + self.also_fetched.len()
             + self.failures.len()
             + self.enqueue.len()
             + self.nodes.as_ref().map_or(0, Vec::len)
@@ -681,6 +685,9 @@ impl WriterLoop {
             self.load_queue_edit(store, &t.info_hash)?.entry = None;
             self.stored.push(t.info_hash);
             self.counters.torrents.fetch_add(1, Relaxed);
+        }
+        for h in &b.also_fetched {
+            self.load_queue_edit(store, h)?.entry = None;
         }
         if !self.stored.is_empty() {
             // The real name has arrived: the provisional one goes.

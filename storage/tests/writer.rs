@@ -275,19 +275,7 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
         store.staging_entry(&h(3)).unwrap().unwrap().peers,
         vec![peer(1), peer(2), peer(9)]
     );
-    let t = TorrentRecord {
-        info_hash: h(3),
-        name: b"x".to_vec(),
-        files: vec![],
-        total_size: 1,
-        piece_length: 16384,
-        private: false,
-        class: ContentClass::Other,
-        content_type: None,
-        fetched_at: 2002,
-        scrape: None,
-        info_dict: Some(b"d4:name1:xe".to_vec()),
-    };
+    let t = torrent_of(3, 2002);
     commit(
         &w,
         Batch {
@@ -520,6 +508,49 @@ fn failure(n: u32, at: UnixSecs) -> Batch {
         }],
         ..Batch::default()
     }
+}
+
+fn torrent_of(n: u32, at: UnixSecs) -> TorrentRecord {
+    TorrentRecord {
+        info_hash: h(n),
+        name: b"x".to_vec(),
+        files: vec![],
+        total_size: 1,
+        piece_length: 16384,
+        private: false,
+        class: ContentClass::Other,
+        content_type: None,
+        fetched_at: at,
+        scrape: None,
+        info_dict: Some(b"d4:name1:xe".to_vec()),
+    }
+}
+
+/// A hybrid found under both its hashes and fetched by the truncated v2 one
+/// is stored once, under v1, and ends both queue entries.
+#[test]
+fn a_torrent_stored_under_another_hash_ends_the_entry_it_was_fetched_by() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = policy_store(dir.path());
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let w = writer.handle();
+    commit(&w, peers_of(1, &[1], 1000));
+    commit(&w, peers_of(2, &[1], 1000));
+    assert_eq!(taken_hashes(&store, 1000), vec![h(1), h(2)]);
+    commit(
+        &w,
+        Batch {
+            torrents: vec![torrent_of(1, 1001)],
+            also_fetched: vec![h(2)],
+            ..Batch::default()
+        },
+    );
+    assert_eq!(store.staging_entry(&h(1)).unwrap(), None);
+    assert_eq!(store.staging_entry(&h(2)).unwrap(), None, "the v2 entry ended too");
+    assert!(store.torrent(&h(1)).unwrap().is_some());
+    assert_eq!(store.torrent(&h(2)).unwrap(), None, "stored once");
+    assert!(taken_hashes(&store, 5000).is_empty());
+    writer.shutdown();
 }
 
 fn taken_hashes(store: &Store, now: UnixSecs) -> Vec<InfoHash> {

@@ -33,9 +33,7 @@ impl Probes {
 
     /// False while a node that never answered has a query outstanding.
     pub fn may_ask(&self, addr: &SocketAddr) -> bool {
-        self.map
-            .get(addr)
-            .is_none_or(|p| p.answered || p.outstanding == 0)
+        self.map.get(addr).is_none_or(|p| p.answered || p.outstanding == 0)
     }
 
     pub fn sent(&mut self, addr: SocketAddr) {

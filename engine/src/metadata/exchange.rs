@@ -460,9 +460,12 @@ impl Exchange {
         }
     }
 
+    /// The info dict matches the infohash asked for: its SHA-1 (v1 and
+    /// hybrid) or the first 20 bytes of its SHA-256, the form BEP 52 puts on
+    /// the DHT (v2 and hybrid).
     fn verify(&mut self) {
-        let digest: [u8; 20] = Sha1::digest(&self.metadata).into();
-        if digest == self.info_hash {
+        let v1: [u8; 20] = Sha1::digest(&self.metadata).into();
+        if v1 == self.info_hash || truncated_v2(&self.metadata) == self.info_hash {
             self.status = Status::Done;
             self.state = State::Finished;
             self.remainder = Vec::new();
@@ -470,6 +473,15 @@ impl Exchange {
             self.fail(Failure::HashMismatch);
         }
     }
+}
+
+/// The first 20 bytes of an info dict's SHA-256: a v2 infohash as the DHT
+/// and the peer handshake carry it (BEP 52).
+pub fn truncated_v2(info_dict: &[u8]) -> [u8; 20] {
+    let full = <sha2::Sha256 as sha2::Digest>::digest(info_dict);
+    let mut h = [0u8; 20];
+    h.copy_from_slice(&full[..20]);
+    h
 }
 
 #[cfg(test)]
@@ -574,6 +586,24 @@ mod tests {
         write_ext_handshake(&mut peer, PEER_UT, Some(size), None);
         assert_eq!(ex.handle_input(now, &peer), Status::Pending);
         ex
+    }
+
+    #[test]
+    fn a_dict_asked_for_by_its_truncated_v2_hash_verifies_by_sha256() {
+        let now = Instant::now();
+        let (dict, v1) = info_dict(100);
+        let v2 = truncated_v2(&dict);
+        assert_ne!(v1, v2);
+        let mut ex = downloading(dict.len(), v2, now);
+        let mut data = Vec::new();
+        write_metadata_data(&mut data, OUR_UT_METADATA_ID, 0, dict.len(), &dict);
+        assert_eq!(ex.handle_input(now, &data), Status::Done);
+        assert_eq!(ex.take_metadata(), dict);
+        // The SHA-256 of "abc" (FIPS 180-2), truncated as the DHT carries it.
+        assert_eq!(
+            truncated_v2(b"abc")[..8],
+            [0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea]
+        );
     }
 
     #[test]

@@ -44,6 +44,7 @@ use super::exchange::{Exchange, ExchangeConfig, Failure, Status};
 use super::info;
 use crate::dht::addr_filter::AddrFilter;
 use crate::ops::FetchSnapshot;
+use sha1::{Digest, Sha1};
 
 /// How one core fetches.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +88,8 @@ impl Default for FetchConfig {
 pub const NO_PEERS: &str = "no_peers";
 /// The info dict hashed right but is not a valid info dict.
 pub const BAD_INFO: &str = "bad_info";
+/// Every peer's IP stayed at `per_ip_limit` connections for a whole fetch deadline.
+pub const IP_BUSY: &str = "ip_busy";
 
 /// Counters shared with the status line (summed over cores by the caller).
 #[derive(Debug, Default)]
@@ -318,6 +321,7 @@ fn flush(shared: &Shared, block: bool) {
                 .result_items
                 .set(back.torrents.len() + back.failures.len() + r.torrents.len() + r.failures.len());
             r.torrents.extend(back.torrents);
+            r.also_fetched.extend(back.also_fetched);
             r.failures.extend(back.failures);
         }
         Some(None) => {
@@ -353,6 +357,22 @@ impl<'a> IpSlot<'a> {
     }
 }
 
+impl<'a> IpSlot<'a> {
+    /// Waits up to `limit` for a slot of a busy IP.
+    async fn wait(shared: &'a Shared, ip: IpAddr, limit: Duration) -> Option<Self> {
+        let end = Instant::now() + limit;
+        loop {
+            if let Some(slot) = IpSlot::acquire(shared, ip) {
+                return Some(slot);
+            }
+            if Instant::now() >= end {
+                return None;
+            }
+            sleep(CONTROL_TICK).await;
+        }
+    }
+}
+
 impl Drop for IpSlot<'_> {
     fn drop(&mut self) {
         let mut map = self.shared.per_ip.borrow_mut();
@@ -366,43 +386,49 @@ impl Drop for IpSlot<'_> {
 }
 
 /// Tries up to K peers of one infohash, newest first, and reports the outcome.
+/// A peer whose IP already has `per_ip_limit` connections from this core
+/// (a seeder of several hashes) is tried after the others, once a slot is
+/// free, rather than counted as a failure.
 async fn fetch_hash(shared: &Shared, entry: StagingEntry) {
+    let max = shared.config.max_peers_per_hash.max(1);
     let mut tried = 0;
     let mut kinds: Vec<&'static str> = Vec::new();
+    let mut waiting: Vec<SocketAddr> = Vec::new();
     for &peer in entry.peers.iter().rev() {
-        if tried >= shared.config.max_peers_per_hash.max(1) {
+        if tried >= max {
             break;
         }
         if !shared.filter.allows(peer) {
             continue;
         }
-        let Some(_slot) = IpSlot::acquire(shared, peer.ip()) else {
+        let Some(slot) = IpSlot::acquire(shared, peer.ip()) else {
+            waiting.push(peer);
             continue;
         };
         tried += 1;
-        match attempt(shared, &entry.info_hash, peer).await {
-            Ok(raw) => match record(&entry.info_hash, raw) {
-                Ok(torrent) => {
-                    shared.counters.ok.fetch_add(1, Relaxed);
-                    push_result(shared, |b| b.torrents.push(torrent));
-                    return;
-                }
-                Err(e) => {
-                    // The peer sent exactly what hashes to the infohash: others would too.
-                    tracing::debug!("fetcher: {e}");
-                    shared.counters.bad_info.fetch_add(1, Relaxed);
-                    kinds.push(BAD_INFO);
-                    break;
-                }
-            },
-            Err(f) => {
-                if !kinds.contains(&f.as_str()) {
-                    kinds.push(f.as_str());
-                }
-            }
+        match try_peer(shared, &entry.info_hash, peer, slot, &mut kinds).await {
+            Tried::Stored => return,
+            Tried::BadInfo => break,
+            Tried::Failed => {}
         }
     }
-    if tried == 0 {
+    let waiting = if kinds.contains(&BAD_INFO) { Vec::new() } else { waiting };
+    for peer in waiting {
+        if tried >= max {
+            break;
+        }
+        let Some(slot) = IpSlot::wait(shared, peer.ip(), shared.config.exchange.deadline).await else {
+            kinds.push(IP_BUSY);
+            continue;
+        };
+        tried += 1;
+        match try_peer(shared, &entry.info_hash, peer, slot, &mut kinds).await {
+            Tried::Stored => return,
+            Tried::BadInfo => break,
+            Tried::Failed => {}
+        }
+    }
+    if tried == 0 && kinds.is_empty() {
         shared.counters.no_peers.fetch_add(1, Relaxed);
         kinds.push(NO_PEERS);
     }
@@ -415,9 +441,62 @@ async fn fetch_hash(shared: &Shared, entry: StagingEntry) {
     push_result(shared, |b| b.failures.push(failure));
 }
 
+enum Tried {
+    Stored,
+    /// The info dict hashed right but does not parse: every peer would send it alike.
+    BadInfo,
+    Failed,
+}
+
+/// One peer's attempt, holding its IP's slot.
+async fn try_peer(
+    shared: &Shared,
+    info_hash: &InfoHash,
+    peer: SocketAddr,
+    _slot: IpSlot<'_>,
+    kinds: &mut Vec<&'static str>,
+) -> Tried {
+    match attempt(shared, info_hash, peer).await {
+        Ok(raw) => match record(info_hash, raw) {
+            Ok(torrent) => {
+                shared.counters.ok.fetch_add(1, Relaxed);
+                let key = torrent.info_hash;
+                push_result(shared, |b| {
+                    if key != *info_hash {
+                        b.also_fetched.push(*info_hash);
+                    }
+                    b.torrents.push(torrent)
+                });
+                Tried::Stored
+            }
+            Err(e) => {
+                tracing::debug!("fetcher: {e}");
+                shared.counters.bad_info.fetch_add(1, Relaxed);
+                kinds.push(BAD_INFO);
+                Tried::BadInfo
+            }
+        },
+        Err(f) => {
+            if !kinds.contains(&f.as_str()) {
+                kinds.push(f.as_str());
+            }
+            Tried::Failed
+        }
+    }
+}
+
 /// Builds the stored record from a verified info dict.
+/// A hybrid fetched by its truncated v2 hash is stored under its v1 hash (the
+/// SHA-1 of the same dict), so it is one torrent whichever hash found it; a
+/// v2-only torrent keeps the truncated v2 hash it was fetched by.
 fn record(info_hash: &[u8; 20], raw: Vec<u8>) -> Result<TorrentRecord, info::InfoError> {
     let parsed = info::parse(&raw)?;
+    let v1: [u8; 20] = Sha1::digest(&raw).into();
+    let key = if v1 != *info_hash && parsed.version == info::MetaVersion::Hybrid {
+        v1
+    } else {
+        *info_hash
+    };
     let (class, content_type) = classify(&parsed);
     let files = parsed
         .files
@@ -428,7 +507,7 @@ fn record(info_hash: &[u8; 20], raw: Vec<u8>) -> Result<TorrentRecord, info::Inf
         })
         .collect();
     Ok(TorrentRecord {
-        info_hash: *info_hash,
+        info_hash: key,
         name: parsed.display_name_bytes().to_vec(),
         files,
         total_size: parsed.total_size,
@@ -584,4 +663,32 @@ pub fn spawn_thread(ctx: FetcherContext, cpu: Option<usize>) -> std::io::Result<
         .spawn(move || run(ctx))
         .map(FetcherThread)
         .map_err(|e| std::io::Error::other(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metadata::exchange::truncated_v2;
+
+    const HYBRID: &[u8] = b"d9:file treed1:xd0:d6:lengthi7eeee6:lengthi7e12:meta versioni2e4:name1:x\
+12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae";
+    const V2: &[u8] = b"d9:file treed1:xd0:d6:lengthi7e11:pieces root32:rrrrrrrrrrrrrrrrrrrrrrrrrrrrrrrreee\
+12:meta versioni2e4:name1:x12:piece lengthi16384ee";
+
+    #[test]
+    fn a_hybrid_is_stored_under_its_v1_hash_whichever_hash_fetched_it() {
+        let v1: [u8; 20] = Sha1::digest(HYBRID).into();
+        let by_v2 = record(&truncated_v2(HYBRID), HYBRID.to_vec()).unwrap();
+        assert_eq!(by_v2.info_hash, v1);
+        assert_eq!(by_v2.info_dict.as_deref(), Some(HYBRID));
+        assert_eq!(record(&v1, HYBRID.to_vec()).unwrap().info_hash, v1);
+    }
+
+    #[test]
+    fn a_v2_only_torrent_keeps_its_truncated_v2_hash() {
+        let v2 = truncated_v2(V2);
+        let t = record(&v2, V2.to_vec()).unwrap();
+        assert_eq!(t.info_hash, v2);
+        assert_eq!(t.total_size, 7);
+    }
 }

@@ -53,7 +53,11 @@ impl Scheduler {
                 }
                 // One query at a time to a table node, and to a node that
                 // never answered.
-                let busy = self.table.lookup(&job.to).and_then(|r| self.table.get(r)).is_some_and(|n| n.in_flight);
+                let busy = self
+                    .table
+                    .lookup(&job.to)
+                    .and_then(|r| self.table.get(r))
+                    .is_some_and(|n| n.in_flight);
                 if busy || !self.probes.may_ask(&job.to) {
                     self.peers.push(now_ms + PROBE_RECHECK, job);
                     continue;
