@@ -184,8 +184,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             rate_limit: args.rate_limit,
             // Long enough for both phases; it is stopped through stdin when done.
             max_secs: args.capacity_secs + args.warmup_secs + args.crawl_secs + 600.0,
-            churn: 0.0,
-            churn_period: 60.0,
+            churn: Some(0.0),
+            churn_period: Some(60.0),
             extra_args: args.swarm_args.clone(),
         },
         place,
@@ -350,9 +350,10 @@ pub(crate) struct SwarmSpawn {
     pub rate_limit: f64,
     /// Its own `--duration`; it is normally stopped through stdin first.
     pub max_secs: f64,
-    /// Fraction of live nodes that die and come back, each every `churn_period` s.
-    pub churn: f64,
-    pub churn_period: f64,
+    /// Fraction of live nodes that die and come back, each every `churn_period`
+    /// s; `None` leaves the preset's.
+    pub churn: Option<f64>,
+    pub churn_period: Option<f64>,
     /// More `trawl-swarm` arguments, e.g. `--holders-max 1`.
     pub extra_args: Vec<String>,
 }
@@ -386,12 +387,12 @@ impl SwarmChild {
                 "--duration",
                 &o.max_secs.to_string(),
             ])
-            .args([
-                "--churn",
-                &o.churn.to_string(),
-                "--churn-period",
-                &o.churn_period.to_string(),
-            ])
+            .args(o.churn.iter().flat_map(|c| ["--churn".to_string(), c.to_string()]))
+            .args(
+                o.churn_period
+                    .iter()
+                    .flat_map(|p| ["--churn-period".to_string(), p.to_string()]),
+            )
             .args(["--stats-every", &STATS_EVERY_S.to_string(), "--stop-on-eof"])
             // The wire benchmark's swarm, stated rather than left to the binary's
             // default; `--swarm-arg=--preset=mainline` after it overrides.
@@ -804,7 +805,7 @@ fn pin_child(cmd: &mut Command, core: usize) {
 }
 
 /// Every infohash in a crawl's database (opened read-only after the crawl).
-fn stored_infohashes(db: &std::path::Path) -> anyhow::Result<Vec<[u8; 20]>> {
+pub(crate) fn stored_infohashes(db: &std::path::Path) -> anyhow::Result<Vec<[u8; 20]>> {
     let store = trawl_storage::Store::open_read_only(db).with_context(|| format!("opening {}", db.display()))?;
     let mut raw = Vec::new();
     trawl_storage::export::export(

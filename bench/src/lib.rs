@@ -8,6 +8,7 @@
 
 pub mod ceiling;
 pub mod crawl;
+pub mod crawl_yield;
 pub mod decode;
 pub mod fetch;
 pub mod flood;

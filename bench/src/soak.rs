@@ -188,8 +188,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             interval_max: args.interval_max,
             rate_limit: 0.0,
             max_secs: args.secs + 900.0,
-            churn: args.churn,
-            churn_period: args.churn_period,
+            churn: Some(args.churn),
+            churn_period: Some(args.churn_period),
             extra_args: [
                 vec!["--holders-max".to_string(), args.holders_max.to_string()],
                 args.swarm_args.clone(),

@@ -23,6 +23,9 @@ enum Command {
     NodeAnswer(trawl_bench::node_answer::Args),
     /// Loopback ceiling, swarm capacity and a crawl against trawl-swarm.
     Crawl(trawl_bench::crawl::Args),
+    /// Yield on the libtorrent-faithful swarm: shares of the discoverable infohashes and
+    /// fetchable torrents one crawl stores per 1, 2 and 4 sampling intervals, bans.
+    Yield(trawl_bench::crawl_yield::Args),
     /// Metadata fetches per second against the swarm's TCP peers: trawl's fetcher vs the loadgen's.
     Fetch(trawl_bench::fetch::Args),
     /// `trawl crawl` under a bounded flood of hostile datagrams: throughput, RSS, amplification.
@@ -37,6 +40,7 @@ fn main() -> anyhow::Result<()> {
         Command::Storage(args) => trawl_bench::storage::run(args),
         Command::NodeAnswer(args) => trawl_bench::node_answer::run(args),
         Command::Crawl(args) => trawl_bench::crawl::run(args),
+        Command::Yield(args) => trawl_bench::crawl_yield::run(args),
         Command::Fetch(args) => trawl_bench::fetch::run(args),
         Command::Flood(args) => trawl_bench::flood::run(args),
         Command::Soak(args) => trawl_bench::soak::run(args),

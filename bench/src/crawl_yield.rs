@@ -1,0 +1,222 @@
+//! `trawl-bench yield`: what a crawl from one IP finds of what the swarm's
+//! libtorrent-faithful `mainline` preset makes findable, per sampling
+//! interval, without a ban.
+//!
+//! For each run length (a number of libtorrent's scaled 21,600 s intervals) a
+//! fresh swarm writes its ground truth (the manifest: which torrents some
+//! answering BEP 51 node would show within that run, and which a well-behaved
+//! metadata peer would hand out), `trawl crawl` runs for that long from one
+//! loopback IP, and its store is compared with the truth: the share of the
+//! discoverable infohashes stored, the share of the discoverable and fetchable
+//! torrents stored with their metadata, the blocks libtorrent nodes imposed,
+//! and datagrams and CPU per stored torrent.
+//!
+//! Owns: the runs and the final `{"bench":"yield",...}` line.
+//! Must not: send anywhere but 127.0.0.0/8, or run unbounded: each run has its
+//! length plus a fixed margin, and both children die with this process.
+
+use std::collections::HashSet;
+use std::io::BufRead;
+use std::net::SocketAddrV4;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde_json::{json, Value};
+
+use crate::crawl::{round, stat_delta, stat_f64, stored_infohashes, wait_for_traffic, Placement};
+use crate::crawl::{SwarmChild, SwarmSpawn, TrawlChild, TrawlSpawn};
+use crate::swarm::nodes::node_addr;
+use crate::sys;
+
+#[derive(clap::Args, Debug)]
+pub struct Args {
+    #[arg(long, default_value_t = 20_000)]
+    pub nodes: u32,
+    #[arg(long, default_value_t = 100_000)]
+    pub torrents: u32,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Run lengths, in sampling intervals.
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub intervals: Vec<u32>,
+    /// One interval in seconds: libtorrent's 21,600 s over the mainline
+    /// preset's time scale of 360.
+    #[arg(long, default_value_t = 60.0)]
+    pub interval_secs: f64,
+    #[arg(long, default_value_t = 36_881)]
+    pub port: u16,
+    #[arg(long, default_value_t = 36_882)]
+    pub peer_port: u16,
+    #[arg(long, default_value_t = 36_883)]
+    pub trawl_port: u16,
+    /// `trawl crawl --cores`.
+    #[arg(long, default_value_t = 1)]
+    pub trawl_cores: usize,
+    /// Concurrent metadata fetches per core.
+    #[arg(long, default_value_t = 64)]
+    pub fetchers: usize,
+    /// The trawl binary (default: next to this executable).
+    #[arg(long)]
+    pub trawl_bin: Option<PathBuf>,
+    /// The trawl-swarm binary (default: next to this executable).
+    #[arg(long)]
+    pub swarm_bin: Option<PathBuf>,
+    /// One more argument for `trawl crawl` (repeatable).
+    #[arg(long = "trawl-arg", allow_hyphen_values = true)]
+    pub trawl_args: Vec<String>,
+    /// One more argument for `trawl-swarm` (repeatable).
+    #[arg(long = "swarm-arg", allow_hyphen_values = true)]
+    pub swarm_args: Vec<String>,
+    #[arg(long)]
+    pub no_pin: bool,
+}
+
+/// Seconds a run may take beyond its length (start-up, the final flush).
+const MARGIN_SECS: f64 = 120.0;
+
+/// The manifest's truth, as sets of infohashes.
+struct Truth {
+    discoverable: HashSet<[u8; 20]>,
+    /// Discoverable and fetchable.
+    fetchable: HashSet<[u8; 20]>,
+}
+
+pub fn run(args: Args) -> anyhow::Result<()> {
+    if args.intervals.is_empty() || args.interval_secs <= 0.0 {
+        bail!("--intervals needs at least one run and --interval-secs must be positive");
+    }
+    let place = Placement::choose(args.no_pin, sys::online_cores());
+    let mut rows = Vec::new();
+    for &n in &args.intervals {
+        let row = one_run(&args, n, place).with_context(|| format!("the {n}-interval run"))?;
+        eprintln!("yield: {row}");
+        rows.push(row);
+    }
+    println!("{}", json!({"bench": "yield", "runs": rows}));
+    Ok(())
+}
+
+fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Value> {
+    let secs = f64::from(intervals.max(1)) * args.interval_secs;
+    let dir = tempfile::tempdir()?;
+    let manifest = dir.path().join("manifest.jsonl");
+    let mut extra: Vec<String> = ["--preset", "mainline", "--truth-secs"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    extra.push(secs.to_string());
+    extra.push("--manifest".into());
+    extra.push(manifest.display().to_string());
+    extra.extend(args.swarm_args.iter().cloned());
+    let mut swarm = SwarmChild::spawn(
+        &SwarmSpawn {
+            bin: args.swarm_bin.clone(),
+            nodes: args.nodes,
+            torrents: args.torrents,
+            seed: args.seed,
+            port: args.port,
+            peer_port: args.peer_port,
+            interval_max: 21_600,
+            rate_limit: 0.0,
+            max_secs: secs + MARGIN_SECS,
+            churn: None,
+            churn_period: None,
+            extra_args: extra,
+        },
+        place,
+    )?;
+    let truth = read_truth(&manifest)?;
+    let mut child = TrawlChild::spawn(&TrawlSpawn {
+        bin: args.trawl_bin.as_deref(),
+        port: args.trawl_port,
+        cores: args.trawl_cores,
+        bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
+        max_secs: secs + MARGIN_SECS,
+        fetchers: args.fetchers,
+        no_fetch: false,
+        pin: place.crawler.filter(|_| args.trawl_cores == 1),
+        extra_args: &args.trawl_args,
+    })?;
+    let opened = wait_for_traffic(&swarm, Duration::ZERO)?;
+    let first = child.stat().context("reading the crawler's /proc entry")?;
+    let start = Instant::now();
+    let mut last = first;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        std::thread::sleep(Duration::from_millis(200));
+        last = child.stat().context("trawl crawl exited before its run ended")?;
+    }
+    let closed = swarm.latest_stats()?;
+    let (summary, clean) = child.stop()?;
+    if !clean {
+        bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
+    }
+    let report = swarm.finish()?;
+    let found: HashSet<[u8; 20]> = stored_infohashes(child.db())?.into_iter().collect();
+    let store = trawl_storage::Store::open_read_only(child.db())?;
+    let mut fetched = 0u64;
+    for h in &truth.fetchable {
+        fetched += u64::from(store.torrent(h)?.is_some());
+    }
+    let discovered = truth.discoverable.iter().filter(|h| found.contains(*h)).count() as u64;
+    let share = |x: u64, of: usize| if of == 0 { 0.0 } else { round(x as f64 / of as f64, 4) };
+    let datagrams = stat_delta(&closed, &opened, "received") + stat_delta(&closed, &opened, "sent");
+    let cpu = (last.cpu - first.cpu).as_secs_f64();
+    let per_torrent = |x: f64| {
+        if fetched == 0 {
+            0.0
+        } else {
+            round(x / fetched as f64, 3)
+        }
+    };
+    let bans = report.get("bans").and_then(Value::as_u64).unwrap_or(0);
+    Ok(json!({
+        "intervals": intervals,
+        "secs": round(stat_f64(&closed, "t") - stat_f64(&opened, "t"), 1),
+        "discoverable": truth.discoverable.len(),
+        "discovered": discovered,
+        "discovered_share": share(discovered, truth.discoverable.len()),
+        "fetchable": truth.fetchable.len(),
+        "fetched": fetched,
+        "fetched_share": share(fetched, truth.fetchable.len()),
+        "stored_hashes": found.len(),
+        "bans": bans,
+        "datagrams_per_torrent": per_torrent(datagrams),
+        "cpu_ms_per_torrent": per_torrent(cpu * 1000.0),
+        "crawler_cpu_share": round(cpu / secs, 3),
+        "trawl": summary,
+    }))
+}
+
+fn read_truth(path: &Path) -> anyhow::Result<Truth> {
+    let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut truth = Truth {
+        discoverable: HashSet::new(),
+        fetchable: HashSet::new(),
+    };
+    for line in std::io::BufReader::new(file).lines() {
+        let v: Value = serde_json::from_str(&line?)?;
+        let Some(h) = v.get("infohash").and_then(Value::as_str).and_then(unhex) else {
+            bail!("a manifest line without a 40-digit infohash: {v}");
+        };
+        let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
+        if flag("discoverable") {
+            truth.discoverable.insert(h);
+            if flag("fetchable") {
+                truth.fetchable.insert(h);
+            }
+        }
+    }
+    Ok(truth)
+}
+
+fn unhex(s: &str) -> Option<[u8; 20]> {
+    if s.len() != 40 {
+        return None;
+    }
+    let mut h = [0u8; 20];
+    for (i, b) in h.iter_mut().enumerate() {
+        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(h)
+}
