@@ -88,7 +88,7 @@ impl Default for FetchConfig {
 pub const NO_PEERS: &str = "no_peers";
 /// The info dict hashed right but is not a valid info dict.
 pub const BAD_INFO: &str = "bad_info";
-/// Every peer's IP stayed at `per_ip_limit` connections for a whole fetch deadline.
+/// Every peer's IP stayed at `per_ip_limit` connections for two fetch deadlines.
 pub const IP_BUSY: &str = "ip_busy";
 
 /// Counters shared with the status line (summed over cores by the caller).
@@ -417,7 +417,7 @@ async fn fetch_hash(shared: &Shared, entry: StagingEntry) {
         if tried >= max {
             break;
         }
-        let Some(slot) = IpSlot::wait(shared, peer.ip(), shared.config.exchange.deadline).await else {
+        let Some(slot) = IpSlot::wait(shared, peer.ip(), shared.config.exchange.deadline * 2).await else {
             kinds.push(IP_BUSY);
             continue;
         };
