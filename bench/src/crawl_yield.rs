@@ -196,7 +196,8 @@ fn read_truth(path: &Path) -> anyhow::Result<Truth> {
     };
     for line in std::io::BufReader::new(file).lines() {
         let v: Value = serde_json::from_str(&line?)?;
-        let Some(h) = v.get("infohash").and_then(Value::as_str).and_then(unhex) else {
+        let hex = v.get("infohash").and_then(Value::as_str).unwrap_or("");
+        let Ok(h) = trawl_storage::import::parse_hex(hex.as_bytes()) else {
             bail!("a manifest line without a 40-digit infohash: {v}");
         };
         let flag = |k: &str| v.get(k).and_then(Value::as_bool).unwrap_or(false);
@@ -208,15 +209,4 @@ fn read_truth(path: &Path) -> anyhow::Result<Truth> {
         }
     }
     Ok(truth)
-}
-
-fn unhex(s: &str) -> Option<[u8; 20]> {
-    if s.len() != 40 {
-        return None;
-    }
-    let mut h = [0u8; 20];
-    for (i, b) in h.iter_mut().enumerate() {
-        *b = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
-    }
-    Some(h)
 }

@@ -488,6 +488,14 @@ fn policy_store(dir: &std::path::Path) -> Arc<Store> {
     )
 }
 
+/// A writer over [`policy_store`] in a fresh directory.
+fn start_with_policy() -> (tempfile::TempDir, Arc<Store>, Writer) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = policy_store(dir.path());
+    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    (dir, store, writer)
+}
+
 fn peers_of(n: u32, ports: &[u16], at: UnixSecs) -> Batch {
     Batch {
         peers: vec![PeersFound {
@@ -530,9 +538,7 @@ fn torrent_of(n: u32, at: UnixSecs) -> TorrentRecord {
 /// is stored once, under v1, and ends both queue entries.
 #[test]
 fn a_torrent_stored_under_another_hash_ends_the_entry_it_was_fetched_by() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = policy_store(dir.path());
-    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let (_dir, store, writer) = start_with_policy();
     let w = writer.handle();
     commit(&w, peers_of(1, &[1], 1000));
     commit(&w, peers_of(2, &[1], 1000));
@@ -563,9 +569,7 @@ fn taken_hashes(store: &Store, now: UnixSecs) -> Vec<InfoHash> {
 /// back-off, a peer new to the entry makes it due at once.
 #[test]
 fn new_peers_bring_a_backed_off_entry_forward_and_known_ones_do_not() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = policy_store(dir.path());
-    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let (_dir, store, writer) = start_with_policy();
     let w = writer.handle();
     commit(&w, peers_of(1, &[1], 1000));
     assert_eq!(taken_hashes(&store, 1000), vec![h(1)]);
@@ -603,9 +607,7 @@ fn new_peers_bring_a_backed_off_entry_forward_and_known_ones_do_not() {
 /// beside the first); the failure ending that lease retries at once instead.
 #[test]
 fn new_peers_during_a_lease_make_its_failure_retry_at_once() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = policy_store(dir.path());
-    let writer = Writer::spawn(store.clone(), fast()).unwrap();
+    let (_dir, store, writer) = start_with_policy();
     let w = writer.handle();
     commit(&w, peers_of(1, &[1], 1000));
     commit(&w, peers_of(2, &[1], 1000));

@@ -393,32 +393,30 @@ async fn fetch_hash(shared: &Shared, entry: StagingEntry) {
     let max = shared.config.max_peers_per_hash.max(1);
     let mut tried = 0;
     let mut kinds: Vec<&'static str> = Vec::new();
-    let mut waiting: Vec<SocketAddr> = Vec::new();
-    for &peer in entry.peers.iter().rev() {
+    // (peer, already found busy once): a busy one goes to the back and is
+    // waited for when its turn comes again.
+    let mut queue: VecDeque<(SocketAddr, bool)> = entry
+        .peers
+        .iter()
+        .rev()
+        .filter(|p| shared.filter.allows(**p))
+        .map(|&p| (p, false))
+        .collect();
+    while let Some((peer, was_busy)) = queue.pop_front() {
         if tried >= max {
             break;
         }
-        if !shared.filter.allows(peer) {
-            continue;
-        }
-        let Some(slot) = IpSlot::acquire(shared, peer.ip()) else {
-            waiting.push(peer);
-            continue;
+        let slot = if was_busy {
+            IpSlot::wait(shared, peer.ip(), shared.config.exchange.deadline * 2).await
+        } else {
+            IpSlot::acquire(shared, peer.ip())
         };
-        tried += 1;
-        match try_peer(shared, &entry.info_hash, peer, slot, &mut kinds).await {
-            Tried::Stored => return,
-            Tried::BadInfo => break,
-            Tried::Failed => {}
-        }
-    }
-    let waiting = if kinds.contains(&BAD_INFO) { Vec::new() } else { waiting };
-    for peer in waiting {
-        if tried >= max {
-            break;
-        }
-        let Some(slot) = IpSlot::wait(shared, peer.ip(), shared.config.exchange.deadline * 2).await else {
-            kinds.push(IP_BUSY);
+        let Some(slot) = slot else {
+            if was_busy {
+                kinds.push(IP_BUSY);
+            } else {
+                queue.push_back((peer, true));
+            }
             continue;
         };
         tried += 1;
