@@ -11,6 +11,12 @@
 //! torrents stored with their metadata, the blocks libtorrent nodes imposed,
 //! and datagrams and CPU per stored torrent.
 //!
+//! Each run then repeats on a fresh swarm of the same seed (the same truth)
+//! with a bitmagnet-like crawler in trawl's place: the load generator's walker
+//! under [`Pacing::bitmagnet`] (samples to at most 60 nodes a second, peers
+//! asked of the sampler only) and 100 blocking fetchers with bitmagnet's 3 s
+//! dial and 6 s request timeouts. trawl's shares are reported as ratios to its.
+//!
 //! Owns: the runs and the final `{"bench":"yield",...}` line.
 //! Must not: send anywhere but 127.0.0.0/8, or run unbounded: each run has its
 //! length plus a fixed margin, and both children die with this process.
@@ -19,6 +25,8 @@ use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
@@ -26,6 +34,7 @@ use serde_json::{json, Value};
 
 use crate::crawl::{round, stat_delta, stat_f64, stored_infohashes, wait_for_traffic, Placement};
 use crate::crawl::{SwarmChild, SwarmSpawn, TrawlChild, TrawlSpawn};
+use crate::loadgen::{self, FetchJob, Pacing, Walker};
 use crate::swarm::nodes::node_addr;
 use crate::sys;
 
@@ -53,9 +62,9 @@ pub struct Args {
     /// `trawl crawl --cores`.
     #[arg(long, default_value_t = 1)]
     pub trawl_cores: usize,
-    /// Concurrent metadata fetches per core.
-    #[arg(long, default_value_t = 64)]
-    pub fetchers: usize,
+    /// Concurrent metadata fetches per core (default: trawl's own).
+    #[arg(long)]
+    pub fetchers: Option<usize>,
     /// The trawl binary (default: next to this executable).
     #[arg(long)]
     pub trawl_bin: Option<PathBuf>,
@@ -70,7 +79,20 @@ pub struct Args {
     pub swarm_args: Vec<String>,
     #[arg(long)]
     pub no_pin: bool,
+    /// Skip the bitmagnet-like baseline runs.
+    #[arg(long)]
+    pub no_baseline: bool,
 }
+
+/// bitmagnet's metadata limits (NOTES): 100 concurrent fetches, 3 s to dial,
+/// 6 s per request.
+const BASELINE_FETCHERS: usize = 100;
+const BASELINE_DIAL: Duration = Duration::from_secs(3);
+const BASELINE_REQUEST: Duration = Duration::from_secs(6);
+/// Queries the baseline walker keeps in flight (bitmagnet publishes no
+/// figure; at 4 s timeouts this allows about 250 queries a second to dead
+/// nodes, more than its 60 samples a second need).
+const BASELINE_INFLIGHT: usize = 1_000;
 
 /// Seconds a run may take beyond its length (start-up, the final flush).
 const MARGIN_SECS: f64 = 120.0;
@@ -89,7 +111,21 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let place = Placement::choose(args.no_pin, sys::online_cores());
     let mut rows = Vec::new();
     for &n in &args.intervals {
-        let row = one_run(&args, n, place).with_context(|| format!("the {n}-interval run"))?;
+        let mut row = one_run(&args, n, place).with_context(|| format!("the {n}-interval run"))?;
+        if !args.no_baseline {
+            let base = baseline_run(&args, n, place).with_context(|| format!("the {n}-interval baseline run"))?;
+            let ratio = |k: &str| {
+                let (t, b) = (stat_f64(&row, k), stat_f64(&base, k));
+                if b > 0.0 {
+                    json!(round(t / b, 3))
+                } else {
+                    Value::Null
+                }
+            };
+            let (d, f) = (ratio("discovered_share"), ratio("fetched_share"));
+            row["ratio_to_bitmagnet_like"] = json!({"discovered": d, "fetched": f});
+            row["bitmagnet_like"] = base;
+        }
         eprintln!("yield: {row}");
         rows.push(row);
     }
@@ -97,10 +133,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Value> {
-    let secs = f64::from(intervals.max(1)) * args.interval_secs;
-    let dir = tempfile::tempdir()?;
-    let manifest = dir.path().join("manifest.jsonl");
+/// A fresh `--preset mainline` swarm for a run of `secs`, writing its truth
+/// into `dir`.
+fn spawn_swarm(args: &Args, secs: f64, place: Placement, dir: &Path) -> anyhow::Result<(SwarmChild, Truth)> {
+    let manifest = dir.join("manifest.jsonl");
     let mut extra: Vec<String> = ["--preset", "mainline", "--truth-secs"]
         .iter()
         .map(|s| s.to_string())
@@ -109,7 +145,7 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
     extra.push("--manifest".into());
     extra.push(manifest.display().to_string());
     extra.extend(args.swarm_args.iter().cloned());
-    let mut swarm = SwarmChild::spawn(
+    let swarm = SwarmChild::spawn(
         &SwarmSpawn {
             bin: args.swarm_bin.clone(),
             nodes: args.nodes,
@@ -127,13 +163,22 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
         place,
     )?;
     let truth = read_truth(&manifest)?;
+    Ok((swarm, truth))
+}
+
+fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Value> {
+    let secs = f64::from(intervals.max(1)) * args.interval_secs;
+    let dir = tempfile::tempdir()?;
+    let (mut swarm, truth) = spawn_swarm(args, secs, place, dir.path())?;
     let mut child = TrawlChild::spawn(&TrawlSpawn {
         bin: args.trawl_bin.as_deref(),
         port: args.trawl_port,
         cores: args.trawl_cores,
         bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
         max_secs: secs + MARGIN_SECS,
-        fetchers: args.fetchers,
+        fetchers: args
+            .fetchers
+            .unwrap_or(trawl_engine::metadata::fetcher::FetchConfig::default().concurrency),
         no_fetch: false,
         pin: place.crawler.filter(|_| args.trawl_cores == 1),
         extra_args: &args.trawl_args,
@@ -170,6 +215,7 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
         }
     };
     let bans = report.get("bans").and_then(Value::as_u64).unwrap_or(0);
+    let violations = report.get("politeness_violations").and_then(Value::as_u64).unwrap_or(0);
     Ok(json!({
         "intervals": intervals,
         "secs": round(stat_f64(&closed, "t") - stat_f64(&opened, "t"), 1),
@@ -181,10 +227,78 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
         "fetched_share": share(fetched, truth.fetchable.len()),
         "stored_hashes": found.len(),
         "bans": bans,
+        "violations": violations,
         "datagrams_per_torrent": per_torrent(datagrams),
         "cpu_ms_per_torrent": per_torrent(cpu * 1000.0),
         "crawler_cpu_share": round(cpu / secs, 3),
         "trawl": summary,
+    }))
+}
+
+/// The same run with the bitmagnet-like crawler on a fresh swarm of the same seed.
+fn baseline_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Value> {
+    let secs = f64::from(intervals.max(1)) * args.interval_secs;
+    let dir = tempfile::tempdir()?;
+    let (mut swarm, truth) = spawn_swarm(args, secs, place, dir.path())?;
+    let bootstrap = SocketAddrV4::new(node_addr(0), swarm.udp_port());
+    let (jobs_tx, jobs_rx) = crossbeam_channel::unbounded::<FetchJob>();
+    let fetched = Arc::new(Mutex::new(HashSet::<[u8; 20]>::new()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let fetchers: Vec<_> = (0..BASELINE_FETCHERS)
+        .map(|_| {
+            let (rx, fetched, stop) = (jobs_rx.clone(), fetched.clone(), stop.clone());
+            std::thread::spawn(move || {
+                for job in rx.iter().take_while(|_| !stop.load(Ordering::Relaxed)) {
+                    for &peer in &job.peers {
+                        if loadgen::fetch_metadata_within(peer, &job.info_hash, BASELINE_DIAL, BASELINE_REQUEST).is_ok() {
+                            fetched.lock().unwrap_or_else(|e| e.into_inner()).insert(job.info_hash);
+                            break;
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    drop(jobs_rx);
+    let opened = swarm.latest_stats()?;
+    let (seed, core) = (args.seed, place.crawler);
+    let walk = std::thread::spawn(move || -> std::io::Result<_> {
+        let mut walker = Walker::paced(seed, bootstrap, BASELINE_INFLIGHT, Pacing::bitmagnet());
+        let load = loadgen::drive(&mut walker, Duration::from_secs_f64(secs), core, |w, _| {
+            for job in w.take_fetch_jobs() {
+                let _ = jobs_tx.send(job);
+            }
+        })?;
+        Ok((load, walker.counters, walker.found().to_vec()))
+    });
+    let (load, counters, found) = walk.join().map_err(|_| anyhow::anyhow!("the baseline walker panicked"))??;
+    let closed = swarm.latest_stats()?;
+    // Fetches finished within the run are what count; the rest are abandoned.
+    stop.store(true, Ordering::Relaxed);
+    let fetched: HashSet<[u8; 20]> = fetched.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    let report = swarm.finish()?;
+    for f in fetchers {
+        let _ = f.join();
+    }
+    let found: HashSet<[u8; 20]> = found.into_iter().collect();
+    let discovered = truth.discoverable.iter().filter(|h| found.contains(*h)).count() as u64;
+    let got = truth.fetchable.iter().filter(|h| fetched.contains(*h)).count() as u64;
+    let share = |x: u64, of: usize| if of == 0 { 0.0 } else { round(x as f64 / of as f64, 4) };
+    let datagrams = stat_delta(&closed, &opened, "received") + stat_delta(&closed, &opened, "sent");
+    let per = |x: f64| if got == 0 { 0.0 } else { round(x / got as f64, 3) };
+    Ok(json!({
+        "discovered": discovered,
+        "discovered_share": share(discovered, truth.discoverable.len()),
+        "fetched": got,
+        "fetched_share": share(got, truth.fetchable.len()),
+        "bans": report.get("bans").and_then(Value::as_u64).unwrap_or(0),
+        "violations": report.get("politeness_violations").and_then(Value::as_u64).unwrap_or(0),
+        "datagrams_per_torrent": per(datagrams),
+        "walker_cpu_ms_per_torrent": per(load.cpu_seconds * 1000.0),
+        "sent_sample": counters.sent_sample,
+        "sent_get_peers": counters.sent_get_peers,
+        "sent_find_node": counters.sent_find_node,
+        "timeouts": counters.timeouts,
     }))
 }
 

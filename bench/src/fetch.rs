@@ -24,13 +24,14 @@ use anyhow::Context;
 use serde_json::json;
 use trawl_engine::metadata::exchange::ExchangeConfig;
 use trawl_engine::metadata::fetcher::{spawn_thread, FetchConfig, FetchCounters, FetcherContext};
+use trawl_engine::ops::memory;
 use trawl_storage::{unix_now, Batch, InfoHash, PeersFound, Store, StoreOptions, Writer, WriterOptions};
 
 use crate::loadgen::{self, FetchJob};
 use crate::swarm::catalogue::CatalogueConfig;
 use crate::swarm::nodes::node_addr;
-use crate::swarm::peers::PeerServer;
-use crate::swarm::{PeerFaults, Swarm, SwarmConfig};
+use crate::swarm::peers::{DarkListener, PeerServer};
+use crate::swarm::{PeerFaults, RttRange, Swarm, SwarmConfig};
 use crate::sys;
 
 #[derive(clap::Args, Debug)]
@@ -64,6 +65,26 @@ pub struct Args {
     /// Core of the fetchers; the peer server takes the other one.
     #[arg(long, default_value_t = 0)]
     pub core: usize,
+    /// Round trip each peer adds to every exchange, in ms: `200`, or a
+    /// uniform range `50-300` (deterministic per peer).
+    #[arg(long, default_value = "0", value_parser = parse_rtt)]
+    pub rtt_ms: RttRange,
+    /// Fraction of peers that never accept: their SYNs are dropped and the
+    /// dial times out.
+    #[arg(long, default_value_t = 0.0)]
+    pub never_accept: f64,
+}
+
+fn parse_rtt(s: &str) -> Result<RttRange, String> {
+    let ms = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?} is not a number of ms: {e}"));
+    let (min_ms, max_ms) = match s.split_once('-') {
+        Some((a, b)) => (ms(a)?, ms(b)?),
+        None => (ms(s)?, ms(s)?),
+    };
+    if min_ms > max_ms {
+        return Err(format!("the range {s:?} ends before it starts"));
+    }
+    Ok(RttRange { min_ms, max_ms })
 }
 
 /// What one phase did.
@@ -77,10 +98,19 @@ pub struct PhaseResult {
     pub per_s: f64,
     /// CPU time of the fetching thread(s) per completed fetch, in microseconds.
     pub cpu_us_per_fetch: f64,
+    /// Connections in flight, sampled every 5 ms (engine phase only).
+    pub in_flight_peak: u64,
+    pub in_flight_mean: f64,
+    /// Rust heap bytes live at the peak of fetches in flight over those at
+    /// the start, per fetch in flight (engine phase only). An upper bound on
+    /// the fetcher's cost: the in-process peer server's side of each
+    /// connection is counted too; kernel socket buffers are not.
+    pub heap_bytes_per_fetch_in_flight: Option<f64>,
 }
 
-/// The infohashes of catalogue torrents `0..n` with their holders' peer addresses.
-pub fn catalogue_jobs(swarm: &Swarm, n: u32, peer_port: u16) -> Vec<(InfoHash, Vec<SocketAddr>)> {
+/// The infohashes of catalogue torrents `0..n` with their holders' peer
+/// addresses: `peer_port`, or `dark_port` for a holder that never accepts.
+pub fn catalogue_jobs(swarm: &Swarm, n: u32, peer_port: u16, dark_port: u16) -> Vec<(InfoHash, Vec<SocketAddr>)> {
     let mut buf = [0u32; 16];
     (0..n.min(swarm.catalogue.len()))
         .map(|i| {
@@ -88,7 +118,10 @@ pub fn catalogue_jobs(swarm: &Swarm, n: u32, peer_port: u16) -> Vec<(InfoHash, V
                 .catalogue
                 .holders(i, &mut buf)
                 .iter()
-                .map(|&node| SocketAddr::V4(SocketAddrV4::new(node_addr(node), peer_port)))
+                .map(|&node| {
+                    let port = if swarm.peer_accepts(node) { peer_port } else { dark_port };
+                    SocketAddr::V4(SocketAddrV4::new(node_addr(node), port))
+                })
                 .collect();
             (*swarm.catalogue.infohash(i), peers)
         })
@@ -171,13 +204,24 @@ pub fn engine_phase(
         paused: Arc::new(AtomicBool::new(false)),
         allow_loopback: true,
     };
+    let heap0 = memory::rust_heap_live();
     let start = Instant::now();
     let fetcher = spawn_thread(ctx, core)?;
     let total = jobs.len() as u64;
     let done = || counters.ok.load(Relaxed) + counters.hashes_failed.load(Relaxed);
+    let (mut peak, mut peak_heap, mut sum, mut samples) = (0u64, None, 0u64, 0u64);
     while start.elapsed() < limit && done() < total {
         std::thread::sleep(Duration::from_millis(5));
+        let active = counters.active.load(Relaxed);
+        (sum, samples) = (sum + active, samples + 1);
+        if active > peak {
+            (peak, peak_heap) = (active, memory::rust_heap_live());
+        }
     }
+    let heap_per_fetch = match (heap0, peak_heap) {
+        (Some(a), Some(b)) if peak > 0 => Some((b as f64 - a as f64).max(0.0) / peak as f64),
+        _ => None,
+    };
     let secs = start.elapsed().as_secs_f64();
     let ok = counters.ok.load(Relaxed);
     let failed = counters.hashes_failed.load(Relaxed);
@@ -194,6 +238,9 @@ pub fn engine_phase(
         secs,
         per_s: ok as f64 / secs,
         cpu_us_per_fetch: cpu.as_secs_f64() * 1e6 / ok.max(1) as f64,
+        in_flight_peak: peak,
+        in_flight_mean: sum as f64 / samples.max(1) as f64,
+        heap_bytes_per_fetch_in_flight: heap_per_fetch,
     })
 }
 
@@ -250,6 +297,7 @@ pub fn loadgen_phase(
         secs,
         per_s: summary.fetched as f64 / secs,
         cpu_us_per_fetch: cpu.as_secs_f64() * 1e6 / summary.fetched.max(1) as f64,
+        ..PhaseResult::default()
     })
 }
 
@@ -270,6 +318,8 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         } else {
             PeerFaults::default()
         },
+        peer_rtt: args.rtt_ms,
+        never_accept: args.never_accept,
         ..SwarmConfig::default()
     };
     let swarm = Arc::new(Swarm::build(config, cores));
@@ -282,11 +332,13 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         Some(peer_core),
         limit * 2 + deadline * 2 + Duration::from_secs(30),
     )?;
-    let jobs = catalogue_jobs(&swarm, args.hashes, peers.local_port);
+    let dark = DarkListener::bind().context("the never-accepting listener")?;
+    let jobs = catalogue_jobs(&swarm, args.hashes, peers.local_port, dark.port);
     println!(
         "{}",
         json!({"phase": "ready", "hashes": jobs.len(), "nodes": args.nodes, "peer_port": peers.local_port,
-               "fetch_core": fetch_core, "peer_core": peer_core, "faults": args.faults})
+               "fetch_core": fetch_core, "peer_core": peer_core, "faults": args.faults,
+               "rtt_ms": [args.rtt_ms.min_ms, args.rtt_ms.max_ms], "never_accept": args.never_accept})
     );
 
     let config = FetchConfig {
@@ -320,6 +372,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "ratio_to_loadgen": (engine.per_s / lg.per_s.max(1e-9) * 100.0).round() / 100.0,
             "cpu_us_per_fetch": engine.cpu_us_per_fetch.round(),
             "loadgen_cpu_us_per_fetch": lg.cpu_us_per_fetch.round(),
+            "in_flight_peak": engine.in_flight_peak,
+            "in_flight_mean": engine.in_flight_mean.round(),
+            "heap_bytes_per_fetch_in_flight": engine.heap_bytes_per_fetch_in_flight.map(f64::round),
         })
     );
     Ok(())

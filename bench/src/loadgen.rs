@@ -71,6 +71,7 @@ struct InFlight {
     timeouts: u64,
     /// The queries the last `expire` timed out.
     expired: Vec<Slot>,
+    timeout_ms: u64,
 }
 
 /// Slots examined per `expire` call: the whole table is swept every
@@ -93,6 +94,7 @@ impl InFlight {
             active: 0,
             timeouts: 0,
             expired: Vec::new(),
+            timeout_ms: QUERY_TIMEOUT_MS,
         }
     }
 
@@ -100,7 +102,7 @@ impl InFlight {
         self.expired.clear();
         for _ in 0..SWEEP_PER_CALL {
             let s = &mut self.slots[self.sweep];
-            if s.active && now_ms.saturating_sub(s.sent_ms) >= QUERY_TIMEOUT_MS {
+            if s.active && now_ms.saturating_sub(s.sent_ms) >= self.timeout_ms {
                 s.active = false;
                 self.active -= 1;
                 self.timeouts += 1;
@@ -171,6 +173,46 @@ struct NodeState {
     samples_done: bool,
     /// Timeouts since the last reply.
     failures: u8,
+    /// Under [`Pacing`], the earliest time the next query may go to this IP.
+    next_free_ms: u64,
+}
+
+/// A crawl strategy's published limits, for running the walker as a stand-in
+/// for another crawler instead of as fast as one core allows.
+#[derive(Clone, Copy, Debug)]
+pub struct Pacing {
+    /// Least time between two queries to one IP.
+    pub per_ip_gap_ms: u64,
+    /// `sample_infohashes` sent per second, at most.
+    pub samples_per_s: u32,
+    /// A node whose last sample held something new is sampled again after this.
+    pub resample_productive_ms: u64,
+    /// A node whose last sample held nothing new is sampled again after this.
+    pub resample_idle_ms: u64,
+    pub query_timeout_ms: u64,
+}
+
+impl Pacing {
+    /// bitmagnet's crawler as `../shared/NOTES.md` records it: samples to at
+    /// most 60 nodes a second, a productive node again after 60 s and an idle
+    /// one after 5 minutes, one query a second per IP, 4 s query timeout. It
+    /// reads neither `interval` nor `num`, and asks only the sampler for peers.
+    pub fn bitmagnet() -> Self {
+        Self {
+            per_ip_gap_ms: 1_000,
+            samples_per_s: 60,
+            resample_productive_ms: 60_000,
+            resample_idle_ms: 300_000,
+            query_timeout_ms: 4_000,
+        }
+    }
+}
+
+/// Sample budget under [`Pacing`]: the second it counts and what was sent in it.
+#[derive(Clone, Copy, Debug, Default)]
+struct SampleBudget {
+    second: u64,
+    sent: u32,
 }
 
 /// Consecutive timeouts after which a node is left alone (mldht's
@@ -187,6 +229,11 @@ pub struct Walker {
     find_queue: VecDeque<SocketAddrV4>,
     sample_due: BinaryHeap<Reverse<(u64, u32)>>,
     get_peers_queue: VecDeque<(u32, SocketAddrV4)>,
+    /// Under [`Pacing`], `get_peers` waiting for their sampler's IP to be free:
+    /// (earliest send, hash index, sampler IP).
+    get_peers_later: BinaryHeap<Reverse<(u64, u32, u32)>>,
+    pacing: Option<Pacing>,
+    sample_budget: SampleBudget,
     found: HashSet<[u8; 20], RandomState>,
     found_list: Vec<[u8; 20]>,
     fetch_out: VecDeque<FetchJob>,
@@ -212,6 +259,9 @@ impl Walker {
             find_queue: VecDeque::new(),
             sample_due: BinaryHeap::new(),
             get_peers_queue: VecDeque::new(),
+            get_peers_later: BinaryHeap::new(),
+            pacing: None,
+            sample_budget: SampleBudget::default(),
             found: HashSet::with_hasher(RandomState::with_seeds(1, 2, 3, 4)),
             found_list: Vec::new(),
             fetch_out: VecDeque::new(),
@@ -221,6 +271,14 @@ impl Walker {
             counters: LoadCounters::default(),
         };
         w.learn(bootstrap, 0);
+        w
+    }
+
+    /// The same walk under another crawler's limits.
+    pub fn paced(seed: u64, bootstrap: SocketAddrV4, max_inflight: usize, pacing: Pacing) -> Self {
+        let mut w = Self::new(seed, bootstrap, max_inflight);
+        w.inflight.timeout_ms = pacing.query_timeout_ms;
+        w.pacing = Some(pacing);
         w
     }
 
@@ -271,21 +329,27 @@ impl Walker {
         // Politeness first: samples that are due, then peers for new hashes,
         // then new nodes, then random walks to keep discovering.
         while let Some(&Reverse((due, ip))) = self.sample_due.peek() {
-            if due > now_ms {
+            if due > now_ms || !self.sample_budget_left(now_ms) {
                 break;
             }
             self.sample_due.pop();
-            if self.reachable(ip) {
-                let to = SocketAddrV4::new(Ipv4Addr::from(ip), self.port);
-                let q = Query::SampleInfohashes {
-                    id: &id,
-                    target: &target,
-                    want: Want::default(),
-                };
-                return self.send(now_ms, to, QueryKind::SampleInfohashes, 0, &q, out);
+            if !self.reachable(ip) {
+                continue;
             }
+            if let Some(free) = self.busy_until(ip, now_ms) {
+                self.sample_due.push(Reverse((free, ip)));
+                continue;
+            }
+            let to = SocketAddrV4::new(Ipv4Addr::from(ip), self.port);
+            let q = Query::SampleInfohashes {
+                id: &id,
+                target: &target,
+                want: Want::default(),
+            };
+            self.sample_budget.sent += 1;
+            return self.send(now_ms, to, QueryKind::SampleInfohashes, 0, &q, out);
         }
-        if let Some((hash_index, to)) = self.get_peers_queue.pop_front() {
+        if let Some((hash_index, to)) = self.next_get_peers(now_ms) {
             let info_hash = self.found_list[hash_index as usize];
             let q = Query::GetPeers {
                 id: &id,
@@ -296,16 +360,69 @@ impl Walker {
             };
             return self.send(now_ms, to, QueryKind::GetPeers, hash_index, &q, out);
         }
-        let to = match self.find_queue.pop_front() {
-            Some(to) => to,
-            None => self.random_reachable()?,
-        };
+        let to = self.next_find_target(now_ms)?;
         let q = Query::FindNode {
             id: &id,
             target: &target,
             want: Want::default(),
         };
         self.send(now_ms, to, QueryKind::FindNode, 0, &q, out)
+    }
+
+    /// Whether another sample may go this second (always, unpaced).
+    fn sample_budget_left(&mut self, now_ms: u64) -> bool {
+        let Some(p) = self.pacing else { return true };
+        if self.sample_budget.second != now_ms / 1000 {
+            self.sample_budget = SampleBudget {
+                second: now_ms / 1000,
+                sent: 0,
+            };
+        }
+        self.sample_budget.sent < p.samples_per_s
+    }
+
+    /// Under [`Pacing`], when `ip` may next be queried, if not now.
+    fn busy_until(&self, ip: u32, now_ms: u64) -> Option<u64> {
+        self.pacing?;
+        let free = self.nodes.get(&ip)?.next_free_ms;
+        (free > now_ms).then_some(free)
+    }
+
+    /// The next `get_peers` to send: in discovery order, or under [`Pacing`]
+    /// the earliest whose sampler's IP is free.
+    fn next_get_peers(&mut self, now_ms: u64) -> Option<(u32, SocketAddrV4)> {
+        if self.pacing.is_none() {
+            return self.get_peers_queue.pop_front();
+        }
+        while let Some(&Reverse((at, index, ip))) = self.get_peers_later.peek() {
+            if at > now_ms {
+                return None;
+            }
+            self.get_peers_later.pop();
+            match self.busy_until(ip, now_ms) {
+                Some(free) => self.get_peers_later.push(Reverse((free, index, ip))),
+                None => return Some((index, SocketAddrV4::new(Ipv4Addr::from(ip), self.port))),
+            }
+        }
+        None
+    }
+
+    /// A node to ask `find_node`: a newly learned one first, else a random
+    /// reachable one; under [`Pacing`], only one whose IP is free (a few tries).
+    fn next_find_target(&mut self, now_ms: u64) -> Option<SocketAddrV4> {
+        for _ in 0..8 {
+            let (to, queued) = match self.find_queue.pop_front() {
+                Some(to) => (to, true),
+                None => (self.random_reachable()?, false),
+            };
+            if self.busy_until(u32::from(*to.ip()), now_ms).is_none() {
+                return Some(to);
+            }
+            if queued {
+                self.find_queue.push_back(to);
+            }
+        }
+        None
     }
 
     fn reachable(&self, ip: u32) -> bool {
@@ -345,6 +462,11 @@ impl Walker {
         })?;
         out.clear();
         krpc::encode_query(out, &tid, q, true, Some(VERSION));
+        if let Some(p) = self.pacing {
+            if let Some(n) = self.nodes.get_mut(&u32::from(*to.ip())) {
+                n.next_free_ms = now_ms + p.per_ip_gap_ms;
+            }
+        }
         self.counters.sent += 1;
         match kind {
             QueryKind::FindNode => self.counters.sent_find_node += 1,
@@ -400,12 +522,19 @@ impl Walker {
                         self.counters.infohashes_found += 1;
                         new_hashes += 1;
                         let index = (self.found_list.len() - 1) as u32;
-                        self.get_peers_queue.push_back((index, from));
+                        if self.pacing.is_some() {
+                            self.get_peers_later.push(Reverse((now_ms, index, u32::from(*from.ip()))));
+                        } else {
+                            self.get_peers_queue.push_back((index, from));
+                        }
                     }
                 }
-                let _ = new_hashes;
                 let ip = u32::from(*from.ip());
-                if let Some(n) = self.nodes.get_mut(&ip) {
+                if let Some(p) = self.pacing {
+                    // Its own schedule: how much was new, never `interval` or `num`.
+                    let wait = if new_hashes > 0 { p.resample_productive_ms } else { p.resample_idle_ms };
+                    self.sample_due.push(Reverse((now_ms + wait, ip)));
+                } else if let Some(n) = self.nodes.get_mut(&ip) {
                     n.sample_visits += 1;
                     let num = r.num.unwrap_or(0).max(0) as u64;
                     // Enough visits to have seen everything the node holds.
@@ -696,7 +825,17 @@ const OUR_UT_METADATA: u8 = wire::OUR_UT_METADATA_ID;
 
 /// Fetches the info dict of `info_hash` from `peer` over BEP 9 and checks its SHA-1.
 pub fn fetch_metadata(peer: SocketAddrV4, info_hash: &[u8; 20], timeout: Duration) -> Result<Vec<u8>, FetchError> {
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(peer), timeout)?;
+    fetch_metadata_within(peer, info_hash, timeout, timeout)
+}
+
+/// [`fetch_metadata`] with its own dial timeout; `timeout` bounds each read and write.
+pub fn fetch_metadata_within(
+    peer: SocketAddrV4,
+    info_hash: &[u8; 20],
+    dial: Duration,
+    timeout: Duration,
+) -> Result<Vec<u8>, FetchError> {
+    let mut stream = TcpStream::connect_timeout(&SocketAddr::V4(peer), dial)?;
     stream.set_read_timeout(Some(timeout))?;
     stream.set_write_timeout(Some(timeout))?;
     stream.set_nodelay(true)?;

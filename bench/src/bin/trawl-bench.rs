@@ -3,8 +3,10 @@
 
 use clap::{Parser, Subcommand};
 
+// Counted, so `trawl-bench fetch` can report heap bytes per fetch in flight.
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: trawl_engine::ops::memory::CountingAlloc<mimalloc::MiMalloc> =
+    trawl_engine::ops::memory::CountingAlloc(mimalloc::MiMalloc);
 
 #[derive(Parser)]
 #[command(name = "trawl-bench", about = "trawl's macro benchmarks (loopback only)")]
@@ -35,6 +37,7 @@ enum Command {
 }
 
 fn main() -> anyhow::Result<()> {
+    GLOBAL.mark_installed();
     match Cli::parse().command {
         Command::Decode(args) => trawl_bench::decode::run(args),
         Command::Storage(args) => trawl_bench::storage::run(args),
