@@ -33,8 +33,16 @@ Output is one JSON object per line on stdout:
   {"event":"counters","nodes":{"ip:port":{"dht_messages_in":N,
    "dht_messages_in_dropped":N,"dht_messages_out_dropped":N},...}}   (at exit)
   {"event":"exit","reason":"..."}
+  {"event":"late_seeded","torrents":[...]}
+      (after a line "seed-late" on stdin: the --late torrents, made at start
+      but seeded and announced only now, described as in "ready")
 The process stops after --duration seconds, on SIGTERM/SIGINT, or when stdin
 closes if --stdin-eof is given.
+
+--late N makes N more torrents that no node seeds until stdin says so. A node
+asks crawlers to wait dht_sample_infohashes_interval (six hours by default)
+between samples, so a polite crawler that sampled every node before can learn
+these only from the get_peers and announce_peer traffic of their announces.
 """
 
 import argparse
@@ -138,6 +146,8 @@ def main():
     p.add_argument("--nodes", type=int, default=10, help="number of libtorrent sessions")
     p.add_argument("--base-ip", default="127.91.0.1", help="node i binds this address + i")
     p.add_argument("--torrents-per-node", type=int, default=2)
+    p.add_argument("--late", type=int, default=0,
+                   help="torrents seeded only after a line 'seed-late' on stdin")
     p.add_argument("--min-holders", type=int, default=3,
                    help="nodes that must hold each hash before announced_all")
     p.add_argument("--dir", required=True, help="directory for the files and .info outputs")
@@ -155,8 +165,9 @@ def main():
         os.makedirs(save, exist_ok=True)
         nodes.append(Node(ip, port, [hp for hp in hostports if hp[0] != ip], save))
 
-    torrents = []
-    for i in range(args.nodes * args.torrents_per_node):
+    torrents, late = [], []
+    seeded = args.nodes * args.torrents_per_node
+    for i in range(seeded + args.late):
         node = nodes[i % args.nodes]
         name, files = layout(i)
         ti, desc = make_torrent(node.save_path, name, files, v1_only=(i % 2 == 0))
@@ -166,8 +177,12 @@ def main():
         v2 = ti.info_hashes().v2 if ti.info_hashes().has_v2() else None
         desc.update(info_file=info_file, node=node.addr,
                     info_hash_v2=str(v2)[:40] if v2 is not None else None)
-        node.seed(ti, [h for h in (desc["info_hash"], desc["info_hash_v2"]) if h])
-        torrents.append(desc)
+        hashes = [h for h in (desc["info_hash"], desc["info_hash_v2"]) if h]
+        if i < seeded:
+            node.seed(ti, hashes)
+            torrents.append(desc)
+        else:
+            late.append((node, ti, hashes, desc))
 
     stop = {"reason": None}
 
@@ -197,10 +212,20 @@ def main():
         if now >= deadline:
             stop["reason"] = "duration"
             break
-        r, _, _ = select.select([sys.stdin] if args.stdin_eof else [], [], [], 0.05)
-        if r and not sys.stdin.buffer.read1(4096):
-            stop["reason"] = "stdin closed"
-            break
+        r, _, _ = select.select([sys.stdin] if args.stdin_eof or late else [], [], [], 0.05)
+        if r:
+            data = sys.stdin.buffer.read1(4096)
+            if not data:
+                if args.stdin_eof:
+                    stop["reason"] = "stdin closed"
+                    break
+                late = []  # nobody will ask for them any more
+            elif b"seed-late" in data and late:
+                for node, ti, hashes, _ in late:
+                    node.seed(ti, hashes)
+                    holders.update({h: set() for h in hashes})
+                emit({"event": "late_seeded", "torrents": [d for _, _, _, d in late]})
+                late = []
         for node in nodes:
             for a in node.ses.pop_alerts():
                 if isinstance(a, lt.listen_succeeded_alert):

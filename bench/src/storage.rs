@@ -24,7 +24,7 @@ use trawl_storage::export::{self, Filter, Format};
 use trawl_storage::schema::{CF_INFOHASHES, CF_INFO_DICTS, CF_SCRAPES, CF_TORRENTS};
 use trawl_storage::{
     Batch, BatchOutcome, BitmagnetType, ContentClass, Discovery, FileEntry, InfoHash, ScrapeEstimate, Source, Store,
-    StoreOptions, TorrentRecord, Writer, WriterOptions,
+    StoreOptions, TorrentRecord, TorrentVersion, Writer, WriterOptions,
 };
 
 const TARGET_INGEST_PER_S: f64 = 1_000_000.0;
@@ -518,6 +518,8 @@ fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
     let info_dict = bencode_info(rng, name.as_bytes(), &files, total_size, piece_length);
     TorrentRecord {
         info_hash: rng.gen(),
+        version: TorrentVersion::V1,
+        v2_hash: None,
         name: name.into_bytes(),
         files,
         total_size,

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::Receiver;
 use trawl_storage::export::{export, Filter, Format};
-use trawl_storage::{InfoHash, Store};
+use trawl_storage::{InfoHash, Source, Store};
 
 const TRAWL: &str = env!("CARGO_BIN_EXE_trawl");
 const NODES: usize = 10;
@@ -52,15 +52,16 @@ fn unhex(s: &str) -> InfoHash {
     h
 }
 
-/// Starts the libtorrent network; its JSON lines arrive on the receiver.
-fn lt_swarm(dir: &std::path::Path) -> (Proc, Receiver<serde_json::Value>) {
+/// Starts the libtorrent network on `base_ip` and up; its JSON lines arrive on the receiver.
+fn lt_swarm(dir: &std::path::Path, base_ip: &str, extra: &[&str]) -> (Proc, Receiver<serde_json::Value>) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../scripts/lt_swarm.py");
     let mut child = Command::new("/usr/bin/python3")
         .arg(script)
         .args(["--nodes", &NODES.to_string()])
         .args(["--torrents-per-node", &TORRENTS_PER_NODE.to_string()])
-        .args(["--base-ip", "127.93.0.1", "--duration", "240", "--stdin-eof", "--dir"])
+        .args(["--base-ip", base_ip, "--duration", "240", "--stdin-eof", "--dir"])
         .arg(dir)
+        .args(extra)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
@@ -112,23 +113,8 @@ fn stored_info_dicts(db: &std::path::Path, want: &[InfoHash]) -> HashMap<InfoHas
         .collect()
 }
 
-#[test]
-fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() {
-    let started = Instant::now();
-    let dir = tempfile::tempdir().unwrap();
-    let lt_dir = dir.path().join("lt");
-    let db = dir.path().join("db");
-    let (swarm, lines) = lt_swarm(&lt_dir);
-    let mut seen = Vec::new();
-    let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
-    let nodes: Vec<String> = ready["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect();
-    let torrents: Vec<Torrent> = ready["torrents"]
-        .as_array()
+fn parse_torrents(list: &serde_json::Value) -> Vec<Torrent> {
+    list.as_array()
         .unwrap()
         .iter()
         .map(|t| Torrent {
@@ -138,12 +124,12 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
             version: t["version"].as_str().unwrap().to_string(),
             info_dict: std::fs::read(t["info_file"].as_str().unwrap()).unwrap(),
         })
-        .collect();
-    assert_eq!(torrents.len(), NODES * TORRENTS_PER_NODE);
-    assert!(torrents.iter().any(|t| t.version == "hybrid") && torrents.iter().any(|t| t.version == "v1"));
-    // The torrents are on the DHT once enough nodes hold each announce.
-    wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
+        .collect()
+}
 
+/// `trawl crawl` on two cores from `bootstrap` into `db` for at most 150 s,
+/// with `extra` flags; its stderr is collected by the returned thread.
+fn spawn_crawl(db: &std::path::Path, bootstrap: &str, extra: &[&str]) -> (Proc, std::thread::JoinHandle<String>) {
     let mut crawl = Command::new(TRAWL);
     crawl
         .args([
@@ -156,16 +142,10 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
             "--no-ipv6",
             "--allow-loopback",
         ])
-        .args([
-            "--bootstrap",
-            &nodes[0],
-            "--duration",
-            "150",
-            "--log-every",
-            "5",
-            "--db",
-        ])
-        .arg(&db)
+        .args(["--bootstrap", bootstrap, "--duration", "150", "--log-every", "5"])
+        .args(extra)
+        .arg("--db")
+        .arg(db)
         .env(
             "RUST_LOG",
             std::env::var("TRAWL_TEST_LOG").unwrap_or_else(|_| "info".into()),
@@ -180,21 +160,12 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         let _ = stderr.read_to_string(&mut s);
         s
     });
+    (crawl, log)
+}
 
-    // Poll the store until every torrent is in, or the crawl's time is up.
-    let v1: Vec<InfoHash> = torrents.iter().map(|t| t.info_hash).collect();
-    let crawl_started = Instant::now();
-    let mut fetched = HashMap::new();
-    while crawl_started.elapsed() < Duration::from_secs(120) {
-        std::thread::sleep(Duration::from_secs(2));
-        fetched = stored_info_dicts(&db, &v1);
-        if fetched.len() == v1.len() {
-            break;
-        }
-        assert!(crawl.0.try_wait().unwrap().is_none(), "trawl crawl exited early");
-    }
-    let crawl_secs = crawl_started.elapsed().as_secs_f64();
-    // SIGINT: the crawl flushes and prints its summary.
+/// SIGINT: the crawl flushes, prints its summary and exits 0. Returns the
+/// summary and the log.
+fn stop_crawl(mut crawl: Proc, log: std::thread::JoinHandle<String>) -> (serde_json::Value, String) {
     // SAFETY: kill(2) on the pid of a child we own and have not reaped.
     assert_eq!(unsafe { libc::kill(crawl.0.id() as i32, libc::SIGINT) }, 0);
     let mut out = String::new();
@@ -202,20 +173,69 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
     let status = crawl.0.wait().unwrap();
     let log = log.join().unwrap();
     assert!(status.success(), "trawl crawl failed ({status}):\n{log}");
-    let summary: serde_json::Value = serde_json::from_str(out.lines().last().expect("a summary line"))
+    let summary = serde_json::from_str(out.lines().last().expect("a summary line"))
         .unwrap_or_else(|e| panic!("summary is not JSON ({e}): {out}"));
+    (summary, log)
+}
+
+/// Polls the store until every one of `want` has an info dict, the crawl exits
+/// (a failure) or `limit` passes; returns the dicts found.
+fn wait_for_dicts(crawl: &mut Proc, db: &std::path::Path, want: &[InfoHash], limit: Duration) -> HashMap<InfoHash, Vec<u8>> {
+    let started = Instant::now();
+    let mut fetched = HashMap::new();
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_secs(2));
+        fetched = stored_info_dicts(db, want);
+        if fetched.len() == want.len() {
+            break;
+        }
+        assert!(crawl.0.try_wait().unwrap().is_none(), "trawl crawl exited early");
+    }
+    fetched
+}
+
+/// The libtorrent network's bans, from its lines up to its counters at exit.
+fn bans_at_exit(mut swarm: Proc, lines: &Receiver<serde_json::Value>, seen: &mut Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    drop(swarm.0.stdin.take());
+    wait_event(lines, "counters", Duration::from_secs(20), seen);
+    seen.iter().filter(|v| v["event"] == "ban").cloned().collect()
+}
+
+#[test]
+fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() {
+    let started = Instant::now();
+    let dir = tempfile::tempdir().unwrap();
+    let lt_dir = dir.path().join("lt");
+    let db = dir.path().join("db");
+    let (swarm, lines) = lt_swarm(&lt_dir, "127.93.0.1", &[]);
+    let mut seen = Vec::new();
+    let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
+    let nodes: Vec<String> = ready["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    let torrents = parse_torrents(&ready["torrents"]);
+    assert_eq!(torrents.len(), NODES * TORRENTS_PER_NODE);
+    assert!(torrents.iter().any(|t| t.version == "hybrid") && torrents.iter().any(|t| t.version == "v1"));
+    // The torrents are on the DHT once enough nodes hold each announce.
+    wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
+
+    let (mut crawl, log) = spawn_crawl(&db, &nodes[0], &[]);
+    let v1: Vec<InfoHash> = torrents.iter().map(|t| t.info_hash).collect();
+    let crawl_started = Instant::now();
+    let fetched = wait_for_dicts(&mut crawl, &db, &v1, Duration::from_secs(120));
+    let crawl_secs = crawl_started.elapsed().as_secs_f64();
+    let (summary, log) = stop_crawl(crawl, log);
 
     // The network's own account: bans and dropped messages.
-    let mut swarm = swarm;
-    drop(swarm.0.stdin.take());
-    let counters = wait_event(&lines, "counters", Duration::from_secs(20), &mut seen);
-    let bans: Vec<&serde_json::Value> = seen.iter().filter(|v| v["event"] == "ban").collect();
+    let bans = bans_at_exit(swarm, &lines, &mut seen);
     eprintln!(
-        "crawl_libtorrent: {} of {} torrents in {crawl_secs:.1} s (whole test {:.1} s); summary {summary}; counters {}",
+        "crawl_libtorrent: {} of {} torrents in {crawl_secs:.1} s (whole test {:.1} s); summary {summary}",
         fetched.len(),
         torrents.len(),
         started.elapsed().as_secs_f64(),
-        counters["nodes"]
     );
 
     assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
@@ -269,4 +289,61 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         .count();
     eprintln!("crawl_libtorrent: {v2_found} truncated v2 hashes discovered");
     assert!(v2_found > 0, "no hybrid's v2 hash was sampled");
+}
+
+/// Torrents seeded only after the crawl sampled every node: libtorrent asks
+/// for six hours between samples, so the crawl can learn them only by answering:
+/// the `get_peers` lookups and `announce_peer`s of their announces reach it,
+/// and the announcer is the peer it fetches from.
+#[test]
+fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
+    const LATE: usize = 4;
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (mut swarm, lines) = lt_swarm(&dir.path().join("lt"), "127.94.0.1", &["--late", &LATE.to_string()]);
+    let mut seen = Vec::new();
+    let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
+    let nodes: Vec<String> = ready["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap().to_string())
+        .collect();
+    wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
+    let (mut crawl, log) = spawn_crawl(&db, &nodes[0], &["--no-read-only"]);
+    // Once the crawl has fetched a first torrent it has queried the nodes,
+    // which took it into their routing tables (it is not read-only).
+    let first: Vec<InfoHash> = parse_torrents(&ready["torrents"]).iter().map(|t| t.info_hash).collect();
+    let early = wait_for_dicts(&mut crawl, &db, &first, Duration::from_secs(60));
+    assert!(!early.is_empty(), "nothing fetched before the late torrents");
+    use std::io::Write;
+    swarm.0.stdin.as_mut().unwrap().write_all(b"seed-late\n").unwrap();
+    swarm.0.stdin.as_mut().unwrap().flush().unwrap();
+    let late = parse_torrents(&wait_event(&lines, "late_seeded", Duration::from_secs(20), &mut seen)["torrents"]);
+    assert_eq!(late.len(), LATE);
+    let want: Vec<InfoHash> = late.iter().map(|t| t.info_hash).collect();
+    let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(60));
+    let (summary, log) = stop_crawl(crawl, log);
+    let bans = bans_at_exit(swarm, &lines, &mut seen);
+    eprintln!("crawl_libtorrent harvest: {} of {LATE} late torrents; summary {summary}", fetched.len());
+    assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
+    assert!(
+        fetched.len() * 4 >= LATE * 3,
+        "{} of {LATE} late torrents stored; summary {summary}\n{log}",
+        fetched.len()
+    );
+    let store = Store::open_read_only(&db).unwrap();
+    for t in late.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
+        assert!(fetched[&t.info_hash] == t.info_dict, "{} differs from libtorrent's", t.name);
+        let sources = store.infohash(&t.info_hash).unwrap().expect("the hash is stored").sources;
+        assert!(
+            sources.contains(Source::GetPeers) || sources.contains(Source::Announce),
+            "{} was not harvested: {:?}",
+            t.name,
+            sources.iter().collect::<Vec<_>>()
+        );
+        assert!(!sources.contains(Source::Sample), "{} came from a sample", t.name);
+    }
+    assert!(summary["queries_answered"].as_u64().unwrap() > 0, "{summary}");
+    assert!(summary["announced_peers"].as_u64().unwrap() > 0, "{summary}");
 }

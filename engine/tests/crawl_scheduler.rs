@@ -6,9 +6,9 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use trawl_engine::codec::compact::CompactNode;
-use trawl_engine::codec::krpc::{encode_error, encode_query, encode_response, Kind, Message, Query, ResponseOut};
+use trawl_engine::codec::krpc::{encode_error, encode_query, encode_response, Kind, Message, Query, ResponseOut, Want};
 use trawl_engine::codec::wire::ERROR_METHOD_UNKNOWN;
-use trawl_engine::crawl::{owner, CrawlConfig, Scheduler, MAX_QUEUED_REPLIES};
+use trawl_engine::crawl::{owner, CrawlConfig, PeerFound, Scheduler, Via, MAX_QUEUED_REPLIES};
 
 fn addr(a: u8, b: u8) -> SocketAddr {
     SocketAddr::new(Ipv4Addr::new(127, a, b, 1).into(), 6881)
@@ -297,7 +297,7 @@ fn backpressure_pauses_sampling_but_keeps_what_was_found() {
 }
 
 #[test]
-fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
+fn queries_are_ignored_when_read_only_and_a_querier_is_taken_in_only_after_our_ping() {
     let now = Instant::now();
     let from = addr(5, 5);
     let mut ping = Vec::new();
@@ -316,8 +316,193 @@ fn queries_are_ignored_when_read_only_and_pings_answered_otherwise() {
     let m = Message::decode(&buf).unwrap();
     assert_eq!(m.transaction_id, b"pq");
     assert!(matches!(m.kind, Kind::Response(ref r) if *r.id == [0xEE; 20]));
-    // The querier was not read-only, so it became a known node.
-    assert_eq!(rw.known_nodes(), 1);
+    // A source address can be forged (BEP 5): the querier is pinged first.
+    assert_eq!(rw.known_nodes(), 0);
+    assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
+    let verify = Message::decode(&buf).unwrap();
+    assert!(matches!(verify.kind, Kind::Query(Query::Ping { .. })));
+    assert_eq!(rw.stats().verify_pings_sent, 1);
+    // The same querier again while the ping is out: one ping only.
+    rw.handle_datagram(now, from, &ping);
+    assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
+    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Response(_)));
+    let mut pong = Vec::new();
+    encode_response(&mut pong, verify.transaction_id, &ResponseOut::new(&[3; 20]), None, None);
+    rw.handle_datagram(now, from, &pong);
+    assert_eq!(rw.known_nodes(), 1, "it answered our ping");
+    assert_eq!(rw.stats().verify_pings_sent, 1);
+    // A read-only querier (BEP 43) is never pinged nor taken in.
+    let mut ro_ping = Vec::new();
+    encode_query(&mut ro_ping, b"pr", &Query::Ping { id: &[4; 20] }, true, None);
+    rw.handle_datagram(now, addr(6, 6), &ro_ping);
+    assert_eq!(rw.poll_transmit(now, &mut buf), Some(addr(6, 6)));
+    assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Response(_)));
+    assert_eq!(rw.stats().verify_pings_sent, 1);
+}
+
+/// A read-only querier's (so no verifying ping follows) query, answered: the reply.
+fn ask(s: &mut Scheduler, now: Instant, from: SocketAddr, tid: &[u8], q: &Query<'_>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    encode_query(&mut bytes, tid, q, true, None);
+    s.handle_datagram(now, from, &bytes);
+    let mut buf = Vec::new();
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(from), "not answered");
+    buf
+}
+
+fn get_peers<'a>(id: &'a [u8; 20], info_hash: &'a [u8; 20]) -> Query<'a> {
+    Query::GetPeers {
+        id,
+        info_hash,
+        want: Want::default(),
+        scrape: false,
+        noseed: false,
+    }
+}
+
+#[test]
+fn incoming_get_peers_and_announces_are_answered_with_tokens_and_harvested() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(answering(), now);
+    let (asker, announcer, later) = (addr(5, 5), addr(6, 6), addr(7, 7));
+    let (h1, h2, h3) = ([0x11; 20], [0x22; 20], [0x33; 20]);
+    let reply = ask(&mut s, now, asker, b"g1", &get_peers(&[5; 20], &h1));
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    assert!(r.token.is_some() && r.values.is_empty());
+    // Tokens are per IP: the one from a get_peers for h2 announces h3.
+    let reply = ask(&mut s, now, announcer, b"g2", &get_peers(&[6; 20], &h2));
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    let token = r.token.unwrap().to_vec();
+    let announce = |token| Query::AnnouncePeer {
+        id: &[6; 20],
+        info_hash: &h3,
+        port: 1,
+        implied_port: true,
+        token,
+        seed: true,
+    };
+    let bad = ask(&mut s, now, announcer, b"a0", &announce(&b"nope"[..]));
+    assert!(matches!(Message::decode(&bad).unwrap().kind, Kind::Error(ref e) if e.code == 203));
+    let ok = ask(&mut s, now, announcer, b"a1", &announce(&token[..]));
+    assert!(matches!(Message::decode(&ok).unwrap().kind, Kind::Response(_)));
+    // The announcer, at the datagram's port (implied_port), is a peer of h3.
+    let reply = ask(&mut s, now, later, b"g3", &get_peers(&[7; 20], &h3));
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    assert_eq!(r.values.clone().collect::<Vec<_>>(), vec![announcer]);
+    // sample_infohashes gives what was announced, with libtorrent's interval.
+    let reply = ask(
+        &mut s,
+        now,
+        later,
+        b"si",
+        &Query::SampleInfohashes {
+            id: &[7; 20],
+            target: &[0; 20],
+            want: Want::default(),
+        },
+    );
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    assert_eq!(r.samples.clone().collect::<Vec<_>>(), vec![&h3]);
+    assert_eq!((r.interval, r.num), (Some(21_600), Some(1)));
+
+    let st = s.stats();
+    assert_eq!((st.harvested_get_peers, st.harvested_announces), (2, 1));
+    assert_eq!((st.new_hashes, st.duplicate_hashes), (3, 1), "h3 again in the last get_peers");
+    assert_eq!(st.announced_peers, 1);
+    assert_eq!((st.queries_answered, st.query_errors_sent), (6, 1));
+    let out = s.output();
+    let found: Vec<([u8; 20], Via, SocketAddr)> = out.discoveries.iter().map(|d| (d.info_hash, d.via, d.source)).collect();
+    assert_eq!(
+        found,
+        vec![
+            (h1, Via::GetPeers, asker),
+            (h2, Via::GetPeers, announcer),
+            (h3, Via::Announce, announcer)
+        ]
+    );
+    assert_eq!(out.peers, vec![PeerFound { info_hash: h3, peer: announcer }]);
+}
+
+#[test]
+fn unknown_methods_get_204_and_malformed_queries_203() {
+    let now = Instant::now();
+    let mut s = Scheduler::new(answering(), now);
+    let mut buf = Vec::new();
+    let from = addr(5, 5);
+    s.handle_datagram(now, from, b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q4:vote1:t2:v11:y1:qe");
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(from));
+    let m = Message::decode(&buf).unwrap();
+    assert!(matches!(m.kind, Kind::Error(ref e) if e.code == 204) && m.transaction_id == b"v1");
+    // get_peers without its info_hash.
+    s.handle_datagram(now, from, b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q9:get_peers1:t2:m11:y1:qe");
+    assert_eq!(s.poll_transmit(now, &mut buf), Some(from));
+    let m = Message::decode(&buf).unwrap();
+    assert!(matches!(m.kind, Kind::Error(ref e) if e.code == 203) && m.transaction_id == b"m1");
+    // Not KRPC at all: silence.
+    s.handle_datagram(now, from, b"\x00\x01garbage");
+    assert_eq!(s.poll_transmit(now, &mut buf), None);
+    assert_eq!(s.stats().query_errors_sent, 2);
+}
+
+/// Every reply is at most 3x its query, whatever the query asks for: a forged
+/// source gains an attacker little. Lists are trimmed, never left empty.
+#[test]
+fn replies_are_at_most_three_times_their_query() {
+    let now = Instant::now();
+    let cfg = CrawlConfig {
+        answer_burst: 1_000.0,
+        ..answering()
+    };
+    let mut s = Scheduler::new(cfg, now);
+    // 40 nodes that answered a sample of ours fill the answering table.
+    for i in 0..40u8 {
+        assert!(s.add_node(now, CompactNode { id: [i; 20], addr: addr(20, i) }));
+    }
+    let mut buf = Vec::new();
+    while let Some(to) = s.poll_transmit(now, &mut buf) {
+        let id = [to.ip().to_string().rsplit('.').nth(1).unwrap().parse::<u8>().unwrap(); 20];
+        let mut r = ResponseOut::new(&id);
+        r.interval = Some(60);
+        r.num = Some(0);
+        let mut reply = Vec::new();
+        encode_response(&mut reply, &tid_of(&buf), &r, None, None);
+        s.handle_datagram(now, to, &reply);
+    }
+    assert_eq!(s.answering().unwrap().contacts(), 40);
+    // 60 announcers of one infohash.
+    let h = [0x44; 20];
+    for i in 0..60u8 {
+        let from = addr(30, i);
+        let reply = ask(&mut s, now, from, b"tk", &get_peers(&[9; 20], &h));
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+        let token = r.token.unwrap().to_vec();
+        let q = Query::AnnouncePeer {
+            id: &[9; 20],
+            info_hash: &h,
+            port: 6881,
+            implied_port: false,
+            token: &token,
+            seed: false,
+        };
+        ask(&mut s, now, from, b"an", &q);
+    }
+    let both = Want { v4: true, v6: true };
+    let queries = [
+        Query::Ping { id: &[8; 20] },
+        Query::FindNode { id: &[8; 20], target: &[0x55; 20], want: both },
+        Query::GetPeers { id: &[8; 20], info_hash: &h, want: both, scrape: true, noseed: false },
+        Query::GetPeers { id: &[8; 20], info_hash: &[0x66; 20], want: both, scrape: false, noseed: false },
+        Query::SampleInfohashes { id: &[8; 20], target: &[0x55; 20], want: both },
+    ];
+    for q in &queries {
+        let mut bytes = Vec::new();
+        encode_query(&mut bytes, b"aa", q, true, None);
+        let reply = ask(&mut s, now, addr(40, 1), b"aa", q);
+        assert!(reply.len() <= 3 * bytes.len(), "{} bytes for a {}-byte {q:?}", reply.len(), bytes.len());
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+        let lists = r.nodes.clone().count() + r.values.clone().count() + r.samples.clone().count();
+        assert!(matches!(q, Query::Ping { .. }) || lists > 0, "nothing useful left for {q:?}");
+    }
 }
 
 /// Found by `trawl-bench flood`: without a limit, one address got 85% of 2,000

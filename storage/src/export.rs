@@ -35,11 +35,14 @@ pub enum Format {
     Csv,
     /// NDJSON for bitmagnet's `/import` (only hashes with metadata: it needs a name).
     Bitmagnet,
+    /// One magnet link per line ([`magnet_link`]): both hashes of a hybrid,
+    /// the name once the metadata is stored.
+    Magnet,
 }
 
 impl Format {
     fn needs_metadata(self) -> bool {
-        matches!(self, Format::Jsonl | Format::Csv | Format::Bitmagnet)
+        matches!(self, Format::Jsonl | Format::Csv | Format::Bitmagnet | Format::Magnet)
     }
 }
 
@@ -88,6 +91,10 @@ pub fn export<W: Write>(store: &Store, format: Format, filter: &Filter, out: &mu
             Format::Bin => line.extend_from_slice(&item.hash),
             Format::Jsonl => write_jsonl(&mut line, &item)?,
             Format::Csv => write_csv(&mut line, &item),
+            Format::Magnet => {
+                line.extend_from_slice(magnet_link(&item.hash, item.torrent.as_ref()).as_bytes());
+                line.push(b'\n');
+            }
             Format::Bitmagnet => {
                 if !write_bitmagnet(&mut line, &item)? {
                     sum.skipped += 1;
@@ -275,10 +282,43 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn hex_string(h: &InfoHash) -> String {
-    let mut v = Vec::with_capacity(40);
+fn hex_string(h: &[u8]) -> String {
+    let mut v = Vec::with_capacity(2 * h.len());
     push_hex(&mut v, h);
     String::from_utf8(v).unwrap_or_default()
+}
+
+/// A magnet link for `hash`: `xt=urn:btih:` with the v1 hash (none for a
+/// v2-only torrent), `xt=urn:btmh:1220` with the full SHA-256 of a v2 or
+/// hybrid torrent (BEP 52's multihash form), and `dn=` with the name once the
+/// metadata is stored, percent-encoded (RFC 3986 unreserved bytes stay).
+pub fn magnet_link(hash: &InfoHash, torrent: Option<&TorrentRecord>) -> String {
+    let mut m = String::from("magnet:?");
+    let v2_only = torrent.is_some_and(|t| t.version == TorrentVersion::V2);
+    if !v2_only {
+        m.push_str("xt=urn:btih:");
+        m.push_str(&hex_string(hash));
+    }
+    if let Some(v2) = torrent.and_then(|t| t.v2_hash) {
+        if !v2_only {
+            m.push('&');
+        }
+        m.push_str("xt=urn:btmh:1220");
+        m.push_str(&hex_string(&v2));
+    }
+    if let Some(t) = torrent {
+        m.push_str("&dn=");
+        for &b in &t.name {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                m.push(b as char);
+            } else {
+                m.push('%');
+                m.push(HEX[(b >> 4) as usize].to_ascii_uppercase() as char);
+                m.push(HEX[(b & 15) as usize].to_ascii_uppercase() as char);
+            }
+        }
+    }
+    m
 }
 
 #[derive(Serialize)]
@@ -290,6 +330,13 @@ struct JsonFile {
 #[derive(Serialize)]
 struct JsonLine<'a> {
     info_hash: String,
+    /// `v1`, `v2` or `hybrid`, once the metadata is stored.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<&'static str>,
+    /// The full SHA-256 of a v2 or hybrid info dict, 64 hex digits.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    v2_info_hash: Option<String>,
+    magnet: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     name: Option<std::borrow::Cow<'a, str>>,
     /// Present only when the name is not valid UTF-8, so nothing is lost.
@@ -332,6 +379,9 @@ fn write_jsonl(line: &mut Vec<u8>, item: &Item) -> Result<(), StorageError> {
     let t = item.torrent.as_ref();
     let j = JsonLine {
         info_hash: hex_string(&item.hash),
+        version: t.map(|t| t.version.as_str()),
+        v2_info_hash: t.and_then(|t| t.v2_hash).map(|h| hex_string(&h)),
+        magnet: magnet_link(&item.hash, t),
         name: t.map(|t| t.name_readable()),
         name_hex: t.filter(|t| std::str::from_utf8(&t.name).is_err()).map(|t| {
             let mut v = Vec::new();

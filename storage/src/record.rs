@@ -291,10 +291,39 @@ impl FileEntry {
     }
 }
 
+/// Which metadata versions a torrent's info dict carries.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum TorrentVersion {
+    /// BEP 3 only: known by the SHA-1 of its info dict.
+    #[default]
+    V1,
+    /// BEP 52 only: known by the SHA-256 of its info dict (20 bytes of it on the DHT).
+    V2,
+    /// Both: one info dict, two hashes.
+    Hybrid,
+}
+
+impl TorrentVersion {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TorrentVersion::V1 => "v1",
+            TorrentVersion::V2 => "v2",
+            TorrentVersion::Hybrid => "hybrid",
+        }
+    }
+}
+
 /// Fetched metadata for one infohash.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TorrentRecord {
+    /// The key: the SHA-1 of the info dict for v1 and hybrid torrents, the
+    /// truncated SHA-256 for v2-only ones.
     pub info_hash: InfoHash,
+    pub version: TorrentVersion,
+    /// The full SHA-256 of the info dict (BEP 52's `urn:btmh` hash), for v2
+    /// and hybrid torrents. A hybrid is also found by its first 20 bytes
+    /// ([`crate::Store::torrent`]).
+    pub v2_hash: Option<[u8; 32]>,
     /// The info dict's `name`, byte for byte.
     pub name: Vec<u8>,
     /// Empty for a single-file torrent (its one file is `name`, `total_size` long).
@@ -316,6 +345,15 @@ impl TorrentRecord {
     /// The name as text, invalid UTF-8 replaced by U+FFFD.
     pub fn name_readable(&self) -> Cow<'_, str> {
         String::from_utf8_lossy(&self.name)
+    }
+
+    /// The 20-byte form of [`Self::v2_hash`] that the DHT carries.
+    pub fn v2_truncated(&self) -> Option<InfoHash> {
+        self.v2_hash.map(|h| {
+            let mut t = [0u8; 20];
+            t.copy_from_slice(&h[..20]);
+            t
+        })
     }
 
     /// Number of files (a single-file torrent has one).

@@ -15,6 +15,7 @@
 //! | `scrapes`    | infohash (20)                         | seeders u32, leechers u32, at u32 (12, BE) |
 //! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | ip (4 or 16) ‖ port u16 BE ‖ next sample u32 BE ‖ BEP 51 u8 (see `encode_node`) |
 //! | `provisional_names` | infohash (20)                  | at u32 BE ‖ name bytes (see `encode_provisional_name`) |
+//! | `aliases`    | a hybrid's truncated v2 infohash (20) | its v1 infohash (20), the `torrents` key |
 //! | `meta`       | ASCII name                            | `schema_version`: u32 BE                |
 //!
 //! Keys are fixed-size and big-endian so byte order is the order we scan in.
@@ -23,8 +24,11 @@
 //! Additions that old databases and old values survive, so no version bump:
 //! - the `nodes` value's sampling-state suffix (see [`encode_node`]);
 //! - the `staging` value's state byte (see [`encode_staging`]);
-//! - the `provisional_names` family ([`ADDED_FAMILIES`]): a writable open
-//!   creates it, a read-only open of a database without it reads it as empty.
+//! - the `provisional_names` and `aliases` families ([`ADDED_FAMILIES`]): a
+//!   writable open creates them, a read-only open of a database without them
+//!   reads them as empty;
+//! - the `torrents` value's v2 flags and SHA-256 (see [`encode_torrent`]):
+//!   a value without them is a v1 torrent.
 //!
 //! A build from before an addition cannot read values written with it (its
 //! decoders refuse trailing bytes), so going back to an older build needs a
@@ -51,9 +55,10 @@ pub const CF_SCRAPES: &str = "scrapes";
 pub const CF_NODES: &str = "nodes";
 pub const CF_META: &str = "meta";
 pub const CF_PROVISIONAL_NAMES: &str = "provisional_names";
+pub const CF_ALIASES: &str = "aliases";
 
 /// Every family this schema version has, in creation order.
-pub const COLUMN_FAMILIES: [&str; 9] = [
+pub const COLUMN_FAMILIES: [&str; 10] = [
     CF_INFOHASHES,
     CF_STAGING,
     CF_STAGING_DUE,
@@ -63,11 +68,12 @@ pub const COLUMN_FAMILIES: [&str; 9] = [
     CF_NODES,
     CF_META,
     CF_PROVISIONAL_NAMES,
+    CF_ALIASES,
 ];
 
 /// Families added after databases of this schema version were first
 /// written: an older database may lack them (see the module doc).
-pub const ADDED_FAMILIES: [&str; 1] = [CF_PROVISIONAL_NAMES];
+pub const ADDED_FAMILIES: [&str; 2] = [CF_PROVISIONAL_NAMES, CF_ALIASES];
 
 pub const INFOHASH_LEN: usize = 20;
 pub const INFOHASH_VALUE_LEN: usize = 13;
@@ -92,6 +98,11 @@ const FAMILY_V4: u8 = 4;
 const FAMILY_V6: u8 = 6;
 const TORRENT_CODEC_V1: u8 = 1;
 const FLAG_PRIVATE: u8 = 1;
+/// The 32-byte SHA-256 of the info dict follows the flags (v2 and hybrid).
+const FLAG_V2_HASH: u8 = 2;
+/// No v1 metadata: a v2-only torrent. Records written before versions were
+/// kept have neither flag, and are v1.
+const FLAG_NO_V1: u8 = 4;
 
 /// RocksDB options for one column family. Tuned per family for size on disk:
 /// the bare index must stay under 48 bytes per hash, torrents under 2 KB.
@@ -409,7 +420,17 @@ pub fn encode_torrent(t: &TorrentRecord, out: &mut Vec<u8>) {
     out.extend_from_slice(&t.fetched_at.to_be_bytes());
     out.push(class_code(t.class));
     out.push(t.content_type.map_or(0, |c| content_type_code(c)));
-    out.push(if t.private { FLAG_PRIVATE } else { 0 });
+    let mut flags = if t.private { FLAG_PRIVATE } else { 0 };
+    if t.v2_hash.is_some() {
+        flags |= FLAG_V2_HASH;
+    }
+    if t.version == TorrentVersion::V2 {
+        flags |= FLAG_NO_V1;
+    }
+    out.push(flags);
+    if let Some(h) = &t.v2_hash {
+        out.extend_from_slice(h);
+    }
     put_varint(out, t.total_size);
     put_varint(out, t.piece_length);
     put_bytes(out, &t.name);
@@ -444,6 +465,21 @@ pub fn decode_torrent(info_hash: InfoHash, v: &[u8]) -> Result<TorrentRecord, St
         Some(content_type_from_code(ct).ok_or_else(|| StorageError::corrupt("torrent record", "content type"))?)
     };
     let flags = r.u8()?;
+    let v2_hash = if flags & FLAG_V2_HASH != 0 {
+        let mut h = [0u8; 32];
+        for b in &mut h {
+            *b = r.u8()?;
+        }
+        Some(h)
+    } else {
+        None
+    };
+    let version = match (flags & FLAG_NO_V1 != 0, v2_hash.is_some()) {
+        (false, false) => TorrentVersion::V1,
+        (false, true) => TorrentVersion::Hybrid,
+        (true, true) => TorrentVersion::V2,
+        (true, false) => return Err(StorageError::corrupt("torrent record", "v2-only without a v2 hash")),
+    };
     let total_size = r.varint()?;
     let piece_length = r.varint()?;
     let name = r.bytes()?.to_vec();
@@ -470,6 +506,8 @@ pub fn decode_torrent(info_hash: InfoHash, v: &[u8]) -> Result<TorrentRecord, St
     r.finish()?;
     Ok(TorrentRecord {
         info_hash,
+        version,
+        v2_hash,
         name,
         files,
         total_size,
@@ -820,6 +858,8 @@ mod tests {
         };
         TorrentRecord {
             info_hash: h(4),
+            version: TorrentVersion::V1,
+            v2_hash: None,
             name: b"Show \xff raw".to_vec(),
             files: vec![
                 f(&["Season 1", "e01.mkv"], 1 << 30),
@@ -847,6 +887,31 @@ mod tests {
         assert_eq!(decode_torrent(h(4), &buf).unwrap(), t);
         assert_eq!(torrent_class(&buf), Some(ContentClass::Video));
         assert_eq!(t.name_readable(), "Show \u{fffd} raw");
+    }
+
+    #[test]
+    fn v2_and_hybrid_torrents_round_trip_and_old_records_read_as_v1() {
+        let v1 = sample_torrent();
+        let mut buf = Vec::new();
+        encode_torrent(&v1, &mut buf);
+        assert_eq!(buf[7] & (FLAG_V2_HASH | FLAG_NO_V1), 0, "a v1 record is what old builds wrote");
+        for version in [TorrentVersion::V2, TorrentVersion::Hybrid] {
+            let t = TorrentRecord {
+                version,
+                v2_hash: Some([0xab; 32]),
+                ..sample_torrent()
+            };
+            encode_torrent(&t, &mut buf);
+            assert_eq!(decode_torrent(h(4), &buf).unwrap(), t, "{version:?}");
+            assert_eq!(torrent_class(&buf), Some(ContentClass::Video));
+            for cut in 0..buf.len() {
+                assert!(decode_torrent(h(4), &buf[..cut]).is_err(), "{version:?} cut at {cut}");
+            }
+        }
+        // "No v1" without the hash it needs is corrupt, not a v1 torrent.
+        encode_torrent(&v1, &mut buf);
+        buf[7] |= FLAG_NO_V1;
+        assert!(decode_torrent(h(4), &buf).is_err());
     }
 
     #[test]

@@ -398,14 +398,32 @@ impl Store {
         self.get(CF_INFOHASHES, h)?.map(|v| decode_infohash(&v)).transpose()
     }
 
-    /// The stored metadata with its scrape joined in (no info dict; see [`Self::info_dict`]).
+    /// The stored metadata with its scrape joined in (no info dict; see
+    /// [`Self::info_dict`]). A hybrid is found by either of its hashes; the
+    /// record's `info_hash` is its v1 hash.
     pub fn torrent(&self, h: &InfoHash) -> Result<Option<TorrentRecord>, StorageError> {
-        let Some(v) = self.get(CF_TORRENTS, h)? else {
+        let key = self.primary_hash(h)?.unwrap_or(*h);
+        let Some(v) = self.get(CF_TORRENTS, &key)? else {
             return Ok(None);
         };
-        let mut t = decode_torrent(*h, &v)?;
-        t.scrape = self.scrape(h)?;
+        let mut t = decode_torrent(key, &v)?;
+        t.scrape = self.scrape(&key)?;
         Ok(Some(t))
+    }
+
+    /// The v1 hash a hybrid is stored under, if `h` is its truncated v2 hash.
+    pub fn primary_hash(&self, h: &InfoHash) -> Result<Option<InfoHash>, StorageError> {
+        let Some(cf) = self.added_cf(CF_ALIASES) else {
+            return Ok(None);
+        };
+        let Some(v) = self.db.get_pinned_cf(cf, h).map_err(|e| self.rocks(e))? else {
+            return Ok(None);
+        };
+        let key: InfoHash = v
+            .as_ref()
+            .try_into()
+            .map_err(|_| StorageError::corrupt("alias", format_args!("{} bytes", v.len())))?;
+        Ok(Some(key))
     }
 
     pub fn info_dict(&self, h: &InfoHash) -> Result<Option<Vec<u8>>, StorageError> {

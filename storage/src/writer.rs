@@ -66,11 +66,9 @@ pub struct Batch {
     /// [`WriterStats::requeued_for_new_peers`]); known peers change nothing.
     pub peers: Vec<PeersFound>,
     pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
-    /// Fetched metadata (with `info_dict` set); removes the hash from the queue.
+    /// Fetched metadata (with `info_dict` set); removes the hash from the
+    /// queue, and a hybrid's truncated v2 hash too (it is kept as an alias).
     pub torrents: Vec<TorrentRecord>,
-    /// Queue entries that one of `torrents` also ends: a hybrid fetched by
-    /// its truncated v2 hash is stored under its v1 hash, and this names the v2 one.
-    pub also_fetched: Vec<InfoHash>,
     /// Failed fetches; reschedules with backoff.
     pub failures: Vec<FetchFailure>,
     /// Hashes to queue for a metadata fetch (import), with the time queued.
@@ -93,7 +91,6 @@ impl Batch {
             + self.peers.len()
             + self.scrapes.len()
             + self.torrents.len()
-            + self.also_fetched.len()
             + self.failures.len()
             + self.enqueue.len()
             + self.nodes.as_ref().map_or(0, Vec::len)
@@ -675,7 +672,7 @@ impl WriterLoop {
                 self.counters.queue_abandoned.fetch_add(1, Relaxed);
             }
         }
-        let (cf_t, cf_d) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?);
+        let (cf_t, cf_d, cf_a) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?, store.cf(CF_ALIASES)?);
         for t in &b.torrents {
             encode_torrent(t, &mut self.buf);
             wb.put_cf(cf_t, t.info_hash, &self.buf);
@@ -683,11 +680,15 @@ impl WriterLoop {
                 wb.put_cf(cf_d, t.info_hash, d);
             }
             self.load_queue_edit(store, &t.info_hash)?.entry = None;
+            // A hybrid is one torrent under two hashes: whichever hash it was
+            // fetched by, the other's queue entry ends too, and a later
+            // sighting of its v2 hash never queues it again.
+            if let Some(alias) = t.v2_truncated().filter(|a| *a != t.info_hash) {
+                wb.put_cf(cf_a, alias, t.info_hash);
+                self.load_queue_edit(store, &alias)?.entry = None;
+            }
             self.stored.push(t.info_hash);
             self.counters.torrents.fetch_add(1, Relaxed);
-        }
-        for h in &b.also_fetched {
-            self.load_queue_edit(store, h)?.entry = None;
         }
         if !self.stored.is_empty() {
             // The real name has arrived: the provisional one goes.
@@ -754,6 +755,7 @@ impl WriterLoop {
                     .get_pinned_cf(store.cf(CF_TORRENTS)?, h)
                     .map_err(|e| store.rocks(e))?
                     .is_some()
+                || store.primary_hash(h)?.is_some()
             {
                 return Ok(None);
             }

@@ -13,6 +13,8 @@ fn h(n: u8) -> InfoHash {
 fn torrent(n: u8, class: ContentClass, name: &[u8]) -> TorrentRecord {
     TorrentRecord {
         info_hash: h(n),
+        version: TorrentVersion::V1,
+        v2_hash: None,
         name: name.to_vec(),
         files: vec![
             FileEntry {
@@ -38,7 +40,48 @@ fn torrent(n: u8, class: ContentClass, name: &[u8]) -> TorrentRecord {
 /// Hashes 1..=4 seen at 1_700_000_000 + n; torrents for 2 (video) and 4 (audio); a scrape for 2;
 /// provisional names for 1 and 3 (and one for 2, dropped for its torrent).
 fn fixture() -> (tempfile::TempDir, Store) {
+    store_with(Batch {
+        discoveries: (1..=4).map(discovery).collect(),
+        torrents: vec![
+            torrent(2, ContentClass::Video, b"Movie, \"the\""),
+            torrent(4, ContentClass::Audio, b"bad \xff utf8"),
+        ],
+        scrapes: vec![(
+            h(2),
+            ScrapeEstimate {
+                seeders: 7,
+                leechers: 3,
+                at: 1_700_000_200,
+            },
+        )],
+        names: [
+            (1, &b"Heard, \"early\""[..]),
+            (2, b"not the real name"),
+            (3, b"raw \xff"),
+        ]
+        .into_iter()
+        .map(|(n, name)| ProvisionalName {
+            info_hash: h(n),
+            name: name.to_vec(),
+            at: 1_700_000_050,
+        })
+        .collect(),
+        ..Batch::default()
+    })
+}
+
+fn discovery(n: u8) -> Discovery {
+    Discovery {
+        info_hash: h(n),
+        source: Source::Sample,
+        at: 1_700_000_000 + u32::from(n),
+    }
+}
+
+/// A database holding what `batch` brings, opened read-only.
+fn store_with(batch: Batch) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
+    let torrents = batch.torrents.len() as u64;
     {
         let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
         let writer = Writer::spawn(
@@ -49,44 +92,8 @@ fn fixture() -> (tempfile::TempDir, Store) {
             },
         )
         .unwrap();
-        writer
-            .handle()
-            .send(Batch {
-                discoveries: (1..=4)
-                    .map(|n| Discovery {
-                        info_hash: h(n),
-                        source: Source::Sample,
-                        at: 1_700_000_000 + u32::from(n),
-                    })
-                    .collect(),
-                torrents: vec![
-                    torrent(2, ContentClass::Video, b"Movie, \"the\""),
-                    torrent(4, ContentClass::Audio, b"bad \xff utf8"),
-                ],
-                scrapes: vec![(
-                    h(2),
-                    ScrapeEstimate {
-                        seeders: 7,
-                        leechers: 3,
-                        at: 1_700_000_200,
-                    },
-                )],
-                names: [
-                    (1, &b"Heard, \"early\""[..]),
-                    (2, b"not the real name"),
-                    (3, b"raw \xff"),
-                ]
-                .into_iter()
-                .map(|(n, name)| ProvisionalName {
-                    info_hash: h(n),
-                    name: name.to_vec(),
-                    at: 1_700_000_050,
-                })
-                .collect(),
-                ..Batch::default()
-            })
-            .unwrap();
-        assert_eq!(writer.shutdown().torrents, 2);
+        writer.handle().send(batch).unwrap();
+        assert_eq!(writer.shutdown().torrents, torrents);
     }
     let store = Store::open_read_only(dir.path()).unwrap();
     (dir, store)
@@ -280,4 +287,56 @@ fn open_errors_say_what_is_wrong() {
         .err()
         .expect("a broken CURRENT file must not open");
     assert!(matches!(e, StorageError::Corrupt(_) | StorageError::Io(_)), "{e}");
+}
+
+/// Hash 1 without metadata, 2 a hybrid (v1 key, full SHA-256 beside it), 3 a
+/// v2-only torrent keyed by its truncated SHA-256.
+fn versions_fixture() -> (tempfile::TempDir, Store) {
+    let mut hybrid = torrent(2, ContentClass::Video, b"A b&c/\xc3\xa9");
+    hybrid.version = TorrentVersion::Hybrid;
+    hybrid.v2_hash = Some([0xab; 32]);
+    let mut v2 = torrent(3, ContentClass::Video, b"v2");
+    v2.version = TorrentVersion::V2;
+    v2.v2_hash = Some([3; 32]);
+    store_with(Batch {
+        discoveries: (1..=3).map(discovery).collect(),
+        torrents: vec![hybrid, v2],
+        ..Batch::default()
+    })
+}
+
+#[test]
+fn magnet_links_carry_both_hashes_of_a_hybrid_and_only_btmh_for_v2() {
+    let (_d, store) = versions_fixture();
+    let (out, sum) = run(&store, Format::Magnet, &Filter::default());
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(sum.written, 3);
+    assert_eq!(lines[0], format!("magnet:?xt=urn:btih:{}", hex(1)));
+    assert_eq!(
+        lines[1],
+        format!(
+            "magnet:?xt=urn:btih:{}&xt=urn:btmh:1220{}&dn=A%20b%26c%2F%C3%A9",
+            hex(2),
+            "ab".repeat(32)
+        )
+    );
+    assert_eq!(lines[2], format!("magnet:?xt=urn:btmh:1220{}&dn=v2", "03".repeat(32)));
+}
+
+#[test]
+fn jsonl_says_the_version_and_carries_the_v2_hash_and_magnet() {
+    let (_d, store) = versions_fixture();
+    let (out, _) = run(&store, Format::Jsonl, &Filter::default());
+    let rows: Vec<serde_json::Value> = out
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect();
+    assert!(rows[0].get("version").is_none() && rows[0].get("v2_info_hash").is_none());
+    assert_eq!(rows[0]["magnet"], format!("magnet:?xt=urn:btih:{}", hex(1)));
+    assert_eq!(rows[1]["version"], "hybrid");
+    assert_eq!(rows[1]["v2_info_hash"], "ab".repeat(32));
+    assert_eq!(rows[2]["version"], "v2");
+    assert!(rows[2]["magnet"].as_str().unwrap().starts_with("magnet:?xt=urn:btmh:1220"));
 }

@@ -341,6 +341,8 @@ fn staging_estimate_follows_the_queue_without_a_scan() {
     assert_eq!(store.staging_len_estimate().unwrap(), 100);
     let stored = |n: u32| TorrentRecord {
         info_hash: h(n),
+        version: TorrentVersion::V1,
+        v2_hash: None,
         name: b"x".to_vec(),
         files: vec![],
         total_size: 1,
@@ -427,6 +429,8 @@ fn released_leases_are_due_at_once_and_survive_a_reopen() {
         Batch {
             torrents: vec![TorrentRecord {
                 info_hash: h(0),
+                version: TorrentVersion::V1,
+                v2_hash: None,
                 name: b"t".to_vec(),
                 files: Vec::new(),
                 total_size: 1,
@@ -521,6 +525,8 @@ fn failure(n: u32, at: UnixSecs) -> Batch {
 fn torrent_of(n: u32, at: UnixSecs) -> TorrentRecord {
     TorrentRecord {
         info_hash: h(n),
+        version: TorrentVersion::V1,
+        v2_hash: None,
         name: b"x".to_vec(),
         files: vec![],
         total_size: 1,
@@ -534,27 +540,38 @@ fn torrent_of(n: u32, at: UnixSecs) -> TorrentRecord {
     }
 }
 
-/// A hybrid found under both its hashes and fetched by the truncated v2 one
-/// is stored once, under v1, and ends both queue entries.
+/// A hybrid found under both its hashes is stored once, under v1, whichever
+/// hash fetched it: both queue entries end, its v2 hash finds it, and a later
+/// sighting of the v2 hash queues nothing.
 #[test]
-fn a_torrent_stored_under_another_hash_ends_the_entry_it_was_fetched_by() {
+fn a_hybrid_ends_both_entries_and_is_found_by_its_v2_hash() {
     let (_dir, store, writer) = start_with_policy();
     let w = writer.handle();
     commit(&w, peers_of(1, &[1], 1000));
     commit(&w, peers_of(2, &[1], 1000));
     assert_eq!(taken_hashes(&store, 1000), vec![h(1), h(2)]);
+    let mut v2 = [0xee; 32];
+    v2[..20].copy_from_slice(&h(2));
+    let hybrid = TorrentRecord {
+        version: TorrentVersion::Hybrid,
+        v2_hash: Some(v2),
+        ..torrent_of(1, 1001)
+    };
     commit(
         &w,
         Batch {
-            torrents: vec![torrent_of(1, 1001)],
-            also_fetched: vec![h(2)],
+            torrents: vec![hybrid],
             ..Batch::default()
         },
     );
     assert_eq!(store.staging_entry(&h(1)).unwrap(), None);
     assert_eq!(store.staging_entry(&h(2)).unwrap(), None, "the v2 entry ended too");
-    assert!(store.torrent(&h(1)).unwrap().is_some());
-    assert_eq!(store.torrent(&h(2)).unwrap(), None, "stored once");
+    let by_v1 = store.torrent(&h(1)).unwrap().expect("stored under v1");
+    assert_eq!((by_v1.version, by_v1.v2_hash), (TorrentVersion::Hybrid, Some(v2)));
+    let by_v2 = store.torrent(&h(2)).unwrap().expect("found by its v2 hash");
+    assert_eq!(by_v2.info_hash, h(1), "one record, keyed by v1");
+    commit(&w, peers_of(2, &[3], 1002));
+    assert_eq!(store.staging_entry(&h(2)).unwrap(), None, "a later v2 sighting queues nothing");
     assert!(taken_hashes(&store, 5000).is_empty());
     writer.shutdown();
 }
@@ -651,6 +668,8 @@ fn named(n: u32, name: &[u8], at: UnixSecs) -> ProvisionalName {
 fn stored_torrent(n: u32, name: &[u8]) -> TorrentRecord {
     TorrentRecord {
         info_hash: h(n),
+        version: TorrentVersion::V1,
+        v2_hash: None,
         name: name.to_vec(),
         files: Vec::new(),
         total_size: 1,

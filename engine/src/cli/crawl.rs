@@ -71,8 +71,9 @@ pub struct Args {
     /// Answer no queries and send `ro`=1 (BEP 43). The default.
     #[arg(long, overrides_with = "no_read_only")]
     pub read_only: bool,
-    /// Answer incoming queries (ping, find_node, get_peers) like a full node;
-    /// long-running crawls should (see docs/operating.md).
+    /// Answer other nodes' queries like a full node (ping, find_node, get_peers
+    /// with tokens and BEP 33 filters, announce_peer, sample_infohashes) and
+    /// harvest the infohashes and announcers they carry (see docs/operating.md).
     #[arg(long, overrides_with = "read_only")]
     pub no_read_only: bool,
     /// Accept loopback, private and other non-public addresses (test networks only).
@@ -85,7 +86,7 @@ pub struct Args {
     /// from a plain get_peers.
     #[arg(long)]
     pub no_scrape: bool,
-    /// Concurrent metadata fetches per core [default: 200].
+    /// Concurrent metadata fetches per core [default: 1000].
     #[arg(long, value_name = "N")]
     pub fetch_concurrency: Option<usize>,
     /// Crawl over IPv4 only.
@@ -382,6 +383,11 @@ fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json:
         "lookups_found": s.total(|c| c.lookups_found),
         "lookups_empty": s.total(|c| c.lookups_empty),
         "timeouts": s.total(|c| c.timeouts),
+        "queries_answered": s.total(|c| c.queries_answered),
+        "queries_ignored": s.total(|c| c.queries_ignored),
+        "harvested_get_peers": s.total(|c| c.harvested_get_peers),
+        "harvested_announces": s.total(|c| c.harvested_announces),
+        "announced_peers": s.total(|c| c.announced_peers),
         "stored_new": s.storage.new_infohashes,
         "stored_duplicates": s.storage.duplicate_infohashes,
         "known_nodes": s.total(|c| c.known_nodes),

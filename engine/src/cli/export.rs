@@ -22,6 +22,8 @@ pub enum FormatArg {
     Csv,
     /// NDJSON for bitmagnet's /import (hashes with metadata only).
     Bitmagnet,
+    /// One magnet link per line (btih, and btmh for v2 and hybrid torrents; the name once fetched).
+    Magnet,
     /// A folder of .torrent files, fanned out as ab/cd/<hash>.torrent (needs --out).
     Torrents,
 }
@@ -75,6 +77,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         FormatArg::Jsonl => Format::Jsonl,
         FormatArg::Csv => Format::Csv,
         FormatArg::Bitmagnet => Format::Bitmagnet,
+        FormatArg::Magnet => Format::Magnet,
         FormatArg::Torrents => {
             let dir = args
                 .out

@@ -13,11 +13,15 @@
 //!   status line.
 //! - [`peer_search`]: how a core gets peers the way real nodes give them
 //!   (plain `get_peers`, a separate scrape, lookups across cores).
+//! - [`answering`]: answering mode (not read-only): the library's answering
+//!   side over a table of nodes that answered this core, and the harvest of
+//!   incoming `get_peers` and `announce_peer`.
 //!
 //! Must not do I/O outside [`runtime`] and [`reuseport`]'s single `setsockopt`, nor share state
 //! between cores: nodes cross cores only as [`output::Handover`]s, lookups as
 //! [`peer_search::LookupMsg`]s.
 
+pub mod answering;
 pub mod clock;
 pub mod config;
 pub mod dedup;
@@ -26,7 +30,6 @@ pub mod output;
 pub mod owner;
 pub mod peer_search;
 pub mod probes;
-pub mod responder;
 pub mod reuseport;
 pub mod runtime;
 pub mod schedule;
@@ -36,7 +39,7 @@ pub mod transactions;
 pub mod unreachable;
 
 pub use config::CrawlConfig;
-pub use output::{CrawlStats, Discovery, Handover, NameFound, Output, PeerFound, SwarmSize};
+pub use output::{CrawlStats, Discovery, Handover, NameFound, Output, PeerFound, SwarmSize, Via};
 pub use owner::{owner, Family};
 pub use peer_search::{LookupMsg, PeerSearchConfig, PeerSearchStats};
 pub use scheduler::{Scheduler, MAX_QUEUED_REPLIES};

@@ -9,12 +9,24 @@ use super::peer_search::LookupMsg;
 use crate::codec::compact::CompactNode;
 use crate::codec::wire::ID_LEN;
 
-/// An infohash new to this core, with the node that sampled it.
+/// An infohash new to this core, with the node that gave it and how.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Discovery {
     pub info_hash: InfoHash,
     pub source: SocketAddr,
     pub source_id: [u8; ID_LEN],
+    pub via: Via,
+}
+
+/// How an infohash reached this core.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Via {
+    /// In a `sample_infohashes` reply of ours.
+    Sample,
+    /// In a `get_peers` query another node sent us (answering mode).
+    GetPeers,
+    /// In a valid `announce_peer` another node sent us (answering mode).
+    Announce,
 }
 
 /// A node learned here but owned by another core.
@@ -95,6 +107,17 @@ pub struct CrawlStats {
     /// Queries received while read-only, beyond the reply queue, or over the
     /// per-IP answer rate.
     pub queries_ignored: u64,
+    /// Queries answered, and of those answered with a KRPC error (unknown
+    /// method 204, malformed 203, bad token or bad port 203, store full 202).
+    pub queries_answered: u64,
+    pub query_errors_sent: u64,
+    /// Infohashes new to this core from incoming `get_peers` and `announce_peer`
+    /// (also counted in `new_hashes`), and announcers handed to the fetcher.
+    pub harvested_get_peers: u64,
+    pub harvested_announces: u64,
+    pub announced_peers: u64,
+    /// Pings sent to verify a querier before it enters the node table (BEP 5).
+    pub verify_pings_sent: u64,
     /// Nodes handed to a core given the wrong owner (a runtime bug if non-zero).
     pub misrouted: u64,
     /// Sample queries held back by backpressure (counted once per pause check).

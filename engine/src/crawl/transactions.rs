@@ -25,6 +25,8 @@ pub enum Asked {
     /// sampled it, or a lookup step.
     GetPeers(InfoHash, JobKind),
     Bootstrap,
+    /// A ping to a node that queried us: it enters the node table once it answers.
+    Verify,
 }
 
 #[derive(Clone, Copy, Debug)]

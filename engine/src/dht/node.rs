@@ -293,6 +293,7 @@ impl Node {
             routing: &self.routing,
             k: self.config.k,
             version: self.config.version.as_ref().map(|v| &v[..]),
+            max_reply: self.config.answer_limits.max_reply_len,
         };
         let answered = self
             .server

@@ -16,7 +16,7 @@ use crate::codec::krpc::{self, Query, ResponseOut, Want};
 use crate::codec::scrape::ScrapeBloom;
 use crate::codec::wire::{
     BLOOM_LEN, COMPACT_NODE_V4_LEN, COMPACT_NODE_V6_LEN, COMPACT_PEER_V6_LEN, ERROR_METHOD_UNKNOWN, ERROR_PROTOCOL,
-    ERROR_SERVER, KEY_TRANSACTION, KEY_TYPE, TYPE_QUERY,
+    ERROR_SERVER, ID_LEN, KEY_TRANSACTION, KEY_TYPE, TYPE_QUERY,
 };
 
 use super::config::{AnswerLimits, StoreLimits};
@@ -33,9 +33,10 @@ const MSG_STORE_FULL: &[u8] = b"peer store full";
 const MSG_UNKNOWN_METHOD: &[u8] = b"method unknown";
 const MSG_MALFORMED: &[u8] = b"malformed query";
 
-/// Bytes a reply needs besides its variable lists: keys, id, token, `ip`, `t`,
-/// `v` and framing, rounded up.
-const REPLY_OVERHEAD: usize = 160;
+/// Bytes a reply needs besides its variable lists and its transaction id: keys,
+/// id, token, a v6 `ip`, `v`, list keys and length prefixes, and framing (111
+/// counted), rounded up.
+const REPLY_OVERHEAD: usize = 128;
 /// One BEP 33 filter with its key and length prefix.
 const BLOOM_FIELD: usize = BLOOM_LEN + 10;
 
@@ -63,6 +64,10 @@ pub struct Context<'a> {
     pub routing: &'a RoutingTable,
     pub k: usize,
     pub version: Option<&'a [u8]>,
+    /// Largest reply for this query, in bytes (further bounded by
+    /// `AnswerLimits::max_reply_len`): a caller bounding amplification passes
+    /// a multiple of the query's size. Lists are trimmed to fit.
+    pub max_reply: usize,
 }
 
 #[derive(Clone)]
@@ -136,10 +141,15 @@ impl Server {
         let mut r = ResponseOut::new(cx.own);
         let token;
         let (bf_seeds, bf_peers);
+        let mut budget = cx
+            .max_reply
+            .min(self.limits.max_reply_len)
+            .saturating_sub(REPLY_OVERHEAD + tid.len());
         match *query {
             Query::Ping { .. } => {}
             Query::FindNode { target, want, .. } => {
                 cx.routing.closest(cx.now, target, cx.k, &mut self.nodes);
+                self.nodes.truncate(budget / node_bytes(want, from));
                 set_nodes(&mut r, &self.nodes, want, from);
             }
             Query::GetPeers {
@@ -151,7 +161,6 @@ impl Server {
             } => {
                 token = self.tokens.token_for(from.ip());
                 r.token = Some(&token);
-                let mut budget = self.limits.max_reply_len.saturating_sub(REPLY_OVERHEAD);
                 if scrape && self.store.contains(info_hash) {
                     let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
                     for (addr, seed) in self.store.live(cx.now, info_hash) {
@@ -173,6 +182,7 @@ impl Server {
                     .peers(cx.now, info_hash, noseed, max_values, rng, &mut self.values);
                 if self.values.is_empty() {
                     cx.routing.closest(cx.now, info_hash, cx.k, &mut self.nodes);
+                    self.nodes.truncate(budget / node_bytes(want, from));
                     set_nodes(&mut r, &self.nodes, want, from);
                 } else {
                     r.values = &self.values;
@@ -217,10 +227,11 @@ impl Server {
             }
             Query::SampleInfohashes { target, want, .. } => {
                 cx.routing.closest(cx.now, target, cx.k, &mut self.nodes);
+                // Nodes get at most half the room; samples the rest.
+                self.nodes.truncate(budget / 2 / node_bytes(want, from));
                 set_nodes(&mut r, &self.nodes, want, from);
-                let node_bytes = self.nodes.len() * COMPACT_NODE_V6_LEN.max(COMPACT_NODE_V4_LEN) * 2;
-                let budget = self.limits.max_reply_len.saturating_sub(REPLY_OVERHEAD + node_bytes);
-                let max = self.store_limits.max_samples.min(budget / 20);
+                budget = budget.saturating_sub(self.nodes.len() * node_bytes(want, from));
+                let max = self.store_limits.max_samples.min(budget / ID_LEN);
                 self.store.sample(max, rng, &mut self.samples);
                 r.samples = &self.samples;
                 r.interval = Some(self.store_limits.sample_interval.as_secs() as i64);
@@ -248,13 +259,24 @@ impl Server {
     }
 }
 
-/// `nodes` and/or `nodes6` per BEP 32 `want`; without `want`, the querier's family.
-fn set_nodes<'a>(r: &mut ResponseOut<'a>, nodes: &'a [CompactNode], want: Want, from: SocketAddr) {
-    let (v4, v6) = if want.v4 || want.v6 {
+/// Bytes one node costs in a reply: its compact form in each list sent.
+fn node_bytes(want: Want, from: SocketAddr) -> usize {
+    let (v4, v6) = families(want, from);
+    (usize::from(v4) * COMPACT_NODE_V4_LEN + usize::from(v6) * COMPACT_NODE_V6_LEN).max(1)
+}
+
+/// Which lists a reply carries: BEP 32 `want`, else the querier's family.
+fn families(want: Want, from: SocketAddr) -> (bool, bool) {
+    if want.v4 || want.v6 {
         (want.v4, want.v6)
     } else {
         (from.is_ipv4(), from.is_ipv6())
-    };
+    }
+}
+
+/// `nodes` and/or `nodes6` per BEP 32 `want`; without `want`, the querier's family.
+fn set_nodes<'a>(r: &mut ResponseOut<'a>, nodes: &'a [CompactNode], want: Want, from: SocketAddr) {
+    let (v4, v6) = families(want, from);
     if v4 {
         r.nodes = nodes;
     }

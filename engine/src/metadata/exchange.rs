@@ -478,9 +478,16 @@ impl Exchange {
 /// The first 20 bytes of an info dict's SHA-256: a v2 infohash as the DHT
 /// and the peer handshake carry it (BEP 52).
 pub fn truncated_v2(info_dict: &[u8]) -> [u8; 20] {
-    let full = <sha2::Sha256 as sha2::Digest>::digest(info_dict);
     let mut h = [0u8; 20];
-    h.copy_from_slice(&full[..20]);
+    h.copy_from_slice(&sha256(info_dict)[..20]);
+    h
+}
+
+/// An info dict's SHA-256: a v2 infohash in full (BEP 52's `urn:btmh:1220…`).
+pub fn sha256(info_dict: &[u8]) -> [u8; 32] {
+    let full = <sha2::Sha256 as sha2::Digest>::digest(info_dict);
+    let mut h = [0u8; 32];
+    h.copy_from_slice(&full);
     h
 }
 

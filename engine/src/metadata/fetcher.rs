@@ -36,11 +36,12 @@ use glommio::net::TcpStream;
 use glommio::sync::Semaphore;
 use glommio::timer::{sleep, Timer};
 use trawl_storage::{
-    unix_now, Batch, FetchFailure, InfoHash, StagingEntry, Store, TorrentRecord, TrySend, UnixSecs, WriterHandle,
+    unix_now, Batch, FetchFailure, InfoHash, StagingEntry, Store, TorrentRecord, TorrentVersion, TrySend, UnixSecs,
+    WriterHandle,
 };
 
 use super::classify::classify;
-use super::exchange::{Exchange, ExchangeConfig, Failure, Status};
+use super::exchange::{self, Exchange, ExchangeConfig, Failure, Status};
 use super::info;
 use crate::dht::addr_filter::AddrFilter;
 use crate::ops::FetchSnapshot;
@@ -72,7 +73,12 @@ pub struct FetchConfig {
 impl Default for FetchConfig {
     fn default() -> Self {
         FetchConfig {
-            concurrency: 200,
+            // Real peers are far away: a fetch is about four round trips, and a
+            // dial to a peer that never accepts waits out its timeout, so the
+            // rate is set by how many are in flight (bench/RESULTS.md, "Fetcher
+            // at real latency": 2,000 in flight at 200 ms hold ~1,000 fetches/s
+            // at about 60 KB each).
+            concurrency: 1_000,
             exchange: ExchangeConfig::default(),
             max_peers_per_hash: 4,
             per_ip_limit: 2,
@@ -321,7 +327,6 @@ fn flush(shared: &Shared, block: bool) {
                 .result_items
                 .set(back.torrents.len() + back.failures.len() + r.torrents.len() + r.failures.len());
             r.torrents.extend(back.torrents);
-            r.also_fetched.extend(back.also_fetched);
             r.failures.extend(back.failures);
         }
         Some(None) => {
@@ -458,13 +463,7 @@ async fn try_peer(
         Ok(raw) => match record(info_hash, raw) {
             Ok(torrent) => {
                 shared.counters.ok.fetch_add(1, Relaxed);
-                let key = torrent.info_hash;
-                push_result(shared, |b| {
-                    if key != *info_hash {
-                        b.also_fetched.push(*info_hash);
-                    }
-                    b.torrents.push(torrent)
-                });
+                push_result(shared, |b| b.torrents.push(torrent));
                 Tried::Stored
             }
             Err(e) => {
@@ -489,11 +488,17 @@ async fn try_peer(
 /// v2-only torrent keeps the truncated v2 hash it was fetched by.
 fn record(info_hash: &[u8; 20], raw: Vec<u8>) -> Result<TorrentRecord, info::InfoError> {
     let parsed = info::parse(&raw)?;
-    let v1: [u8; 20] = Sha1::digest(&raw).into();
-    let key = if v1 != *info_hash && parsed.version == info::MetaVersion::Hybrid {
-        v1
-    } else {
-        *info_hash
+    let (version, v2_hash) = match parsed.version {
+        info::MetaVersion::V1 => (TorrentVersion::V1, None),
+        info::MetaVersion::V2 => (TorrentVersion::V2, Some(exchange::sha256(&raw))),
+        info::MetaVersion::Hybrid => (TorrentVersion::Hybrid, Some(exchange::sha256(&raw))),
+    };
+    // A hybrid is kept under its v1 hash whichever hash found it (the writer
+    // keeps the other as an alias); a v2-only torrent under the hash it was
+    // fetched by, its truncated SHA-256.
+    let key = match version {
+        TorrentVersion::Hybrid => Sha1::digest(&raw).into(),
+        _ => *info_hash,
     };
     let (class, content_type) = classify(&parsed);
     let files = parsed
@@ -506,6 +511,8 @@ fn record(info_hash: &[u8; 20], raw: Vec<u8>) -> Result<TorrentRecord, info::Inf
         .collect();
     Ok(TorrentRecord {
         info_hash: key,
+        version,
+        v2_hash,
         name: parsed.display_name_bytes().to_vec(),
         files,
         total_size: parsed.total_size,

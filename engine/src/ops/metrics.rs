@@ -180,6 +180,17 @@ const GET_PEERS_KINDS: [(&str, CoreField); 3] = [
     ("lookup", |c| c.lookup_queries_sent),
 ];
 
+const QUERY_OUTCOMES: [(&str, CoreField); 3] = [
+    ("answered", |c| c.queries_answered - c.query_errors_sent),
+    ("error", |c| c.query_errors_sent),
+    ("ignored", |c| c.queries_ignored),
+];
+
+const HARVEST_KINDS: [(&str, CoreField); 2] = [
+    ("get_peers", |c| c.harvested_get_peers),
+    ("announce_peer", |c| c.harvested_announces),
+];
+
 const PEER_RESULTS: [(&str, CoreField); 2] = [("found", |c| c.peers_found), ("rejected", |c| c.peers_rejected)];
 
 const LOOKUP_OUTCOMES: [(&str, CoreField); 4] = [
@@ -264,6 +275,40 @@ fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) -> Result<(),
         "replies_sent",
         "Replies sent to other nodes' queries, per core.",
         |c| c.replies_sent,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "queries_received",
+        "Other nodes' queries, by outcome (answered, answered with a KRPC error, ignored), per core.",
+        "outcome",
+        &QUERY_OUTCOMES,
+        MetricType::Counter,
+    )?;
+    per_core_by(
+        enc,
+        s,
+        "harvested_infohashes",
+        "Infohashes new to a core from incoming queries, by method, per core (answering mode).",
+        "method",
+        &HARVEST_KINDS,
+        MetricType::Counter,
+    )?;
+    per_core(
+        enc,
+        s,
+        MetricType::Counter,
+        "announced_peers",
+        "Peers that announced themselves to us (announce_peer), handed to the fetcher, per core.",
+        |c| c.announced_peers,
+    )?;
+    per_core(
+        enc,
+        s,
+        MetricType::Counter,
+        "verify_pings_sent",
+        "Pings sent to queriers before they may enter the node table (BEP 5), per core.",
+        |c| c.verify_pings_sent,
     )?;
     per_core_by(
         enc,

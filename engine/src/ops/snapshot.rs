@@ -34,6 +34,17 @@ pub struct CoreSnapshot {
     pub scrapes_sent: u64,
     pub lookup_queries_sent: u64,
     pub replies_sent: u64,
+    /// Answering mode: queries answered (of them, with a KRPC error), and
+    /// queries ignored (read-only, over the per-IP budget, reply queue full).
+    pub queries_answered: u64,
+    pub query_errors_sent: u64,
+    pub queries_ignored: u64,
+    /// Infohashes new to this core from incoming `get_peers` and
+    /// `announce_peer`, announcers handed to the fetcher, verifying pings sent.
+    pub harvested_get_peers: u64,
+    pub harvested_announces: u64,
+    pub announced_peers: u64,
+    pub verify_pings_sent: u64,
     /// Peers from `values` kept, and dropped (bogon, port 0, wrong family, repeat).
     pub peers_found: u64,
     pub peers_rejected: u64,

@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 
 use trawl_storage::{Batch, PeersFound, ProvisionalName, ScrapeEstimate, Source, TrySend, UnixSecs, WriterHandle};
 
+use crate::crawl::output::Via;
 use crate::crawl::Output;
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -70,7 +71,11 @@ impl Sink {
         b.discoveries
             .extend(out.discoveries.drain(..).map(|d| trawl_storage::Discovery {
                 info_hash: d.info_hash,
-                source: Source::Sample,
+                source: match d.via {
+                    Via::Sample => Source::Sample,
+                    Via::GetPeers => Source::GetPeers,
+                    Via::Announce => Source::Announce,
+                },
                 at,
             }));
         for p in out.peers.drain(..) {

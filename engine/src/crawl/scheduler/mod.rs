@@ -16,7 +16,9 @@
 //!                                                   │    ├ values, n ─▶ Output.peers / names
 //!                                                   │    ├ no values ─▶ lookup (PeerSearch) ─▶ Output.lookups
 //!                                                   │    └ BFsd/BFpe ─▶ Output.swarms
-//!                                                   └ query ─▶ Responder (only when not read-only)
+//!                                                   └ query ─▶ Answering (only when not read-only):
+//!                                                        reply; get_peers/announce ─▶ dedup ─▶ Output.discoveries,
+//!                                                        announcer ─▶ Output.peers; querier ─▶ verify ping ─▶ node table
 //! runtime ─handle_lookup_msg─▶ another core's lookup query to a node we own, or a report for ours
 //! runtime ◀─poll_transmit── replies, then per-IP paced: peer queries (get_peers,
 //!                           scrapes, lookup steps), samples (due by interval;
@@ -43,11 +45,11 @@ use super::clock::{ms, Clock, Millis};
 use super::config::{CrawlConfig, MAX_SAMPLE_INTERVAL};
 use super::dedup::Dedup;
 use super::keyspace::Keyspace;
-use super::output::{CrawlStats, Discovery, Handover, Output};
+use super::output::{CrawlStats, Discovery, Handover, Output, PeerFound, Via};
 use super::owner::owner;
 use super::peer_search::{JobKind, PeerJob, PeerSearch};
 use super::probes::Probes;
-use super::responder::{PingResponder, Responder};
+use super::answering::{Answering, Harvest, MAX_AMPLIFICATION};
 use super::schedule::Schedule;
 use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
 use super::transactions::{Asked, InFlight, Transactions};
@@ -57,15 +59,16 @@ use crate::codec::krpc::{encode_query, ErrorReply, Kind, Message, Query, Respons
 use crate::codec::wire::{ERROR_METHOD_UNKNOWN, ID_LEN};
 use crate::dht::addr_filter::AddrFilter;
 use crate::dht::pacing::KeyedBuckets;
+use crate::dht::server::Answered;
 
 /// Schedule entries examined per `poll_transmit` before giving up for now, so
 /// a call stays cheap when many due nodes are paced.
 const POP_BUDGET: usize = 256;
 /// Replies waiting to be sent in answering mode; queries beyond are ignored.
 pub const MAX_QUEUED_REPLIES: usize = 256;
-/// Remote IPs whose answer rate is tracked at once; past it, new IPs wait
-/// until a tracked one goes idle (bounded memory under a spoofed-source flood).
-const MAX_ANSWERED_IPS: usize = 65_536;
+/// Queriers waiting for, or awaiting the answer to, a verifying ping; past it,
+/// new queriers are not verified (a spoofed-source flood costs bounded memory).
+const MAX_VERIFYING: usize = 1_024;
 /// Below this many known nodes, bootstrap nodes are asked again.
 const BOOTSTRAP_BELOW: usize = 16;
 /// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
@@ -112,8 +115,6 @@ pub struct Scheduler {
     probes: Probes,
     dedup: Dedup,
     pacer: KeyedBuckets<IpAddr>,
-    /// Answers per remote IP (only used when not read-only).
-    answers: KeyedBuckets<IpAddr>,
     keyspace: Keyspace,
     samples: Schedule,
     walks: Schedule,
@@ -126,7 +127,11 @@ pub struct Scheduler {
     longest_interval: Millis,
     downstream_full: bool,
     paused: bool,
-    responder: Option<Box<dyn Responder>>,
+    /// The answering side; `None` when read-only.
+    answering: Option<Answering>,
+    /// Queriers to ping before they enter the node table, and those pinged.
+    verify_queue: VecDeque<SocketAddr>,
+    verifying: ahash::AHashSet<SocketAddr>,
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     reply_pool: Vec<Vec<u8>>,
     output: Output,
@@ -137,14 +142,17 @@ impl Scheduler {
     pub fn new(cfg: CrawlConfig, now: Instant) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
         let hasher = || ahash::RandomState::with_seeds(cfg.seed, 0x7261_776c, 0x6372_6177, cfg.core as u64);
-        let responder: Option<Box<dyn Responder>> = if cfg.read_only {
-            None
-        } else {
-            Some(Box::new(PingResponder {
-                id: cfg.node_id,
-                version: cfg.version,
-            }))
-        };
+        let answering = (!cfg.read_only).then(|| {
+            Answering::new(
+                cfg.node_id,
+                cfg.version,
+                AddrFilter::new(cfg.allow_loopback),
+                cfg.answer_rate,
+                cfg.answer_burst,
+                cfg.seed ^ cfg.core as u64,
+                now,
+            )
+        });
         Scheduler {
             clock: Clock::new(now),
             filter: AddrFilter::new(cfg.allow_loopback),
@@ -161,7 +169,6 @@ impl Scheduler {
                 cfg.max_nodes + cfg.max_in_flight + cfg.max_pending_scrapes,
                 hasher(),
             ),
-            answers: KeyedBuckets::new(cfg.answer_rate, cfg.answer_burst, MAX_ANSWERED_IPS, hasher()),
             keyspace: Keyspace::new(rng.gen()),
             rng,
             samples: Schedule::new(),
@@ -173,7 +180,9 @@ impl Scheduler {
             longest_interval: 0,
             downstream_full: false,
             paused: false,
-            responder,
+            answering,
+            verify_queue: VecDeque::new(),
+            verifying: ahash::AHashSet::default(),
             replies: VecDeque::new(),
             reply_pool: Vec::new(),
             output: Output::default(),
@@ -182,9 +191,9 @@ impl Scheduler {
         }
     }
 
-    /// Replaces the answering-mode hook (used only when not read-only).
-    pub fn set_responder(&mut self, responder: Box<dyn Responder>) {
-        self.responder = Some(responder);
+    /// The answering side (None when read-only).
+    pub fn answering(&self) -> Option<&Answering> {
+        self.answering.as_ref()
     }
 
     /// Backpressure from downstream: while set, no new `sample_infohashes` is
@@ -306,12 +315,13 @@ impl Scheduler {
         }
         let Ok(msg) = Message::decode(bytes) else {
             self.stats.decode_errors += 1;
+            self.answer_malformed(now, from, bytes);
             return;
         };
         match msg.kind {
             Kind::Response(ref r) => self.on_response(now, from, msg.transaction_id, r),
             Kind::Error(ref e) => self.on_error(now, from, msg.transaction_id, e),
-            Kind::Query(ref q) => self.on_query(now, from, &msg, q),
+            Kind::Query(ref q) => self.on_query(now, from, &msg, q, bytes.len()),
         }
     }
 
@@ -331,7 +341,8 @@ impl Scheduler {
         }
         let now_ms = self.clock.floor(now);
         let to = self
-            .next_peer_query(now, now_ms, buf)
+            .next_verify(now, now_ms, buf)
+            .or_else(|| self.next_peer_query(now, now_ms, buf))
             .or_else(|| self.next_sample(now, now_ms, buf))
             .or_else(|| self.next_walk(now, now_ms, buf))
             .or_else(|| self.next_bootstrap(now, now_ms, buf))?;
@@ -376,6 +387,9 @@ impl Scheduler {
                     continue;
                 }
             }
+            if q.asked == Asked::Verify {
+                self.verifying.remove(&q.to);
+            }
             let Some(r) = q.node else { continue };
             let earlier = self.probes.take_failures(&q.to);
             let Some(n) = self.table.get_mut(r) else { continue };
@@ -397,7 +411,7 @@ impl Scheduler {
                     n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
                 }
                 Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
-                Asked::GetPeers(..) => {}
+                Asked::GetPeers(..) | Asked::Verify => {}
             }
             self.requeue(r);
         }
@@ -407,7 +421,6 @@ impl Scheduler {
             self.unreachable.expire(now_ms);
             self.table.forget_passed(now_ms);
             self.pacer.prune(now);
-            self.answers.prune(now);
             let table = &self.table;
             self.samples.compact_if_needed(table.len(), |due, r| {
                 table.get(r).is_some_and(|n| n.sample_queued_at == due)
@@ -426,6 +439,9 @@ impl Scheduler {
             return;
         };
         let now_ms = self.clock.floor(now);
+        if let Some(a) = self.answering.as_mut() {
+            a.heard_response(now, CompactNode { id: *r.id, addr: from });
+        }
         let learned = self.learn_all(now_ms, r.nodes.clone()) + self.learn_all(now_ms, r.nodes6.clone());
         match q.asked {
             Asked::Sample => self.on_samples(now, from, q.node, r),
@@ -439,6 +455,10 @@ impl Scheduler {
                 }
             }
             Asked::Bootstrap => {
+                self.learn(now_ms, CompactNode { id: *r.id, addr: from });
+            }
+            Asked::Verify => {
+                self.verifying.remove(&from);
                 self.learn(now_ms, CompactNode { id: *r.id, addr: from });
             }
             Asked::GetPeers(info_hash, kind) => self.on_peers(now_ms, from, info_hash, kind, r),
@@ -481,6 +501,7 @@ impl Scheduler {
                 info_hash: *h,
                 source: from,
                 source_id: *r.id,
+                via: Via::Sample,
             });
             for &kind in kinds {
                 queued += 1;
@@ -526,6 +547,10 @@ impl Scheduler {
             }
             self.peers_failed(now_ms, from, info_hash, kind);
         }
+        if q.asked == Asked::Verify {
+            // Alive, but it would not answer a ping: not a node to keep.
+            self.verifying.remove(&from);
+        }
         let Some(nr) = q.node else { return };
         let Some(n) = self.table.get_mut(nr) else { return };
         n.in_flight = false;
@@ -542,21 +567,93 @@ impl Scheduler {
         self.requeue(nr);
     }
 
-    fn on_query(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>, q: &Query<'_>) {
-        if self.cfg.read_only || self.replies.len() >= MAX_QUEUED_REPLIES || !self.answers.take(now, from.ip()) {
+    fn on_query(&mut self, now: Instant, from: SocketAddr, msg: &Message<'_>, q: &Query<'_>, len: usize) {
+        let Some(answering) = self.answering.as_mut() else {
+            self.stats.queries_ignored += 1;
+            return;
+        };
+        if self.replies.len() >= MAX_QUEUED_REPLIES || !answering.admit(now, from) {
             self.stats.queries_ignored += 1;
             return;
         }
-        // BEP 43: read-only queriers are not added to routing tables.
-        if let (false, Some(id)) = (msg.read_only, q.id()) {
-            self.learn(self.clock.floor(now), CompactNode { id: *id, addr: from });
-        }
-        let Some(responder) = self.responder.as_mut() else {
-            return;
-        };
         let mut buf = self.reply_pool.pop().unwrap_or_default();
-        buf.clear();
-        if responder.respond(now, from, msg.transaction_id, q, &mut buf) {
+        let (answered, harvest) = answering.answer(now, from, msg.transaction_id, q, len, &mut buf);
+        self.stats.queries_answered += 1;
+        if matches!(answered, Answered::Error { .. }) {
+            self.stats.query_errors_sent += 1;
+        }
+        self.replies.push_back((from, buf));
+        // BEP 43: read-only queriers are not added to routing tables; BEP 5: a
+        // querier is added only once it answered a query of ours (a source
+        // address can be forged).
+        if let (false, Some(id)) = (msg.read_only, q.id()) {
+            let node = CompactNode { id: *id, addr: from };
+            if !answering.heard_query(now, node) {
+                self.verify(now, node);
+            }
+        }
+        self.harvest(from, q, harvest);
+    }
+
+    /// Queues a verifying ping to a querier this core would take in.
+    fn verify(&mut self, now: Instant, node: CompactNode) {
+        let now_ms = self.clock.floor(now);
+        if node.id == self.cfg.node_id
+            || owner(node.addr, self.cfg.cores) != self.cfg.core
+            || self.table.knows(&node.addr)
+            || self.unreachable.contains(&node.addr, now_ms)
+            || self.verifying.len() >= MAX_VERIFYING
+            || !self.verifying.insert(node.addr)
+        {
+            return;
+        }
+        self.verify_queue.push_back(node.addr);
+    }
+
+    fn harvest(&mut self, from: SocketAddr, q: &Query<'_>, harvest: Harvest) {
+        let (info_hash, via) = match harvest {
+            Harvest::Nothing => return,
+            Harvest::Asked(h) => (h, Via::GetPeers),
+            Harvest::Announced(h, peer) => {
+                // The announcer has the torrent: the best metadata source there is.
+                if self.filter.allows(peer) {
+                    self.output.peers.push(PeerFound { info_hash: h, peer });
+                    self.stats.announced_peers += 1;
+                }
+                (h, Via::Announce)
+            }
+        };
+        if !self.dedup.insert(&info_hash) {
+            self.stats.duplicate_hashes += 1;
+            return;
+        }
+        self.stats.new_hashes += 1;
+        match via {
+            Via::Announce => self.stats.harvested_announces += 1,
+            _ => self.stats.harvested_get_peers += 1,
+        }
+        self.output.discoveries.push(Discovery {
+            info_hash,
+            source: from,
+            source_id: q.id().copied().unwrap_or([0; ID_LEN]),
+            via,
+        });
+    }
+
+    /// A datagram that failed to decode: answered with error 203 when it was a
+    /// query with a transaction id and its sender is within its answer budget.
+    fn answer_malformed(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
+        let Some(answering) = self.answering.as_mut() else { return };
+        if self.replies.len() >= MAX_QUEUED_REPLIES {
+            return;
+        }
+        let mut buf = self.reply_pool.pop().unwrap_or_default();
+        if answering.malformed(bytes, &mut buf)
+            && buf.len() <= MAX_AMPLIFICATION * bytes.len()
+            && answering.admit(now, from)
+        {
+            self.stats.queries_answered += 1;
+            self.stats.query_errors_sent += 1;
             self.replies.push_back((from, buf));
         } else {
             self.reply_pool.push(buf);
@@ -646,6 +743,23 @@ impl Scheduler {
             let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval);
             n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
         }
+        Some(to)
+    }
+
+    /// A ping to the next querier awaiting verification, paced like any query.
+    fn next_verify(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
+        let to = *self.verify_queue.front()?;
+        if !self.pacer.take(now, to.ip()) {
+            return None;
+        }
+        self.verify_queue.pop_front();
+        let node_id = self.cfg.node_id;
+        let query = Query::Ping { id: &node_id };
+        if self.send(now_ms, to, None, Asked::Verify, &query, buf).is_none() {
+            self.verifying.remove(&to);
+            return None;
+        }
+        self.stats.verify_pings_sent += 1;
         Some(to)
     }
 
