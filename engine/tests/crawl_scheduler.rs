@@ -718,18 +718,23 @@ fn quick_timeouts() -> CrawlConfig {
     }
 }
 
+/// Found by the yield bench on the mainline preset: a node that was down
+/// (churn) when first sampled waited the 300 s empty back-off and was then
+/// dropped after two timeouts, so it was never sampled once it came back. A
+/// timed-out sample is retried after the timeout retry, doubled per timeout.
 #[test]
-fn a_timed_out_sample_waits_the_empty_sample_back_off() {
+fn a_timed_out_sample_is_retried_with_a_doubling_wait_until_the_node_is_unreachable() {
     let (mut s, now, remote, _q) = with_one_node(quick_timeouts());
-    assert!(drain(&mut s, now + Duration::from_millis(1100)).is_empty());
-    // The node may have answered late with an interval we never saw.
-    assert!(!drain(&mut s, now + Duration::from_secs(10)).contains(&"sample"));
-    let later = now + Duration::from_millis(31_200);
-    assert!(
-        drain(&mut s, later).contains(&"sample"),
-        "sampled again after the back-off"
-    );
-    assert!(!s.is_unreachable(&remote, later));
+    let at = |ms: u64| now + Duration::from_millis(ms);
+    // Timeout at 1 s, retry 2 s later; timeout at 4.1 s, retry 4 s later; ...
+    let mut sampled = Vec::new();
+    for t in (0..=40_000).step_by(100) {
+        if drain(&mut s, at(t)).contains(&"sample") {
+            sampled.push(t);
+        }
+    }
+    assert_eq!(sampled, vec![3_100, 8_200, 17_300, 34_400], "retries of a node that never answers");
+    assert!(s.is_unreachable(&remote, at(40_000)), "unreachable after its fifth timeout");
 }
 
 #[test]
@@ -1009,4 +1014,59 @@ fn a_lookup_step_to_another_cores_node_is_sent_by_that_core_and_reported_back() 
         (st.lookups_found, st.queries_delegated, a.peer_search().running()),
         (1, 1, 0)
     );
+}
+
+/// A sample of `samples` from a node that says it holds `num` (libtorrent
+/// shows 20 of its store, picked anew each interval).
+fn sample_of(tid: &[u8], samples: &[[u8; 20]], num: i64, interval: i64) -> Vec<u8> {
+    let id = [1u8; 20];
+    let mut r = ResponseOut::new(&id);
+    r.samples = samples;
+    r.interval = Some(interval);
+    r.num = Some(num);
+    let mut out = Vec::new();
+    encode_response(&mut out, tid, &r, None, None);
+    out
+}
+
+/// Found by the yield bench: after the first pass every hash a node showed had
+/// been seen at other nodes, so nearly every node backed off 300 s and the
+/// crawl never came back within four 60 s intervals. A node that holds more
+/// than it showed is re-sampled at its interval even when nothing was new;
+/// one that showed all it holds backs off.
+#[test]
+fn a_node_holding_more_than_it_showed_is_resampled_at_its_interval_even_with_nothing_new() {
+    let seen = [[9u8; 20]];
+    let at = |now: Instant, secs: u64| now + Duration::from_secs(secs);
+    // Answers the sample that goes out at `t`, with `num` held of `samples`.
+    let resample = |s: &mut Scheduler, t: Instant, remote: SocketAddr, num: i64, interval: i64| {
+        let mut buf = Vec::new();
+        let mut tid = None;
+        s.handle_timeout(t);
+        while s.poll_transmit(t, &mut buf).is_some() {
+            if matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })) {
+                tid = Some(tid_of(&buf));
+            }
+        }
+        let tid = tid.expect("not re-sampled");
+        s.handle_datagram(t, remote, &sample_of(&tid, &seen, num, interval));
+    };
+    // Shows 1 of the 25 it holds: the second sample brings nothing new, yet
+    // the third goes out once its 60 s interval has passed.
+    let (mut s, now, remote, q) = with_one_node(quick_timeouts());
+    s.handle_datagram(now, remote, &sample_of(&tid_of(&q), &seen, 25, 60));
+    drain(&mut s, now);
+    resample(&mut s, at(now, 61), remote, 25, 60);
+    assert_eq!(s.stats().new_hashes, 1, "nothing new the second time");
+    assert!(sampled_at(&mut s, at(now, 120)).is_empty(), "before the interval");
+    assert_eq!(sampled_at(&mut s, at(now, 122)), vec![remote], "it holds more");
+
+    // Shows all it holds and brings nothing new: it waits the empty back-off
+    // (30 s here), longer than its 10 s interval.
+    let (mut s, now, remote, q) = with_one_node(quick_timeouts());
+    s.handle_datagram(now, remote, &sample_of(&tid_of(&q), &seen, 1, 10));
+    drain(&mut s, now);
+    resample(&mut s, at(now, 11), remote, 1, 10);
+    assert!(sampled_at(&mut s, at(now, 40)).is_empty(), "within the back-off");
+    assert_eq!(sampled_at(&mut s, at(now, 42)), vec![remote], "after the back-off");
 }

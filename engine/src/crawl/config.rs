@@ -46,18 +46,19 @@ pub struct CrawlConfig {
     /// ignored, so one address cannot make us a reflector.
     pub answer_rate: f64,
     pub answer_burst: f64,
-    /// Earliest re-sample of a node whose last sample had something new (the
-    /// node's own `interval` always wins when longer).
+    /// Earliest re-sample of a node whose last sample had something new, or
+    /// that holds more than it showed (`num` above the samples given); the
+    /// node's own `interval` always wins when longer.
     pub productive_resample: Duration,
-    /// First back-off for a node whose sample had nothing new; doubles per empty
-    /// sample up to `max_backoff`.
+    /// First back-off for a node whose sample had nothing new and showed all it
+    /// holds; doubles per such sample up to `max_backoff`.
     pub empty_backoff: Duration,
     pub max_backoff: Duration,
     /// How often a node is asked `find_node` to grow the known set.
     pub walk_interval: Duration,
-    /// Wait before asking a node again after a timeout (for a timed-out sample,
-    /// at least `empty_backoff`: the node may have answered late with an
-    /// interval we never saw).
+    /// Wait before asking a node again after a timeout, doubled per consecutive
+    /// timeout (for a timed-out sample, at least the node's interval, or the
+    /// longest seen: it may have answered late with an interval we never saw).
     pub retry_after_timeout: Duration,
     /// Also send a BEP 33 scrape (a second `get_peers`, `scrape`=1) for each new
     /// infohash, for seeder and leecher counts. Peers always come from a plain
@@ -92,7 +93,8 @@ impl Default for CrawlConfig {
             max_nodes: 500_000,
             max_in_flight: 16_384,
             query_timeout: Duration::from_secs(4),
-            max_failures: 2,
+            // Churned nodes come back: four tries with doubling waits.
+            max_failures: 4,
             unreachable_ttl: Duration::from_secs(30 * 60),
             max_unreachable: 200_000,
             // libtorrent ignores an IP that sends 50 messages in 10 s.

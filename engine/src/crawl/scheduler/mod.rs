@@ -407,7 +407,7 @@ impl Scheduler {
                 // The node may have answered, late, with an interval we never
                 // saw: wait at least as long as after an empty sample.
                 Asked::Sample => {
-                    let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval);
+                    let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval, n.failures);
                     n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
                 }
                 Asked::FindNode | Asked::Bootstrap => n.next_walk = n.next_walk.max(retry),
@@ -520,7 +520,11 @@ impl Scheduler {
         self.stats.duplicate_hashes += (r.samples.len() as u64).saturating_sub(u64::from(fresh));
         n.samples_answered = n.samples_answered.saturating_add(1);
         n.new_hashes = n.new_hashes.saturating_add(fresh);
-        let policy = if fresh > 0 {
+        // A node that holds more than it showed (libtorrent shows 20 of its
+        // store, picked anew each interval) has more to give even when this
+        // sample brought nothing new: only one that showed all it has backs off.
+        let holds_more = r.num.is_some_and(|num| num > r.samples.len() as i64);
+        let policy = if fresh > 0 || holds_more {
             n.empty_streak = 0;
             ms(self.cfg.productive_resample)
         } else {
@@ -592,7 +596,7 @@ impl Scheduler {
                 self.verify(now, node);
             }
         }
-        self.harvest(from, q, harvest);
+        self.harvest(self.clock.floor(now), from, q, harvest);
     }
 
     /// Queues a verifying ping to a querier this core would take in.
@@ -610,7 +614,10 @@ impl Scheduler {
         self.verify_queue.push_back(node.addr);
     }
 
-    fn harvest(&mut self, from: SocketAddr, q: &Query<'_>, harvest: Harvest) {
+    /// A harvested infohash goes through dedup to the store; an announcer to
+    /// the fetcher; a hash only asked for gets a lookup toward it (the querier
+    /// is looking for peers, it has none to give).
+    fn harvest(&mut self, now_ms: Millis, from: SocketAddr, q: &Query<'_>, harvest: Harvest) {
         let (info_hash, via) = match harvest {
             Harvest::Nothing => return,
             Harvest::Asked(h) => (h, Via::GetPeers),
@@ -630,7 +637,11 @@ impl Scheduler {
         self.stats.new_hashes += 1;
         match via {
             Via::Announce => self.stats.harvested_announces += 1,
-            _ => self.stats.harvested_get_peers += 1,
+            _ => {
+                self.stats.harvested_get_peers += 1;
+                let seeds = self.random_seeds();
+                self.peers.start(now_ms, info_hash, seeds, &mut self.output.lookups);
+            }
         }
         self.output.discoveries.push(Discovery {
             info_hash,
@@ -740,7 +751,7 @@ impl Scheduler {
         // Until the reply brings the node's interval, assume the back-off of a
         // sample lost after it counted: what a save before the reply keeps.
         if let Some(n) = self.table.get_mut(r) {
-            let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval);
+            let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval, n.failures + 1);
             n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
         }
         Some(to)
@@ -887,9 +898,10 @@ impl Scheduler {
 /// have answered (the reply lost on the way, or dropped by a full socket
 /// buffer) and started its interval, so wait that interval: the node's last
 /// one if we saw it, else the longest any node has given. Never less than the
-/// timeout retry or the empty back-off.
-fn lost_sample_wait(cfg: &CrawlConfig, interval: Option<Millis>, longest: Millis) -> Millis {
-    let floor = ms(cfg.retry_after_timeout.max(cfg.empty_backoff));
+/// timeout retry, doubled per consecutive failure: a node that is only down
+/// for a while (churn) is tried again, a dead one soon counts as unreachable.
+fn lost_sample_wait(cfg: &CrawlConfig, interval: Option<Millis>, longest: Millis, failures: u8) -> Millis {
+    let floor = ms(cfg.retry_after_timeout) << u32::from(failures.saturating_sub(1).min(4));
     floor.max(interval.unwrap_or(longest))
 }
 

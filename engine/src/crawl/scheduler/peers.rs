@@ -228,7 +228,7 @@ impl Scheduler {
             .collect()
     }
 
-    fn random_seeds(&mut self) -> Vec<CompactNode> {
+    pub(super) fn random_seeds(&mut self) -> Vec<CompactNode> {
         let mut seeds = Vec::with_capacity(RANDOM_SEEDS);
         self.table.random_nodes(&mut self.rng, RANDOM_SEEDS, &mut seeds);
         seeds
