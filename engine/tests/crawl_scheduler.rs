@@ -1070,3 +1070,45 @@ fn a_node_holding_more_than_it_showed_is_resampled_at_its_interval_even_with_not
     assert!(sampled_at(&mut s, at(now, 40)).is_empty(), "within the back-off");
     assert_eq!(sampled_at(&mut s, at(now, 42)), vec![remote], "after the back-off");
 }
+
+/// BEP 42: five nodes that answered us say which address they see; the core's
+/// id becomes a secure id for it. A given address does so from the start.
+#[test]
+fn the_external_address_is_voted_from_replies_and_the_id_becomes_secure_for_it() {
+    use trawl_engine::dht::id::is_secure_for;
+    let now = Instant::now();
+    let us: std::net::IpAddr = "81.2.69.160".parse().unwrap();
+    let mut s = Scheduler::new(no_walks(), now);
+    assert!(!is_secure_for(&s.node_id(), us));
+    for i in 0..6u8 {
+        assert!(s.add_node(now, CompactNode { id: [i + 1; 20], addr: addr(50, i) }));
+    }
+    let mut buf = Vec::new();
+    let mut answered = 0;
+    while let Some(to) = s.poll_transmit(now, &mut buf) {
+        let m = Message::decode(&buf).unwrap();
+        let Kind::Query(q) = m.kind else { continue };
+        assert_eq!(q.id(), Some(&[0xEE; 20]), "the old id until the vote settles");
+        let mut r = ResponseOut::new(&[7; 20]);
+        r.interval = Some(60);
+        r.num = Some(0);
+        let mut reply = Vec::new();
+        encode_response(&mut reply, m.transaction_id, &r, Some(SocketAddr::new(us, 40_000)), None);
+        s.handle_datagram(now, to, &reply);
+        answered += 1;
+        assert_eq!(s.stats().id_changes, u64::from(answered >= 5), "after {answered} votes");
+    }
+    assert_eq!(answered, 6);
+    assert!(is_secure_for(&s.node_id(), us));
+    assert_eq!(s.external_ip(), Some(us));
+    // The next query (after the empty back-off) carries the new id.
+    let later = now + Duration::from_secs(400);
+    s.handle_timeout(later);
+    assert!(s.poll_transmit(later, &mut buf).is_some());
+    let m = Message::decode(&buf).unwrap();
+    assert!(matches!(m.kind, Kind::Query(q) if q.id() == Some(&s.node_id())));
+
+    let given = Scheduler::new(CrawlConfig { external_ip: Some(us), ..config() }, now);
+    assert!(is_secure_for(&given.node_id(), us), "secure from the start");
+    assert_eq!(given.external_ip(), Some(us));
+}

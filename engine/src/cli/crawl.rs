@@ -95,6 +95,11 @@ pub struct Args {
     /// Local IPv4 address for the IPv4 sockets [default: 0.0.0.0].
     #[arg(long, value_name = "IP")]
     pub bind: Option<Ipv4Addr>,
+    /// This host's public address (BEP 42): each core takes a secure node id
+    /// for it at once. Without it the address is voted from the `ip` key of
+    /// replies (at least 5 distinct nodes, a majority) and the ids change then.
+    #[arg(long, value_name = "IP")]
+    pub external_ip: Option<std::net::IpAddr>,
     /// Do not pin executor i to CPU i.
     #[arg(long)]
     pub no_pin: bool,
@@ -137,6 +142,7 @@ impl Args {
             db: self.db.clone(),
             port: self.port,
             bind: self.bind,
+            external_ip: self.external_ip,
             ipv6: given(self.no_ipv6, false),
             cores: self.cores,
             pin: given(self.no_pin, false),
@@ -242,7 +248,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         allow_loopback: s.allow_loopback,
         fetch: s.fetch,
         fetch_concurrency,
-        crawl: crawl_config(&s.pacing, s.scrape),
+        crawl: CrawlConfig {
+            external_ip: s.external_ip,
+            ..crawl_config(&s.pacing, s.scrape)
+        },
         store: StoreOptions {
             memory_budget_bytes: s.db_memory.unwrap_or(DEFAULT_MEMORY_BUDGET_BYTES),
             ..StoreOptions::default()

@@ -52,6 +52,8 @@ pub struct Answering {
     version: Option<[u8; 4]>,
     server: Server,
     routing: RoutingTable,
+    filter: AddrFilter,
+    seed: u64,
     rng: SmallRng,
     maintain_due: Instant,
 }
@@ -81,9 +83,19 @@ impl Answering {
             version,
             server,
             routing: RoutingTable::new(own, K, REPLACEMENTS, filter, hasher(3), now),
+            filter,
+            seed,
             rng,
             maintain_due: now + MAINTAIN_EVERY,
         }
+    }
+
+    /// The core took a new node id (BEP 42): the table is laid out around the
+    /// id, so it starts afresh; tokens and announced peers stay.
+    pub fn set_id(&mut self, own: [u8; ID_LEN], now: Instant) {
+        let hasher = ahash::RandomState::with_seeds(self.seed, 3, 0x616e_7377, 0x6572_696e);
+        self.own = own;
+        self.routing = RoutingTable::new(own, K, REPLACEMENTS, self.filter, hasher, now);
     }
 
     /// Takes one answer from `from`'s IP budget; false: stay silent.

@@ -1,7 +1,7 @@
 //! Everything a crawl core can be tuned with, and the defaults a polite crawl uses.
 //! Owns no state and does no I/O.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 
 use super::peer_search::PeerSearchConfig;
@@ -74,6 +74,10 @@ pub struct CrawlConfig {
     pub dedup_capacity: usize,
     /// BEP 32 `want` sent with every query.
     pub want: Want,
+    /// This host's external address, if the operator knows it: the core's
+    /// id is a BEP 42 secure id for it from the start, and the `ip` votes of
+    /// replies are not needed. `None`: voted from replies.
+    pub external_ip: Option<IpAddr>,
     /// Client version sent as `v`.
     pub version: Option<[u8; 4]>,
     /// Seed for eviction sampling, targets and transaction nonces.
@@ -117,6 +121,7 @@ impl Default for CrawlConfig {
             dedup_capacity: 1_835_008,
             want: Want { v4: true, v6: true },
             version: None,
+            external_ip: None,
             seed: 0,
         }
     }

@@ -16,6 +16,8 @@
 //! - [`answering`]: answering mode (not read-only): the library's answering
 //!   side over a table of nodes that answered this core, and the harvest of
 //!   incoming `get_peers` and `announce_peer`.
+//! - [`external_ip`]: BEP 42's external address, voted from replies, for a
+//!   secure node id per core.
 //!
 //! Must not do I/O outside [`runtime`] and [`reuseport`]'s single `setsockopt`, nor share state
 //! between cores: nodes cross cores only as [`output::Handover`]s, lookups as
@@ -25,6 +27,7 @@ pub mod answering;
 pub mod clock;
 pub mod config;
 pub mod dedup;
+pub mod external_ip;
 pub mod keyspace;
 pub mod output;
 pub mod owner;

@@ -118,6 +118,8 @@ pub struct CrawlStats {
     pub announced_peers: u64,
     /// Pings sent to verify a querier before it enters the node table (BEP 5).
     pub verify_pings_sent: u64,
+    /// Node id changes to a BEP 42 secure id once the external address was voted.
+    pub id_changes: u64,
     /// Nodes handed to a core given the wrong owner (a runtime bug if non-zero).
     pub misrouted: u64,
     /// Sample queries held back by backpressure (counted once per pause check).

@@ -9,7 +9,7 @@
 //! runtime's types (the CLI turns [`CrawlSettings`] into crawler options).
 //! Every error names the file and the key, on one line.
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,6 +32,7 @@ pub struct CrawlLayer {
     pub db: Option<PathBuf>,
     pub port: Option<u16>,
     pub bind: Option<Ipv4Addr>,
+    pub external_ip: Option<IpAddr>,
     pub ipv6: Option<bool>,
     pub cores: Option<usize>,
     pub pin: Option<bool>,
@@ -158,6 +159,7 @@ impl CrawlLayer {
             db: self.db.or(lower.db),
             port: self.port.or(lower.port),
             bind: self.bind.or(lower.bind),
+            external_ip: self.external_ip.or(lower.external_ip),
             ipv6: self.ipv6.or(lower.ipv6),
             cores: self.cores.or(lower.cores),
             pin: self.pin.or(lower.pin),
@@ -188,6 +190,8 @@ pub struct CrawlSettings {
     pub db: Option<PathBuf>,
     pub port: u16,
     pub bind: Ipv4Addr,
+    /// BEP 42: this host's public address; `None` = voted from replies.
+    pub external_ip: Option<IpAddr>,
     pub ipv6: bool,
     /// `None` = every online CPU.
     pub cores: Option<usize>,
@@ -235,6 +239,7 @@ impl Default for CrawlSettings {
             db: None,
             port: 6881,
             bind: Ipv4Addr::UNSPECIFIED,
+            external_ip: None,
             ipv6: true,
             cores: None,
             pin: true,
@@ -264,6 +269,7 @@ impl CrawlSettings {
             db: l.db,
             port: l.port.unwrap_or(d.port),
             bind: l.bind.unwrap_or(d.bind),
+            external_ip: l.external_ip,
             ipv6: l.ipv6.unwrap_or(d.ipv6),
             cores: l.cores,
             pin: l.pin.unwrap_or(d.pin),
@@ -443,6 +449,7 @@ mod tests {
             "db",
             "port",
             "bind",
+            "external-ip",
             "ipv6",
             "cores",
             "pin",

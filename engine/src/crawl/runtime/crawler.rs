@@ -124,7 +124,10 @@ impl Crawler {
             config.core = core;
             config.cores = cores;
             config.seed = seeder.gen();
-            config.node_id = random_node_id(&mut seeder);
+            config.node_id = match config.external_ip {
+                Some(ip) => crate::dht::id::secure(ip, &mut seeder),
+                None => random_node_id(&mut seeder),
+            };
             config.bootstrap = opts.bootstrap.clone();
             config.read_only = opts.read_only;
             config.allow_loopback = opts.allow_loopback;

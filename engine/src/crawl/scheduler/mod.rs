@@ -50,6 +50,7 @@ use super::owner::owner;
 use super::peer_search::{JobKind, PeerJob, PeerSearch};
 use super::probes::Probes;
 use super::answering::{Answering, Harvest, MAX_AMPLIFICATION};
+use super::external_ip::ExternalIpVote;
 use super::schedule::Schedule;
 use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
 use super::transactions::{Asked, InFlight, Transactions};
@@ -58,6 +59,7 @@ use crate::codec::compact::{CompactNode, CompactNodes};
 use crate::codec::krpc::{encode_query, ErrorReply, Kind, Message, Query, Response};
 use crate::codec::wire::{ERROR_METHOD_UNKNOWN, ID_LEN};
 use crate::dht::addr_filter::AddrFilter;
+use crate::dht::id;
 use crate::dht::pacing::KeyedBuckets;
 use crate::dht::server::Answered;
 
@@ -132,6 +134,8 @@ pub struct Scheduler {
     /// Queriers to ping before they enter the node table, and those pinged.
     verify_queue: VecDeque<SocketAddr>,
     verifying: ahash::AHashSet<SocketAddr>,
+    /// BEP 42: the `ip` votes of replies, when the external address was not given.
+    external: ExternalIpVote,
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     reply_pool: Vec<Vec<u8>>,
     output: Output,
@@ -139,8 +143,12 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
-    pub fn new(cfg: CrawlConfig, now: Instant) -> Self {
+    pub fn new(mut cfg: CrawlConfig, now: Instant) -> Self {
         let mut rng = SmallRng::seed_from_u64(cfg.seed);
+        if let Some(ip) = cfg.external_ip.filter(|ip| !id::is_secure_for(&cfg.node_id, *ip)) {
+            // BEP 42: a secure id for the given address, its tail this core's own.
+            cfg.node_id = id::secure(ip, &mut rng);
+        }
         let hasher = || ahash::RandomState::with_seeds(cfg.seed, 0x7261_776c, 0x6372_6177, cfg.core as u64);
         let answering = (!cfg.read_only).then(|| {
             Answering::new(
@@ -183,6 +191,7 @@ impl Scheduler {
             answering,
             verify_queue: VecDeque::new(),
             verifying: ahash::AHashSet::default(),
+            external: ExternalIpVote::default(),
             replies: VecDeque::new(),
             reply_pool: Vec::new(),
             output: Output::default(),
@@ -319,7 +328,7 @@ impl Scheduler {
             return;
         };
         match msg.kind {
-            Kind::Response(ref r) => self.on_response(now, from, msg.transaction_id, r),
+            Kind::Response(ref r) => self.on_response(now, from, msg.transaction_id, r, msg.requester_ip),
             Kind::Error(ref e) => self.on_error(now, from, msg.transaction_id, e),
             Kind::Query(ref q) => self.on_query(now, from, &msg, q, bytes.len()),
         }
@@ -433,11 +442,16 @@ impl Scheduler {
 
     // ---- incoming -------------------------------------------------------
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response<'_>) {
+    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response<'_>, seen_as: Option<SocketAddr>) {
         let Some(q) = self.tx.finish(tid, from) else {
             self.stats.unmatched += 1;
             return;
         };
+        if let (Some(seen), None) = (seen_as, self.cfg.external_ip) {
+            if let Some(ip) = self.external.vote(from.ip(), seen.ip()) {
+                self.take_secure_id(now, ip);
+            }
+        }
         let now_ms = self.clock.floor(now);
         if let Some(a) = self.answering.as_mut() {
             a.heard_response(now, CompactNode { id: *r.id, addr: from });
@@ -597,6 +611,35 @@ impl Scheduler {
             }
         }
         self.harvest(self.clock.floor(now), from, q, harvest);
+    }
+
+    /// BEP 42: the vote settled on `ip` as this host's address; the core's id
+    /// becomes secure for it (IPv4 first: one id cannot be secure for both).
+    fn take_secure_id(&mut self, now: Instant, ip: IpAddr) {
+        if ip.is_ipv6() && self.external.winner(false).is_some() {
+            return;
+        }
+        if id::is_secure_for(&self.cfg.node_id, ip) {
+            return;
+        }
+        self.cfg.node_id = id::secure(ip, &mut self.rng);
+        self.stats.id_changes += 1;
+        if let Some(a) = self.answering.as_mut() {
+            a.set_id(self.cfg.node_id, now);
+        }
+    }
+
+    /// This core's node id now (BEP 42 secure once the external address is known).
+    pub fn node_id(&self) -> [u8; ID_LEN] {
+        self.cfg.node_id
+    }
+
+    /// The external address the replies' `ip` votes settled on, IPv4 first.
+    pub fn external_ip(&self) -> Option<IpAddr> {
+        self.cfg
+            .external_ip
+            .or_else(|| self.external.winner(false))
+            .or_else(|| self.external.winner(true))
     }
 
     /// Queues a verifying ping to a querier this core would take in.
