@@ -79,7 +79,8 @@ pub struct Args {
     /// Accept loopback, private and other non-public addresses (test networks only).
     #[arg(long)]
     pub allow_loopback: bool,
-    /// Do not fetch metadata (BEP 9); only discover infohashes.
+    /// Do not fetch metadata (BEP 9); only discover infohashes. Peers found
+    /// are not kept either, so no fetch queue grows.
     #[arg(long)]
     pub no_fetch: bool,
     /// Do not send BEP 33 scrapes (seeder and leecher counts); peers still come

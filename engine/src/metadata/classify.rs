@@ -72,6 +72,8 @@ pub enum Marker {
     Game,
     /// A comic format (by extension, see [`comic_extension`]).
     Comic,
+    /// Adult content: bitmagnet's `xxx` type for video and images.
+    Adult,
 }
 
 /// Name tokens (lower case, split on anything not a letter or digit) and what
@@ -120,6 +122,11 @@ pub const MARKERS: &[(&str, Marker)] = &[
     ("cpy", Marker::Game),
     ("empress", Marker::Game),
     ("tenoke", Marker::Game),
+    ("xxx", Marker::Adult),
+    ("porn", Marker::Adult),
+    ("porno", Marker::Adult),
+    ("hentai", Marker::Adult),
+    ("nsfw", Marker::Adult),
 ];
 
 /// The class of one file name by its extension; `None` when unknown.
@@ -179,6 +186,7 @@ pub fn classify(info: &InfoDict) -> (ContentClass, Option<BitmagnetType>) {
         hints.scan(f.file_name());
     }
     let content_type = match class {
+        ContentClass::Video | ContentClass::Image if hints.adult => Some(BitmagnetType::Xxx),
         ContentClass::Video if hints.episode || hints.tv => Some(BitmagnetType::TvShow),
         ContentClass::Video if hints.video_release || hints.year => Some(BitmagnetType::Movie),
         ContentClass::Audio if hints.audiobook => Some(BitmagnetType::Audiobook),
@@ -205,6 +213,7 @@ struct Hints {
     year: bool,
     audiobook: bool,
     game: bool,
+    adult: bool,
 }
 
 impl Hints {
@@ -226,6 +235,7 @@ impl Hints {
                 Some(TokenKind::Marker(Marker::VideoRelease)) => self.video_release = true,
                 Some(TokenKind::Marker(Marker::Audiobook)) => self.audiobook = true,
                 Some(TokenKind::Marker(Marker::Game)) => self.game = true,
+                Some(TokenKind::Marker(Marker::Adult)) => self.adult = true,
                 Some(TokenKind::Marker(Marker::Comic)) | None => {}
             }
         }
@@ -333,6 +343,14 @@ mod tests {
         assert_eq!(class_of_name(b"noextension"), None);
         assert_eq!(class_of_name(b"trailing."), None);
         assert_eq!(class_of_name(b"x.unknownext"), None);
+    }
+
+    #[test]
+    fn adult_markers_give_bitmagnets_xxx_type() {
+        let adult = multi("Some.Studio.XXX.1080p", &[("scene.mp4", 900_000_000)]);
+        assert_eq!(classify(&adult), (ContentClass::Video, Some(BitmagnetType::Xxx)));
+        let album = multi("Xxxtentacion - 17", &[("01.mp3", 9_000_000)]);
+        assert_eq!(classify(&album).1, Some(BitmagnetType::Music), "a token, not a substring");
     }
 
     #[test]

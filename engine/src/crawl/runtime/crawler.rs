@@ -131,6 +131,8 @@ impl Crawler {
             config.bootstrap = opts.bootstrap.clone();
             config.read_only = opts.read_only;
             config.allow_loopback = opts.allow_loopback;
+            // BEP 32: ask for IPv6 nodes only when there is a socket to reach them.
+            config.want.v6 &= v6_sockets.is_some();
             node_ids.push(config.node_id);
             let fetch = opts.fetch.then(|| {
                 let counters = Arc::new(FetchCounters::default());

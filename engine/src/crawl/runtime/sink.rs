@@ -31,11 +31,14 @@ pub struct Sink {
     every: Duration,
     max_items: usize,
     full: bool,
+    /// Peers go to the store (and make fetch-queue entries) only when this
+    /// crawl fetches: `--no-fetch` keeps no fetch queue.
+    keep_peers: bool,
     stats: SinkStats,
 }
 
 impl Sink {
-    pub fn new(writer: WriterHandle, every: Duration, max_items: usize) -> Sink {
+    pub fn new(writer: WriterHandle, every: Duration, max_items: usize, keep_peers: bool) -> Sink {
         Sink {
             writer,
             batch: Batch::default(),
@@ -43,6 +46,7 @@ impl Sink {
             every,
             max_items: max_items.max(1),
             full: false,
+            keep_peers,
             stats: SinkStats::default(),
         }
     }
@@ -78,6 +82,9 @@ impl Sink {
                 },
                 at,
             }));
+        if !self.keep_peers {
+            out.peers.clear();
+        }
         for p in out.peers.drain(..) {
             // One get_peers reply's values arrive together: extend the last entry.
             match b.peers.last_mut() {
@@ -181,7 +188,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
         let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
-        let mut sink = Sink::new(writer.handle(), Duration::from_secs(60), 2);
+        let mut sink = Sink::new(writer.handle(), Duration::from_secs(60), 2, true);
         let now = Instant::now();
         let mut out = Output::default();
         out.names.push(name(1, b"one"));

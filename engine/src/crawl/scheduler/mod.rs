@@ -725,7 +725,8 @@ impl Scheduler {
     /// Takes a node into the table if it is reachable, allowed and ours; hands
     /// it over if another core owns it. True if it is new here.
     fn learn(&mut self, now_ms: Millis, node: CompactNode) -> bool {
-        if node.id == self.cfg.node_id {
+        // A family we did not ask for (BEP 32 `want`) has no socket here.
+        if node.id == self.cfg.node_id || (node.addr.is_ipv6() && !self.cfg.want.v6) {
             return false;
         }
         if !self.filter.allows(node.addr) {
