@@ -321,13 +321,14 @@ fn queries_are_ignored_when_read_only_and_a_querier_is_taken_in_only_after_our_p
     assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
     let verify = Message::decode(&buf).unwrap();
     assert!(matches!(verify.kind, Kind::Query(Query::Ping { .. })));
+    let verify_tid = verify.transaction_id.to_vec();
     assert_eq!(rw.stats().verify_pings_sent, 1);
     // The same querier again while the ping is out: one ping only.
     rw.handle_datagram(now, from, &ping);
     assert_eq!(rw.poll_transmit(now, &mut buf), Some(from));
     assert!(matches!(Message::decode(&buf).unwrap().kind, Kind::Response(_)));
     let mut pong = Vec::new();
-    encode_response(&mut pong, verify.transaction_id, &ResponseOut::new(&[3; 20]), None, None);
+    encode_response(&mut pong, &verify_tid, &ResponseOut::new(&[3; 20]), None, None);
     rw.handle_datagram(now, from, &pong);
     assert_eq!(rw.known_nodes(), 1, "it answered our ping");
     assert_eq!(rw.stats().verify_pings_sent, 1);
