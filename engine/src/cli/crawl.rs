@@ -72,7 +72,7 @@ pub struct Args {
     #[arg(long, overrides_with = "no_read_only")]
     pub read_only: bool,
     /// Answer other nodes' queries like a full node (ping, find_node, get_peers
-    /// with tokens and BEP 33 filters, announce_peer, sample_infohashes) and
+    /// with tokens, announce_peer, sample_infohashes) and
     /// harvest the infohashes and announcers they carry (see docs/operating.md).
     #[arg(long, overrides_with = "read_only")]
     pub no_read_only: bool,

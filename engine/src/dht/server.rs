@@ -161,7 +161,9 @@ impl Server {
             } => {
                 token = self.tokens.token_for(from.ip());
                 r.token = Some(&token);
-                if scrape && self.store.contains(info_hash) {
+                // The filters only when they fit: under a tight amplification
+                // bound the reply is answered as by a node without BEP 33.
+                if scrape && budget >= 2 * BLOOM_FIELD && self.store.contains(info_hash) {
                     let (mut seeds, mut peers) = (ScrapeBloom::new(), ScrapeBloom::new());
                     for (addr, seed) in self.store.live(cx.now, info_hash) {
                         peers.insert(addr.ip());
