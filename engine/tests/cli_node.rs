@@ -1,10 +1,11 @@
 //! The real `trawl` binary's `node`, `announce` and `lookup` subcommands on
 //! loopback: a node answers, an announce through it lands, a lookup through it
 //! finds the announced peer; and bad input fails with one clear line and the
-//! right exit code. Always `--bootstrap 127.x` and `--allow-loopback`.
+//! right exit code, over IPv4 and IPv6. Always a loopback `--bootstrap` (127.x
+//! or ::1) and `--allow-loopback`.
 
 use std::io::{BufRead, BufReader};
-use std::net::UdpSocket;
+use std::net::{SocketAddr, UdpSocket};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -39,10 +40,24 @@ impl Drop for NodeProc {
 
 #[test]
 fn node_announce_lookup_round_trip() {
+    round_trip(["127.81.0.1", "127.81.0.2", "127.81.0.3"], "127.81.0.2:46001");
+}
+
+/// The same over IPv6: every command bootstraps and answers on `::1` (a node
+/// speaks the family of its `--bind`).
+#[test]
+fn node_announce_lookup_round_trip_over_ipv6() {
+    round_trip(["::1", "::1", "::1"], "[::1]:46001");
+}
+
+/// A node on `binds[0]`; an announce of port 46001 from `binds[1]` and a
+/// lookup from `binds[2]` through it; the lookup prints `peer`.
+fn round_trip(binds: [&str; 3], peer: &str) {
     let mut node = NodeProc(
         Command::new(TRAWL)
-            .args(["node", "--port", "0", "--bind", "127.81.0.1", "--allow-loopback"])
-            .args(["--bootstrap", "127.81.0.1:9", "--duration", "60", "--stats-every", "1"])
+            .args(["node", "--port", "0", "--bind", binds[0], "--allow-loopback"])
+            .args(["--bootstrap", &SocketAddr::new(binds[0].parse().unwrap(), 9).to_string()])
+            .args(["--duration", "60", "--stats-every", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
@@ -52,7 +67,8 @@ fn node_announce_lookup_round_trip() {
     let ready: serde_json::Value = serde_json::from_str(&lines.next().unwrap().unwrap()).unwrap();
     assert_eq!(ready["event"], "ready");
     let addr = ready["addr"].as_str().unwrap().to_string();
-    assert!(addr.starts_with("127.81.0.1:"), "{addr}");
+    let node_addr: SocketAddr = addr.parse().unwrap();
+    assert_eq!(node_addr.ip(), binds[0].parse::<std::net::IpAddr>().unwrap(), "{addr}");
     assert_eq!(ready["id"].as_str().unwrap().len(), 40);
 
     let announce = trawl(&[
@@ -61,7 +77,7 @@ fn node_announce_lookup_round_trip() {
         "--port",
         "46001",
         "--bind",
-        "127.81.0.2",
+        binds[1],
         "--allow-loopback",
         "--bootstrap",
         &addr,
@@ -81,7 +97,7 @@ fn node_announce_lookup_round_trip() {
         "lookup",
         IH,
         "--bind",
-        "127.81.0.3",
+        binds[2],
         "--allow-loopback",
         "--bootstrap",
         &addr,
@@ -90,7 +106,7 @@ fn node_announce_lookup_round_trip() {
     ]);
     assert!(lookup.status.success(), "lookup failed: {:?}", stderr_lines(&lookup));
     let peers: Vec<&str> = std::str::from_utf8(&lookup.stdout).unwrap().lines().collect();
-    assert!(peers.contains(&"127.81.0.2:46001"), "lookup printed {peers:?}");
+    assert!(peers.contains(&peer), "lookup printed {peers:?}");
 
     // The node counts what it answered, and stops cleanly on SIGTERM.
     // SAFETY: kill(2) on the pid of a child we own and have not reaped.

@@ -83,6 +83,8 @@ impl NetArgs {
             bootstrap: self.bootstrap_addrs()?,
             read_only: !answering,
             allow_loopback: self.allow_loopback,
+            // One node speaks the family of its socket (BEP 32).
+            ipv6: self.bind.is_ipv6(),
             ..NodeConfig::default()
         })
     }
