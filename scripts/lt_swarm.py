@@ -39,6 +39,9 @@ Output is one JSON object per line on stdout:
 The process stops after --duration seconds, on SIGTERM/SIGINT, or when stdin
 closes if --stdin-eof is given.
 
+--no-samples makes every node answer sample_infohashes with no samples, for
+tests of what a crawler finds by asking (imports).
+
 --late N makes N more torrents that no node seeds until stdin says so. A node
 asks crawlers to wait dht_sample_infohashes_interval (six hours by default)
 between samples, so a polite crawler that sampled every node before can learn
@@ -116,7 +119,7 @@ def free_port(ip):
 
 
 class Node:
-    def __init__(self, ip, port, peers, save_path):
+    def __init__(self, ip, port, peers, save_path, samples=True):
         self.addr = "%s:%d" % (ip, port)
         args = types.SimpleNamespace(bind=ip, port=port, bootstrap=[],
                                      interval=DEFAULT_ANNOUNCE_INTERVAL, raise_limits=False)
@@ -125,6 +128,10 @@ class Node:
         # Resources only (one process holds every node); no DHT limit changes.
         s["aio_threads"] = 1
         s["hashing_threads"] = 1
+        if not samples:
+            # sample_infohashes answers with no samples: a crawler can learn
+            # these torrents only by asking for them (imports, lookups).
+            s["dht_max_infohashes_sample_count"] = 0
         self.ses = lt.session(s)
         self.peers = peers
         self.save_path = save_path
@@ -146,6 +153,8 @@ def main():
     p.add_argument("--nodes", type=int, default=10, help="number of libtorrent sessions")
     p.add_argument("--base-ip", default="127.91.0.1", help="node i binds this address + i")
     p.add_argument("--torrents-per-node", type=int, default=2)
+    p.add_argument("--no-samples", action="store_true",
+                   help="answer sample_infohashes with no samples (dht_max_infohashes_sample_count 0)")
     p.add_argument("--late", type=int, default=0,
                    help="torrents seeded only after a line 'seed-late' on stdin")
     p.add_argument("--min-holders", type=int, default=3,
@@ -163,7 +172,7 @@ def main():
     for i, (ip, port) in enumerate(hostports):
         save = os.path.join(args.dir, "node%d" % i)
         os.makedirs(save, exist_ok=True)
-        nodes.append(Node(ip, port, [hp for hp in hostports if hp[0] != ip], save))
+        nodes.append(Node(ip, port, [hp for hp in hostports if hp[0] != ip], save, samples=not args.no_samples))
 
     torrents, late = [], []
     seeded = args.nodes * args.torrents_per_node

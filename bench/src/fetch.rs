@@ -203,6 +203,7 @@ pub fn engine_phase(
         stop: stop.clone(),
         paused: Arc::new(AtomicBool::new(false)),
         allow_loopback: true,
+        lookups: None,
     };
     let heap0 = memory::rust_heap_live();
     let start = Instant::now();

@@ -347,3 +347,49 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     assert!(summary["queries_answered"].as_u64().unwrap() > 0, "{summary}");
     assert!(summary["announced_peers"].as_u64().unwrap() > 0, "{summary}");
 }
+
+/// `trawl import` of hashes that no sample shows (every libtorrent node
+/// answers `sample_infohashes` with no samples), then a crawl: the fetcher has
+/// no peers for them, asks its core for a `get_peers` lookup, and the peers
+/// the libtorrent nodes hold from the announces lead to the metadata.
+#[test]
+fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let (swarm, lines) = lt_swarm(&dir.path().join("lt"), "127.95.0.1", &["--no-samples"]);
+    let mut seen = Vec::new();
+    let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
+    let bootstrap = ready["nodes"][0].as_str().unwrap().to_string();
+    let torrents = parse_torrents(&ready["torrents"]);
+    wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
+    let list = dir.path().join("hashes.txt");
+    let hex: String = torrents.iter().map(|t| crawl_common::hex(&t.info_hash) + "\n").collect();
+    std::fs::write(&list, hex).unwrap();
+    let import = Command::new(TRAWL)
+        .arg("import")
+        .arg("--db")
+        .arg(&db)
+        .arg(&list)
+        .output()
+        .unwrap();
+    assert!(import.status.success(), "{}", String::from_utf8_lossy(&import.stderr));
+
+    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &[]);
+    let want: Vec<InfoHash> = torrents.iter().map(|t| t.info_hash).collect();
+    let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(90));
+    let (summary, log) = stop_crawl(crawl, log);
+    let bans = bans_at_exit(swarm, &lines, &mut seen);
+    eprintln!("crawl_libtorrent import: {} of {} imported torrents; summary {summary}", fetched.len(), want.len());
+    assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
+    assert_eq!(summary["new_hashes"].as_u64(), Some(0), "a sample showed something: {summary}");
+    assert!(
+        fetched.len() * 10 >= want.len() * 9,
+        "{} of {} imported torrents stored; summary {summary}\n{log}",
+        fetched.len(),
+        want.len()
+    );
+    for t in torrents.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
+        assert!(fetched[&t.info_hash] == t.info_dict, "{} differs from libtorrent's", t.name);
+    }
+    assert!(summary["lookups_started"].as_u64().unwrap() > 0, "{summary}");
+}

@@ -120,6 +120,8 @@ pub struct CrawlStats {
     pub verify_pings_sent: u64,
     /// Node id changes to a BEP 42 secure id once the external address was voted.
     pub id_changes: u64,
+    /// Lookups the fetcher asked for (hashes it had no peers for, e.g. imports).
+    pub lookups_requested: u64,
     /// Nodes handed to a core given the wrong owner (a runtime bug if non-zero).
     pub misrouted: u64,
     /// Sample queries held back by backpressure (counted once per pause check).

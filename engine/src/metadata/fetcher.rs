@@ -149,6 +149,10 @@ pub struct FetcherContext {
     pub paused: Arc<AtomicBool>,
     /// Let 127.0.0.0/8 and ::1 peers through (tests and benches).
     pub allow_loopback: bool,
+    /// Where a hash that had no peers to try is sent for a `get_peers` lookup
+    /// (this core's crawl scheduler); the peers it finds make the queue entry
+    /// due at once. `None`: no lookups (the entry waits for peers from elsewhere).
+    pub lookups: Option<crossbeam_channel::Sender<InfoHash>>,
 }
 
 /// How often the main loop looks at `stop` and `paused` while it waits.
@@ -176,6 +180,7 @@ struct Shared {
     buffers: RefCell<Vec<Vec<u8>>>,
     /// Leases of the fetches running now: infohash -> the lease's `due`.
     running: RefCell<HashMap<InfoHash, UnixSecs, ahash::RandomState>>,
+    lookups: Option<crossbeam_channel::Sender<InfoHash>>,
 }
 
 /// Runs the fetcher on the current glommio executor until `ctx.stop` is set,
@@ -199,6 +204,7 @@ pub async fn run(ctx: FetcherContext) {
         running: RefCell::new(HashMap::default()),
         counters: ctx.counters,
         config: ctx.config,
+        lookups: ctx.lookups,
     });
     let slots = Rc::new(Semaphore::new(concurrency as u64));
     let flusher = glommio::spawn_local(flush_loop(shared.clone(), ctx.stop.clone()));
@@ -434,6 +440,11 @@ async fn fetch_hash(shared: &Shared, entry: StagingEntry) {
     if tried == 0 && kinds.is_empty() {
         shared.counters.no_peers.fetch_add(1, Relaxed);
         kinds.push(NO_PEERS);
+        // An imported hash, or one whose peers all failed before: look for
+        // peers. A full channel drops the request; the next retry asks again.
+        if let Some(tx) = &shared.lookups {
+            let _ = tx.try_send(entry.info_hash);
+        }
     }
     shared.counters.hashes_failed.fetch_add(1, Relaxed);
     let failure = FetchFailure {

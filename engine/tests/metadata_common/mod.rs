@@ -72,6 +72,7 @@ impl Harness {
             stop: stop.clone(),
             paused: Arc::new(AtomicBool::new(false)),
             allow_loopback,
+            lookups: None,
         };
         let fetcher = spawn_thread(ctx, None).unwrap();
         Harness {

@@ -86,6 +86,8 @@ pub struct CoreSetup {
     pub control: Arc<Control>,
     /// The metadata fetcher to run beside the crawl on this executor.
     pub fetch: Option<FetcherContext>,
+    /// Hashes the fetcher had no peers for, to look up.
+    pub lookup_requests: Receiver<[u8; 20]>,
 }
 
 #[derive(Default)]
@@ -190,6 +192,9 @@ pub async fn run(setup: CoreSetup) {
                     }
                     CoreMsg::Lookup(m) => st.sched.handle_lookup_msg(now, m),
                 }
+            }
+            for info_hash in setup.lookup_requests.try_iter().take(HANDOVERS_PER_TICK) {
+                st.sched.look_up(now, info_hash);
             }
             st.sched.handle_timeout(now);
         }

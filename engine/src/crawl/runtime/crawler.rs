@@ -28,6 +28,9 @@ use crate::ops::{CrawlSnapshot, FetchSnapshot, MemoryBreakdown, StorageSnapshot}
 
 /// Most nodes saved for a warm restart, over all cores.
 const MAX_SAVED_NODES: usize = 100_000;
+/// Lookup requests from a core's fetcher waiting for its scheduler; beyond it
+/// a request is dropped and asked again at the entry's next retry.
+const LOOKUP_REQUESTS: usize = 4_096;
 /// How often the supervisor looks at the stop flag.
 const SUPERVISOR_TICK: Duration = Duration::from_millis(50);
 /// Shortest gap between two reads of RocksDB's memory properties (a snapshot
@@ -134,6 +137,7 @@ impl Crawler {
             // BEP 32: ask for IPv6 nodes only when there is a socket to reach them.
             config.want.v6 &= v6_sockets.is_some();
             node_ids.push(config.node_id);
+            let (lookup_tx, lookup_rx) = crossbeam_channel::bounded(LOOKUP_REQUESTS);
             let fetch = opts.fetch.then(|| {
                 let counters = Arc::new(FetchCounters::default());
                 fetch_counters.push(counters.clone());
@@ -150,6 +154,7 @@ impl Crawler {
                     stop: control.stop.clone(),
                     paused: control.paused.clone(),
                     allow_loopback: opts.allow_loopback,
+                    lookups: Some(lookup_tx),
                 }
             });
             let slot = Arc::new(Published::default());
@@ -169,6 +174,7 @@ impl Crawler {
                 published: slot,
                 control: control.clone(),
                 fetch,
+                lookup_requests: lookup_rx,
             };
             let placement = if opts.pin && core < online {
                 Placement::Fixed(core)

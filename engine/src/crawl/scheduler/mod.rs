@@ -71,6 +71,12 @@ pub const MAX_QUEUED_REPLIES: usize = 256;
 /// Queriers waiting for, or awaiting the answer to, a verifying ping; past it,
 /// new queriers are not verified (a spoofed-source flood costs bounded memory).
 const MAX_VERIFYING: usize = 1_024;
+/// Nodes the table needs before a requested lookup starts (a lookup seeded by
+/// nobody ends at once, and its retry is minutes away).
+const MIN_LOOKUP_SEEDS: usize = 3;
+/// Requested lookups waiting for the table to fill; beyond it they are dropped
+/// (the fetch queue's next retry asks again).
+const MAX_DEFERRED_LOOKUPS: usize = 4_096;
 /// Below this many known nodes, bootstrap nodes are asked again.
 const BOOTSTRAP_BELOW: usize = 16;
 /// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
@@ -136,6 +142,8 @@ pub struct Scheduler {
     verifying: ahash::AHashSet<SocketAddr>,
     /// BEP 42: the `ip` votes of replies, when the external address was not given.
     external: ExternalIpVote,
+    /// Lookups requested before the table could seed them.
+    deferred_lookups: Vec<[u8; ID_LEN]>,
     replies: VecDeque<(SocketAddr, Vec<u8>)>,
     reply_pool: Vec<Vec<u8>>,
     output: Output,
@@ -192,6 +200,7 @@ impl Scheduler {
             verify_queue: VecDeque::new(),
             verifying: ahash::AHashSet::default(),
             external: ExternalIpVote::default(),
+            deferred_lookups: Vec::new(),
             replies: VecDeque::new(),
             reply_pool: Vec::new(),
             output: Output::default(),
@@ -425,6 +434,12 @@ impl Scheduler {
             self.requeue(r);
         }
         self.tick_lookups(now_ms);
+        if !self.deferred_lookups.is_empty() && self.table.len() >= MIN_LOOKUP_SEEDS {
+            for h in std::mem::take(&mut self.deferred_lookups) {
+                let seeds = self.random_seeds();
+                self.peers.start(now_ms, h, seeds, &mut self.output.lookups);
+            }
+        }
         if now_ms >= self.maintenance_due {
             self.maintenance_due = now_ms + MAINTENANCE_EVERY;
             self.unreachable.expire(now_ms);
@@ -611,6 +626,22 @@ impl Scheduler {
             }
         }
         self.harvest(self.clock.floor(now), from, q, harvest);
+    }
+
+    /// Starts a `get_peers` lookup toward `info_hash` (one the fetcher had no
+    /// peers for); the peers it finds leave through [`Output::peers`].
+    /// Until the table holds a few nodes (right after start) it waits.
+    pub fn look_up(&mut self, now: Instant, info_hash: [u8; ID_LEN]) {
+        self.stats.lookups_requested += 1;
+        if self.table.len() < MIN_LOOKUP_SEEDS {
+            if self.deferred_lookups.len() < MAX_DEFERRED_LOOKUPS {
+                self.deferred_lookups.push(info_hash);
+            }
+            return;
+        }
+        let now_ms = self.clock.floor(now);
+        let seeds = self.random_seeds();
+        self.peers.start(now_ms, info_hash, seeds, &mut self.output.lookups);
     }
 
     /// BEP 42: the vote settled on `ip` as this host's address; the core's id
