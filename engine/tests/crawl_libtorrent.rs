@@ -113,6 +113,11 @@ fn stored_info_dicts(db: &std::path::Path, want: &[InfoHash]) -> HashMap<InfoHas
         .collect()
 }
 
+/// The first node of the network's `ready` line: the crawl's one bootstrap address.
+fn first_node(ready: &serde_json::Value) -> String {
+    ready["nodes"][0].as_str().expect("a node in the ready line").to_string()
+}
+
 fn parse_torrents(list: &serde_json::Value) -> Vec<Torrent> {
     list.as_array()
         .unwrap()
@@ -210,19 +215,14 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
     let (swarm, lines) = lt_swarm(&lt_dir, "127.93.0.1", &[]);
     let mut seen = Vec::new();
     let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
-    let nodes: Vec<String> = ready["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect();
+    let bootstrap = first_node(&ready);
     let torrents = parse_torrents(&ready["torrents"]);
     assert_eq!(torrents.len(), NODES * TORRENTS_PER_NODE);
     assert!(torrents.iter().any(|t| t.version == "hybrid") && torrents.iter().any(|t| t.version == "v1"));
     // The torrents are on the DHT once enough nodes hold each announce.
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
 
-    let (mut crawl, log) = spawn_crawl(&db, &nodes[0], &[]);
+    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &[]);
     let v1: Vec<InfoHash> = torrents.iter().map(|t| t.info_hash).collect();
     let crawl_started = Instant::now();
     let fetched = wait_for_dicts(&mut crawl, &db, &v1, Duration::from_secs(120));
@@ -303,14 +303,9 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let (mut swarm, lines) = lt_swarm(&dir.path().join("lt"), "127.94.0.1", &["--late", &LATE.to_string()]);
     let mut seen = Vec::new();
     let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
-    let nodes: Vec<String> = ready["nodes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|n| n.as_str().unwrap().to_string())
-        .collect();
+    let bootstrap = first_node(&ready);
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
-    let (mut crawl, log) = spawn_crawl(&db, &nodes[0], &["--no-read-only"]);
+    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &["--no-read-only"]);
     // Once the crawl has fetched a first torrent it has queried the nodes,
     // which took it into their routing tables (it is not read-only).
     let first: Vec<InfoHash> = parse_torrents(&ready["torrents"]).iter().map(|t| t.info_hash).collect();
@@ -359,7 +354,7 @@ fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
     let (swarm, lines) = lt_swarm(&dir.path().join("lt"), "127.95.0.1", &["--no-samples"]);
     let mut seen = Vec::new();
     let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
-    let bootstrap = ready["nodes"][0].as_str().unwrap().to_string();
+    let bootstrap = first_node(&ready);
     let torrents = parse_torrents(&ready["torrents"]);
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
     let list = dir.path().join("hashes.txt");

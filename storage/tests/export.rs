@@ -105,6 +105,15 @@ fn run(store: &Store, format: Format, filter: &Filter) -> (Vec<u8>, export::Summ
     (out, sum)
 }
 
+/// The JSON lines export, parsed.
+fn jsonl_rows(store: &Store) -> Vec<serde_json::Value> {
+    let (out, _) = run(store, Format::Jsonl, &Filter::default());
+    out.split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).unwrap())
+        .collect()
+}
+
 fn hex(n: u8) -> String {
     format!("{n:02x}").repeat(20)
 }
@@ -164,12 +173,7 @@ fn filters_select_by_time_metadata_and_class() {
 #[test]
 fn jsonl_carries_metadata_scrape_and_lossless_names() {
     let (_d, store) = fixture();
-    let (out, _) = run(&store, Format::Jsonl, &Filter::default());
-    let rows: Vec<serde_json::Value> = out
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let rows = jsonl_rows(&store);
     assert_eq!(rows.len(), 4);
     assert_eq!(rows[0]["info_hash"], hex(1));
     assert!(rows[0].get("name").is_none(), "no metadata, no name");
@@ -327,12 +331,7 @@ fn magnet_links_carry_both_hashes_of_a_hybrid_and_only_btmh_for_v2() {
 #[test]
 fn jsonl_says_the_version_and_carries_the_v2_hash_and_magnet() {
     let (_d, store) = versions_fixture();
-    let (out, _) = run(&store, Format::Jsonl, &Filter::default());
-    let rows: Vec<serde_json::Value> = out
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).unwrap())
-        .collect();
+    let rows = jsonl_rows(&store);
     assert!(rows[0].get("version").is_none() && rows[0].get("v2_info_hash").is_none());
     assert_eq!(rows[0]["magnet"], format!("magnet:?xt=urn:btih:{}", hex(1)));
     assert_eq!(rows[1]["version"], "hybrid");

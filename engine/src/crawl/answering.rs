@@ -82,7 +82,7 @@ impl Answering {
             own,
             version,
             server,
-            routing: RoutingTable::new(own, K, REPLACEMENTS, filter, hasher(3), now),
+            routing: table(own, filter, seed, now),
             filter,
             seed,
             rng,
@@ -93,9 +93,8 @@ impl Answering {
     /// The core took a new node id (BEP 42): the table is laid out around the
     /// id, so it starts afresh; tokens and announced peers stay.
     pub fn set_id(&mut self, own: [u8; ID_LEN], now: Instant) {
-        let hasher = ahash::RandomState::with_seeds(self.seed, 3, 0x616e_7377, 0x6572_696e);
         self.own = own;
-        self.routing = RoutingTable::new(own, K, REPLACEMENTS, self.filter, hasher, now);
+        self.routing = table(own, self.filter, self.seed, now);
     }
 
     /// Takes one answer from `from`'s IP budget; false: stay silent.
@@ -177,4 +176,10 @@ impl Answering {
             self.server.maintain(now, &mut self.rng);
         }
     }
+}
+
+/// The answering table of a core with id `own`.
+fn table(own: [u8; ID_LEN], filter: AddrFilter, seed: u64, now: Instant) -> RoutingTable {
+    let hasher = ahash::RandomState::with_seeds(seed, 3, 0x616e_7377, 0x6572_696e);
+    RoutingTable::new(own, K, REPLACEMENTS, filter, hasher, now)
 }
