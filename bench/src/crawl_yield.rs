@@ -250,7 +250,8 @@ fn baseline_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result
             std::thread::spawn(move || {
                 for job in rx.iter().take_while(|_| !stop.load(Ordering::Relaxed)) {
                     for &peer in &job.peers {
-                        if loadgen::fetch_metadata_within(peer, &job.info_hash, BASELINE_DIAL, BASELINE_REQUEST).is_ok() {
+                        if loadgen::fetch_metadata_within(peer, &job.info_hash, BASELINE_DIAL, BASELINE_REQUEST).is_ok()
+                        {
                             fetched.lock().unwrap_or_else(|e| e.into_inner()).insert(job.info_hash);
                             break;
                         }
@@ -271,7 +272,9 @@ fn baseline_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result
         })?;
         Ok((load, walker.counters, walker.found().to_vec()))
     });
-    let (load, counters, found) = walk.join().map_err(|_| anyhow::anyhow!("the baseline walker panicked"))??;
+    let (load, counters, found) = walk
+        .join()
+        .map_err(|_| anyhow::anyhow!("the baseline walker panicked"))??;
     let closed = swarm.latest_stats()?;
     // Fetches finished within the run are what count; the rest are abandoned.
     stop.store(true, Ordering::Relaxed);

@@ -76,7 +76,11 @@ pub struct Args {
 }
 
 fn parse_rtt(s: &str) -> Result<RttRange, String> {
-    let ms = |x: &str| x.trim().parse::<u64>().map_err(|e| format!("{x:?} is not a number of ms: {e}"));
+    let ms = |x: &str| {
+        x.trim()
+            .parse::<u64>()
+            .map_err(|e| format!("{x:?} is not a number of ms: {e}"))
+    };
     let (min_ms, max_ms) = match s.split_once('-') {
         Some((a, b)) => (ms(a)?, ms(b)?),
         None => (ms(s)?, ms(s)?),

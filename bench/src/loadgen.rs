@@ -523,7 +523,8 @@ impl Walker {
                         new_hashes += 1;
                         let index = (self.found_list.len() - 1) as u32;
                         if self.pacing.is_some() {
-                            self.get_peers_later.push(Reverse((now_ms, index, u32::from(*from.ip()))));
+                            self.get_peers_later
+                                .push(Reverse((now_ms, index, u32::from(*from.ip()))));
                         } else {
                             self.get_peers_queue.push_back((index, from));
                         }
@@ -532,7 +533,11 @@ impl Walker {
                 let ip = u32::from(*from.ip());
                 if let Some(p) = self.pacing {
                     // Its own schedule: how much was new, never `interval` or `num`.
-                    let wait = if new_hashes > 0 { p.resample_productive_ms } else { p.resample_idle_ms };
+                    let wait = if new_hashes > 0 {
+                        p.resample_productive_ms
+                    } else {
+                        p.resample_idle_ms
+                    };
                     self.sample_due.push(Reverse((now_ms + wait, ip)));
                 } else if let Some(n) = self.nodes.get_mut(&ip) {
                     n.sample_visits += 1;

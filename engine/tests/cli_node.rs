@@ -56,7 +56,10 @@ fn round_trip(binds: [&str; 3], peer: &str) {
     let mut node = NodeProc(
         Command::new(TRAWL)
             .args(["node", "--port", "0", "--bind", binds[0], "--allow-loopback"])
-            .args(["--bootstrap", &SocketAddr::new(binds[0].parse().unwrap(), 9).to_string()])
+            .args([
+                "--bootstrap",
+                &SocketAddr::new(binds[0].parse().unwrap(), 9).to_string(),
+            ])
             .args(["--duration", "60", "--stats-every", "1"])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())

@@ -115,7 +115,10 @@ fn stored_info_dicts(db: &std::path::Path, want: &[InfoHash]) -> HashMap<InfoHas
 
 /// The first node of the network's `ready` line: the crawl's one bootstrap address.
 fn first_node(ready: &serde_json::Value) -> String {
-    ready["nodes"][0].as_str().expect("a node in the ready line").to_string()
+    ready["nodes"][0]
+        .as_str()
+        .expect("a node in the ready line")
+        .to_string()
 }
 
 fn parse_torrents(list: &serde_json::Value) -> Vec<Torrent> {
@@ -185,7 +188,12 @@ fn stop_crawl(mut crawl: Proc, log: std::thread::JoinHandle<String>) -> (serde_j
 
 /// Polls the store until every one of `want` has an info dict, the crawl exits
 /// (a failure) or `limit` passes; returns the dicts found.
-fn wait_for_dicts(crawl: &mut Proc, db: &std::path::Path, want: &[InfoHash], limit: Duration) -> HashMap<InfoHash, Vec<u8>> {
+fn wait_for_dicts(
+    crawl: &mut Proc,
+    db: &std::path::Path,
+    want: &[InfoHash],
+    limit: Duration,
+) -> HashMap<InfoHash, Vec<u8>> {
     let started = Instant::now();
     let mut fetched = HashMap::new();
     while started.elapsed() < limit {
@@ -200,7 +208,11 @@ fn wait_for_dicts(crawl: &mut Proc, db: &std::path::Path, want: &[InfoHash], lim
 }
 
 /// The libtorrent network's bans, from its lines up to its counters at exit.
-fn bans_at_exit(mut swarm: Proc, lines: &Receiver<serde_json::Value>, seen: &mut Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+fn bans_at_exit(
+    mut swarm: Proc,
+    lines: &Receiver<serde_json::Value>,
+    seen: &mut Vec<serde_json::Value>,
+) -> Vec<serde_json::Value> {
     drop(swarm.0.stdin.take());
     wait_event(lines, "counters", Duration::from_secs(20), seen);
     seen.iter().filter(|v| v["event"] == "ban").cloned().collect()
@@ -320,7 +332,10 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(60));
     let (summary, log) = stop_crawl(crawl, log);
     let bans = bans_at_exit(swarm, &lines, &mut seen);
-    eprintln!("crawl_libtorrent harvest: {} of {LATE} late torrents; summary {summary}", fetched.len());
+    eprintln!(
+        "crawl_libtorrent harvest: {} of {LATE} late torrents; summary {summary}",
+        fetched.len()
+    );
     assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
     assert!(
         fetched.len() * 4 >= LATE * 3,
@@ -329,8 +344,16 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     );
     let store = Store::open_read_only(&db).unwrap();
     for t in late.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
-        assert!(fetched[&t.info_hash] == t.info_dict, "{} differs from libtorrent's", t.name);
-        let sources = store.infohash(&t.info_hash).unwrap().expect("the hash is stored").sources;
+        assert!(
+            fetched[&t.info_hash] == t.info_dict,
+            "{} differs from libtorrent's",
+            t.name
+        );
+        let sources = store
+            .infohash(&t.info_hash)
+            .unwrap()
+            .expect("the hash is stored")
+            .sources;
         assert!(
             sources.contains(Source::GetPeers) || sources.contains(Source::Announce),
             "{} was not harvested: {:?}",
@@ -358,7 +381,10 @@ fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
     let torrents = parse_torrents(&ready["torrents"]);
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
     let list = dir.path().join("hashes.txt");
-    let hex: String = torrents.iter().map(|t| crawl_common::hex(&t.info_hash) + "\n").collect();
+    let hex: String = torrents
+        .iter()
+        .map(|t| crawl_common::hex(&t.info_hash) + "\n")
+        .collect();
     std::fs::write(&list, hex).unwrap();
     let import = Command::new(TRAWL)
         .arg("import")
@@ -374,9 +400,17 @@ fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
     let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(90));
     let (summary, log) = stop_crawl(crawl, log);
     let bans = bans_at_exit(swarm, &lines, &mut seen);
-    eprintln!("crawl_libtorrent import: {} of {} imported torrents; summary {summary}", fetched.len(), want.len());
+    eprintln!(
+        "crawl_libtorrent import: {} of {} imported torrents; summary {summary}",
+        fetched.len(),
+        want.len()
+    );
     assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
-    assert_eq!(summary["new_hashes"].as_u64(), Some(0), "a sample showed something: {summary}");
+    assert_eq!(
+        summary["new_hashes"].as_u64(),
+        Some(0),
+        "a sample showed something: {summary}"
+    );
     assert!(
         fetched.len() * 10 >= want.len() * 9,
         "{} of {} imported torrents stored; summary {summary}\n{log}",
@@ -384,7 +418,11 @@ fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
         want.len()
     );
     for t in torrents.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
-        assert!(fetched[&t.info_hash] == t.info_dict, "{} differs from libtorrent's", t.name);
+        assert!(
+            fetched[&t.info_hash] == t.info_dict,
+            "{} differs from libtorrent's",
+            t.name
+        );
     }
     assert!(summary["lookups_started"].as_u64().unwrap() > 0, "{summary}");
 }

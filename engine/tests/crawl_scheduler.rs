@@ -368,11 +368,15 @@ fn incoming_get_peers_and_announces_are_answered_with_tokens_and_harvested() {
     let (asker, announcer, later) = (addr(5, 5), addr(6, 6), addr(7, 7));
     let (h1, h2, h3) = ([0x11; 20], [0x22; 20], [0x33; 20]);
     let reply = ask(&mut s, now, asker, b"g1", &get_peers(&[5; 20], &h1));
-    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+        panic!("an error")
+    };
     assert!(r.token.is_some() && r.values.is_empty());
     // Tokens are per IP: the one from a get_peers for h2 announces h3.
     let reply = ask(&mut s, now, announcer, b"g2", &get_peers(&[6; 20], &h2));
-    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+        panic!("an error")
+    };
     let token = r.token.unwrap().to_vec();
     let announce = |token| Query::AnnouncePeer {
         id: &[6; 20],
@@ -388,7 +392,9 @@ fn incoming_get_peers_and_announces_are_answered_with_tokens_and_harvested() {
     assert!(matches!(Message::decode(&ok).unwrap().kind, Kind::Response(_)));
     // The announcer, at the datagram's port (implied_port), is a peer of h3.
     let reply = ask(&mut s, now, later, b"g3", &get_peers(&[7; 20], &h3));
-    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+        panic!("an error")
+    };
     assert_eq!(r.values.clone().collect::<Vec<_>>(), vec![announcer]);
     // sample_infohashes gives what was announced, with libtorrent's interval.
     let reply = ask(
@@ -402,17 +408,24 @@ fn incoming_get_peers_and_announces_are_answered_with_tokens_and_harvested() {
             want: Want::default(),
         },
     );
-    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+    let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+        panic!("an error")
+    };
     assert_eq!(r.samples.clone().collect::<Vec<_>>(), vec![&h3]);
     assert_eq!((r.interval, r.num), (Some(21_600), Some(1)));
 
     let st = s.stats();
     assert_eq!((st.harvested_get_peers, st.harvested_announces), (2, 1));
-    assert_eq!((st.new_hashes, st.duplicate_hashes), (3, 1), "h3 again in the last get_peers");
+    assert_eq!(
+        (st.new_hashes, st.duplicate_hashes),
+        (3, 1),
+        "h3 again in the last get_peers"
+    );
     assert_eq!(st.announced_peers, 1);
     assert_eq!((st.queries_answered, st.query_errors_sent), (6, 1));
     let out = s.output();
-    let found: Vec<([u8; 20], Via, SocketAddr)> = out.discoveries.iter().map(|d| (d.info_hash, d.via, d.source)).collect();
+    let found: Vec<([u8; 20], Via, SocketAddr)> =
+        out.discoveries.iter().map(|d| (d.info_hash, d.via, d.source)).collect();
     assert_eq!(
         found,
         vec![
@@ -421,7 +434,13 @@ fn incoming_get_peers_and_announces_are_answered_with_tokens_and_harvested() {
             (h3, Via::Announce, announcer)
         ]
     );
-    assert_eq!(out.peers, vec![PeerFound { info_hash: h3, peer: announcer }]);
+    assert_eq!(
+        out.peers,
+        vec![PeerFound {
+            info_hash: h3,
+            peer: announcer
+        }]
+    );
 }
 
 #[test]
@@ -435,7 +454,11 @@ fn unknown_methods_get_204_and_malformed_queries_203() {
     let m = Message::decode(&buf).unwrap();
     assert!(matches!(m.kind, Kind::Error(ref e) if e.code == 204) && m.transaction_id == b"v1");
     // get_peers without its info_hash.
-    s.handle_datagram(now, from, b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q9:get_peers1:t2:m11:y1:qe");
+    s.handle_datagram(
+        now,
+        from,
+        b"d1:ad2:id20:aaaaaaaaaaaaaaaaaaaae1:q9:get_peers1:t2:m11:y1:qe",
+    );
     assert_eq!(s.poll_transmit(now, &mut buf), Some(from));
     let m = Message::decode(&buf).unwrap();
     assert!(matches!(m.kind, Kind::Error(ref e) if e.code == 203) && m.transaction_id == b"m1");
@@ -443,7 +466,10 @@ fn unknown_methods_get_204_and_malformed_queries_203() {
     s.handle_datagram(now, from, b"\x00\x01garbage");
     while s.poll_transmit(now, &mut buf).is_some() {
         let m = Message::decode(&buf).unwrap();
-        assert!(matches!(m.kind, Kind::Query(Query::Ping { .. })), "only our ping to the querier: {m:?}");
+        assert!(
+            matches!(m.kind, Kind::Query(Query::Ping { .. })),
+            "only our ping to the querier: {m:?}"
+        );
     }
     assert_eq!(s.stats().query_errors_sent, 2);
 }
@@ -460,7 +486,13 @@ fn replies_are_at_most_three_times_their_query() {
     let mut s = Scheduler::new(cfg, now);
     // 40 nodes that answered a sample of ours fill the answering table.
     for i in 0..40u8 {
-        assert!(s.add_node(now, CompactNode { id: [i; 20], addr: addr(20, i) }));
+        assert!(s.add_node(
+            now,
+            CompactNode {
+                id: [i; 20],
+                addr: addr(20, i)
+            }
+        ));
     }
     let mut buf = Vec::new();
     while let Some(to) = s.poll_transmit(now, &mut buf) {
@@ -479,7 +511,9 @@ fn replies_are_at_most_three_times_their_query() {
     for i in 0..60u8 {
         let from = addr(30, i);
         let reply = ask(&mut s, now, from, b"tk", &get_peers(&[9; 20], &h));
-        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+            panic!("an error")
+        };
         let token = r.token.unwrap().to_vec();
         let q = Query::AnnouncePeer {
             id: &[9; 20],
@@ -494,19 +528,49 @@ fn replies_are_at_most_three_times_their_query() {
     let both = Want { v4: true, v6: true };
     let queries = [
         Query::Ping { id: &[8; 20] },
-        Query::FindNode { id: &[8; 20], target: &[0x55; 20], want: both },
-        Query::GetPeers { id: &[8; 20], info_hash: &h, want: both, scrape: true, noseed: false },
-        Query::GetPeers { id: &[8; 20], info_hash: &[0x66; 20], want: both, scrape: false, noseed: false },
-        Query::SampleInfohashes { id: &[8; 20], target: &[0x55; 20], want: both },
+        Query::FindNode {
+            id: &[8; 20],
+            target: &[0x55; 20],
+            want: both,
+        },
+        Query::GetPeers {
+            id: &[8; 20],
+            info_hash: &h,
+            want: both,
+            scrape: true,
+            noseed: false,
+        },
+        Query::GetPeers {
+            id: &[8; 20],
+            info_hash: &[0x66; 20],
+            want: both,
+            scrape: false,
+            noseed: false,
+        },
+        Query::SampleInfohashes {
+            id: &[8; 20],
+            target: &[0x55; 20],
+            want: both,
+        },
     ];
     for q in &queries {
         let mut bytes = Vec::new();
         encode_query(&mut bytes, b"aa", q, true, None);
         let reply = ask(&mut s, now, addr(40, 1), b"aa", q);
-        assert!(reply.len() <= 3 * bytes.len(), "{} bytes for a {}-byte {q:?}", reply.len(), bytes.len());
-        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else { panic!("an error") };
+        assert!(
+            reply.len() <= 3 * bytes.len(),
+            "{} bytes for a {}-byte {q:?}",
+            reply.len(),
+            bytes.len()
+        );
+        let Kind::Response(r) = Message::decode(&reply).unwrap().kind else {
+            panic!("an error")
+        };
         let lists = r.nodes.clone().count() + r.values.clone().count() + r.samples.clone().count();
-        assert!(matches!(q, Query::Ping { .. }) || lists > 0, "nothing useful left for {q:?}");
+        assert!(
+            matches!(q, Query::Ping { .. }) || lists > 0,
+            "nothing useful left for {q:?}"
+        );
     }
 }
 
@@ -738,8 +802,15 @@ fn a_timed_out_sample_is_retried_with_a_doubling_wait_until_the_node_is_unreacha
             sampled.push(t);
         }
     }
-    assert_eq!(sampled, vec![3_000, 8_000, 17_000, 34_000], "retries of a node that never answers");
-    assert!(s.is_unreachable(&remote, at(40_000)), "unreachable after its fifth timeout");
+    assert_eq!(
+        sampled,
+        vec![3_000, 8_000, 17_000, 34_000],
+        "retries of a node that never answers"
+    );
+    assert!(
+        s.is_unreachable(&remote, at(40_000)),
+        "unreachable after its fifth timeout"
+    );
 }
 
 #[test]
@@ -1049,7 +1120,10 @@ fn a_node_holding_more_than_it_showed_is_resampled_at_its_interval_even_with_not
         let mut tid = None;
         s.handle_timeout(t);
         while s.poll_transmit(t, &mut buf).is_some() {
-            if matches!(Message::decode(&buf).unwrap().kind, Kind::Query(Query::SampleInfohashes { .. })) {
+            if matches!(
+                Message::decode(&buf).unwrap().kind,
+                Kind::Query(Query::SampleInfohashes { .. })
+            ) {
                 tid = Some(tid_of(&buf));
             }
         }
@@ -1086,7 +1160,13 @@ fn the_external_address_is_voted_from_replies_and_the_id_becomes_secure_for_it()
     let mut s = Scheduler::new(no_walks(), now);
     assert!(!is_secure_for(&s.node_id(), us));
     for i in 0..6u8 {
-        assert!(s.add_node(now, CompactNode { id: [i + 1; 20], addr: addr(50, i) }));
+        assert!(s.add_node(
+            now,
+            CompactNode {
+                id: [i + 1; 20],
+                addr: addr(50, i)
+            }
+        ));
     }
     let mut buf = Vec::new();
     let mut answered = 0;
@@ -1100,7 +1180,13 @@ fn the_external_address_is_voted_from_replies_and_the_id_becomes_secure_for_it()
         r.interval = Some(60);
         r.num = Some(0);
         let mut reply = Vec::new();
-        encode_response(&mut reply, m.transaction_id, &r, Some(SocketAddr::new(us, 40_000)), None);
+        encode_response(
+            &mut reply,
+            m.transaction_id,
+            &r,
+            Some(SocketAddr::new(us, 40_000)),
+            None,
+        );
         s.handle_datagram(now, to, &reply);
         answered += 1;
         assert_eq!(s.stats().id_changes, u64::from(answered >= 5), "after {answered} votes");
@@ -1115,7 +1201,13 @@ fn the_external_address_is_voted_from_replies_and_the_id_becomes_secure_for_it()
     let m = Message::decode(&buf).unwrap();
     assert!(matches!(m.kind, Kind::Query(q) if q.id() == Some(&s.node_id())));
 
-    let given = Scheduler::new(CrawlConfig { external_ip: Some(us), ..config() }, now);
+    let given = Scheduler::new(
+        CrawlConfig {
+            external_ip: Some(us),
+            ..config()
+        },
+        now,
+    );
     assert!(is_secure_for(&given.node_id(), us), "secure from the start");
     assert_eq!(given.external_ip(), Some(us));
 }

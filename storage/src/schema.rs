@@ -894,7 +894,11 @@ mod tests {
         let v1 = sample_torrent();
         let mut buf = Vec::new();
         encode_torrent(&v1, &mut buf);
-        assert_eq!(buf[7] & (FLAG_V2_HASH | FLAG_NO_V1), 0, "a v1 record is what old builds wrote");
+        assert_eq!(
+            buf[7] & (FLAG_V2_HASH | FLAG_NO_V1),
+            0,
+            "a v1 record is what old builds wrote"
+        );
         for version in [TorrentVersion::V2, TorrentVersion::Hybrid] {
             let t = TorrentRecord {
                 version,

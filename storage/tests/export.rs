@@ -337,5 +337,8 @@ fn jsonl_says_the_version_and_carries_the_v2_hash_and_magnet() {
     assert_eq!(rows[1]["version"], "hybrid");
     assert_eq!(rows[1]["v2_info_hash"], "ab".repeat(32));
     assert_eq!(rows[2]["version"], "v2");
-    assert!(rows[2]["magnet"].as_str().unwrap().starts_with("magnet:?xt=urn:btmh:1220"));
+    assert!(rows[2]["magnet"]
+        .as_str()
+        .unwrap()
+        .starts_with("magnet:?xt=urn:btmh:1220"));
 }

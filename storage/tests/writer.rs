@@ -571,7 +571,11 @@ fn a_hybrid_ends_both_entries_and_is_found_by_its_v2_hash() {
     let by_v2 = store.torrent(&h(2)).unwrap().expect("found by its v2 hash");
     assert_eq!(by_v2.info_hash, h(1), "one record, keyed by v1");
     commit(&w, peers_of(2, &[3], 1002));
-    assert_eq!(store.staging_entry(&h(2)).unwrap(), None, "a later v2 sighting queues nothing");
+    assert_eq!(
+        store.staging_entry(&h(2)).unwrap(),
+        None,
+        "a later v2 sighting queues nothing"
+    );
     assert!(taken_hashes(&store, 5000).is_empty());
     writer.shutdown();
 }

@@ -77,7 +77,14 @@ impl Answering {
             per_ip_burst: answer_burst,
             ..AnswerLimits::default()
         };
-        let server = Server::new(now, PEER_TTL, limits, StoreLimits::default(), &mut rng, [hasher(1), hasher(2)]);
+        let server = Server::new(
+            now,
+            PEER_TTL,
+            limits,
+            StoreLimits::default(),
+            &mut rng,
+            [hasher(1), hasher(2)],
+        );
         Answering {
             own,
             version,

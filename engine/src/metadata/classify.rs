@@ -350,7 +350,11 @@ mod tests {
         let adult = multi("Some.Studio.XXX.1080p", &[("scene.mp4", 900_000_000)]);
         assert_eq!(classify(&adult), (ContentClass::Video, Some(BitmagnetType::Xxx)));
         let album = multi("Xxxtentacion - 17", &[("01.mp3", 9_000_000)]);
-        assert_eq!(classify(&album).1, Some(BitmagnetType::Music), "a token, not a substring");
+        assert_eq!(
+            classify(&album).1,
+            Some(BitmagnetType::Music),
+            "a token, not a substring"
+        );
     }
 
     #[test]

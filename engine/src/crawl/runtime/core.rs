@@ -147,7 +147,12 @@ pub async fn run(setup: CoreSetup) {
             tx4: Batch::new(),
             tx6: Batch::new(),
             scratch: Vec::with_capacity(MAX_DATAGRAM),
-            sink: Sink::new(setup.writer, setup.batch_every, setup.batch_items, setup.fetch.is_some()),
+            sink: Sink::new(
+                setup.writer,
+                setup.batch_every,
+                setup.batch_items,
+                setup.fetch.is_some(),
+            ),
             outbox: Outbox::new(setup.senders),
             inbound: setup.inbound,
             handovers_in: 0,

@@ -41,16 +41,16 @@ use std::time::{Duration, Instant};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 
+use super::answering::{Answering, Harvest, MAX_AMPLIFICATION};
 use super::clock::{ms, Clock, Millis};
 use super::config::{CrawlConfig, MAX_SAMPLE_INTERVAL};
 use super::dedup::Dedup;
+use super::external_ip::ExternalIpVote;
 use super::keyspace::Keyspace;
 use super::output::{CrawlStats, Discovery, Handover, Output, PeerFound, Via};
 use super::owner::owner;
 use super::peer_search::{JobKind, PeerJob, PeerSearch};
 use super::probes::Probes;
-use super::answering::{Answering, Harvest, MAX_AMPLIFICATION};
-use super::external_ip::ExternalIpVote;
 use super::schedule::Schedule;
 use super::table::{Bep51, Inserted, NodeRef, NodeTable, RemoteNode, NOT_QUEUED};
 use super::transactions::{Asked, InFlight, Transactions};
@@ -457,7 +457,14 @@ impl Scheduler {
 
     // ---- incoming -------------------------------------------------------
 
-    fn on_response(&mut self, now: Instant, from: SocketAddr, tid: &[u8], r: &Response<'_>, seen_as: Option<SocketAddr>) {
+    fn on_response(
+        &mut self,
+        now: Instant,
+        from: SocketAddr,
+        tid: &[u8],
+        r: &Response<'_>,
+        seen_as: Option<SocketAddr>,
+    ) {
         let Some(q) = self.tx.finish(tid, from) else {
             self.stats.unmatched += 1;
             return;
@@ -728,7 +735,9 @@ impl Scheduler {
     /// A datagram that failed to decode: answered with error 203 when it was a
     /// query with a transaction id and its sender is within its answer budget.
     fn answer_malformed(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
-        let Some(answering) = self.answering.as_mut() else { return };
+        let Some(answering) = self.answering.as_mut() else {
+            return;
+        };
         if self.replies.len() >= MAX_QUEUED_REPLIES {
             return;
         }
