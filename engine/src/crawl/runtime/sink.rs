@@ -216,4 +216,31 @@ mod tests {
         sink.flush_blocking();
         assert_eq!(sink.stats().items_lost, 1);
     }
+
+    /// `--no-fetch`: peers are not kept, so no fetch-queue entry is made;
+    /// discoveries still are.
+    #[test]
+    fn a_crawl_that_does_not_fetch_keeps_no_peers() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
+        let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+        let mut sink = Sink::new(writer.handle(), Duration::from_secs(60), 1, false);
+        let mut out = Output::default();
+        out.peers.push(crate::crawl::PeerFound {
+            info_hash: [7; 20],
+            peer: "1.2.3.4:6881".parse().unwrap(),
+        });
+        out.discoveries.push(crate::crawl::Discovery {
+            info_hash: [7; 20],
+            source: "1.2.3.5:6881".parse().unwrap(),
+            source_id: [1; 20],
+            via: Via::Sample,
+        });
+        sink.take(Instant::now(), 1234, &mut out);
+        assert!(out.peers.is_empty(), "drained, not kept");
+        sink.flush_blocking();
+        writer.shutdown();
+        assert!(store.infohash(&[7; 20]).unwrap().is_some(), "the discovery is stored");
+        assert!(store.staging_entry(&[7; 20]).unwrap().is_none(), "no fetch-queue entry");
+    }
 }

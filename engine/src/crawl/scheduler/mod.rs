@@ -423,7 +423,7 @@ impl Scheduler {
             let retry = now_ms.saturating_add(ms(self.cfg.retry_after_timeout));
             match q.asked {
                 // The node may have answered, late, with an interval we never
-                // saw: wait at least as long as after an empty sample.
+                // saw: wait that interval, and at least the doubling retry.
                 Asked::Sample => {
                     let wait = lost_sample_wait(&self.cfg, n.interval, self.longest_interval, n.failures);
                     n.next_sample = n.next_sample.max(now_ms.saturating_add(wait));
@@ -436,8 +436,7 @@ impl Scheduler {
         self.tick_lookups(now_ms);
         if !self.deferred_lookups.is_empty() && self.table.len() >= MIN_LOOKUP_SEEDS {
             for h in std::mem::take(&mut self.deferred_lookups) {
-                let seeds = self.random_seeds();
-                self.peers.start(now_ms, h, seeds, &mut self.output.lookups);
+                self.start_lookup(now_ms, h);
             }
         }
         if now_ms >= self.maintenance_due {
@@ -640,13 +639,18 @@ impl Scheduler {
     /// Until the table holds a few nodes (right after start) it waits.
     pub fn look_up(&mut self, now: Instant, info_hash: [u8; ID_LEN]) {
         self.stats.lookups_requested += 1;
+        self.start_lookup(self.clock.floor(now), info_hash);
+    }
+
+    /// A lookup toward `info_hash` seeded from the table, or deferred while
+    /// the table is too small to seed one.
+    fn start_lookup(&mut self, now_ms: Millis, info_hash: [u8; ID_LEN]) {
         if self.table.len() < MIN_LOOKUP_SEEDS {
             if self.deferred_lookups.len() < MAX_DEFERRED_LOOKUPS {
                 self.deferred_lookups.push(info_hash);
             }
             return;
         }
-        let now_ms = self.clock.floor(now);
         let seeds = self.random_seeds();
         self.peers.start(now_ms, info_hash, seeds, &mut self.output.lookups);
     }
@@ -720,8 +724,7 @@ impl Scheduler {
             Via::Announce => self.stats.harvested_announces += 1,
             _ => {
                 self.stats.harvested_get_peers += 1;
-                let seeds = self.random_seeds();
-                self.peers.start(now_ms, info_hash, seeds, &mut self.output.lookups);
+                self.start_lookup(now_ms, info_hash);
             }
         }
         self.output.discoveries.push(Discovery {
