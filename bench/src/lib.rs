@@ -9,6 +9,7 @@
 pub mod ceiling;
 pub mod crawl;
 pub mod crawl_yield;
+pub mod harvest;
 pub mod decode;
 pub mod fetch;
 pub mod flood;

@@ -980,3 +980,118 @@ fn the_mainline_preset_sets_the_published_mix() {
     assert_eq!(fast.mix, ModelMix::FAST);
     assert_eq!((fast.never_accept, fast.peer_rtt.max_ms), (0.0, 0));
 }
+
+/// The crawler's address in the downloader test: not a virtual node's.
+const CRAWLER: SocketAddrV4 = SocketAddrV4::new(Ipv4Addr::new(127, 0, 0, 1), 40_001);
+
+/// One query from the crawler to virtual node `node` through the I/O-free responder.
+fn ask_as_crawler(
+    r: &mut trawl_bench::swarm::answer::Responder<'_>,
+    swarm: &Swarm,
+    node: u32,
+    id: &[u8; 20],
+    read_only: bool,
+    now_ms: u64,
+    c: &mut trawl_bench::swarm::counters::Counters,
+) {
+    let mut q = Vec::new();
+    krpc::encode_query(&mut q, b"pp", &Query::Ping { id }, read_only, None);
+    let mut out = Vec::new();
+    r.handle(now_ms, CRAWLER, swarm.nodes.addr(node), &q, &mut out, c);
+}
+
+#[test]
+fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_the_closest() {
+    use trawl_bench::swarm::answer::{Outcome, Responder};
+    use trawl_bench::swarm::counters::Counters;
+    use trawl_bench::swarm::downloaders::{DownloadConfig, Outgoing};
+    let mut cfg = modelled(ALL_LIBTORRENT);
+    cfg.downloads = DownloadConfig {
+        lookups_per_node_s: 1.0,
+        announce_share: 0.5,
+    };
+    let swarm = Swarm::build(cfg, 1);
+    let mut r = Responder::new(&swarm, 0);
+    let mut c = Counters::default();
+    // The crawler's id sits next to the most popular torrent (rank 0).
+    let popular = *swarm.catalogue.infohash(0);
+    let mut crawler_id = popular;
+    crawler_id[19] ^= 1;
+
+    // Read-only queriers never enter a table (BEP 43).
+    for node in 0..NODES {
+        ask_as_crawler(&mut r, &swarm, node, &crawler_id, true, 0, &mut c);
+    }
+    assert!(swarm.downloads.identities().is_empty());
+    for node in 0..NODES {
+        ask_as_crawler(&mut r, &swarm, node, &crawler_id, false, 0, &mut c);
+    }
+    // A second id from the same IP does not replace the first (restrict_routing_ips).
+    ask_as_crawler(&mut r, &swarm, 0, &[0x42; 20], false, 0, &mut c);
+    let ids = swarm.downloads.identities();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    assert_eq!((ids[0].0, ids[0].1, ids[0].2), (SocketAddr::V4(CRAWLER), crawler_id, NODES as usize));
+
+    let mut outbox: Vec<Outgoing> = Vec::new();
+    swarm.downloads.tick(&swarm, 1000, &mut c, &mut outbox);
+    assert_eq!(c.downloader_lookups, u64::from(NODES), "one second at one lookup per node");
+    assert!(!outbox.is_empty(), "lookups of the torrent next to the crawler reach it");
+    let mut announces = 0;
+    for q in &outbox {
+        assert_eq!(q.to, CRAWLER);
+        let msg = Message::decode(&q.bytes).unwrap();
+        let Kind::Query(Query::GetPeers { info_hash, .. }) = msg.kind else {
+            panic!("a get_peers: {msg:?}")
+        };
+        // The crawler's id is closer than the 8th closest answering node.
+        let mut closest = Vec::new();
+        swarm.nodes.closest(info_hash, 8, &mut closest);
+        let kth = xor(&swarm.nodes.id(closest[7]), info_hash);
+        assert!(xor(&crawler_id, info_hash) < kth);
+        // The crawler answers from its address to the downloader's with a token.
+        let mut reply = Vec::new();
+        let mut resp = krpc::ResponseOut::new(&crawler_id);
+        resp.token = Some(b"tok1");
+        krpc::encode_response(&mut reply, msg.transaction_id, &resp, None, None);
+        let mut out = Vec::new();
+        let node = swarm.nodes.index_of(q.from).unwrap();
+        match r.handle(1100, CRAWLER, q.from, &reply, &mut out, &mut c) {
+            Outcome::Reply => {
+                let m = Message::decode(&out).unwrap();
+                let Kind::Query(Query::AnnouncePeer {
+                    info_hash: announced,
+                    token,
+                    port,
+                    ..
+                }) = m.kind
+                else {
+                    panic!("an announce: {m:?}")
+                };
+                assert_eq!((announced, token, port), (info_hash, &b"tok1"[..], swarm.peer_port_of(node)));
+                let mut holders = [0u32; 16];
+                let t = swarm.catalogue.find(info_hash).unwrap();
+                assert!(swarm.catalogue.holders(t, &mut holders).contains(&node), "announcers hold the torrent");
+                // The announce's acknowledgement ends the lookup.
+                let mut ack = Vec::new();
+                krpc::encode_response(&mut ack, m.transaction_id, &krpc::ResponseOut::new(&crawler_id), None, None);
+                assert_eq!(r.handle(1200, CRAWLER, q.from, &ack, &mut out, &mut c), Outcome::Drop);
+                announces += 1;
+            }
+            Outcome::Drop => {}
+            Outcome::ReplyLater => panic!("downloaders do not delay"),
+        }
+    }
+    assert!(announces > 0 && announces < outbox.len(), "about half announce: {announces} of {}", outbox.len());
+    assert_eq!(c.downloader_get_peers_answered, outbox.len() as u64);
+    assert_eq!((c.downloader_announces_sent, c.downloader_announces_acked), (announces as u64, announces as u64));
+    let reached = swarm.downloads.reached();
+    assert!(reached.iter().any(|(h, x)| *h == popular && x.answered));
+    assert!(reached.iter().all(|(_, x)| x.get_peers && x.answered));
+    // A reply nobody asked for is counted, not answered.
+    let mut stray = Vec::new();
+    krpc::encode_response(&mut stray, b"zzzz", &krpc::ResponseOut::new(&crawler_id), None, None);
+    let before = c.unexpected;
+    let mut out = Vec::new();
+    assert_eq!(r.handle(1300, CRAWLER, swarm.nodes.addr(1), &stray, &mut out, &mut c), Outcome::Drop);
+    assert_eq!(c.unexpected, before + 1);
+}

@@ -3,6 +3,11 @@
 //! hash, and one full sample round trip through the scheduler (poll_transmit,
 //! then handle_datagram of a 20-sample, 8-node reply) against its floor in the
 //! same run: the same KRPC encoding and decoding with no scheduler at all.
+//! `harvest/get_peers_in` is the answering path's cost per harvested hash: an
+//! incoming `get_peers` for a new infohash from a querier that is not
+//! read-only, decoded, answered with a token, its hash through dedup into the
+//! output, and every datagram it causes (the reply, the verification ping)
+//! written out.
 //!
 //! Run: `cargo bench -p trawl-engine --bench crawl`
 
@@ -12,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use trawl_engine::codec::compact::CompactNode;
-use trawl_engine::codec::krpc::{encode_query, encode_response, Kind, Message, Query, ResponseOut};
+use trawl_engine::codec::krpc::{encode_query, encode_response, Kind, Message, Query, ResponseOut, Want};
 use trawl_engine::crawl::dedup::Dedup;
 use trawl_engine::crawl::{owner, CrawlConfig, Scheduler};
 
@@ -201,5 +206,60 @@ fn scheduler_round_trip(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, dedup, owner_hash, scheduler_round_trip);
+fn harvest(c: &mut Criterion) {
+    let start = Instant::now();
+    let cfg = CrawlConfig {
+        allow_loopback: true,
+        read_only: false,
+        per_ip_rate: 1e12,
+        per_ip_burst: 1e12,
+        answer_rate: 1e12,
+        answer_burst: 1e12,
+        walk_interval: Duration::from_secs(1 << 20),
+        seed: 1,
+        ..CrawlConfig::default()
+    };
+    let mut s = Scheduler::new(cfg, start);
+    let (mut query, mut out) = (Vec::with_capacity(256), Vec::with_capacity(1500));
+    let mut i = 0u64;
+    let mut now = start;
+    let mut g = c.benchmark_group("harvest");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("get_peers_in", |b| {
+        b.iter(|| {
+            i += 1;
+            now += Duration::from_micros(10);
+            // 65,536 queriers, each asking for a new infohash.
+            let from = SocketAddr::new(Ipv4Addr::new(127, 5, (i >> 8) as u8, i as u8).into(), 6881);
+            let (id, info_hash) = (hash(i & 0xFFFF), hash(1 << 40 | i));
+            query.clear();
+            let q = Query::GetPeers {
+                id: &id,
+                info_hash: &info_hash,
+                want: Want::default(),
+                scrape: false,
+                noseed: false,
+            };
+            encode_query(&mut query, b"gp", &q, false, None);
+            s.handle_datagram(now, from, &query);
+            s.handle_timeout(now);
+            while s.poll_transmit(now, &mut out).is_some() {
+                black_box(out.len());
+                out.clear();
+            }
+            let o = s.output();
+            black_box(o.discoveries.len());
+            o.discoveries.clear();
+            o.handovers.clear();
+            o.peers.clear();
+            o.swarms.clear();
+            o.names.clear();
+            o.lookups.clear();
+        })
+    });
+    g.finish();
+    assert!(s.stats().harvested_get_peers > 0, "the bench harvested nothing");
+}
+
+criterion_group!(benches, dedup, owner_hash, scheduler_round_trip, harvest);
 criterion_main!(benches);

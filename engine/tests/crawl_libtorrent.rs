@@ -42,6 +42,8 @@ struct Torrent {
     name: String,
     version: String,
     info_dict: Vec<u8>,
+    /// The libtorrent node that seeds it (`ip:port`).
+    node: String,
 }
 
 fn unhex(s: &str) -> InfoHash {
@@ -131,6 +133,7 @@ fn parse_torrents(list: &serde_json::Value) -> Vec<Torrent> {
             name: t["name"].as_str().unwrap().to_string(),
             version: t["version"].as_str().unwrap().to_string(),
             info_dict: std::fs::read(t["info_file"].as_str().unwrap()).unwrap(),
+            node: t["node"].as_str().unwrap_or_default().to_string(),
         })
         .collect()
 }
@@ -139,11 +142,12 @@ fn parse_torrents(list: &serde_json::Value) -> Vec<Torrent> {
 /// with `extra` flags; its stderr is collected by the returned thread.
 fn spawn_crawl(db: &std::path::Path, bootstrap: &str, extra: &[&str]) -> (Proc, std::thread::JoinHandle<String>) {
     let mut crawl = Command::new(TRAWL);
+    crawl.arg("crawl");
+    if !extra.contains(&"--port") {
+        crawl.args(["--port", "0"]);
+    }
     crawl
         .args([
-            "crawl",
-            "--port",
-            "0",
             "--cores",
             "2",
             "--no-pin",
@@ -317,7 +321,9 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let ready = wait_event(&lines, "ready", Duration::from_secs(60), &mut seen);
     let bootstrap = first_node(&ready);
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
-    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &["--no-read-only"]);
+    let port = crawl_common::free_port().to_string();
+    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &["--no-read-only", "--port", &port]);
+    let crawler = format!("127.0.0.1:{port}");
     // Once the crawl has fetched a first torrent it has queried the nodes,
     // which took it into their routing tables (it is not read-only).
     let first: Vec<InfoHash> = parse_torrents(&ready["torrents"]).iter().map(|t| t.info_hash).collect();
@@ -330,10 +336,32 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     assert_eq!(late.len(), LATE);
     let want: Vec<InfoHash> = late.iter().map(|t| t.info_hash).collect();
     let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(60));
+    // The crawler answers get_peers for the late torrents with the peers that
+    // announced them to it: asked directly from many source ports (each lands
+    // on one core, whose peer store holds what was announced to that core),
+    // and through `trawl lookup` bootstrapped from the crawler alone.
+    let seeders: HashSet<std::net::IpAddr> = late
+        .iter()
+        .map(|t| t.node.parse::<std::net::SocketAddr>().unwrap().ip())
+        .collect();
+    let from_crawler = peers_from(&crawler.parse().unwrap(), &want);
+    let lookup_peers: HashSet<std::net::IpAddr> = want
+        .iter()
+        .flat_map(|h| trawl_lookup(&crawler, h))
+        .map(|a| a.ip())
+        .collect();
     let (summary, log) = stop_crawl(crawl, log);
     let bans = bans_at_exit(swarm, &lines, &mut seen);
+    assert!(
+        from_crawler.iter().any(|ip| seeders.contains(ip)),
+        "the crawler gave none of the late seeders {seeders:?} for their torrents: {from_crawler:?}\n{log}"
+    );
+    assert!(
+        lookup_peers.iter().any(|ip| seeders.contains(ip)),
+        "trawl lookup from the crawler found none of the late seeders {seeders:?}: {lookup_peers:?}"
+    );
     eprintln!(
-        "crawl_libtorrent harvest: {} of {LATE} late torrents; summary {summary}",
+        "crawl_libtorrent harvest: {} of {LATE} late torrents; peers from the crawler {from_crawler:?}; summary {summary}",
         fetched.len()
     );
     assert!(bans.is_empty(), "libtorrent banned the crawler: {bans:?}");
@@ -425,4 +453,53 @@ fn imported_hashes_that_no_sample_shows_are_looked_up_and_fetched() {
         );
     }
     assert!(summary["lookups_started"].as_u64().unwrap() > 0, "{summary}");
+}
+
+/// The `values` a node at `to` gives for each of `hashes`, asked with plain
+/// `get_peers` from 16 sockets on addresses of their own (so from every core of
+/// a crawler behind one SO_REUSEPORT port, and under its per-IP answer limit).
+fn peers_from(to: &std::net::SocketAddr, hashes: &[InfoHash]) -> HashSet<std::net::IpAddr> {
+    use trawl_engine::codec::krpc::{self, Kind, Message, Query, Want};
+    let mut found = HashSet::new();
+    for i in 0..16u8 {
+        let sock = std::net::UdpSocket::bind(("127.96.0.".to_string() + &(i + 1).to_string(), 0)).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(500))).unwrap();
+        let id = [i.wrapping_mul(37) ^ 0x5a; 20];
+        for (n, h) in hashes.iter().enumerate() {
+            let mut q = Vec::new();
+            let query = Query::GetPeers {
+                id: &id,
+                info_hash: h,
+                want: Want::default(),
+                scrape: false,
+                noseed: false,
+            };
+            krpc::encode_query(&mut q, &[b'g', n as u8], &query, false, None);
+            sock.send_to(&q, to).unwrap();
+            let mut buf = [0u8; 1500];
+            // A verification ping may come first; answer nothing, read on.
+            for _ in 0..3 {
+                let Ok((len, _)) = sock.recv_from(&mut buf) else { break };
+                if let Ok(Message { kind: Kind::Response(r), .. }) = Message::decode(&buf[..len]) {
+                    found.extend(r.values.map(|a| a.ip()));
+                    break;
+                }
+            }
+        }
+    }
+    found
+}
+
+/// The peers `trawl lookup` prints for `hash`, bootstrapped from `bootstrap` only.
+fn trawl_lookup(bootstrap: &str, hash: &InfoHash) -> Vec<std::net::SocketAddr> {
+    let out = Command::new(TRAWL)
+        .args(["lookup", "--allow-loopback", "--bootstrap", bootstrap, "--timeout", "15"])
+        .arg(crawl_common::hex(hash))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "trawl lookup: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().parse().ok())
+        .collect()
 }

@@ -28,6 +28,9 @@ enum Command {
     /// Yield on the libtorrent-faithful swarm: shares of the discoverable infohashes and
     /// fetchable torrents one crawl stores per 1, 2 and 4 sampling intervals, bans.
     Yield(trawl_bench::crawl_yield::Args),
+    /// What an answering crawl hears of other nodes' lookups (the swarm's virtual
+    /// downloaders) and how much of it it stores, per number of node ids.
+    Harvest(trawl_bench::harvest::Args),
     /// Metadata fetches per second against the swarm's TCP peers: trawl's fetcher vs the loadgen's.
     Fetch(trawl_bench::fetch::Args),
     /// `trawl crawl` under a bounded flood of hostile datagrams: throughput, RSS, amplification.
@@ -44,6 +47,7 @@ fn main() -> anyhow::Result<()> {
         Command::NodeAnswer(args) => trawl_bench::node_answer::run(args),
         Command::Crawl(args) => trawl_bench::crawl::run(args),
         Command::Yield(args) => trawl_bench::crawl_yield::run(args),
+        Command::Harvest(args) => trawl_bench::harvest::run(args),
         Command::Fetch(args) => trawl_bench::fetch::run(args),
         Command::Flood(args) => trawl_bench::flood::run(args),
         Command::Soak(args) => trawl_bench::soak::run(args),

@@ -140,6 +140,16 @@ struct Args {
     /// Print counters every this many seconds (0: only at the end).
     #[arg(long, default_value_t = 0.0)]
     stats_every: f64,
+    /// Virtual downloaders: lookups per node per second (mainline: 10/900; 0: none).
+    #[arg(long)]
+    lookups_per_node_s: Option<f64>,
+    /// Share of downloader lookups that announce (mainline: 0.8).
+    #[arg(long)]
+    announce_share: Option<f64>,
+    /// At the end, write what the downloaders sent to crawler identities, one
+    /// JSON line per infohash (the ground truth of what answering can hear).
+    #[arg(long)]
+    harvest_out: Option<PathBuf>,
     /// Also stop (and report) when standard input reaches end of file, so a
     /// harness can end the run when its measurement is over.
     #[arg(long)]
@@ -207,6 +217,8 @@ fn config(a: &Args) -> SwarmConfig {
     set(&mut c.peer_rtt.max_ms, a.rtt_max_ms);
     c.peer_rtt.max_ms = c.peer_rtt.max_ms.max(c.peer_rtt.min_ms);
     set(&mut c.never_accept, a.never_accept);
+    set(&mut c.downloads.lookups_per_node_s, a.lookups_per_node_s);
+    set(&mut c.downloads.announce_share, a.announce_share);
     c
 }
 
@@ -281,7 +293,11 @@ fn main() -> anyhow::Result<()> {
             }
         }
     }
+    let swarm = running.swarm.clone();
     let report = running.wait()?;
+    if let Some(path) = &a.harvest_out {
+        run::write_harvest(&swarm, path).with_context(|| format!("writing {}", path.display()))?;
+    }
     let mut line = serde_json::to_value(&report)?;
     line["event"] = json!("final");
     line["startup_s"] = json!(startup_s);

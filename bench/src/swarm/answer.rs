@@ -82,6 +82,25 @@ impl<'s> Responder<'s> {
             return Outcome::Drop;
         };
         let model = swarm.model(node);
+        let decoded = Message::decode(datagram);
+        // A reply to one of the node's own lookups: NAT lets replies in.
+        if let Ok(Message {
+            kind: Kind::Response(r),
+            transaction_id,
+            ..
+        }) = &decoded
+        {
+            if !swarm.downloads.enabled() || !swarm.nodes.is_up(node, now_ms) {
+                c.unexpected += 1;
+                return Outcome::Drop;
+            }
+            c.downloader_reply_bytes += datagram.len() as u64;
+            return if swarm.downloads.on_response(swarm, node, from, transaction_id, r, out, c) {
+                Outcome::Reply
+            } else {
+                Outcome::Drop
+            };
+        }
         if model == NodeModel::Nat {
             c.dropped_nat += 1;
             return Outcome::Drop;
@@ -101,7 +120,6 @@ impl<'s> Responder<'s> {
             c.violations_rate += 1;
             return Outcome::Drop;
         }
-        let decoded = Message::decode(datagram);
         if model == NodeModel::Libtorrent {
             let is_query = matches!(&decoded, Ok(m) if matches!(m.kind, Kind::Query(_)));
             match swarm.limits.admit(node, sender, now_ms, is_query) {
@@ -132,6 +150,9 @@ impl<'s> Responder<'s> {
             return Outcome::Drop;
         };
         out.clear();
+        if let Some(id) = query.id() {
+            swarm.downloads.heard(node, from, id, msg.read_only, now_ms);
+        }
         self.answer(now_ms, from, node, model, msg.transaction_id, &query, out, c);
         if model == NodeModel::Libtorrent {
             swarm.limits.charge(node, out.len());

@@ -82,6 +82,22 @@ counter_struct! {
     ban_seconds,
     /// `get_peers` replies that carried `n` (the torrent name).
     answered_name,
+    /// Lookups the virtual downloaders began.
+    downloader_lookups,
+    /// Of them, not begun because the downloader was away (churn).
+    downloader_lookups_away,
+    /// `get_peers` the downloaders sent to crawler identities.
+    downloader_get_peers_sent,
+    /// Of them, answered.
+    downloader_get_peers_answered,
+    /// `announce_peer` sent after such an answer, with its token.
+    downloader_announces_sent,
+    /// Of them, acknowledged.
+    downloader_announces_acked,
+    /// Bytes of the replies crawler identities sent the downloaders.
+    downloader_reply_bytes,
+    /// Lookups not sent because the pending table was full.
+    downloader_pending_full,
     }
 }
 

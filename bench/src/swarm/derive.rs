@@ -96,6 +96,7 @@ pub const SALT_MODEL: u64 = 15;
 pub const SALT_NEVER_ACCEPT: u64 = 16;
 pub const SALT_PEER_RTT: u64 = 17;
 pub const SALT_SAMPLE_PICK: u64 = 18;
+pub const SALT_DOWNLOADER: u64 = 19;
 
 #[cfg(test)]
 mod tests {

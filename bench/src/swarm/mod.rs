@@ -38,6 +38,7 @@ pub mod answer;
 pub mod catalogue;
 pub mod counters;
 pub mod derive;
+pub mod downloaders;
 pub mod limits;
 pub mod mmsg;
 pub mod model;
@@ -48,6 +49,7 @@ pub mod run;
 pub mod server;
 
 use catalogue::{Catalogue, CatalogueConfig};
+use downloaders::{DownloadConfig, Downloads};
 use limits::Limits;
 use model::{LibtorrentLimits, ModelMix, NodeModel, Preset, TimeScale};
 use nodes::{NodeTraitsConfig, Nodes};
@@ -110,6 +112,8 @@ pub struct SwarmConfig {
     pub peer_rtt: RttRange,
     /// Fraction of metadata peers that never accept: a dial to them times out.
     pub never_accept: f64,
+    /// Virtual downloaders ([`downloaders`]); off unless a rate is set.
+    pub downloads: DownloadConfig,
 }
 
 /// A range of round-trip times in milliseconds.
@@ -137,6 +141,15 @@ pub mod mainline {
     pub const RTT_MAX_MS: u64 = 300;
     /// Metadata peers that never accept a connection.
     pub const NEVER_ACCEPT: f64 = 0.3;
+    /// DHT lookups per node per second, in real time (not scaled): ten active
+    /// torrents per client, each looked up once per libtorrent's
+    /// `dht_announce_interval` of 15 minutes (an assumption: no published
+    /// per-client figure).
+    pub const LOOKUPS_PER_NODE_S: f64 = 10.0 / 900.0;
+    /// Share of those lookups that announce (libtorrent announces on every
+    /// lookup of a torrent it takes part in; the rest stands for lookups
+    /// without an announce, such as magnet resolvers').
+    pub const ANNOUNCE_SHARE: f64 = 0.8;
 }
 
 impl SwarmConfig {
@@ -158,6 +171,7 @@ impl SwarmConfig {
                 self.time_scale = fast.time_scale;
                 self.peer_rtt = fast.peer_rtt;
                 self.never_accept = fast.never_accept;
+                self.downloads = fast.downloads;
             }
             Preset::Mainline => {
                 let scale = TimeScale::MAINLINE;
@@ -177,6 +191,10 @@ impl SwarmConfig {
                     max_ms: mainline::RTT_MAX_MS,
                 };
                 self.never_accept = mainline::NEVER_ACCEPT;
+                self.downloads = DownloadConfig {
+                    lookups_per_node_s: mainline::LOOKUPS_PER_NODE_S,
+                    announce_share: mainline::ANNOUNCE_SHARE,
+                };
             }
         }
     }
@@ -207,6 +225,7 @@ impl Default for SwarmConfig {
             time_scale: TimeScale(1.0),
             peer_rtt: RttRange::default(),
             never_accept: 0.0,
+            downloads: DownloadConfig::default(),
         }
     }
 }
@@ -221,6 +240,8 @@ pub struct Swarm {
     /// Where never-accepting peers are announced: a listener whose accept
     /// queue is kept full, so the kernel drops SYNs to it (set when running).
     pub dark_peer_port: std::sync::atomic::AtomicU16,
+    /// Virtual downloaders and what they learned of the crawler.
+    pub downloads: Downloads,
 }
 
 impl Swarm {
@@ -230,6 +251,7 @@ impl Swarm {
         let catalogue = Catalogue::new(config.seed, config.catalogue, &nodes, threads);
         let politeness = Politeness::new(config.rate_limit);
         let limits = Limits::new(config.libtorrent);
+        let downloads = Downloads::new(config.downloads, config.nodes);
         Self {
             config,
             nodes,
@@ -237,6 +259,7 @@ impl Swarm {
             politeness,
             limits,
             dark_peer_port: std::sync::atomic::AtomicU16::new(0),
+            downloads,
         }
     }
 

@@ -269,3 +269,35 @@ pub fn hex(bytes: &[u8]) -> String {
         s
     })
 }
+
+/// Writes what the virtual downloaders sent to crawler identities: one JSON
+/// line per infohash, `{"infohash", "get_peers", "answered", "announce"}`,
+/// then one `{"identity", "id", "known_by"}` line per learned identity.
+pub fn write_harvest(swarm: &Swarm, path: &Path) -> io::Result<()> {
+    let mut w = BufWriter::new(std::fs::File::create(path)?);
+    for (hash, r) in swarm.downloads.reached() {
+        let line = HarvestLine {
+            infohash: hex(&hash),
+            get_peers: r.get_peers,
+            answered: r.answered,
+            announce: r.announce,
+        };
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    for (addr, id, known_by) in swarm.downloads.identities() {
+        let line = serde_json::json!({"identity": addr.to_string(), "id": hex(&id), "known_by": known_by});
+        serde_json::to_writer(&mut w, &line)?;
+        w.write_all(b"\n")?;
+    }
+    w.flush()
+}
+
+/// One infohash line of [`write_harvest`].
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct HarvestLine {
+    pub infohash: String,
+    pub get_peers: bool,
+    pub answered: bool,
+    pub announce: bool,
+}

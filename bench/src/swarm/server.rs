@@ -179,6 +179,7 @@ impl ThreadCtx {
         let mut rx = RecvBatch::new(BATCH);
         let mut tx = SendBatch::new(BATCH);
         let mut delayed: VecDeque<Delayed> = VecDeque::new();
+        let mut outbox = Vec::new();
         let mut c = Counters::default();
         let slow_ms = self.swarm.config.slow_delay_ms;
         let (start, cpu0) = (Instant::now(), sys::thread_cpu_time());
@@ -220,6 +221,16 @@ impl ThreadCtx {
                 }
                 if tx.is_full() {
                     self.flush(&mut tx, fd, &mut c)?;
+                }
+            }
+            if self.index == 0 {
+                outbox.clear();
+                self.swarm.downloads.tick(&self.swarm, now_ms, &mut c, &mut outbox);
+                for q in &outbox {
+                    tx.push(q.to, Some(q.from)).extend_from_slice(&q.bytes);
+                    if tx.is_full() {
+                        self.flush(&mut tx, fd, &mut c)?;
+                    }
                 }
             }
             while delayed.front().is_some_and(|d| d.due_ms <= now_ms) {
