@@ -1,8 +1,11 @@
 //! Import: infohash lists in, one line at a time.
 //!
-//! Owns the line grammar: a 40-character hex infohash, a `magnet:` URI with a
-//! `btih` of 40 hex or 32 base32 characters, or a JSON object (JSONL, e.g.
-//! trawl's or bitmagnet's export) with `infoHash`, `info_hash` or `hash`.
+//! Owns the line grammar: an infohash as 40 hex or 32 base32 characters, a
+//! BEP 52 SHA-256 infohash as 64 hex characters (kept in the 20-byte truncated
+//! form the DHT uses), a `magnet:` URI with `xt=urn:btih:` (either v1 form)
+//! or `xt=urn:btmh:1220<64 hex>` (v2; a hybrid's `btih` is preferred), or a
+//! JSON object (JSONL, e.g. trawl's or bitmagnet's export) with `infoHash`,
+//! `info_hash` or `hash` in any of the bare forms.
 //! Blank lines and `#` comments are skipped. [`parse_line`] is a pure function
 //! over bytes (a fuzz target): it never panics and allocates nothing beyond
 //! JSON parsing of the line itself. [`read_lines`] bounds line length, so
@@ -20,6 +23,8 @@ use crate::StorageError;
 pub const MAX_LINE: usize = 1 << 20;
 const MAGNET_PREFIX: &[u8] = b"magnet:?";
 const BTIH: &[u8] = b"urn:btih:";
+/// BEP 9 for v2: a multihash, `0x12` (SHA-256) and `0x20` (32 bytes), in hex.
+const BTMH_SHA256: &[u8] = b"urn:btmh:1220";
 
 /// Why one line was refused.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -28,7 +33,9 @@ pub enum LineError {
     NotHex { at: usize },
     /// A bare hash of the wrong length.
     Length(usize),
-    /// A magnet URI without a usable `xt=urn:btih:`.
+    /// 32 characters that are not RFC 4648 base32.
+    NotBase32,
+    /// A magnet URI without a usable `xt=urn:btih:` or `xt=urn:btmh:`.
     Magnet,
     /// A JSON line that does not parse.
     Json(String),
@@ -42,8 +49,12 @@ impl fmt::Display for LineError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             LineError::NotHex { at } => write!(f, "not hex at character {}", at + 1),
-            LineError::Length(n) => write!(f, "an infohash is 40 hex characters, this is {n}"),
-            LineError::Magnet => f.write_str("magnet link without xt=urn:btih:<hash>"),
+            LineError::Length(n) => write!(
+                f,
+                "an infohash is 40 hex or 32 base32 characters (64 hex for SHA-256), this is {n}"
+            ),
+            LineError::NotBase32 => f.write_str("32 characters but not base32 (A-Z, 2-7)"),
+            LineError::Magnet => f.write_str("magnet link without xt=urn:btih:<hash> or xt=urn:btmh:1220<hash>"),
             LineError::Json(e) => write!(f, "bad JSON: {e}"),
             LineError::NoHashField => f.write_str("JSON object has no infoHash, info_hash or hash"),
             LineError::TooLong => write!(f, "line longer than {MAX_LINE} bytes"),
@@ -69,12 +80,30 @@ pub fn parse_line(line: &[u8]) -> Result<Option<InfoHash>, LineError> {
     if line[0] == b'{' {
         let j: JsonHash<'_> = serde_json::from_slice(line).map_err(|e| LineError::Json(e.to_string()))?;
         let h = j.info_hash.ok_or(LineError::NoHashField)?;
-        return parse_hex(h.trim().as_bytes()).map(Some);
+        return parse_bare(h.trim().as_bytes()).map(Some);
     }
     if line.len() >= MAGNET_PREFIX.len() && line[..MAGNET_PREFIX.len()].eq_ignore_ascii_case(MAGNET_PREFIX) {
         return parse_magnet(&line[MAGNET_PREFIX.len()..]).map(Some);
     }
-    parse_hex(line).map(Some)
+    parse_bare(line).map(Some)
+}
+
+/// A bare hash: 40 hex, 32 base32, or 64 hex (SHA-256, truncated to the DHT's 20 bytes).
+fn parse_bare(s: &[u8]) -> Result<InfoHash, LineError> {
+    match s.len() {
+        32 => parse_base32(s).ok_or(LineError::NotBase32),
+        64 => parse_sha256_hex(s),
+        _ => parse_hex(s),
+    }
+}
+
+/// 64 hex characters of a v2 infohash, as the first 20 bytes.
+fn parse_sha256_hex(s: &[u8]) -> Result<InfoHash, LineError> {
+    let head = parse_hex(&s[..40])?;
+    if let Some(at) = s[40..].iter().position(|&c| hex_val(c).is_none()) {
+        return Err(LineError::NotHex { at: 40 + at });
+    }
+    Ok(head)
 }
 
 /// 40 hex characters, either case.
@@ -101,8 +130,17 @@ fn hex_val(c: u8) -> Option<u8> {
 }
 
 fn parse_magnet(query: &[u8]) -> Result<InfoHash, LineError> {
+    let mut v2 = None;
     for param in query.split(|&c| c == b'&') {
         let Some(v) = param.strip_prefix(b"xt=") else { continue };
+        if v.len() >= BTMH_SHA256.len() && v[..BTMH_SHA256.len()].eq_ignore_ascii_case(BTMH_SHA256) {
+            let hash = &v[BTMH_SHA256.len()..];
+            if hash.len() != 64 {
+                return Err(LineError::Magnet);
+            }
+            v2 = Some(parse_sha256_hex(hash)?);
+            continue;
+        }
         if v.len() < BTIH.len() || !v[..BTIH.len()].eq_ignore_ascii_case(BTIH) {
             continue;
         }
@@ -113,7 +151,7 @@ fn parse_magnet(query: &[u8]) -> Result<InfoHash, LineError> {
             _ => Err(LineError::Magnet),
         };
     }
-    Err(LineError::Magnet)
+    v2.ok_or(LineError::Magnet)
 }
 
 /// RFC 4648 base32 (magnet links' older form): 32 characters, 160 bits.
@@ -253,6 +291,21 @@ mod tests {
             parse_line(b"magnet:?xt=urn:btih:AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"),
             Ok(Some(hash()))
         );
+        // Bare base32, and a v2 (SHA-256) hash bare, in JSON and as btmh.
+        assert_eq!(parse_line(b"AERUKZ4JVPG66AJDIVTYTK6N54ASGRLH"), Ok(Some(hash())));
+        let v2 = format!("{H}{}", "9".repeat(24));
+        assert_eq!(parse_line(v2.as_bytes()), Ok(Some(hash())), "truncated to 20 bytes");
+        assert_eq!(parse_line(format!(r#"{{"hash":"{v2}"}}"#).as_bytes()), Ok(Some(hash())));
+        assert_eq!(
+            parse_line(format!("magnet:?xt=urn:btmh:1220{v2}&dn=x").as_bytes()),
+            Ok(Some(hash()))
+        );
+        // A hybrid's magnet: the btih wins, wherever it stands.
+        let other = "f".repeat(64);
+        assert_eq!(
+            parse_line(format!("magnet:?xt=urn:btmh:1220{other}&xt=urn:btih:{H}").as_bytes()),
+            Ok(Some(hash()))
+        );
         assert_eq!(parse_line(b"# comment"), Ok(None));
         assert_eq!(parse_line(b"   "), Ok(None));
     }
@@ -266,6 +319,12 @@ mod tests {
         assert_eq!(parse_line(br#"{"name":"x"}"#), Err(LineError::NoHashField));
         assert!(matches!(parse_line(b"{not json"), Err(LineError::Json(_))));
         assert_eq!(parse_line(b"magnet:?dn=only"), Err(LineError::Magnet));
+        assert_eq!(parse_line(b"AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1"), Err(LineError::NotBase32));
+        let mut v2 = format!("{H}{}", "9".repeat(24)).into_bytes();
+        v2[50] = b'x';
+        assert_eq!(parse_line(&v2), Err(LineError::NotHex { at: 50 }));
+        assert_eq!(parse_line(b"magnet:?xt=urn:btmh:1220abcd"), Err(LineError::Magnet));
+        assert!(LineError::Length(39).to_string().contains("32 base32"));
     }
 
     #[test]

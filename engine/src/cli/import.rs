@@ -20,7 +20,7 @@ const MAX_REPORTED: u64 = 100;
 /// Shown after `--help`.
 pub const EXAMPLES: &str = "\
 Examples:
-  trawl import --db trawl-db hashes.txt             # hex lines, magnet links or JSON lines
+  trawl import --db trawl-db hashes.txt             # hex or base32 lines, magnet links (btih, btmh), JSON lines
   trawl export --db old-db -f jsonl | trawl import --db trawl-db -
 Bad lines are named by number on stderr; the good ones are imported anyway (exit 2 if any was bad).";
 
