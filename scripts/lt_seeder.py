@@ -49,23 +49,26 @@ def write_files(root, files):
             f.write(bytes((i * 131 + len(rel)) & 0xFF for i in range(size)))
 
 
-def make_torrent(base, name, files, v1_only):
+def make_torrent(base, name, files, version):
+    """version: "v1", "hybrid" (libtorrent's default) or "v2" (BEP 52 only).
+    A v2-only torrent is named on the DHT and in handshakes by the first 20
+    bytes of its SHA-256 infohash, so that is its info_hash here."""
     root = os.path.join(base, name)
     write_files(root, files)
     fs = lt.file_storage()
     lt.add_files(fs, root)
-    flags = lt.create_torrent.v1_only if v1_only else 0
+    flags = {"v1": lt.create_torrent.v1_only, "hybrid": 0, "v2": lt.create_torrent.v2_only}[version]
     ct = lt.create_torrent(fs, 16 * 1024, flags=flags)
     lt.set_piece_hashes(ct, base)
     ti = lt.torrent_info(ct.generate())
     info = ti.info_section()
-    info_hash = bytes(ti.info_hashes().v1.to_bytes())
+    hashes = ti.info_hashes()
+    info_hash = bytes(hashes.v1.to_bytes()) if version != "v2" else bytes(hashes.v2.to_bytes())[:20]
     hex_hash = binascii.hexlify(info_hash).decode()
     info_file = os.path.join(base, hex_hash + ".info")
     with open(info_file, "wb") as f:
         f.write(info)
-    return ti, {"info_hash": hex_hash, "info_file": info_file, "name": name,
-                "version": "v1" if v1_only else "hybrid"}
+    return ti, {"info_hash": hex_hash, "info_file": info_file, "name": name, "version": version}
 
 
 def main():
@@ -88,7 +91,7 @@ def main():
     })
     torrents = []
     for i, (name, files) in enumerate(LAYOUTS):
-        ti, desc = make_torrent(args.dir, name, files, v1_only=(i == 0))
+        ti, desc = make_torrent(args.dir, name, files, "v1" if i == 0 else "hybrid")
         atp = lt.add_torrent_params()
         atp.ti = ti
         atp.save_path = args.dir

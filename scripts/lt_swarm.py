@@ -14,9 +14,10 @@ every find_node with no nodes. Each node is instead given the others as plain
 nodes (add_dht_node) once all listen, so no traffic leaves the given addresses.
 
 Each node seeds --torrents-per-node torrents made by lt_seeder.py's
-make_torrent: alternately v1-only and hybrid v1+v2 (libtorrent's default),
-Unicode names, nested folders, an empty file. Each raw info dict (the bytes
-whose SHA-1 is the v1 infohash) is written to --dir/<v1 hex>.info. Once a
+make_torrent: in turn v1-only, hybrid v1+v2 (libtorrent's default) and v2-only,
+Unicode names, nested folders, an empty file. Each raw info dict is written to
+--dir/<hex>.info, named by the hash the DHT knows it by: the v1 infohash, or
+for a v2-only torrent the first 20 bytes of its SHA-256 infohash. Once a
 node's DHT has a few neighbours it announces its torrents (force_dht_announce),
 and again every few seconds until each announce has landed.
 
@@ -179,13 +180,14 @@ def main():
     for i in range(seeded + args.late):
         node = nodes[i % args.nodes]
         name, files = layout(i)
-        ti, desc = make_torrent(node.save_path, name, files, v1_only=(i % 2 == 0))
+        ti, desc = make_torrent(node.save_path, name, files, ("v1", "hybrid", "v2")[i % 3])
         # The .info files all go to --dir, next to the nodes' folders.
         info_file = os.path.join(args.dir, os.path.basename(desc["info_file"]))
         os.replace(desc["info_file"], info_file)
         v2 = ti.info_hashes().v2 if ti.info_hashes().has_v2() else None
+        # A hybrid's truncated v2 hash is a second name; a v2-only torrent's is its only one.
         desc.update(info_file=info_file, node=node.addr,
-                    info_hash_v2=str(v2)[:40] if v2 is not None else None)
+                    info_hash_v2=str(v2)[:40] if v2 is not None and desc["version"] == "hybrid" else None)
         hashes = [h for h in (desc["info_hash"], desc["info_hash_v2"]) if h]
         if i < seeded:
             node.seed(ti, hashes)

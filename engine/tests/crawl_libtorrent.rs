@@ -4,7 +4,8 @@
 //! `get_peers` for each new hash (libtorrent answers a scrape with bloom
 //! filters only), dials the seeding nodes and stores info dicts that are
 //! byte-identical to the ones libtorrent created (a hybrid found by its
-//! truncated v2 hash is verified by SHA-256 and stored under its v1 hash;
+//! truncated v2 hash is verified by SHA-256 and stored under its v1 hash, a
+//! v2-only torrent under its truncated SHA-256 hash, after a SHA-256 check;
 //! a seeder of several hashes is dialled once a per-IP slot frees, not
 //! counted as a failure). No node bans the crawler,
 //! and the export holds every stored torrent. Bounded in time: the network
@@ -234,7 +235,9 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
     let bootstrap = first_node(&ready);
     let torrents = parse_torrents(&ready["torrents"]);
     assert_eq!(torrents.len(), NODES * TORRENTS_PER_NODE);
-    assert!(torrents.iter().any(|t| t.version == "hybrid") && torrents.iter().any(|t| t.version == "v1"));
+    for v in ["v1", "hybrid", "v2"] {
+        assert!(torrents.iter().any(|t| t.version == v), "no {v} torrent seeded");
+    }
     // The torrents are on the DHT once enough nodes hold each announce.
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
 
@@ -295,7 +298,14 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
     for t in torrents.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
         let row = &exported[&crawl_common::hex(&t.info_hash)];
         assert_eq!(row["name"].as_str(), Some(t.name.as_str()), "{row}");
+        assert_eq!(row["version"].as_str(), Some(t.version.as_str()), "{row}");
     }
+    // v2-only torrents, named by their truncated SHA-256 hash, verified by SHA-256.
+    let v2_fetched = torrents
+        .iter()
+        .filter(|t| t.version == "v2" && fetched.contains_key(&t.info_hash))
+        .count();
+    assert!(v2_fetched > 0, "no v2-only torrent fetched");
     // A hybrid's truncated v2 hash is announced too; the crawl discovers it.
     let discovered: HashSet<String> = crawl_common::stored_hashes(&db);
     let v2_found = torrents
