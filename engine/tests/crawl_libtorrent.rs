@@ -306,6 +306,37 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         .filter(|t| t.version == "v2" && fetched.contains_key(&t.info_hash))
         .count();
     assert!(v2_fetched > 0, "no v2-only torrent fetched");
+    // The .torrent export of every version loads in libtorrent with the same
+    // hashes. Piece layers are not in BEP 9; libtorrent accepts v2 files
+    // without them and asks peers for the hashes (BEP 52).
+    let out = dir.path().join("torrents");
+    let status = Command::new(TRAWL)
+        .args(["export", "-f", "torrents", "--db"])
+        .arg(&db)
+        .arg("-o")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    for v in ["v1", "hybrid", "v2"] {
+        let Some(t) = torrents.iter().find(|t| t.version == v && fetched.contains_key(&t.info_hash)) else {
+            continue;
+        };
+        let hex = crawl_common::hex(&t.info_hash);
+        let file = out.join(&hex[..2]).join(&hex[2..4]).join(format!("{hex}.torrent"));
+        let check = "import sys, libtorrent as lt\n\
+            ti = lt.torrent_info(sys.argv[1]); h = ti.info_hashes()\n\
+            print((h.v1.to_bytes().hex() if h.has_v1() else '') + ' ' + (h.v2.to_bytes().hex()[:40] if h.has_v2() else ''))";
+        let loaded = Command::new("/usr/bin/python3").args(["-c", check]).arg(&file).output().unwrap();
+        assert!(loaded.status.success(), "libtorrent refused {v} {}: {}", file.display(), String::from_utf8_lossy(&loaded.stderr));
+        let printed = String::from_utf8(loaded.stdout).unwrap();
+        let (v1, v2) = printed.trim_end().split_once(' ').unwrap();
+        match v {
+            "v1" => assert_eq!((v1, v2), (hex.as_str(), "")),
+            "hybrid" => assert_eq!((v1, v2), (hex.as_str(), crawl_common::hex(&t.truncated_v2.unwrap()).as_str())),
+            _ => assert_eq!((v1, v2), ("", hex.as_str())),
+        }
+    }
     // A hybrid's truncated v2 hash is announced too; the crawl discovers it.
     let discovered: HashSet<String> = crawl_common::stored_hashes(&db);
     let v2_found = torrents
