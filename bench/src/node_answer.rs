@@ -1,6 +1,7 @@
 //! `node-answer`: answers per second and per CPU-second of a full DHT node under a
 //! saturating loopback load, for trawl, libtorrent and the `mainline` crate, one
-//! after another in the same run.
+//! after another in the same run, and trawl's answering crawl (`trawl-crawl`:
+//! `trawl crawl --no-read-only` on one core with no bootstrap, so it only answers).
 //!
 //! Each node runs in its own process pinned to one core (`--node-cpu`); the load
 //! generator runs in this process pinned to the other core (`--load-cpu`) and
@@ -46,8 +47,9 @@ pub struct Args {
     /// First UDP port of the nodes under test (each takes the next one).
     #[arg(long, default_value_t = 27881)]
     pub port: u16,
-    /// Only these nodes (comma-separated: trawl, libtorrent, mainline).
-    #[arg(long, value_delimiter = ',', default_values_t = ["trawl".to_string(), "libtorrent".to_string(), "mainline".to_string()])]
+    /// Only these nodes (comma-separated: trawl, libtorrent, mainline, trawl-crawl:
+    /// the answering crawl on one core).
+    #[arg(long, value_delimiter = ',', default_values_t = ["trawl".to_string(), "libtorrent".to_string(), "mainline".to_string(), "trawl-crawl".to_string()])]
     pub only: Vec<String>,
     /// Internal: run one node under test in this process (trawl or mainline).
     #[arg(long, hide = true)]
@@ -78,7 +80,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 
     let mut results = serde_json::Map::new();
     results.insert("bench".into(), "node-answer".into());
-    let names = ["trawl", "libtorrent", "mainline"];
+    let names = ["trawl", "libtorrent", "mainline", "trawl-crawl"];
     for (i, name) in names.iter().enumerate() {
         let key_s = format!("{name}_answers_per_s");
         let key_cpu = format!("{name}_answers_per_cpu_s");
@@ -158,7 +160,7 @@ fn spawn_node(name: &str, addr: SocketAddrV4, args: &Args) -> anyhow::Result<Chi
                 .args(["--duration", &lifetime.to_string()]);
             cmd
         }
-        "trawl" | "mainline" => {
+        "trawl" | "mainline" | "trawl-crawl" => {
             let mut cmd = Command::new(std::env::current_exe()?);
             cmd.args(["node-answer", "--serve", name, "--serve-addr", &addr.to_string()])
                 .args(["--node-cpu", &args.node_cpu.to_string()]);
@@ -221,6 +223,33 @@ fn serve(which: &str, addr: SocketAddrV4, cpu: usize) -> anyhow::Result<()> {
             #[allow(deprecated)] // the blocking accessor is all a parked process needs
             let local = dht.info().local_addr();
             println!("ready {local}");
+            park_forever()
+        }
+        "trawl-crawl" => {
+            // The answering crawl (`trawl crawl --no-read-only`) on one core,
+            // with no bootstrap: it only answers. Threads inherit the affinity.
+            use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
+            use trawl_engine::crawl::CrawlConfig;
+            sys::pin_current_thread(cpu)?;
+            let dir = tempfile::tempdir()?;
+            let _crawler = Crawler::start(CrawlerOptions {
+                db: dir.path().join("db"),
+                port: addr.port(),
+                bind_v4: *addr.ip(),
+                ipv6: false,
+                cores: 1,
+                pin: false,
+                read_only: false,
+                allow_loopback: true,
+                fetch: false,
+                crawl: CrawlConfig {
+                    answer_rate: 1e9,
+                    answer_burst: 1e9,
+                    ..CrawlConfig::default()
+                },
+                ..CrawlerOptions::default()
+            })?;
+            println!("ready {addr}");
             park_forever()
         }
         other => bail!("unknown node to serve {other:?}"),
