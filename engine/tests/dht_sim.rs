@@ -1,6 +1,8 @@
 //! In-memory simulation of a DHT of 500+ `Node`s: a deterministic network that
 //! delivers datagrams by address under a virtual clock, with no sockets. Every node
-//! has its own 127.x.y.z address and `allow_loopback: true`.
+//! has its own 127.x.y.z address and `allow_loopback: true`. A crawl
+//! [`Scheduler`] can join as one more participant, answering like the crawl
+//! does with `--no-read-only`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -10,6 +12,7 @@ use std::time::{Duration, Instant};
 
 use trawl_engine::codec::compact::CompactNode;
 use trawl_engine::codec::krpc::{self, Kind, Message, ResponseOut};
+use trawl_engine::crawl::{CrawlConfig, Discovery, PeerFound, Scheduler};
 use trawl_engine::dht::{Event, LookupId, Node, NodeConfig};
 
 const PORT: u16 = 6881;
@@ -45,6 +48,15 @@ struct Sim {
     tamper: Option<Tamper>,
     ipv6: bool,
     buf: Vec<u8>,
+    crawler: Option<SimCrawler>,
+}
+
+/// A crawl core in the network: its scheduler and what it put out.
+struct SimCrawler {
+    addr: SocketAddr,
+    sched: Scheduler,
+    discoveries: Vec<Discovery>,
+    peers: Vec<PeerFound>,
 }
 
 impl Clone for Sim {
@@ -64,6 +76,8 @@ impl Clone for Sim {
             tamper: None,
             ipv6: self.ipv6,
             buf: Vec::new(),
+            // Forks are taken before a crawler joins.
+            crawler: None,
         }
     }
 }
@@ -84,7 +98,40 @@ impl Sim {
             tamper: None,
             ipv6: false,
             buf: Vec::new(),
+            crawler: None,
         }
+    }
+
+    /// A crawl core at `addr` joins, bootstrapping from the routers.
+    fn add_crawler(&mut self, addr: SocketAddr, cfg: CrawlConfig) {
+        let cfg = CrawlConfig {
+            bootstrap: (0..ROUTERS).map(|i| self.addr(i)).collect(),
+            allow_loopback: true,
+            ..cfg
+        };
+        self.crawler = Some(SimCrawler {
+            addr,
+            sched: Scheduler::new(cfg, self.now),
+            discoveries: Vec::new(),
+            peers: Vec::new(),
+        });
+    }
+
+    /// Sends what the crawler wants to send and keeps what it found.
+    fn flush_crawler(&mut self) {
+        let Some(mut c) = self.crawler.take() else { return };
+        while let Some(to) = c.sched.poll_transmit(self.now, &mut self.buf) {
+            let bytes = self.buf.clone();
+            self.send(c.addr, to, bytes);
+        }
+        let out = c.sched.output();
+        c.discoveries.append(&mut out.discoveries);
+        c.peers.append(&mut out.peers);
+        out.handovers.clear();
+        out.swarms.clear();
+        out.names.clear();
+        out.lookups.clear();
+        self.crawler = Some(c);
     }
 
     fn addr(&self, i: usize) -> SocketAddr {
@@ -187,12 +234,14 @@ impl Sim {
         let end = self.now + d;
         loop {
             self.flush();
+            self.flush_crawler();
             while self.timers.peek().is_some_and(|t| self.wake[t.0 .1] != Some(t.0 .0)) {
                 self.timers.pop();
             }
             let next_flight = self.flights.peek().map(|f| f.0 .0);
             let next_wake = self.timers.peek().map(|t| t.0 .0);
-            let Some(t) = [next_flight, next_wake].into_iter().flatten().min() else {
+            let crawler_wake = self.crawler.as_ref().and_then(|c| c.sched.next_timeout());
+            let Some(t) = [next_flight, next_wake, crawler_wake].into_iter().flatten().min() else {
                 break;
             };
             if t > end {
@@ -204,6 +253,13 @@ impl Sim {
                 if let Some(&j) = self.by_addr.get(&to) {
                     self.nodes[j].handle_datagram(self.now, from, &bytes);
                     self.dirty.push(j);
+                } else if let Some(c) = self.crawler.as_mut().filter(|c| c.addr == to) {
+                    c.sched.handle_datagram(self.now, from, &bytes);
+                }
+            }
+            if let Some(c) = self.crawler.as_mut() {
+                if c.sched.next_timeout().is_some_and(|w| w <= self.now) {
+                    c.sched.handle_timeout(self.now);
                 }
             }
             while let Some(&Reverse((w, i))) = self.timers.peek() {
@@ -525,4 +581,56 @@ fn an_ipv6_network_finds_peers_through_nodes6() {
     let l = sim.lookup(33, ih);
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.peers_found(33, l), [sim.addrs[12]].into());
+}
+
+/// A crawl core that answers (`--no-read-only`) joins the network of library
+/// nodes: they take it into their tables after it answers their verifying
+/// pings, so a lookup and an announce for an infohash next to its id, issued
+/// by library nodes that never talked to it, reach it. It harvests both, with
+/// the announcer as a peer for the fetcher, and gives the announced peer back
+/// to a later lookup.
+#[test]
+fn lookups_issued_elsewhere_reach_an_answering_crawler_and_are_harvested() {
+    use trawl_engine::crawl::Via;
+    let mut sim = network();
+    let crawler_id = [0x5a; 20];
+    let crawler_addr = SocketAddr::new(Ipv4Addr::new(127, 250, 0, 1).into(), PORT);
+    sim.add_crawler(
+        crawler_addr,
+        CrawlConfig {
+            node_id: crawler_id,
+            read_only: false,
+            seed: 11,
+            ..CrawlConfig::default()
+        },
+    );
+    // The crawl walks and samples; its queries make the nodes verify and keep it.
+    sim.run_for(Duration::from_secs(120));
+    let knowing = sim.nodes.iter().filter(|n| n.routing_contains(&crawler_id)).count();
+    assert!(knowing > 0, "no library node took the crawler in");
+
+    let mut near = crawler_id;
+    near[19] ^= 0x01;
+    let mut asked = crawler_id;
+    asked[19] ^= 0x02;
+    let announcer = 150;
+    let a = sim.announce(announcer, near, Some(51413));
+    let l = sim.lookup(77, asked);
+    sim.run_for(Duration::from_secs(15));
+    assert!(matches!(sim.done(announcer, a), Some(Event::AnnounceDone { .. })));
+    assert!(matches!(sim.done(77, l), Some(Event::LookupDone { .. })));
+    let c = sim.crawler.as_ref().unwrap();
+    let via = |h: &[u8; 20]| c.discoveries.iter().filter(|d| d.info_hash == *h).map(|d| d.via).collect::<Vec<_>>();
+    assert!(via(&asked).contains(&Via::GetPeers), "{:?}", via(&asked));
+    // The announce's get_peers came first, so the hash is harvested from it; the
+    // announce itself still names the announcer as a peer.
+    assert!(!via(&near).is_empty(), "the announced hash was not harvested");
+    let peer = SocketAddr::new(sim.addrs[announcer].ip(), 51413);
+    assert!(c.peers.iter().any(|p| p.info_hash == near && p.peer == peer), "{:?}", c.peers);
+    let st = c.sched.stats();
+    assert!(st.harvested_get_peers >= 1 && st.queries_answered > 0, "{st:?}");
+    // The crawler's peer store answers a lookup from another node.
+    let l = sim.lookup(400, near);
+    sim.run_for(Duration::from_secs(10));
+    assert!(sim.peers_found(400, l).contains(&peer));
 }
