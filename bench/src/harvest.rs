@@ -16,7 +16,6 @@
 //! Must not: send anywhere but 127.0.0.0/8, or run unbounded: each run has its
 //! length plus a fixed margin, and both children die with this process.
 
-use std::collections::HashSet;
 use std::io::BufRead;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
@@ -24,7 +23,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
-use trawl_storage::record::Source;
+use trawl_storage::Source;
 
 use crate::crawl::{round, stat_delta, stat_f64, wait_for_traffic, Placement};
 use crate::crawl::{SwarmChild, SwarmSpawn, TrawlChild, TrawlSpawn};
@@ -143,7 +142,6 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
     let (reached, identities) = read_harvest(&harvest)?;
     let store = trawl_storage::Store::open_read_only(child.db())?;
     let (mut answered, mut stored, mut announced, mut announced_stored, mut announced_fetched) = (0u64, 0u64, 0u64, 0, 0);
-    let mut stored_by_source = HashSet::new();
     for (h, r) in &reached {
         if !r.answered {
             continue;
@@ -155,7 +153,6 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
             .is_some_and(|x| x.sources.contains(Source::GetPeers) || x.sources.contains(Source::Announce));
         if harvested {
             stored += 1;
-            stored_by_source.insert(*h);
         }
         if r.announce {
             announced += 1;

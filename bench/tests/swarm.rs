@@ -1051,7 +1051,7 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
         // The crawler answers from its address to the downloader's with a token.
         let mut reply = Vec::new();
         let mut resp = krpc::ResponseOut::new(&crawler_id);
-        resp.token = Some(b"tok1");
+        resp.token = Some(&b"tok1"[..]);
         krpc::encode_response(&mut reply, msg.transaction_id, &resp, None, None);
         let mut out = Vec::new();
         let node = swarm.nodes.index_of(q.from).unwrap();

@@ -587,8 +587,7 @@ fn an_ipv6_network_finds_peers_through_nodes6() {
 /// nodes: they take it into their tables after it answers their verifying
 /// pings, so a lookup and an announce for an infohash next to its id, issued
 /// by library nodes that never talked to it, reach it. It harvests both, with
-/// the announcer as a peer for the fetcher, and gives the announced peer back
-/// to a later lookup.
+/// the announcer as a peer for the fetcher; a later lookup finds the peer.
 #[test]
 fn lookups_issued_elsewhere_reach_an_answering_crawler_and_are_harvested() {
     use trawl_engine::crawl::Via;
@@ -629,7 +628,7 @@ fn lookups_issued_elsewhere_reach_an_answering_crawler_and_are_harvested() {
     assert!(c.peers.iter().any(|p| p.info_hash == near && p.peer == peer), "{:?}", c.peers);
     let st = c.sched.stats();
     assert!(st.harvested_get_peers >= 1 && st.queries_answered > 0, "{st:?}");
-    // The crawler's peer store answers a lookup from another node.
+    // A later lookup from another node finds the announced peer.
     let l = sim.lookup(400, near);
     sim.run_for(Duration::from_secs(10));
     assert!(sim.peers_found(400, l).contains(&peer));
