@@ -1211,3 +1211,52 @@ fn the_external_address_is_voted_from_replies_and_the_id_becomes_secure_for_it()
     assert!(is_secure_for(&given.node_id(), us), "secure from the start");
     assert_eq!(given.external_ip(), Some(us));
 }
+
+/// A flood of `get_peers` for random infohashes fills at most half of the
+/// lookup line: the rest is kept for the lookups the fetcher asks for
+/// (imports), which still get their place, and every harvested hash is still
+/// stored.
+#[test]
+fn harvested_lookups_leave_half_the_line_to_requested_ones() {
+    use trawl_engine::crawl::PeerSearchConfig;
+    let now = Instant::now();
+    let cfg = CrawlConfig {
+        peer_search: PeerSearchConfig {
+            max_lookups: 1,
+            max_waiting: 8,
+            ..PeerSearchConfig::default()
+        },
+        answer_rate: 1e9,
+        answer_burst: 1e9,
+        ..answering()
+    };
+    let mut s = Scheduler::new(cfg, now);
+    for i in 0..4u8 {
+        s.add_node(
+            now,
+            CompactNode {
+                id: [0x40 + i; 20],
+                addr: addr(9, i),
+            },
+        );
+    }
+    let flooder = addr(5, 5);
+    for i in 0..40u8 {
+        let h = [i.wrapping_mul(7) | 1; 20];
+        let mut bytes = Vec::new();
+        encode_query(&mut bytes, &[b'f', i], &get_peers(&[5; 20], &h), true, None);
+        s.handle_datagram(now, flooder, &bytes);
+    }
+    let st = s.stats();
+    // One running, four waiting (half of eight), the rest skipped.
+    assert_eq!(st.harvested_get_peers, 40, "{st:?}");
+    assert_eq!(st.harvest_lookups_skipped, 35, "{st:?}");
+    assert_eq!((s.peer_search().running(), s.peer_search().waiting()), (1, 4));
+    assert_eq!(s.output().discoveries.len(), 40, "every harvested hash still goes to the store");
+    // Requested lookups still find room.
+    for i in 0..4u8 {
+        s.look_up(now, [0xE0 + i; 20]);
+    }
+    assert_eq!(s.peer_search().waiting(), 8);
+    assert_eq!(s.peer_search().stats().lookups_dropped, 0);
+}

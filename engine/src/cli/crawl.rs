@@ -392,6 +392,8 @@ fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json:
         "lookups_started": s.total(|c| c.lookups_started),
         "lookups_found": s.total(|c| c.lookups_found),
         "lookups_empty": s.total(|c| c.lookups_empty),
+        "lookups_dropped": s.total(|c| c.lookups_dropped),
+        "harvest_lookups_skipped": s.total(|c| c.harvest_lookups_skipped),
         "timeouts": s.total(|c| c.timeouts),
         "queries_answered": s.total(|c| c.queries_answered),
         "queries_ignored": s.total(|c| c.queries_ignored),

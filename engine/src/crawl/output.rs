@@ -122,6 +122,10 @@ pub struct CrawlStats {
     pub id_changes: u64,
     /// Lookups the fetcher asked for (hashes it had no peers for, e.g. imports).
     pub lookups_requested: u64,
+    /// Hashes harvested from `get_peers` queries that got no lookup because
+    /// the lookup line was half full: the other half is kept for the
+    /// fetcher's requests, so a flood of queries cannot crowd imports out.
+    pub harvest_lookups_skipped: u64,
     /// Nodes handed to a core given the wrong owner (a runtime bug if non-zero).
     pub misrouted: u64,
     /// Sample queries held back by backpressure (counted once per pause check).

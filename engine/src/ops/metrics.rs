@@ -193,11 +193,13 @@ const HARVEST_KINDS: [(&str, CoreField); 2] = [
 
 const PEER_RESULTS: [(&str, CoreField); 2] = [("found", |c| c.peers_found), ("rejected", |c| c.peers_rejected)];
 
-const LOOKUP_OUTCOMES: [(&str, CoreField); 4] = [
+const LOOKUP_OUTCOMES: [(&str, CoreField); 6] = [
     ("started", |c| c.lookups_started),
     ("found", |c| c.lookups_found),
     ("empty", |c| c.lookups_empty),
     ("given_up", |c| c.lookups_given_up),
+    ("dropped", |c| c.lookups_dropped),
+    ("harvest_skipped", |c| c.harvest_lookups_skipped),
 ];
 
 const LOOKUP_STATES: [(&str, CoreField); 2] = [("running", |c| c.lookups_running), ("waiting", |c| c.lookups_waiting)];

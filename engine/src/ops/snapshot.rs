@@ -53,6 +53,10 @@ pub struct CoreSnapshot {
     pub lookups_found: u64,
     pub lookups_empty: u64,
     pub lookups_given_up: u64,
+    /// Lookups dropped because the waiting line was full, and harvested hashes
+    /// that got none because it was half full (the rest is kept for imports).
+    pub lookups_dropped: u64,
+    pub harvest_lookups_skipped: u64,
     /// Gauges: lookups running, and waiting for a slot or a retry.
     pub lookups_running: u64,
     pub lookups_waiting: u64,

@@ -402,6 +402,8 @@ fn publish_snapshot(st: &State, published: &Published) {
         lookups_found: lookups.lookups_found,
         lookups_empty: lookups.lookups_empty,
         lookups_given_up: lookups.lookups_given_up,
+        lookups_dropped: lookups.lookups_dropped,
+        harvest_lookups_skipped: s.harvest_lookups_skipped,
         lookups_running: st.sched.peer_search().running() as u64,
         lookups_waiting: st.sched.peer_search().waiting() as u64,
         known_nodes: st.sched.known_nodes() as u64,

@@ -724,7 +724,11 @@ impl Scheduler {
             Via::Announce => self.stats.harvested_announces += 1,
             _ => {
                 self.stats.harvested_get_peers += 1;
-                self.start_lookup(now_ms, info_hash);
+                if self.peers.waiting() < self.cfg.peer_search.max_waiting / 2 {
+                    self.start_lookup(now_ms, info_hash);
+                } else {
+                    self.stats.harvest_lookups_skipped += 1;
+                }
             }
         }
         self.output.discoveries.push(Discovery {
