@@ -1,6 +1,10 @@
 //! Codec micro benchmarks: nanoseconds per decoded message, per kind, and per
 //! encoded reply. Run with `cargo bench -p trawl-engine --bench codec`.
 //! Decoding includes walking every sample, node and peer, as a crawler does.
+//! `length_prefix` weighs memchr for the decoder's one scanning step: every
+//! `<len>:` prefix of the fixture messages read by the decoder's own
+//! digit-accumulating loop (one pass) against `memchr` for the `:` followed by
+//! parsing the digits it found (two passes), as the design asked to measure.
 
 use std::hint::black_box;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -213,5 +217,79 @@ fn encode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, decode, encode);
+/// Offsets of every `<len>:` prefix in a bencoded value, by a plain walk.
+fn prefix_offsets(b: &[u8], mut p: usize, out: &mut Vec<usize>) -> usize {
+    match b[p] {
+        b'i' => p + memchr::memchr(b'e', &b[p..]).unwrap() + 1,
+        b'l' | b'd' => {
+            p += 1;
+            while b[p] != b'e' {
+                p = prefix_offsets(b, p, out);
+            }
+            p + 1
+        }
+        _ => {
+            out.push(p);
+            let colon = p + memchr::memchr(b':', &b[p..]).unwrap();
+            let len: usize = std::str::from_utf8(&b[p..colon]).unwrap().parse().unwrap();
+            colon + 1 + len
+        }
+    }
+}
+
+/// The decoder's way: accumulate digits until the first non-digit (one pass).
+#[inline]
+fn len_by_scan(buf: &[u8], mut p: usize) -> Option<(u64, usize)> {
+    let mut value: u64 = 0;
+    while let Some(&c) = buf.get(p) {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            break;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+        p += 1;
+    }
+    (buf.get(p) == Some(&b':')).then_some((value, p))
+}
+
+/// memchr for the `:` within the longest prefix allowed, then the digits.
+#[inline]
+fn len_by_memchr(buf: &[u8], start: usize) -> Option<(u64, usize)> {
+    let window = &buf[start..buf.len().min(start + 21)];
+    let colon = start + memchr::memchr(b':', window)?;
+    let mut value: u64 = 0;
+    for &c in &buf[start..colon] {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value.wrapping_mul(10).wrapping_add(u64::from(digit));
+    }
+    Some((value, colon))
+}
+
+fn length_prefix(c: &mut Criterion) {
+    let f = fixture();
+    let msgs = messages(&f);
+    let mut all: Vec<(&[u8], usize)> = Vec::new();
+    for (_, bytes) in &msgs {
+        let mut offsets = Vec::new();
+        prefix_offsets(bytes, 0, &mut offsets);
+        all.extend(offsets.into_iter().map(|o| (bytes.as_slice(), o)));
+    }
+    for &(b, o) in &all {
+        assert_eq!(len_by_scan(b, o), len_by_memchr(b, o));
+    }
+    let mut g = c.benchmark_group("length_prefix");
+    g.throughput(Throughput::Elements(all.len() as u64));
+    g.bench_function("scan_loop", |bench| {
+        bench.iter(|| all.iter().map(|&(b, o)| len_by_scan(black_box(b), o).map_or(0, |x| x.0)).sum::<u64>())
+    });
+    g.bench_function("memchr", |bench| {
+        bench.iter(|| all.iter().map(|&(b, o)| len_by_memchr(black_box(b), o).map_or(0, |x| x.0)).sum::<u64>())
+    });
+    g.finish();
+}
+
+criterion_group!(benches, decode, encode, length_prefix);
 criterion_main!(benches);
