@@ -7,8 +7,9 @@
 //! number of cores (one node id per core, all on one IP and port), and
 //! compares the crawl's store with the swarm's record of every `get_peers`
 //! and `announce_peer` it sent to a crawler identity: the share of the
-//! infohashes whose `get_peers` the crawler answered that are stored with
-//! source `get_peers` or `announce`, the torrents of announced infohashes
+//! infohashes whose `get_peers` the crawler answered that are stored, how
+//! many of them only the harvest found (stored with source `get_peers` or
+//! `announce`, not seen in a sample first), the torrents of announced infohashes
 //! fetched from the announcer, and the passive infohashes per hour, also
 //! scaled to the `mainline` preset's lookup rate.
 //!
@@ -141,19 +142,21 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
     let report = swarm.finish()?;
     let (reached, identities) = read_harvest(&harvest)?;
     let store = trawl_storage::Store::open_read_only(child.db())?;
-    let (mut answered, mut stored, mut announced, mut announced_stored, mut announced_fetched) = (0u64, 0u64, 0u64, 0, 0);
+    let (mut answered, mut stored, mut stored_as_harvest) = (0u64, 0u64, 0u64);
+    let (mut announced, mut announced_stored, mut announced_fetched) = (0u64, 0u64, 0u64);
     for (h, r) in &reached {
         if !r.answered {
             continue;
         }
         answered += 1;
         let rec = store.infohash(h)?;
+        stored += u64::from(rec.is_some());
+        // A hash the crawl had already sampled is a dedup repeat when asked
+        // for, so it keeps its first source only.
         let harvested = rec
             .as_ref()
             .is_some_and(|x| x.sources.contains(Source::GetPeers) || x.sources.contains(Source::Announce));
-        if harvested {
-            stored += 1;
-        }
+        stored_as_harvest += u64::from(harvested);
         if r.announce {
             announced += 1;
             announced_stored +=
@@ -163,7 +166,8 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
     }
     let secs = (stat_f64(&closed, "t") - stat_f64(&opened, "t")).max(1e-9);
     let share = |x: u64, of: u64| if of == 0 { Value::Null } else { json!(round(x as f64 / of as f64, 4)) };
-    let per_hour = stored as f64 / secs * 3600.0;
+    // Passive: hashes that only the harvest brought (none of the crawl's samples showed them).
+    let per_hour = stored_as_harvest as f64 / secs * 3600.0;
     let to_mainline = mainline::LOOKUPS_PER_NODE_S / args.lookups_per_node_s;
     let cpu = (last.cpu - first.cpu).as_secs_f64();
     let num = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
@@ -184,6 +188,7 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
         "hashes_answered": answered,
         "hashes_stored": stored,
         "stored_share": share(stored, answered),
+        "stored_with_harvest_source": stored_as_harvest,
         "announced_hashes": announced,
         "announced_stored_as_announce": announced_stored,
         "announced_fetched": announced_fetched,

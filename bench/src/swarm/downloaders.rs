@@ -196,9 +196,18 @@ impl Downloads {
                 c.downloader_lookups_away += 1;
                 continue;
             }
-            closest.clear();
-            swarm.nodes.closest(&info_hash, 4 * k, &mut closest);
-            closest.retain(|&x| swarm.answers(x, now_ms));
+            // The k closest that answer: widen the window until k are found.
+            let mut window = 4 * k;
+            loop {
+                closest.clear();
+                swarm.nodes.closest(&info_hash, window, &mut closest);
+                let all = closest.len() < window;
+                closest.retain(|&x| swarm.answers(x, now_ms));
+                if closest.len() >= k || all {
+                    break;
+                }
+                window *= 4;
+            }
             closest.truncate(k);
             let kth = closest
                 .last()
