@@ -240,7 +240,13 @@ impl Sim {
             }
             let next_flight = self.flights.peek().map(|f| f.0 .0);
             let next_wake = self.timers.peek().map(|t| t.0 .0);
-            let crawler_wake = self.crawler.as_ref().and_then(|c| c.sched.next_timeout());
+            // At least 1 ms on: the scheduler may name a time it cannot act on
+            // yet (a paced IP), and the clock must move.
+            let crawler_wake = self
+                .crawler
+                .as_ref()
+                .and_then(|c| c.sched.next_timeout())
+                .map(|w| w.max(self.now + Duration::from_millis(1)));
             let Some(t) = [next_flight, next_wake, crawler_wake].into_iter().flatten().min() else {
                 break;
             };
