@@ -1033,6 +1033,8 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
     assert_eq!((ids[0].0, ids[0].1, ids[0].2), (SocketAddr::V4(CRAWLER), crawler_id, NODES as usize));
 
     let mut outbox: Vec<Outgoing> = Vec::new();
+    // Two ticks: one tick begins at most 2,000 lookups.
+    swarm.downloads.tick(&swarm, 500, &mut c, &mut outbox);
     swarm.downloads.tick(&swarm, 1000, &mut c, &mut outbox);
     assert_eq!(c.downloader_lookups, u64::from(NODES), "one second at one lookup per node");
     assert!(!outbox.is_empty(), "lookups of the torrent next to the crawler reach it");
