@@ -690,6 +690,40 @@ impl TrawlChild {
     }
 }
 
+/// One crawl measured over `secs` from its first query to the swarm: the
+/// swarm's stats lines and the child's `/proc` at both ends, then SIGINT and
+/// the crawl's summary (an error if it did not exit cleanly).
+pub(crate) struct Window {
+    pub opened: Value,
+    pub closed: Value,
+    pub first: sys::ProcStat,
+    pub last: sys::ProcStat,
+    pub summary: Value,
+}
+
+pub(crate) fn crawl_window(child: &mut TrawlChild, swarm: &SwarmChild, secs: f64) -> anyhow::Result<Window> {
+    let opened = wait_for_traffic(swarm, Duration::ZERO)?;
+    let first = child.stat().context("reading the crawler's /proc entry")?;
+    let start = Instant::now();
+    let mut last = first;
+    while start.elapsed() < Duration::from_secs_f64(secs) {
+        std::thread::sleep(Duration::from_millis(200));
+        last = child.stat().context("trawl crawl exited before its run ended")?;
+    }
+    let closed = swarm.latest_stats()?;
+    let (summary, clean) = child.stop()?;
+    if !clean {
+        bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
+    }
+    Ok(Window {
+        opened,
+        closed,
+        first,
+        last,
+        summary,
+    })
+}
+
 /// Waits until the swarm sees the crawler's queries (start-up and database
 /// open are over), then `warmup` more; returns the stats line that opens the window.
 pub(crate) fn wait_for_traffic(swarm: &SwarmChild, warmup: Duration) -> anyhow::Result<Value> {

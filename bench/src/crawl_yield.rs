@@ -27,12 +27,12 @@ use std::net::SocketAddrV4;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 
-use crate::crawl::{round, stat_delta, stat_f64, stored_infohashes, wait_for_traffic, Placement};
+use crate::crawl::{crawl_window, round, stat_delta, stat_f64, stored_infohashes, Placement, Window};
 use crate::crawl::{SwarmChild, SwarmSpawn, TrawlChild, TrawlSpawn};
 use crate::loadgen::{self, FetchJob, Pacing, Walker};
 use crate::swarm::nodes::node_addr;
@@ -183,19 +183,13 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
         pin: place.crawler.filter(|_| args.trawl_cores == 1),
         extra_args: &args.trawl_args,
     })?;
-    let opened = wait_for_traffic(&swarm, Duration::ZERO)?;
-    let first = child.stat().context("reading the crawler's /proc entry")?;
-    let start = Instant::now();
-    let mut last = first;
-    while start.elapsed() < Duration::from_secs_f64(secs) {
-        std::thread::sleep(Duration::from_millis(200));
-        last = child.stat().context("trawl crawl exited before its run ended")?;
-    }
-    let closed = swarm.latest_stats()?;
-    let (summary, clean) = child.stop()?;
-    if !clean {
-        bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
-    }
+    let Window {
+        opened,
+        closed,
+        first,
+        last,
+        summary,
+    } = crawl_window(&mut child, &swarm, secs)?;
     let report = swarm.finish()?;
     let found: HashSet<[u8; 20]> = stored_infohashes(child.db())?.into_iter().collect();
     let store = trawl_storage::Store::open_read_only(child.db())?;

@@ -20,13 +20,12 @@
 use std::io::BufRead;
 use std::net::SocketAddrV4;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context};
 use serde_json::{json, Value};
 use trawl_storage::Source;
 
-use crate::crawl::{round, stat_delta, stat_f64, wait_for_traffic, Placement};
+use crate::crawl::{crawl_window, round, stat_delta, stat_f64, Placement, Window};
 use crate::crawl::{SwarmChild, SwarmSpawn, TrawlChild, TrawlSpawn};
 use crate::swarm::mainline;
 use crate::swarm::nodes::node_addr;
@@ -124,21 +123,15 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
         pin: place.crawler.filter(|_| cores == 1),
         extra_args: &no_read_only,
     })?;
-    let opened = wait_for_traffic(&swarm, Duration::ZERO)?;
-    let first = child.stat().context("reading the crawler's /proc entry")?;
-    let start = Instant::now();
-    let mut last = first;
-    while start.elapsed() < Duration::from_secs_f64(args.secs) {
-        std::thread::sleep(Duration::from_millis(200));
-        last = child.stat().context("trawl crawl exited before its run ended")?;
-    }
-    let closed = swarm.latest_stats()?;
     // The crawl stops first, so every lookup the swarm records had the crawl's
     // whole run to be stored; lookups in its last second may miss the flush.
-    let (summary, clean) = child.stop()?;
-    if !clean {
-        bail!("trawl crawl did not exit cleanly after SIGINT: {summary}");
-    }
+    let Window {
+        opened,
+        closed,
+        first,
+        last,
+        summary,
+    } = crawl_window(&mut child, &swarm, args.secs)?;
     let report = swarm.finish()?;
     let (reached, identities) = read_harvest(&harvest)?;
     let store = trawl_storage::Store::open_read_only(child.db())?;
