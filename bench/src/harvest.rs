@@ -152,20 +152,31 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
         stored_as_harvest += u64::from(harvested);
         if r.announce {
             announced += 1;
-            announced_stored +=
-                u64::from(rec.as_ref().is_some_and(|x| x.sources.contains(Source::Announce)));
+            announced_stored += u64::from(rec.as_ref().is_some_and(|x| x.sources.contains(Source::Announce)));
             announced_fetched += u64::from(store.torrent(h)?.is_some());
         }
     }
     let secs = (stat_f64(&closed, "t") - stat_f64(&opened, "t")).max(1e-9);
-    let share = |x: u64, of: u64| if of == 0 { Value::Null } else { json!(round(x as f64 / of as f64, 4)) };
+    let share = |x: u64, of: u64| {
+        if of == 0 {
+            Value::Null
+        } else {
+            json!(round(x as f64 / of as f64, 4))
+        }
+    };
     // Passive: hashes that only the harvest brought (none of the crawl's samples showed them).
     let per_hour = stored_as_harvest as f64 / secs * 3600.0;
     let to_mainline = mainline::LOOKUPS_PER_NODE_S / args.lookups_per_node_s;
     let cpu = (last.cpu - first.cpu).as_secs_f64();
     let num = |k: &str| summary.get(k).and_then(Value::as_u64).unwrap_or(0);
     let answers = num("queries_answered");
-    let counter = |k: &str| report.get("counters").and_then(|c| c.get(k)).and_then(Value::as_u64).unwrap_or(0);
+    let counter = |k: &str| {
+        report
+            .get("counters")
+            .and_then(|c| c.get(k))
+            .and_then(Value::as_u64)
+            .unwrap_or(0)
+    };
     let reply_bytes = counter("downloader_reply_bytes");
     Ok(json!({
         "cores": cores,

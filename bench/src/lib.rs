@@ -9,10 +9,10 @@
 pub mod ceiling;
 pub mod crawl;
 pub mod crawl_yield;
-pub mod harvest;
 pub mod decode;
 pub mod fetch;
 pub mod flood;
+pub mod harvest;
 pub mod loadgen;
 pub mod node_answer;
 pub mod soak;

@@ -1030,14 +1030,24 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
     ask_as_crawler(&mut r, &swarm, 0, &[0x42; 20], false, 0, &mut c);
     let ids = swarm.downloads.identities();
     assert_eq!(ids.len(), 1, "{ids:?}");
-    assert_eq!((ids[0].0, ids[0].1, ids[0].2), (SocketAddr::V4(CRAWLER), crawler_id, NODES as usize));
+    assert_eq!(
+        (ids[0].0, ids[0].1, ids[0].2),
+        (SocketAddr::V4(CRAWLER), crawler_id, NODES as usize)
+    );
 
     let mut outbox: Vec<Outgoing> = Vec::new();
     // Two ticks: one tick begins at most 2,000 lookups.
     swarm.downloads.tick(&swarm, 500, &mut c, &mut outbox);
     swarm.downloads.tick(&swarm, 1000, &mut c, &mut outbox);
-    assert_eq!(c.downloader_lookups, u64::from(NODES), "one second at one lookup per node");
-    assert!(!outbox.is_empty(), "lookups of the torrent next to the crawler reach it");
+    assert_eq!(
+        c.downloader_lookups,
+        u64::from(NODES),
+        "one second at one lookup per node"
+    );
+    assert!(
+        !outbox.is_empty(),
+        "lookups of the torrent next to the crawler reach it"
+    );
     let mut announces = 0;
     for q in &outbox {
         assert_eq!(q.to, CRAWLER);
@@ -1069,13 +1079,25 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
                 else {
                     panic!("an announce: {m:?}")
                 };
-                assert_eq!((announced, token, port), (info_hash, &b"tok1"[..], swarm.peer_port_of(node)));
+                assert_eq!(
+                    (announced, token, port),
+                    (info_hash, &b"tok1"[..], swarm.peer_port_of(node))
+                );
                 let mut holders = [0u32; 16];
                 let t = swarm.catalogue.find(info_hash).unwrap();
-                assert!(swarm.catalogue.holders(t, &mut holders).contains(&node), "announcers hold the torrent");
+                assert!(
+                    swarm.catalogue.holders(t, &mut holders).contains(&node),
+                    "announcers hold the torrent"
+                );
                 // The announce's acknowledgement ends the lookup.
                 let mut ack = Vec::new();
-                krpc::encode_response(&mut ack, m.transaction_id, &krpc::ResponseOut::new(&crawler_id), None, None);
+                krpc::encode_response(
+                    &mut ack,
+                    m.transaction_id,
+                    &krpc::ResponseOut::new(&crawler_id),
+                    None,
+                    None,
+                );
                 assert_eq!(r.handle(1200, CRAWLER, q.from, &ack, &mut out, &mut c), Outcome::Drop);
                 announces += 1;
             }
@@ -1083,9 +1105,16 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
             Outcome::ReplyLater => panic!("downloaders do not delay"),
         }
     }
-    assert!(announces > 0 && announces < outbox.len(), "about half announce: {announces} of {}", outbox.len());
+    assert!(
+        announces > 0 && announces < outbox.len(),
+        "about half announce: {announces} of {}",
+        outbox.len()
+    );
     assert_eq!(c.downloader_get_peers_answered, outbox.len() as u64);
-    assert_eq!((c.downloader_announces_sent, c.downloader_announces_acked), (announces as u64, announces as u64));
+    assert_eq!(
+        (c.downloader_announces_sent, c.downloader_announces_acked),
+        (announces as u64, announces as u64)
+    );
     let reached = swarm.downloads.reached();
     assert!(reached.iter().any(|(h, x)| *h == popular && x.answered));
     assert!(reached.iter().all(|(_, x)| x.get_peers && x.answered));
@@ -1094,6 +1123,9 @@ fn downloaders_look_up_through_an_answering_crawler_only_where_its_id_is_among_t
     krpc::encode_response(&mut stray, b"zzzz", &krpc::ResponseOut::new(&crawler_id), None, None);
     let before = c.unexpected;
     let mut out = Vec::new();
-    assert_eq!(r.handle(1300, CRAWLER, swarm.nodes.addr(1), &stray, &mut out, &mut c), Outcome::Drop);
+    assert_eq!(
+        r.handle(1300, CRAWLER, swarm.nodes.addr(1), &stray, &mut out, &mut c),
+        Outcome::Drop
+    );
     assert_eq!(c.unexpected, before + 1);
 }

@@ -283,10 +283,18 @@ fn length_prefix(c: &mut Criterion) {
     let mut g = c.benchmark_group("length_prefix");
     g.throughput(Throughput::Elements(all.len() as u64));
     g.bench_function("scan_loop", |bench| {
-        bench.iter(|| all.iter().map(|&(b, o)| len_by_scan(black_box(b), o).map_or(0, |x| x.0)).sum::<u64>())
+        bench.iter(|| {
+            all.iter()
+                .map(|&(b, o)| len_by_scan(black_box(b), o).map_or(0, |x| x.0))
+                .sum::<u64>()
+        })
     });
     g.bench_function("memchr", |bench| {
-        bench.iter(|| all.iter().map(|&(b, o)| len_by_memchr(black_box(b), o).map_or(0, |x| x.0)).sum::<u64>())
+        bench.iter(|| {
+            all.iter()
+                .map(|&(b, o)| len_by_memchr(black_box(b), o).map_or(0, |x| x.0))
+                .sum::<u64>()
+        })
     });
     g.finish();
 }

@@ -148,13 +148,7 @@ fn spawn_crawl(db: &std::path::Path, bootstrap: &str, extra: &[&str]) -> (Proc, 
         crawl.args(["--port", "0"]);
     }
     crawl
-        .args([
-            "--cores",
-            "2",
-            "--no-pin",
-            "--no-ipv6",
-            "--allow-loopback",
-        ])
+        .args(["--cores", "2", "--no-pin", "--no-ipv6", "--allow-loopback"])
         .args(["--bootstrap", bootstrap, "--duration", "150", "--log-every", "5"])
         .args(extra)
         .arg("--db")
@@ -319,7 +313,10 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         .unwrap();
     assert!(status.success());
     for v in ["v1", "hybrid", "v2"] {
-        let Some(t) = torrents.iter().find(|t| t.version == v && fetched.contains_key(&t.info_hash)) else {
+        let Some(t) = torrents
+            .iter()
+            .find(|t| t.version == v && fetched.contains_key(&t.info_hash))
+        else {
             continue;
         };
         let hex = crawl_common::hex(&t.info_hash);
@@ -327,13 +324,25 @@ fn a_crawl_from_one_libtorrent_node_stores_the_torrents_libtorrent_nodes_seed() 
         let check = "import sys, libtorrent as lt\n\
             ti = lt.torrent_info(sys.argv[1]); h = ti.info_hashes()\n\
             print((h.v1.to_bytes().hex() if h.has_v1() else '') + ' ' + (h.v2.to_bytes().hex()[:40] if h.has_v2() else ''))";
-        let loaded = Command::new("/usr/bin/python3").args(["-c", check]).arg(&file).output().unwrap();
-        assert!(loaded.status.success(), "libtorrent refused {v} {}: {}", file.display(), String::from_utf8_lossy(&loaded.stderr));
+        let loaded = Command::new("/usr/bin/python3")
+            .args(["-c", check])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            loaded.status.success(),
+            "libtorrent refused {v} {}: {}",
+            file.display(),
+            String::from_utf8_lossy(&loaded.stderr)
+        );
         let printed = String::from_utf8(loaded.stdout).unwrap();
         let (v1, v2) = printed.trim_end().split_once(' ').unwrap();
         match v {
             "v1" => assert_eq!((v1, v2), (hex.as_str(), "")),
-            "hybrid" => assert_eq!((v1, v2), (hex.as_str(), crawl_common::hex(&t.truncated_v2.unwrap()).as_str())),
+            "hybrid" => assert_eq!(
+                (v1, v2),
+                (hex.as_str(), crawl_common::hex(&t.truncated_v2.unwrap()).as_str())
+            ),
             _ => assert_eq!((v1, v2), ("", hex.as_str())),
         }
     }
@@ -521,7 +530,11 @@ fn peers_from(to: &std::net::SocketAddr, hashes: &[InfoHash]) -> HashSet<std::ne
             // A verification ping may come first; answer nothing, read on.
             for _ in 0..3 {
                 let Ok((len, _)) = sock.recv_from(&mut buf) else { break };
-                if let Ok(Message { kind: Kind::Response(r), .. }) = Message::decode(&buf[..len]) {
+                if let Ok(Message {
+                    kind: Kind::Response(r),
+                    ..
+                }) = Message::decode(&buf[..len])
+                {
                     found.extend(r.values.map(|a| a.ip()));
                     break;
                 }
@@ -534,11 +547,22 @@ fn peers_from(to: &std::net::SocketAddr, hashes: &[InfoHash]) -> HashSet<std::ne
 /// The peers `trawl lookup` prints for `hash`, bootstrapped from `bootstrap` only.
 fn trawl_lookup(bootstrap: &str, hash: &InfoHash) -> Vec<std::net::SocketAddr> {
     let out = Command::new(TRAWL)
-        .args(["lookup", "--allow-loopback", "--bootstrap", bootstrap, "--timeout", "15"])
+        .args([
+            "lookup",
+            "--allow-loopback",
+            "--bootstrap",
+            bootstrap,
+            "--timeout",
+            "15",
+        ])
         .arg(crawl_common::hex(hash))
         .output()
         .unwrap();
-    assert!(out.status.success(), "trawl lookup: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "trawl lookup: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.trim().parse().ok())

@@ -1252,7 +1252,11 @@ fn harvested_lookups_leave_half_the_line_to_requested_ones() {
     assert_eq!(st.harvested_get_peers, 40, "{st:?}");
     assert_eq!(st.harvest_lookups_skipped, 35, "{st:?}");
     assert_eq!((s.peer_search().running(), s.peer_search().waiting()), (1, 4));
-    assert_eq!(s.output().discoveries.len(), 40, "every harvested hash still goes to the store");
+    assert_eq!(
+        s.output().discoveries.len(),
+        40,
+        "every harvested hash still goes to the store"
+    );
     // Requested lookups still find room.
     for i in 0..4u8 {
         s.look_up(now, [0xE0 + i; 20]);

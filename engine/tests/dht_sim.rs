@@ -625,13 +625,23 @@ fn lookups_issued_elsewhere_reach_an_answering_crawler_and_are_harvested() {
     assert!(matches!(sim.done(announcer, a), Some(Event::AnnounceDone { .. })));
     assert!(matches!(sim.done(77, l), Some(Event::LookupDone { .. })));
     let c = sim.crawler.as_ref().unwrap();
-    let via = |h: &[u8; 20]| c.discoveries.iter().filter(|d| d.info_hash == *h).map(|d| d.via).collect::<Vec<_>>();
+    let via = |h: &[u8; 20]| {
+        c.discoveries
+            .iter()
+            .filter(|d| d.info_hash == *h)
+            .map(|d| d.via)
+            .collect::<Vec<_>>()
+    };
     assert!(via(&asked).contains(&Via::GetPeers), "{:?}", via(&asked));
     // The announce's get_peers came first, so the hash is harvested from it; the
     // announce itself still names the announcer as a peer.
     assert!(!via(&near).is_empty(), "the announced hash was not harvested");
     let peer = SocketAddr::new(sim.addrs[announcer].ip(), 51413);
-    assert!(c.peers.iter().any(|p| p.info_hash == near && p.peer == peer), "{:?}", c.peers);
+    assert!(
+        c.peers.iter().any(|p| p.info_hash == near && p.peer == peer),
+        "{:?}",
+        c.peers
+    );
     let st = c.sched.stats();
     assert!(st.harvested_get_peers >= 1 && st.queries_answered > 0, "{st:?}");
     // A later lookup from another node finds the announced peer.

@@ -319,7 +319,10 @@ mod tests {
         assert_eq!(parse_line(br#"{"name":"x"}"#), Err(LineError::NoHashField));
         assert!(matches!(parse_line(b"{not json"), Err(LineError::Json(_))));
         assert_eq!(parse_line(b"magnet:?dn=only"), Err(LineError::Magnet));
-        assert_eq!(parse_line(b"AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1"), Err(LineError::NotBase32));
+        assert_eq!(
+            parse_line(b"AERUKZ4JVPG66AJDIVTYTK6N54ASGRL1"),
+            Err(LineError::NotBase32)
+        );
         let mut v2 = format!("{H}{}", "9".repeat(24)).into_bytes();
         v2[50] = b'x';
         assert_eq!(parse_line(&v2), Err(LineError::NotHex { at: 50 }));

@@ -95,7 +95,10 @@ impl<'s> Responder<'s> {
                 return Outcome::Drop;
             }
             c.downloader_reply_bytes += datagram.len() as u64;
-            return if swarm.downloads.on_response(swarm, node, from, transaction_id, r, out, c) {
+            return if swarm
+                .downloads
+                .on_response(swarm, node, from, transaction_id, r, out, c)
+            {
                 Outcome::Reply
             } else {
                 Outcome::Drop

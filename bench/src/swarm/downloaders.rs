@@ -349,7 +349,10 @@ impl Downloads {
         for h in st.heard.values().flatten() {
             *count.entry((h.addr, h.id)).or_default() += 1;
         }
-        let mut v: Vec<_> = count.into_iter().map(|((a, id), n)| (SocketAddr::V4(a), id, n)).collect();
+        let mut v: Vec<_> = count
+            .into_iter()
+            .map(|((a, id), n)| (SocketAddr::V4(a), id, n))
+            .collect();
         v.sort_unstable_by_key(|(a, id, _)| (*a, *id));
         v
     }
