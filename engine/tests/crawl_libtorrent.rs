@@ -147,9 +147,12 @@ fn spawn_crawl(db: &std::path::Path, bootstrap: &str, extra: &[&str]) -> (Proc, 
     if !extra.contains(&"--port") {
         crawl.args(["--port", "0"]);
     }
+    if !extra.contains(&"--duration") {
+        crawl.args(["--duration", "150"]);
+    }
     crawl
         .args(["--cores", "2", "--no-pin", "--no-ipv6", "--allow-loopback"])
-        .args(["--bootstrap", bootstrap, "--duration", "150", "--log-every", "5"])
+        .args(["--bootstrap", bootstrap, "--log-every", "5"])
         .args(extra)
         .arg("--db")
         .arg(db)
@@ -372,7 +375,11 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let bootstrap = first_node(&ready);
     wait_event(&lines, "announced_all", Duration::from_secs(90), &mut seen);
     let port = crawl_common::free_port().to_string();
-    let (mut crawl, log) = spawn_crawl(&db, &bootstrap, &["--no-read-only", "--port", &port]);
+    let (mut crawl, log) = spawn_crawl(
+        &db,
+        &bootstrap,
+        &["--no-read-only", "--port", &port, "--duration", "240"],
+    );
     let crawler = format!("127.0.0.1:{port}");
     // Once the crawl has fetched a first torrent it has queried the nodes,
     // which took it into their routing tables (it is not read-only).
@@ -385,7 +392,7 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let late = parse_torrents(&wait_event(&lines, "late_seeded", Duration::from_secs(20), &mut seen)["torrents"]);
     assert_eq!(late.len(), LATE);
     let want: Vec<InfoHash> = late.iter().map(|t| t.info_hash).collect();
-    let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(60));
+    let fetched = wait_for_dicts(&mut crawl, &db, &want, Duration::from_secs(120));
     // The crawler answers get_peers for the late torrents with the peers that
     // announced them to it: asked directly from many source ports (each lands
     // on one core, whose peer store holds what was announced to that core),
