@@ -82,6 +82,11 @@ impl<'s> Responder<'s> {
             return Outcome::Drop;
         };
         let model = swarm.model(node);
+        // Without downloaders a NAT node has nothing to hear: drop before decoding.
+        if model == NodeModel::Nat && !swarm.downloads.enabled() {
+            c.dropped_nat += 1;
+            return Outcome::Drop;
+        }
         let decoded = Message::decode(datagram);
         // A reply to one of the node's own lookups: NAT lets replies in.
         if let Ok(Message {
