@@ -13,7 +13,7 @@ export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-/root/.cache/trawl-target}"
 quick=0
 [[ "${1:-}" == "--quick" ]] && quick=1
 
-cargo build --release -p trawl-bench --bin trawl-bench --bin trawl-swarm
+cargo build --release -p trawl-bench --bin trawl-bench -p trawl-swarm --bin trawl-swarm
 bench="$CARGO_TARGET_DIR/release/trawl-bench"
 
 out_dir=bench/results

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """A network of libtorrent DHT nodes that seed torrents, in one process, for
-trawl's end-to-end crawl test (engine/tests/crawl_libtorrent.rs).
+trawl's end-to-end crawl test (cli/tests/crawl_libtorrent.rs).
 
 Run with /usr/bin/python3 (Debian's python3-libtorrent 2.0). Node i binds
 --base-ip + i (every address in 127.0.0.0/8) on a free port, with DHT on and

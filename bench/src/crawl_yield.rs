@@ -178,7 +178,7 @@ fn one_run(args: &Args, intervals: u32, place: Placement) -> anyhow::Result<Valu
         max_secs: secs + MARGIN_SECS,
         fetchers: args
             .fetchers
-            .unwrap_or(trawl_engine::metadata::fetcher::FetchConfig::default().concurrency),
+            .unwrap_or(trawl_engine::runtime::fetch::FetchConfig::default().concurrency),
         no_fetch: false,
         pin: place.crawler.filter(|_| args.trawl_cores == 1),
         extra_args: &args.trawl_args,

@@ -5,7 +5,7 @@
 //! Owns: building the swarm's catalogue and peer server (the code `trawl-swarm`
 //! runs, in-process on core 1), queueing catalogue infohashes with their
 //! holders' addresses, and the two timed phases on core 0:
-//! 1. the engine fetcher ([`trawl_engine::metadata::fetcher`]) on one pinned
+//! 1. the engine fetcher ([`trawl_engine::runtime::fetch`]) on one pinned
 //!    glommio executor over a temp Store and writer, taking its work with
 //!    `Store::take_due` as in a crawl;
 //! 2. `loadgen::fetcher` threads, all pinned to the same core.
@@ -23,8 +23,8 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use serde_json::json;
 use trawl_engine::metadata::exchange::ExchangeConfig;
-use trawl_engine::metadata::fetcher::{spawn_thread, FetchConfig, FetchCounters, FetcherContext};
 use trawl_engine::ops::memory;
+use trawl_engine::runtime::fetch::{spawn_thread, FetchConfig, FetchCounters, FetcherContext};
 use trawl_storage::{unix_now, Batch, InfoHash, PeersFound, Store, StoreOptions, Writer, WriterOptions};
 
 use crate::loadgen::{self, FetchJob};

@@ -118,7 +118,7 @@ fn one_run(args: &Args, cores: usize, place: Placement) -> anyhow::Result<Value>
         cores,
         bootstrap: SocketAddrV4::new(node_addr(0), swarm.udp_port()),
         max_secs: args.secs + MARGIN_SECS,
-        fetchers: trawl_engine::metadata::fetcher::FetchConfig::default().concurrency,
+        fetchers: trawl_engine::runtime::fetch::FetchConfig::default().concurrency,
         no_fetch: false,
         pin: place.crawler.filter(|_| cores == 1),
         extra_args: &no_read_only,

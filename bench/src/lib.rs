@@ -17,5 +17,5 @@ pub mod loadgen;
 pub mod node_answer;
 pub mod soak;
 pub mod storage;
-pub mod swarm;
+pub use trawl_swarm as swarm;
 pub mod sys;

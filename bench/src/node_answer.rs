@@ -228,8 +228,8 @@ fn serve(which: &str, addr: SocketAddrV4, cpu: usize) -> anyhow::Result<()> {
         "trawl-crawl" => {
             // The answering crawl (`trawl crawl --no-read-only`) on one core,
             // with no bootstrap: it only answers. Threads inherit the affinity.
-            use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
             use trawl_engine::crawl::CrawlConfig;
+            use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
             sys::pin_current_thread(cpu)?;
             let dir = tempfile::tempdir()?;
             let _crawler = Crawler::start(CrawlerOptions {

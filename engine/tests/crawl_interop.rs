@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 use crawl_common::{hex, loopback_options};
 use interop_common::lt::LtNode;
 use interop_common::{info_hash, trawl_finds, trawl_node};
-use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
 use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::dht::NodeConfig;
+use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
 use trawl_engine::runtime::{NodeHandle, Outcome, RuntimeConfig};
 
 fn crawl(db: &Path, bootstrap: Vec<SocketAddr>, crawl: CrawlConfig) -> Crawler {

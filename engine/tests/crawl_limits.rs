@@ -10,8 +10,8 @@ use std::time::{Duration, Instant};
 
 use crawl_common::{loopback_options, wait_for, SwarmChild};
 use trawl_engine::codec::krpc::{encode_query, Kind, Message, Query};
-use trawl_engine::crawl::runtime::Crawler;
 use trawl_engine::crawl::CrawlConfig;
+use trawl_engine::runtime::crawl::Crawler;
 use trawl_engine::runtime::socket::MAX_DATAGRAM;
 
 /// Largest UDP payload over IPv4.

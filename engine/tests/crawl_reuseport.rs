@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 use trawl_engine::crawl::owner::{owner, Family};
-use trawl_engine::crawl::reuseport::attach_owner_program;
+use trawl_engine::runtime::crawl::reuseport::attach_owner_program;
 
 fn reuseport_group(ip: IpAddr, n: usize) -> std::io::Result<Vec<UdpSocket>> {
     let mut port = 0;

@@ -9,7 +9,7 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use metadata_common::{sample_info, spawn_peer, test_config, Behaviour, Harness};
-use trawl_engine::metadata::fetcher::FetchConfig;
+use trawl_engine::runtime::fetch::FetchConfig;
 use trawl_storage::{unix_now, BitmagnetType, ContentClass, QueuePolicy};
 
 const WAIT: Duration = Duration::from_secs(15);

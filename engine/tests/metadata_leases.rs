@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use metadata_common::{sample_info, spawn_peer, test_config, wait_for, Behaviour, Harness};
 use trawl_engine::metadata::exchange::ExchangeConfig;
-use trawl_engine::metadata::fetcher::FetchConfig;
+use trawl_engine::runtime::fetch::FetchConfig;
 use trawl_storage::{unix_now, Store};
 
 const HASHES: usize = 1000;

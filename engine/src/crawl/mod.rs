@@ -1,13 +1,14 @@
 //! The crawler's per-core core: who owns which remote node, and the I/O-free
 //! state machine that crawls the nodes a core owns.
 //!
-//! - [`owner`] and its kernel twin in [`reuseport`]: each remote node (by IP) is
-//!   owned by exactly one core; the kernel steers its datagrams to that core.
+//! - [`owner`] and its kernel twin in [`crate::runtime::crawl::reuseport`]:
+//!   each remote node (by IP) is owned by exactly one core; the kernel steers
+//!   its datagrams to that core.
 //! - [`scheduler`]: one core's crawl (sampling, walking, scraping, pacing,
 //!   politeness), with [`table`], [`transactions`], [`schedule`],
 //!   [`unreachable`], [`keyspace`] and [`dedup`] as its parts.
-//! - [`runtime`]: the glommio thread-per-core runtime that drives the
-//!   schedulers over real sockets and into storage ([`runtime::Crawler`]).
+//! - The glommio thread-per-core runtime that drives the schedulers over real
+//!   sockets and into storage is [`crate::runtime::crawl`] ([`crate::runtime::crawl::Crawler`]).
 //! - [`output`]: what the runtime drains from a core (discoveries, handovers,
 //!   peers, names, swarm sizes, lookup messages) and the counters behind the
 //!   status line.
@@ -19,8 +20,7 @@
 //! - [`external_ip`]: BEP 42's external address, voted from replies, for a
 //!   secure node id per core.
 //!
-//! Must not do I/O outside [`runtime`] and [`reuseport`]'s single `setsockopt`, nor share state
-//! between cores: nodes cross cores only as [`output::Handover`]s, lookups as
+//! Must not do I/O or name glommio, nor share state between cores: nodes cross cores only as [`output::Handover`]s, lookups as
 //! [`peer_search::LookupMsg`]s.
 
 pub mod answering;
@@ -33,8 +33,6 @@ pub mod output;
 pub mod owner;
 pub mod peer_search;
 pub mod probes;
-pub mod reuseport;
-pub mod runtime;
 pub mod schedule;
 pub mod scheduler;
 pub mod table;

@@ -3,7 +3,7 @@
 //!
 //! Owns the hash ([`owner`]), the kernel program ([`program`]) and the packet
 //! offsets the program reads. Must not touch a socket: attaching the program is
-//! [`super::reuseport`]'s job.
+//! [`crate::runtime::crawl::reuseport`]'s job.
 //!
 //! # Why the owner depends on the source IP only
 //! Remote DHT nodes rate-limit per IP (libtorrent ignores an IP that sends 50

@@ -162,16 +162,20 @@ impl MemoryBreakdown {
         let (libc_heap_in_use, libc_heap_free) = libc_heap();
         MemoryBreakdown {
             rust_heap_live: rust_heap_live(),
-            mimalloc_committed: Some(mimalloc_committed()),
+            mimalloc_committed: mimalloc_committed(),
             libc_heap_in_use,
             libc_heap_free,
         }
     }
 }
 
-// Links the mimalloc library even into binaries whose allocator is another.
+// With the `mimalloc` feature the library links mimalloc (even into binaries
+// whose allocator is another) and reads what it committed; without it the
+// figure is unknown.
+#[cfg(feature = "mimalloc")]
 extern crate mimalloc as _;
 
+#[cfg(feature = "mimalloc")]
 extern "C" {
     // Part of the mimalloc library the `mimalloc` crate links; declared here
     // so the crate's optional `extended` bindings are not needed.
@@ -187,12 +191,18 @@ extern "C" {
     );
 }
 
-fn mimalloc_committed() -> u64 {
+#[cfg(feature = "mimalloc")]
+fn mimalloc_committed() -> Option<u64> {
     let mut commit = 0usize;
     let null = std::ptr::null_mut();
     // SAFETY: mimalloc skips null outputs and writes only the one given.
     unsafe { mi_process_info(null, null, null, null, null, &mut commit, null, null) };
-    commit as u64
+    Some(commit as u64)
+}
+
+#[cfg(not(feature = "mimalloc"))]
+fn mimalloc_committed() -> Option<u64> {
+    None
 }
 
 #[cfg(all(target_os = "linux", target_env = "gnu"))]

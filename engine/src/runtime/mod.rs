@@ -1,27 +1,21 @@
-//! The glommio runtime around the I/O-free [`crate::dht::Node`]: one node, one UDP
-//! socket, one executor thread, and a thread-safe handle to drive it from anywhere.
+//! The runtimes: the only code in the library that owns threads, sockets and
+//! timers, and the only code that names glommio.
 //!
-//! Owns threads, sockets, timers and the channels between the caller and the
-//! executor. It must not make protocol decisions: everything it knows about KRPC
-//! is the `Node` API (`handle_datagram`, `poll_transmit`, `next_timeout`,
-//! `handle_timeout`, `poll_event` and the request methods).
+//! - [`node`]: one DHT node ([`crate::dht::Node`]) on one UDP socket and one
+//!   executor thread, driven from any thread through a [`NodeHandle`].
+//! - [`crawl`]: the thread-per-core crawl ([`crate::crawl::Scheduler`] per core,
+//!   `SO_REUSEPORT` sockets steered by source IP), feeding one storage writer.
+//! - [`fetch`]: the metadata fetcher on each crawl core, moving bytes and timers
+//!   for [`crate::metadata::exchange`] over TCP.
+//! - [`socket`]: batched UDP (`recvmmsg`/`sendmmsg`) shared by both.
 //!
-//! ```text
-//! caller thread(s)                        executor thread (glommio, optionally pinned)
-//! NodeHandle::lookup ─ Command ─▶ channel ─▶ control task ─▶ Node::lookup
-//!            └─ 1 byte ─▶ loopback UDP ─▶ (wakes it)
-//! PeerStream (Iterator / Stream) ◀─ PeerSink ◀─ Event::Peers / LookupDone / AnnounceDone
-//!                           UDP ─▶ io task (recvmmsg) ─▶ Node::handle_datagram
-//!                           UDP ◀─ flush (sendmmsg) ◀─ Node::poll_transmit
-//!                                  timer task ─▶ Node::handle_timeout
-//! ```
+//! Must not make protocol decisions: each runtime knows only the API of the
+//! state machine it drives (`handle_datagram`, `poll_transmit`,
+//! `next_timeout`, `handle_timeout`, `poll_event` and the request methods).
 
-mod driver;
-mod error;
-mod handle;
-mod peers;
+pub mod crawl;
+pub mod fetch;
+pub mod node;
 pub mod socket;
 
-pub use error::RuntimeError;
-pub use handle::{NodeHandle, RuntimeConfig};
-pub use peers::{Outcome, PeerStream};
+pub use node::{NodeHandle, Outcome, PeerStream, RuntimeConfig, RuntimeError};

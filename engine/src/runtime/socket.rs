@@ -13,7 +13,7 @@ use std::os::fd::RawFd;
 
 use socket2::{Domain, Protocol, SockAddr, Socket, Type};
 
-use super::RuntimeError;
+use super::node::RuntimeError;
 
 /// Datagrams moved per `recvmmsg`/`sendmmsg` call. Large enough that a saturated
 /// node pays one syscall per many datagrams, small enough to keep latency low.

@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use trawl_engine::crawl::runtime::{Crawler, CrawlerOptions};
 use trawl_engine::ops::CrawlSnapshot;
+use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
 use trawl_storage::export::{export, Filter, Format};
 use trawl_storage::Store;
 
@@ -47,15 +47,18 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-/// The trawl-swarm binary next to this package's `trawl` (same profile); built
-/// on demand when a package-only `cargo test` did not build it.
+/// The trawl-swarm binary of the profile this test was built with (the test
+/// runs from `target/<profile>/deps/`); built on demand when a package-only
+/// `cargo test` did not build it.
 pub fn swarm_bin() -> PathBuf {
-    let bin = Path::new(env!("CARGO_BIN_EXE_trawl")).with_file_name("trawl-swarm");
+    let exe = std::env::current_exe().expect("test executable path");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("target/<profile>/deps");
+    let bin = profile_dir.join("trawl-swarm");
     if !bin.exists() {
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
         let mut cmd = Command::new(cargo);
-        cmd.args(["build", "-p", "trawl-bench", "--bin", "trawl-swarm"]);
-        if bin.parent().and_then(|p| p.file_name()).is_some_and(|n| n == "release") {
+        cmd.args(["build", "-p", "trawl-swarm", "--bin", "trawl-swarm"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
             cmd.arg("--release");
         }
         let ok = cmd.status().map(|s| s.success()).unwrap_or(false);

@@ -12,8 +12,8 @@ use std::time::{Duration, Instant};
 
 use sha1::{Digest, Sha1};
 use trawl_engine::metadata::exchange::ExchangeConfig;
-use trawl_engine::metadata::fetcher::{spawn_thread, FetchConfig, FetchCounters, FetcherContext, FetcherThread};
 use trawl_engine::metadata::wire::{self, ExtHandshake, Message, MetadataMsg, Parse};
+use trawl_engine::runtime::fetch::{spawn_thread, FetchConfig, FetchCounters, FetcherContext, FetcherThread};
 use trawl_storage::{
     unix_now, Batch, InfoHash, PeersFound, StagingEntry, Store, StoreOptions, TorrentRecord, Writer, WriterOptions,
 };
