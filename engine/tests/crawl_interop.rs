@@ -33,7 +33,15 @@ fn wait_stored(crawler: &Crawler, want: &[[u8; 20]], timeout: Duration) -> Vec<S
     loop {
         let missing: Vec<String> = want
             .iter()
-            .filter(|h| crawler.store().infohash(h).ok().flatten().is_none())
+            .filter(|h| {
+                crawler
+                    .store()
+                    .expect("a crawl with a database")
+                    .infohash(h)
+                    .ok()
+                    .flatten()
+                    .is_none()
+            })
             .map(|h| hex(h))
             .collect();
         if missing.is_empty() || Instant::now() >= deadline {

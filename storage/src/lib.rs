@@ -37,4 +37,6 @@ pub use record::*;
 pub use store::{
     DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES, MAX_OPEN_FILES,
 };
-pub use writer::{Batch, BatchOutcome, TrySend, Writer, WriterHandle, WriterOptions, WriterStats};
+pub use writer::{
+    channel, Batch, BatchOutcome, BatchReceiver, TrySend, Writer, WriterHandle, WriterOptions, WriterStats,
+};

@@ -54,9 +54,12 @@ pub struct Crawler {
     fetch: Vec<Arc<FetchCounters>>,
     executors: Mutex<Vec<glommio::ExecutorJoinHandle<()>>>,
     supervisor: Mutex<Option<JoinHandle<()>>>,
-    store: Arc<Store>,
+    /// `None` when the findings go to the caller's sink instead of a database.
+    store: Option<Arc<Store>>,
     writer_handle: WriterHandle,
+    /// `None` with a caller's sink, or once stopped.
     writer: Mutex<Option<Writer>>,
+    stopping: AtomicBool,
     /// The writer's last counters, kept once it has shut down.
     final_writer: Mutex<Option<WriterStats>>,
     /// RocksDB's memory in bytes and when it was read.
@@ -79,8 +82,19 @@ impl Crawler {
         if opts.fetch_concurrency == 0 && opts.fetch {
             return Err(CrawlError::Config("--fetch-concurrency must be at least 1".into()));
         }
-        let store = Arc::new(Store::open(&opts.db, &opts.store)?);
-        let saved = store.nodes()?;
+        let store = match opts.sink {
+            Some(_) if opts.fetch => {
+                return Err(CrawlError::Config(
+                    "a crawl into a custom sink cannot fetch metadata: the fetch queue lives in the database".into(),
+                ))
+            }
+            Some(_) => None,
+            None => Some(Arc::new(Store::open(&opts.db, &opts.store)?)),
+        };
+        let saved = match &store {
+            Some(store) => store.nodes()?,
+            None => Vec::new(),
+        };
 
         let v4 = bind_group(SocketAddr::from((opts.bind_v4, opts.port)), cores, opts.recv_buffer)?;
         warn_small_buffer(&v4, opts.recv_buffer);
@@ -103,8 +117,15 @@ impl Crawler {
         let local_v6 = v6.as_ref().map(|g| g.local);
         let recv_buffer = v4.recv_buffer;
 
-        let writer = Writer::spawn(store.clone(), opts.writer.clone())?;
-        let writer_handle = writer.handle();
+        let (writer, writer_handle) = match (&store, &opts.sink) {
+            (Some(store), _) => {
+                let writer = Writer::spawn(store.clone(), opts.writer.clone())?;
+                let handle = writer.handle();
+                (Some(writer), handle)
+            }
+            (None, Some(sink)) => (None, sink.clone()),
+            (None, None) => unreachable!("a crawl without a sink opens its store"),
+        };
         let control = Arc::new(Control::default());
         let (senders, receivers) = handover::mesh(cores);
 
@@ -138,7 +159,7 @@ impl Crawler {
             config.want.v6 &= v6_sockets.is_some();
             node_ids.push(config.node_id);
             let (lookup_tx, lookup_rx) = crossbeam_channel::bounded(LOOKUP_REQUESTS);
-            let fetch = opts.fetch.then(|| {
+            let fetch = store.as_ref().filter(|_| opts.fetch).map(|store| {
                 let counters = Arc::new(FetchCounters::default());
                 fetch_counters.push(counters.clone());
                 FetcherContext {
@@ -195,7 +216,9 @@ impl Crawler {
                     for h in executors {
                         let _ = h.join();
                     }
-                    writer.shutdown();
+                    if let Some(writer) = writer {
+                        writer.shutdown();
+                    }
                     return Err(CrawlError::Executor(e.to_string()));
                 }
             }
@@ -227,7 +250,8 @@ impl Crawler {
             supervisor: Mutex::new(Some(supervisor)),
             store,
             writer_handle,
-            writer: Mutex::new(Some(writer)),
+            writer: Mutex::new(writer),
+            stopping: AtomicBool::new(false),
             final_writer: Mutex::new(None),
             rocksdb_memory: Mutex::new(None),
             local_v4,
@@ -267,9 +291,10 @@ impl Crawler {
         self.resumed_nodes
     }
 
-    /// The shared store, e.g. for read-side checks while the crawl runs.
-    pub fn store(&self) -> &Arc<Store> {
-        &self.store
+    /// The shared store, e.g. for read-side checks while the crawl runs;
+    /// `None` for a crawl into a caller's sink.
+    pub fn store(&self) -> Option<&Arc<Store>> {
+        self.store.as_ref()
     }
 
     /// The crawl's figures now. Cheap (no core is interrupted; cores publish
@@ -295,7 +320,11 @@ impl Crawler {
                 0
             },
             channel_cap: self.writer_handle.channel_cap() as u64,
-            staging_backlog: self.store.staging_len_estimate().unwrap_or(0),
+            staging_backlog: self
+                .store
+                .as_ref()
+                .and_then(|s| s.staging_len_estimate().ok())
+                .unwrap_or(0),
             items_lost: w.items_lost,
             requeued_for_new_peers: w.requeued_for_new_peers,
             provisional_names: w.provisional_names,
@@ -314,12 +343,13 @@ impl Crawler {
     /// RocksDB's memory (memtables, table readers, block cache), read at most
     /// every [`ROCKSDB_MEMORY_EVERY`]; 0 if it cannot be read.
     fn rocksdb_memory_bytes(&self) -> u64 {
+        let Some(store) = &self.store else { return 0 };
         let mut last = self.rocksdb_memory.lock().unwrap_or_else(|e| e.into_inner());
         let now = Instant::now();
         match *last {
             Some((at, bytes)) if now.duration_since(at) < ROCKSDB_MEMORY_EVERY => bytes,
             _ => {
-                let bytes = self.store.memory_usage().map_or(0, |m| m.total());
+                let bytes = store.memory_usage().map_or(0, |m| m.total());
                 *last = Some((now, bytes));
                 bytes
             }
@@ -360,10 +390,10 @@ impl Crawler {
     }
 
     fn stop(&self) {
-        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(w) = writer.take() else {
+        if self.stopping.swap(true, Relaxed) {
             return; // Already stopped.
-        };
+        }
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
         self.control.stop.store(true, Relaxed);
         let executors = std::mem::take(&mut *self.executors.lock().unwrap_or_else(|e| e.into_inner()));
         for h in executors {
@@ -376,7 +406,8 @@ impl Crawler {
         }
         // The cores published their last nodes on the way out.
         save_nodes(&self.published, &self.writer_handle);
-        let stats = w.shutdown();
+        // A caller's sink sees the end when the last handle (ours) is dropped.
+        let stats = writer.map_or_else(|| self.writer_handle.stats(), Writer::shutdown);
         *self.final_writer.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
     }
 }

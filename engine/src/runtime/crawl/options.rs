@@ -5,7 +5,7 @@ use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::PathBuf;
 use std::time::Duration;
 
-use trawl_storage::{StoreOptions, WriterOptions};
+use trawl_storage::{StoreOptions, WriterHandle, WriterOptions};
 
 use crate::crawl::CrawlConfig;
 use crate::runtime::fetch::FetchConfig;
@@ -17,8 +17,14 @@ pub const DEFAULT_RECV_BUFFER: usize = 16 << 20;
 
 #[derive(Clone, Debug)]
 pub struct CrawlerOptions {
-    /// The database directory (created if missing).
+    /// The database directory (created if missing); unused with `sink`.
     pub db: PathBuf,
+    /// Send the findings to this channel instead of a database (see
+    /// `trawl_storage::channel`): no RocksDB is opened, so there is no
+    /// dedup against earlier runs (only each core's own), no warm restart and
+    /// no metadata fetch (`fetch` must be off). Backpressure is the same: a
+    /// full channel pauses sampling.
+    pub sink: Option<WriterHandle>,
     pub store: StoreOptions,
     pub writer: WriterOptions,
     /// UDP port shared by every core's socket; 0 picks a free one.
@@ -58,6 +64,7 @@ impl Default for CrawlerOptions {
     fn default() -> Self {
         CrawlerOptions {
             db: PathBuf::new(),
+            sink: None,
             store: StoreOptions::default(),
             writer: WriterOptions::default(),
             port: 6881,

@@ -1,336 +1,29 @@
-//! The writer thread: the one path by which the engine's results reach disk.
-//!
-//! Owns the dedup filter and the group commit. Producers (one per engine core)
-//! hold cloneable [`WriterHandle`]s over a bounded crossbeam channel: `send`
-//! blocks while the channel is full (the backpressure), `try_send` hands the
-//! batch back instead. The writer collects batches for at most
-//! [`WriterOptions::flush_interval`] or [`WriterOptions::max_group_items`],
-//! deduplicates the group's infohashes (bloom filter, then one batched
-//! `multi_get` for the maybes), writes one WriteBatch with the WAL synced, and
-//! only then acknowledges each batch on its reply channel.
-//!
-//! It must not drop anything silently: every loss it cannot avoid (a failed
-//! commit, an undeliverable reply, peers over the per-hash cap, a hash that
-//! exhausted its retries) is counted in [`WriterStats`].
+//! The writer loop: collect a group of batches, deduplicate its infohashes
+//! (bloom filter, then one batched `multi_get`), write one WriteBatch with the
+//! WAL synced, then acknowledge each batch.
 
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rocksdb::WriteBatch;
 
+use super::handle::{Counters, Msg};
+use super::{Batch, BatchOutcome, WriterOptions};
 use crate::bloom::Bloom;
 use crate::record::*;
 use crate::schema::*;
 use crate::store::DueFloor;
 use crate::{StorageError, Store};
 
-/// How the writer groups and sizes its work.
-#[derive(Clone, Debug)]
-pub struct WriterOptions {
-    /// Batches the channel holds before `send` blocks.
-    pub channel_batches: usize,
-    /// Longest a batch waits for company before the group is committed. On
-    /// kill -9, unacknowledged work is at most this much plus the channel.
-    pub flush_interval: Duration,
-    /// A group is committed early once it holds this many items.
-    pub max_group_items: usize,
-    /// Sizing of the in-memory filter; it is rebuilt twice as large when outgrown.
-    pub expected_infohashes: usize,
-}
-
-impl Default for WriterOptions {
-    fn default() -> Self {
-        WriterOptions {
-            channel_batches: 256,
-            flush_interval: Duration::from_millis(100),
-            // Large groups make the memtable inserts dense (sorted keys land close
-            // to the previous insert), measured at half the CPU per hash of 64 K
-            // groups. Groups only grow this big when the writer is behind.
-            max_group_items: 512 * 1024,
-            expected_infohashes: 16 << 20,
-        }
-    }
-}
-
-/// One producer's results. Every field is optional; fill what you have.
-#[derive(Debug, Default)]
-pub struct Batch {
-    pub discoveries: Vec<Discovery>,
-    /// Peers for hashes to fetch; creates queue entries as needed. Peers new
-    /// to an entry waiting out a back-off make it due at once (see
-    /// [`WriterStats::requeued_for_new_peers`]); known peers change nothing.
-    pub peers: Vec<PeersFound>,
-    pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
-    /// Fetched metadata (with `info_dict` set); removes the hash from the
-    /// queue, and a hybrid's truncated v2 hash too (it is kept as an alias).
-    pub torrents: Vec<TorrentRecord>,
-    /// Failed fetches; reschedules with backoff.
-    pub failures: Vec<FetchFailure>,
-    /// Hashes to queue for a metadata fetch (import), with the time queued.
-    pub enqueue: Vec<(InfoHash, UnixSecs)>,
-    /// Replaces the saved routing-table nodes.
-    pub nodes: Option<Vec<DhtNode>>,
-    /// Names heard before the metadata. The first name stored for a hash
-    /// stays (later ones are dropped); none is stored for a hash whose torrent
-    /// is stored, and storing the torrent deletes it.
-    pub names: Vec<ProvisionalName>,
-    /// Receives the outcome once the batch is durable.
-    pub reply: Option<Sender<BatchOutcome>>,
-}
-
-impl Batch {
-    /// Everything the batch carries, counted one per record (a node list
-    /// counts its nodes); what a lost batch costs in `items_lost`.
-    pub fn items(&self) -> usize {
-        self.discoveries.len()
-            + self.peers.len()
-            + self.scrapes.len()
-            + self.torrents.len()
-            + self.failures.len()
-            + self.enqueue.len()
-            + self.nodes.as_ref().map_or(0, Vec::len)
-            + self.names.len()
-    }
-}
-
-/// What the writer did with one batch, sent after its commit is durable.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct BatchOutcome {
-    /// Discoveries never stored before (the crawler asks `get_peers` for these), in batch order.
-    pub new: Vec<InfoHash>,
-    /// Discoveries already stored, or repeated within the group.
-    pub duplicates: u32,
-}
-
-/// `try_send` refused: the batch comes back.
-#[derive(Debug)]
-pub enum TrySend {
-    Full(Batch),
-    Closed(Batch),
-}
-
-enum Msg {
-    /// Boxed so a channel slot is a pointer, not a 200-byte batch header (one
-    /// allocation per batch, never per item).
-    Batch(Box<Batch>),
-    Shutdown,
-}
-
-/// Shared counters, readable by the engine's status line while the writer runs.
-#[derive(Debug, Default)]
-struct Counters {
-    batches: AtomicU64,
-    commits: AtomicU64,
-    commit_micros: AtomicU64,
-    new_infohashes: AtomicU64,
-    duplicate_infohashes: AtomicU64,
-    bloom_false_positives: AtomicU64,
-    torrents: AtomicU64,
-    queued: AtomicU64,
-    queue_abandoned: AtomicU64,
-    peers_over_cap: AtomicU64,
-    requeued_for_new_peers: AtomicU64,
-    provisional_names: AtomicU64,
-    failed_commits: AtomicU64,
-    items_lost: AtomicU64,
-    replies_undeliverable: AtomicU64,
-    sends_blocked: AtomicU64,
-    try_send_full: AtomicU64,
-}
-
-/// A snapshot of the writer's counters.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WriterStats {
-    pub batches: u64,
-    pub commits: u64,
-    /// Sum of each group commit's wall time in µs (dedup, WriteBatch, WAL fsync),
-    /// successful or not; `commit_micros / commits` is the average latency.
-    pub commit_micros: u64,
-    pub new_infohashes: u64,
-    pub duplicate_infohashes: u64,
-    /// Filter said "maybe", RocksDB said no: the cost of the filter's error rate.
-    pub bloom_false_positives: u64,
-    pub torrents: u64,
-    /// Queue entries created (import, peers, failures with no entry).
-    pub queued: u64,
-    /// Hashes that left the queue after `max_attempts` failures.
-    pub queue_abandoned: u64,
-    /// Oldest peers dropped to keep each queue entry under its cap.
-    pub peers_over_cap: u64,
-    /// Queue entries made due at once because peers new to them arrived: while
-    /// they waited out a back-off, or while leased (the failure that ends such a
-    /// lease retries at once instead of backing off). Peers an entry already
-    /// knows never do this, so a repeated `get_peers` reply keeps the back-off.
-    pub requeued_for_new_peers: u64,
-    /// Provisional names stored (the first for each hash without metadata).
-    pub provisional_names: u64,
-    /// Group commits RocksDB refused; their items are lost and counted below.
-    pub failed_commits: u64,
-    pub items_lost: u64,
-    /// Outcomes whose receiver had gone (the batch itself was stored).
-    pub replies_undeliverable: u64,
-    /// `send` calls that found the channel full and waited.
-    pub sends_blocked: u64,
-    /// `try_send` calls refused because the channel was full.
-    pub try_send_full: u64,
-}
-
-impl Counters {
-    fn snapshot(&self) -> WriterStats {
-        WriterStats {
-            batches: self.batches.load(Relaxed),
-            commits: self.commits.load(Relaxed),
-            commit_micros: self.commit_micros.load(Relaxed),
-            new_infohashes: self.new_infohashes.load(Relaxed),
-            duplicate_infohashes: self.duplicate_infohashes.load(Relaxed),
-            bloom_false_positives: self.bloom_false_positives.load(Relaxed),
-            torrents: self.torrents.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-            queue_abandoned: self.queue_abandoned.load(Relaxed),
-            peers_over_cap: self.peers_over_cap.load(Relaxed),
-            requeued_for_new_peers: self.requeued_for_new_peers.load(Relaxed),
-            provisional_names: self.provisional_names.load(Relaxed),
-            failed_commits: self.failed_commits.load(Relaxed),
-            items_lost: self.items_lost.load(Relaxed),
-            replies_undeliverable: self.replies_undeliverable.load(Relaxed),
-            sends_blocked: self.sends_blocked.load(Relaxed),
-            try_send_full: self.try_send_full.load(Relaxed),
-        }
-    }
-}
-
-/// A producer's end of the writer channel. Clone one per core.
-#[derive(Clone)]
-pub struct WriterHandle {
-    tx: Sender<Msg>,
-    counters: Arc<Counters>,
-    closed: Arc<AtomicBool>,
-}
-
-impl WriterHandle {
-    /// Queues a batch, blocking while the channel is full.
-    pub fn send(&self, batch: Batch) -> Result<(), StorageError> {
-        if self.closed.load(Relaxed) {
-            return Err(StorageError::WriterClosed);
-        }
-        let msg = match self.tx.try_send(Msg::Batch(Box::new(batch))) {
-            Ok(()) => return Ok(()),
-            Err(TrySendError::Disconnected(_)) => return Err(StorageError::WriterClosed),
-            Err(TrySendError::Full(m)) => m,
-        };
-        self.counters.sends_blocked.fetch_add(1, Relaxed);
-        self.tx.send(msg).map_err(|_| StorageError::WriterClosed)
-    }
-
-    /// Queues a batch if there is room, else hands it back.
-    pub fn try_send(&self, batch: Batch) -> Result<(), TrySend> {
-        if self.closed.load(Relaxed) {
-            return Err(TrySend::Closed(batch));
-        }
-        match self.tx.try_send(Msg::Batch(Box::new(batch))) {
-            Ok(()) => Ok(()),
-            Err(TrySendError::Full(Msg::Batch(b))) => {
-                self.counters.try_send_full.fetch_add(1, Relaxed);
-                Err(TrySend::Full(*b))
-            }
-            Err(TrySendError::Disconnected(Msg::Batch(b))) => Err(TrySend::Closed(*b)),
-            Err(_) => unreachable!("only batches are offered here"),
-        }
-    }
-
-    pub fn stats(&self) -> WriterStats {
-        self.counters.snapshot()
-    }
-
-    /// Gauge: batches waiting in the channel for the writer.
-    pub fn channel_len(&self) -> usize {
-        self.tx.len()
-    }
-
-    /// How many batches the channel holds before `send` blocks.
-    pub fn channel_cap(&self) -> usize {
-        // The channel is always bounded (`WriterOptions::channel_batches`).
-        self.tx.capacity().unwrap_or(usize::MAX)
-    }
-}
-
-/// The running writer thread. Dropping it shuts down gracefully, like [`Writer::shutdown`].
-pub struct Writer {
-    handle: WriterHandle,
-    join: Option<JoinHandle<()>>,
-}
-
-impl Writer {
-    /// Starts the writer over `store`. The filter is filled from the stored
-    /// hashes first (one scan, about N / 10 million seconds); producers simply
-    /// block on a full channel meanwhile.
-    pub fn spawn(store: Arc<Store>, opts: WriterOptions) -> Result<Writer, StorageError> {
-        if store.is_read_only() {
-            return Err(StorageError::Engine("the writer needs a writable database".into()));
-        }
-        let (tx, rx) = crossbeam_channel::bounded(opts.channel_batches.max(1));
-        let counters = Arc::new(Counters::default());
-        let closed = Arc::new(AtomicBool::new(false));
-        let handle = WriterHandle {
-            tx,
-            counters: counters.clone(),
-            closed: closed.clone(),
-        };
-        let join = std::thread::Builder::new()
-            .name("trawl-writer".into())
-            .spawn(move || {
-                let mut w = WriterLoop::new(store, opts, counters, closed);
-                w.run(rx)
-            })
-            .map_err(|e| StorageError::Io(format!("spawning the writer thread: {e}")))?;
-        Ok(Writer {
-            handle,
-            join: Some(join),
-        })
-    }
-
-    pub fn handle(&self) -> WriterHandle {
-        self.handle.clone()
-    }
-
-    pub fn stats(&self) -> WriterStats {
-        self.handle.stats()
-    }
-
-    /// Commits everything sent before this call, stops the thread and returns
-    /// the final counters. Later sends fail with [`StorageError::WriterClosed`].
-    pub fn shutdown(mut self) -> WriterStats {
-        self.stop();
-        self.handle.stats()
-    }
-
-    fn stop(&mut self) {
-        if let Some(join) = self.join.take() {
-            // A full channel makes this wait: that is the graceful part.
-            let _ = self.handle.tx.send(Msg::Shutdown);
-            if join.join().is_err() {
-                tracing::error!("storage writer thread panicked");
-            }
-        }
-    }
-}
-
-impl Drop for Writer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
 /// One sighting of the group, ordered by hash (as big-endian integers, so
 /// the derived order is byte order without a `memcmp` call), then arrival.
 /// It carries the sighting itself, so the sorted pass reads memory in order.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct SortKey {
+pub(super) struct SortKey {
     hi: u64,
     mid: u64,
     lo: u32,
@@ -341,7 +34,7 @@ struct SortKey {
 }
 
 impl SortKey {
-    fn new(d: &Discovery, seq: u32) -> Self {
+    pub(super) fn new(d: &Discovery, seq: u32) -> Self {
         let h = &d.info_hash;
         let (hi, rest) = h.split_at(8);
         let (mid, lo) = rest.split_at(8);
@@ -391,7 +84,7 @@ struct QueueEdit {
     entry: Option<StagingEntry>,
 }
 
-struct WriterLoop {
+pub(super) struct WriterLoop {
     store: Arc<Store>,
     opts: WriterOptions,
     counters: Arc<Counters>,
@@ -413,7 +106,12 @@ struct WriterLoop {
 }
 
 impl WriterLoop {
-    fn new(store: Arc<Store>, opts: WriterOptions, counters: Arc<Counters>, closed: Arc<AtomicBool>) -> Self {
+    pub(super) fn new(
+        store: Arc<Store>,
+        opts: WriterOptions,
+        counters: Arc<Counters>,
+        closed: Arc<AtomicBool>,
+    ) -> Self {
         let bloom = Bloom::with_capacity(opts.expected_infohashes);
         WriterLoop {
             store,
@@ -433,7 +131,7 @@ impl WriterLoop {
         }
     }
 
-    fn run(&mut self, rx: Receiver<Msg>) {
+    pub(super) fn run(&mut self, rx: Receiver<Msg>) {
         if let Err(e) = self.fill_bloom(self.opts.expected_infohashes) {
             // Without the filter every hash would look new: refuse to run rather than lie.
             tracing::error!("storage writer cannot read the index: {e}");
@@ -880,25 +578,6 @@ fn merge(a: InfoHashRecord, b: InfoHashRecord) -> InfoHashRecord {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::StoreOptions;
-
-    fn sightings(from: u32, n: u32) -> Batch {
-        let discoveries = (from..from + n)
-            .map(|i| {
-                let mut info_hash = [0u8; 20];
-                info_hash[..4].copy_from_slice(&i.to_be_bytes());
-                Discovery {
-                    info_hash,
-                    source: Source::Sample,
-                    at: 1,
-                }
-            })
-            .collect();
-        Batch {
-            discoveries,
-            ..Batch::default()
-        }
-    }
 
     #[test]
     fn sort_keys_order_like_the_hash_bytes_then_arrival() {
@@ -946,50 +625,6 @@ mod tests {
             (keys[0].seq, keys[1].seq),
             (1, 5),
             "a repeat sorts after its first sighting"
-        );
-    }
-
-    /// The writer is stalled on the queue lock (as behind a slow `take_due`):
-    /// the gauges show a full channel, and the stall is in `commit_micros`.
-    #[test]
-    fn channel_gauges_and_commit_latency_show_a_stalled_writer() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
-        let opts = WriterOptions {
-            channel_batches: 4,
-            max_group_items: 1,
-            flush_interval: Duration::from_millis(5),
-            expected_infohashes: 1024,
-        };
-        let writer = Writer::spawn(store.clone(), opts).unwrap();
-        let w = writer.handle();
-        assert_eq!((w.channel_len(), w.channel_cap()), (0, 4));
-        let stall = Duration::from_millis(50);
-        let started = Instant::now();
-        let lock = store.staging_lock.lock().unwrap();
-        w.send(sightings(0, 10)).unwrap();
-        // Once the writer took the first batch it waits on the lock with it.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while w.channel_len() > 0 {
-            assert!(Instant::now() < deadline, "the writer never took the first batch");
-            std::thread::sleep(Duration::from_millis(1));
-        }
-        let mut accepted = 0;
-        while let Ok(()) = w.try_send(sightings(100 + accepted * 10, 10)) {
-            accepted += 1;
-        }
-        assert_eq!(accepted, 4);
-        assert_eq!(w.channel_len(), w.channel_cap());
-        std::thread::sleep(stall.saturating_sub(started.elapsed()));
-        drop(lock);
-        let stats = writer.shutdown();
-        assert_eq!(w.channel_len(), 0);
-        assert_eq!(stats.new_infohashes, 50);
-        assert!(stats.commits >= 1);
-        assert!(
-            stats.commit_micros >= 40_000,
-            "the 50 ms stall inside a commit is counted: {} us",
-            stats.commit_micros
         );
     }
 }
