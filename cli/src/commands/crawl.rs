@@ -50,7 +50,7 @@ Precedence: a flag, else the key of the same name in --config's [crawl] table, e
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
-    /// TOML config file; its [crawl] keys are these flags' names (see deploy/trawl.toml).
+    /// TOML config file; its `[crawl]` keys are these flags' names (see deploy/trawl.toml).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Database directory (created if missing). Required, here or in the config file.

@@ -24,7 +24,7 @@ pub enum FormatArg {
     Bitmagnet,
     /// One magnet link per line (btih, and btmh for v2 and hybrid torrents; the name once fetched).
     Magnet,
-    /// A folder of .torrent files, fanned out as ab/cd/<hash>.torrent (needs --out).
+    /// A folder of .torrent files, fanned out as `ab/cd/<hash>.torrent` (needs --out).
     Torrents,
 }
 

@@ -467,6 +467,21 @@ fn response<'a>(r: &Fields<'a>) -> Result<Response<'a>, DecodeError> {
 
 impl<'a> Message<'a> {
     /// Decodes one datagram. One pass, no allocation, nothing copied.
+    ///
+    /// ```
+    /// use trawl_engine::codec::krpc::{Kind, Message, Query};
+    ///
+    /// // BEP 5's ping example.
+    /// let datagram = b"d1:ad2:id20:abcdefghij0123456789e1:q4:ping1:t2:aa1:y1:qe";
+    /// let msg = Message::decode(datagram).unwrap();
+    /// assert_eq!(msg.transaction_id, b"aa");
+    /// let Kind::Query(Query::Ping { id }) = msg.kind else { panic!("a ping") };
+    /// assert_eq!(id, b"abcdefghij0123456789"); // borrowed from `datagram`
+    ///
+    /// // Bad input is a typed error with the offset where decoding stopped.
+    /// let err = Message::decode(b"d1:ad2:id3:abce").unwrap_err();
+    /// assert!(err.offset().is_some());
+    /// ```
     pub fn decode(buf: &'a [u8]) -> Result<Message<'a>, DecodeError> {
         let mut d = Decoder::new(buf);
         if !d.at_dict() {

@@ -1,12 +1,12 @@
 //! The crawler's per-core core: who owns which remote node, and the I/O-free
 //! state machine that crawls the nodes a core owns.
 //!
-//! - [`owner`] and its kernel twin in [`crate::runtime::crawl::reuseport`]:
+//! - [`owner`](mod@owner) and its kernel twin in [`crate::runtime::crawl::reuseport`]:
 //!   each remote node (by IP) is owned by exactly one core; the kernel steers
 //!   its datagrams to that core.
 //! - [`scheduler`]: one core's crawl (sampling, walking, scraping, pacing,
 //!   politeness), with [`table`], [`transactions`], [`schedule`],
-//!   [`unreachable`], [`keyspace`] and [`dedup`] as its parts.
+//!   [`unreachable`](mod@unreachable), [`keyspace`] and [`dedup`] as its parts.
 //! - The glommio thread-per-core runtime that drives the schedulers over real
 //!   sockets and into storage is [`crate::runtime::crawl`] ([`crate::runtime::crawl::Crawler`]).
 //! - [`output`]: what the runtime drains from a core (discoveries, handovers,

@@ -70,7 +70,7 @@ pub enum Marker {
     Audiobook,
     /// A game release group or store.
     Game,
-    /// A comic format (by extension, see [`comic_extension`]).
+    /// A comic format (by extension, see `comic_extension`).
     Comic,
     /// Adult content: bitmagnet's `xxx` type for video and images.
     Adult,
@@ -78,7 +78,7 @@ pub enum Marker {
 
 /// Name tokens (lower case, split on anything not a letter or digit) and what
 /// they mark. Episode numbers (`S01E02`, `S01`, `1x02`) and years are patterns,
-/// matched in [`token_kind`].
+/// matched in `token_kind`.
 pub const MARKERS: &[(&str, Marker)] = &[
     ("480p", Marker::VideoRelease),
     ("576p", Marker::VideoRelease),

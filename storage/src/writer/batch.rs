@@ -12,7 +12,7 @@ pub struct Batch {
     pub discoveries: Vec<Discovery>,
     /// Peers for hashes to fetch; creates queue entries as needed. Peers new
     /// to an entry waiting out a back-off make it due at once (see
-    /// [`WriterStats::requeued_for_new_peers`]); known peers change nothing.
+    /// [`WriterStats::requeued_for_new_peers`](super::WriterStats::requeued_for_new_peers)); known peers change nothing.
     pub peers: Vec<PeersFound>,
     pub scrapes: Vec<(InfoHash, ScrapeEstimate)>,
     /// Fetched metadata (with `info_dict` set); removes the hash from the

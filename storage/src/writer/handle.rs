@@ -169,6 +169,17 @@ impl std::fmt::Debug for WriterHandle {
 /// the same backpressure), and the caller takes the batches from the
 /// [`BatchReceiver`] to store them anywhere. `capacity` batches wait before
 /// `send` blocks and `try_send` hands a batch back.
+///
+/// ```
+/// use trawl_storage::{channel, Batch, Discovery, Source};
+///
+/// let (handle, batches) = channel(16);
+/// let seen = Discovery { info_hash: [7; 20], source: Source::Sample, at: 1 };
+/// handle.send(Batch { discoveries: vec![seen], ..Batch::default() }).unwrap();
+/// drop(handle); // the receiver ends once every handle is gone
+/// let got: Vec<Batch> = batches.collect();
+/// assert_eq!(got[0].discoveries[0].info_hash, [7; 20]);
+/// ```
 pub fn channel(capacity: usize) -> (WriterHandle, BatchReceiver) {
     let (tx, rx) = crossbeam_channel::bounded(capacity.max(1));
     let counters = Arc::new(Counters::default());

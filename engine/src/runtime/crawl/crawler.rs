@@ -45,6 +45,26 @@ pub struct Control {
 }
 
 /// A running crawl. Dropping it shuts it down gracefully.
+///
+/// ```no_run
+/// use std::time::{Duration, Instant};
+/// use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
+///
+/// // Every core, polite defaults, into a RocksDB database; no `bootstrap`
+/// // here means none at all, so give the routers (a resolved address each).
+/// let crawler = Crawler::start(CrawlerOptions {
+///     db: "trawl-db".into(),
+///     bootstrap: vec!["67.215.246.10:6881".parse().unwrap()],
+///     ..CrawlerOptions::default()
+/// })?;
+/// crawler.wait_until(Instant::now() + Duration::from_secs(600));
+/// let figures = crawler.shutdown();
+/// println!("{} new infohashes", figures.storage.new_infohashes);
+/// # Ok::<(), trawl_engine::runtime::crawl::CrawlError>(())
+/// ```
+///
+/// The findings can go to a channel of your own instead of a database
+/// ([`CrawlerOptions::sink`], `examples/crawl_to_sink.rs`).
 pub struct Crawler {
     started: Instant,
     cores: usize,

@@ -1,7 +1,7 @@
 //! The thread-per-core crawl runtime around the I/O-free [`Scheduler`](crate::crawl::Scheduler):
 //! one glommio executor per core, each with its own node id, its own
 //! `SO_REUSEPORT` socket per address family and its own share of the remote
-//! nodes (by [`owner`](crate::crawl::owner)), feeding one storage writer.
+//! nodes (by [`owner`](mod@crate::crawl::owner)), feeding one storage writer.
 //!
 //! Owns threads, sockets, timers and the channels between cores and into
 //! storage. Must not make protocol decisions: everything it knows about the

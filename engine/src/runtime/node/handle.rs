@@ -48,6 +48,33 @@ impl Default for RuntimeConfig {
 }
 
 /// A node running on its own executor thread. Dropping the handle shuts it down.
+///
+/// Two nodes on loopback: one answers (not read-only), the other bootstraps
+/// from it, announces a TCP port and finds itself with a lookup.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use trawl_engine::dht::NodeConfig;
+/// use trawl_engine::runtime::{NodeHandle, Outcome, RuntimeConfig};
+///
+/// let local = |node: NodeConfig| RuntimeConfig {
+///     bind: "127.0.0.1:0".parse().unwrap(),
+///     node: NodeConfig { allow_loopback: true, ..node },
+///     ..RuntimeConfig::default()
+/// };
+/// // No bootstrap list: it waits to be found.
+/// let answering = NodeHandle::start(local(NodeConfig { read_only: false, bootstrap: Vec::new(), ..NodeConfig::default() }))?;
+/// let node = NodeHandle::start(local(NodeConfig { bootstrap: vec![answering.local_addr()], ..NodeConfig::default() }))?;
+///
+/// let info_hash = [0x42; 20];
+/// let announce = node.announce(info_hash, Some(6881))?;
+/// let deadline = Instant::now() + Duration::from_secs(10);
+/// assert!(matches!(announce.wait_until(deadline), Some(Outcome::AnnounceDone { announced_to: 1 })));
+///
+/// let peers: Vec<_> = node.lookup(info_hash)?.collect();
+/// assert!(peers.contains(&"127.0.0.1:6881".parse().unwrap()));
+/// # Ok::<(), trawl_engine::runtime::RuntimeError>(())
+/// ```
 pub struct NodeHandle {
     commands: Sender<Command>,
     wake: UdpSocket,
