@@ -59,7 +59,11 @@ fn protocol_rooms_do_no_io_and_never_name_glommio() {
             }
         }
     }
-    assert!(offences.is_empty(), "I/O or runtime in a protocol room:\n{}", offences.join("\n"));
+    assert!(
+        offences.is_empty(),
+        "I/O or runtime in a protocol room:\n{}",
+        offences.join("\n")
+    );
 }
 
 #[test]
@@ -85,5 +89,8 @@ fn the_library_takes_none_of_the_binarys_dependencies() {
         );
     }
     let mimalloc = deps.lines().find(|l| l.starts_with("mimalloc")).unwrap_or("");
-    assert!(mimalloc.is_empty() || mimalloc.contains("optional = true"), "{mimalloc}");
+    assert!(
+        mimalloc.is_empty() || mimalloc.contains("optional = true"),
+        "{mimalloc}"
+    );
 }
