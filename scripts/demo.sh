@@ -33,7 +33,7 @@ peer_port=$((port + 1))
 metrics="127.0.0.1:$((port + 2))"
 
 scripts/setup.sh
-echo "==> building trawl and trawl-swarm (release; the first build compiles RocksDB, about 10 minutes on 2 cores)"
+echo "==> building trawl and trawl-swarm (release; the first build compiles RocksDB: about 13 minutes on 2 cores)"
 cargo build --release --locked -p trawl --bin trawl
 cargo build --release --locked -p trawl-swarm --bin trawl-swarm
 bin="$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release"
