@@ -57,14 +57,7 @@ fn parse_args(args: &[String]) -> Result<Request, Error> {
         _ => return Err(Error::Usage),
     };
     let bootstrap = bootstrap.parse().map_err(|_| Error::BadAddress(bootstrap.clone()))?;
-    let bytes = hash.as_bytes();
-    let mut info_hash = [0u8; 20];
-    if bytes.len() != 40 || !hash.is_ascii() {
-        return Err(Error::BadInfoHash(hash.clone()));
-    }
-    for (i, b) in info_hash.iter_mut().enumerate() {
-        *b = u8::from_str_radix(&hash[2 * i..2 * i + 2], 16).map_err(|_| Error::BadInfoHash(hash.clone()))?;
-    }
+    let info_hash = trawl_storage::import::parse_hex(hash.as_bytes()).map_err(|_| Error::BadInfoHash(hash.clone()))?;
     let port = match args.get(2) {
         None => None,
         Some(p) => match p.parse::<u16>() {

@@ -45,15 +45,7 @@ impl From<RuntimeError> for Error {
 }
 
 fn parse_info_hash(text: &str) -> Result<[u8; 20], Error> {
-    let bad = || Error::BadInfoHash(text.to_owned());
-    if text.len() != 40 || !text.is_ascii() {
-        return Err(bad());
-    }
-    let mut out = [0u8; 20];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    trawl_storage::import::parse_hex(text.as_bytes()).map_err(|_| Error::BadInfoHash(text.to_owned()))
 }
 
 /// What the example was asked to do.
