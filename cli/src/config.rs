@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use trawl_engine::ops::OpsError;
+use trawl_storage::InfoDictMode;
 
 /// Longest pacing delay a flag may ask for: BEP 51's longest `interval`.
 const MAX_PACING_SECS: f64 = 21_600.0;
@@ -52,6 +53,7 @@ pub struct CrawlLayer {
     pub empty_backoff_secs: Option<f64>,
     pub walk_secs: Option<f64>,
     pub db_memory_mb: Option<u64>,
+    pub info_dicts: Option<InfoDictMode>,
 }
 
 /// The file's top level: one table per subcommand that reads it.
@@ -179,6 +181,7 @@ impl CrawlLayer {
             empty_backoff_secs: self.empty_backoff_secs.or(lower.empty_backoff_secs),
             walk_secs: self.walk_secs.or(lower.walk_secs),
             db_memory_mb: self.db_memory_mb.or(lower.db_memory_mb),
+            info_dicts: self.info_dicts.or(lower.info_dicts),
         }
     }
 }
@@ -217,6 +220,8 @@ pub struct CrawlSettings {
     pub pacing: Pacing,
     /// RocksDB's memory budget in bytes; `None` = the store's default.
     pub db_memory: Option<usize>,
+    /// How much of each fetched info dict to keep.
+    pub info_dicts: InfoDictMode,
 }
 
 /// The scheduler's pacing knobs, each `None` unless given.
@@ -255,6 +260,9 @@ impl Default for CrawlSettings {
             log_every: Duration::from_secs(10),
             pacing: Pacing::default(),
             db_memory: None,
+            // A crawl that indexes needs names and paths, not the piece hashes
+            // that are 90% of a dict's bytes.
+            info_dicts: InfoDictMode::Files,
         }
     }
 }
@@ -291,6 +299,7 @@ impl CrawlSettings {
                 walk: l.walk_secs.map(Duration::from_secs_f64),
             },
             db_memory: l.db_memory_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
+            info_dicts: l.info_dicts.unwrap_or(d.info_dicts),
         }
     }
 }

@@ -20,7 +20,7 @@ use serde::Serialize;
 
 use crate::record::*;
 use crate::schema::*;
-use crate::{StorageError, Store};
+use crate::{KeptInfoDict, StorageError, Store};
 
 /// Output formats that stream to one writer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +64,9 @@ pub struct Summary {
     /// Hashes the format could not represent (bitmagnet without metadata,
     /// `.torrent` without a stored info dict).
     pub skipped: u64,
+    /// Of `skipped`, `.torrent` files not written because only the `files`
+    /// form of the dict was kept (`--info-dicts files`: no piece hashes).
+    pub pieces_not_kept: u64,
 }
 
 /// CSV header; one row per infohash follows. `provisional_name` is filled
@@ -120,9 +123,17 @@ pub fn export_torrent_files(store: &Store, filter: &Filter, dir: &Path) -> Resul
     };
     let mut hex = Vec::with_capacity(40);
     for_each(store, &filter, false, |item| {
-        let Some(dict) = store.info_dict(&item.hash)? else {
-            sum.skipped += 1;
-            return Ok(());
+        let dict = match store.kept_info_dict(&item.hash)? {
+            Some(KeptInfoDict::Full(d)) => d,
+            Some(KeptInfoDict::Files(_)) => {
+                sum.skipped += 1;
+                sum.pieces_not_kept += 1;
+                return Ok(());
+            }
+            None => {
+                sum.skipped += 1;
+                return Ok(());
+            }
         };
         hex.clear();
         push_hex(&mut hex, &item.hash);
@@ -282,7 +293,7 @@ pub(crate) fn push_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     }
 }
 
-fn hex_string(h: &[u8]) -> String {
+pub(crate) fn hex_string(h: &[u8]) -> String {
     let mut v = Vec::with_capacity(2 * h.len());
     push_hex(&mut v, h);
     String::from_utf8(v).unwrap_or_default()

@@ -27,12 +27,14 @@ pub mod calibrate;
 mod error;
 pub mod export;
 pub mod import;
+pub mod keep;
 mod record;
 pub mod schema;
 mod store;
 mod writer;
 
 pub use error::StorageError;
+pub use keep::{InfoDictMode, KeptInfoDict};
 pub use record::*;
 pub use store::{
     DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES, MAX_OPEN_FILES,

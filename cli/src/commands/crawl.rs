@@ -22,7 +22,7 @@ use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::ops::{limits, memory, CrawlSnapshot};
 use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
 use trawl_engine::runtime::fetch::FetchConfig;
-use trawl_storage::{StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
+use trawl_storage::{InfoDictMode, StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
 
 use super::node::resolve_bootstrap;
 use super::UsageError;
@@ -133,6 +133,13 @@ pub struct Args {
     /// with every memtable charged to it, up to half [default: 256].
     #[arg(long, value_name = "MB")]
     pub db_memory_mb: Option<u64>,
+    /// How much of each fetched info dict to keep: `full` (the raw dict, so
+    /// `export --format torrents` works), `files` (names, sizes, paths and
+    /// flags, without the piece hashes: a tenth of the bytes) or `none` (the
+    /// torrent row only). Applies to new torrents; what is stored stays
+    /// [default: files].
+    #[arg(long, value_name = "MODE")]
+    pub info_dicts: Option<InfoDictMode>,
 }
 
 impl Args {
@@ -167,6 +174,7 @@ impl Args {
             empty_backoff_secs: self.empty_backoff_secs,
             walk_secs: self.walk_secs,
             db_memory_mb: self.db_memory_mb,
+            info_dicts: self.info_dicts,
         }
     }
 }
@@ -255,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         },
         store: StoreOptions {
             memory_budget_bytes: s.db_memory.unwrap_or(DEFAULT_MEMORY_BUDGET_BYTES),
+            info_dicts: s.info_dicts,
             ..StoreOptions::default()
         },
         ..CrawlerOptions::default()
@@ -281,6 +290,11 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     // usage error, a taken port an address error, a locked database a database error.
     let crawler = Arc::new(Crawler::start(opts)?);
     let _ = slot.set(Arc::clone(&crawler));
+    if let Some((before, now)) = crawler.store().and_then(|st| st.info_dicts_mode_change()) {
+        tracing::warn!(
+            "this database was last crawled with --info-dicts {before}; torrents fetched from now on are kept as {now}, and the info dicts already stored stay as they were"
+        );
+    }
 
     let deadline = s.duration.map(|d| Instant::now() + d);
     let mut status = StatusLine::new(StatusMode::detect(), s.log_every);

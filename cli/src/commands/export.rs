@@ -91,8 +91,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 "trawl: wrote {} .torrent files to {} ({} without a stored info dict)",
                 sum.written,
                 dir.display(),
-                sum.skipped
+                sum.skipped - sum.pieces_not_kept
             );
+            if sum.pieces_not_kept > 0 {
+                eprintln!(
+                    "trawl: {} torrents were stored with --info-dicts files: their piece hashes were not kept, so no .torrent can be written for them (crawl with --info-dicts full to keep them)",
+                    sum.pieces_not_kept
+                );
+            }
             return Ok(());
         }
     };

@@ -11,12 +11,12 @@
 //! | `staging`    | infohash (20)                         | [`StagingEntry`] (see `encode_staging`) |
 //! | `staging_due`| due u32 BE ‖ infohash (24)            | empty: the queue order, "next due" is one seek |
 //! | `torrents`   | infohash (20)                         | [`TorrentRecord`] without the info dict (`encode_torrent`) |
-//! | `info_dicts` | infohash (20)                         | the raw bencoded info dict (zstd by the family) |
+//! | `info_dicts` | infohash (20)                         | the info dict, whole or without its pieces ([`crate::keep`]; zstd with a dictionary) |
 //! | `scrapes`    | infohash (20)                         | seeders u32, leechers u32, at u32 (12, BE) |
 //! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | ip (4 or 16) ‖ port u16 BE ‖ next sample u32 BE ‖ BEP 51 u8 (see `encode_node`) |
 //! | `provisional_names` | infohash (20)                  | at u32 BE ‖ name bytes (see `encode_provisional_name`) |
 //! | `aliases`    | a hybrid's truncated v2 infohash (20) | its v1 infohash (20), the `torrents` key |
-//! | `meta`       | ASCII name                            | `schema_version`: u32 BE                |
+//! | `meta`       | ASCII name                            | `schema_version`: u32 BE; `info_dicts_mode`: `full`, `files` or `none` |
 //!
 //! Keys are fixed-size and big-endian so byte order is the order we scan in.
 //!
@@ -28,7 +28,10 @@
 //!   writable open creates them, a read-only open of a database without them
 //!   reads them as empty;
 //! - the `torrents` value's v2 flags and SHA-256 (see [`encode_torrent`]):
-//!   a value without them is a v1 torrent.
+//!   a value without them is a v1 torrent;
+//! - the `info_dicts` value's `files` form (see [`crate::keep`]) and the
+//!   `meta` record of the last writable open's mode: a value that starts
+//!   with `d` is a whole dict, as every older value is.
 //!
 //! A build from before an addition cannot read values written with it (its
 //! decoders refuse trailing bytes), so going back to an older build needs a
@@ -45,6 +48,8 @@ use crate::StorageError;
 pub const SCHEMA_VERSION: u32 = 1;
 /// `meta` key holding the schema version.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
+/// `meta` key holding the `--info-dicts` mode of the last writable open.
+pub const META_INFO_DICTS_MODE: &[u8] = b"info_dicts_mode";
 
 pub const CF_INFOHASHES: &str = "infohashes";
 pub const CF_STAGING: &str = "staging";
@@ -104,6 +109,9 @@ const FLAG_V2_HASH: u8 = 2;
 /// kept have neither flag, and are v1.
 const FLAG_NO_V1: u8 = 4;
 
+/// Size of the zstd dictionary of the `torrents` and `info_dicts` tables.
+const ZSTD_DICT_BYTES: i32 = 16 * 1024;
+
 /// RocksDB options for one column family. Tuned per family for size on disk:
 /// the bare index must stay under 48 bytes per hash, torrents under 2 KB.
 /// Every family reads through `cache`, the database's one block cache, so block
@@ -148,6 +156,14 @@ pub(crate) fn cf_options(name: &str, cache: &Cache) -> Options {
             t.set_bloom_filter(10.0, false);
             o.set_compression_type(DBCompressionType::Zstd);
             o.set_bottommost_compression_type(DBCompressionType::Zstd);
+            // A zstd dictionary trained per bottom-level table file on a
+            // sample of its values: names, paths and dict keys repeat across
+            // torrents but not within one block's worth of them. Only at the
+            // bottom, where nearly all bytes end up: training buffers a
+            // table's blocks, which would slow flushes and hold memtable
+            // memory past the budget.
+            o.set_bottommost_compression_options(-14, 3, 0, ZSTD_DICT_BYTES, true);
+            o.set_bottommost_zstd_max_train_bytes(ZSTD_DICT_BYTES * 100, true);
             o.set_write_buffer_size(32 << 20);
         }
         _ => {

@@ -15,6 +15,7 @@ use rocksdb::{
     ReadOptions, WriteBatch, WriteBufferManager, WriteOptions, DB,
 };
 
+use crate::keep::{InfoDictMode, KeptInfoDict};
 use crate::record::*;
 use crate::schema::{self, *};
 use crate::StorageError;
@@ -63,8 +64,9 @@ pub struct StoreOptions {
     pub create_if_missing: bool,
     /// fsync the WAL on every group commit (what makes an acknowledgement durable).
     pub sync_writes: bool,
-    /// Keep raw info dicts (needed for `export --format torrents`).
-    pub keep_info_dicts: bool,
+    /// How much of each fetched info dict to keep (`--info-dicts`). It rules
+    /// new writes only: what a database already holds is never cut or deleted.
+    pub info_dicts: InfoDictMode,
     pub queue: QueuePolicy,
     /// RocksDB's memory budget: one block cache all column families share
     /// (data, index and filter blocks), which the memtables of every family
@@ -88,7 +90,7 @@ impl Default for StoreOptions {
         StoreOptions {
             create_if_missing: true,
             sync_writes: true,
-            keep_info_dicts: true,
+            info_dicts: InfoDictMode::Full,
             queue: QueuePolicy::default(),
             memory_budget_bytes: DEFAULT_MEMORY_BUDGET_BYTES,
         }
@@ -102,6 +104,10 @@ pub struct Store {
     opts: StoreOptions,
     read_only: bool,
     pub(crate) staging_lock: Mutex<DueFloor>,
+    /// The mode the database was last opened for writing with, before this
+    /// open (`None` for a fresh database, one from before modes existed, or
+    /// a read-only open).
+    previous_info_dicts: Option<InfoDictMode>,
     /// The block cache every family shares (see [`schema::cf_options`]).
     block_cache: Cache,
     /// Every family's memtables, charged to `block_cache`.
@@ -227,6 +233,7 @@ impl Store {
             opts: opts.clone(),
             read_only: false,
             staging_lock: Mutex::new(DueFloor::default()),
+            previous_info_dicts: None,
             block_cache,
             memtables,
         };
@@ -240,6 +247,16 @@ impl Store {
                 .map_err(|e| StorageError::from_rocks(e, path))?;
         }
         store.check_version()?;
+        let mut store = store;
+        store.previous_info_dicts = store.read_info_dicts_mode()?;
+        if store.previous_info_dicts != Some(opts.info_dicts) {
+            let mut wo = WriteOptions::default();
+            wo.set_sync(true);
+            store
+                .db
+                .put_cf_opt(store.cf(CF_META)?, META_INFO_DICTS_MODE, opts.info_dicts.as_str(), &wo)
+                .map_err(|e| StorageError::from_rocks(e, path))?;
+        }
         Ok(store)
     }
 
@@ -264,6 +281,7 @@ impl Store {
             opts,
             read_only: true,
             staging_lock: Mutex::new(DueFloor::default()),
+            previous_info_dicts: None,
             block_cache,
             memtables,
         };
@@ -338,6 +356,24 @@ impl Store {
         &self.opts
     }
 
+    /// The `--info-dicts` mode the database was last written with before this
+    /// open, if it differs from this open's: what was kept in that mode stays,
+    /// new torrents are kept in the new one. Always `None` for a read-only
+    /// open (see [`Self::read_info_dicts_mode`]).
+    pub fn info_dicts_mode_change(&self) -> Option<(InfoDictMode, InfoDictMode)> {
+        let before = self.previous_info_dicts?;
+        (before != self.opts.info_dicts).then_some((before, self.opts.info_dicts))
+    }
+
+    /// The mode recorded in the database: the last writable open's.
+    pub fn read_info_dicts_mode(&self) -> Result<Option<InfoDictMode>, StorageError> {
+        let Some(v) = self.get(CF_META, META_INFO_DICTS_MODE)? else {
+            return Ok(None);
+        };
+        let s = std::str::from_utf8(&v).map_err(|_| StorageError::corrupt("info dicts mode", "not UTF-8"))?;
+        s.parse().map(Some).map_err(|e: String| StorageError::corrupt("info dicts mode", e))
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }
@@ -371,7 +407,7 @@ impl Store {
         &self.db
     }
 
-    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
         self.db.get_cf(self.cf(cf)?, key).map_err(|e| self.rocks(e))
     }
 
@@ -426,8 +462,21 @@ impl Store {
         Ok(Some(key))
     }
 
+    /// The raw info dict as fetched, if it was kept whole (`--info-dicts
+    /// full`). `None` when nothing, or only the `files` form, was kept; see
+    /// [`Self::kept_info_dict`].
     pub fn info_dict(&self, h: &InfoHash) -> Result<Option<Vec<u8>>, StorageError> {
-        self.get(CF_INFO_DICTS, h)
+        Ok(match self.kept_info_dict(h)? {
+            Some(KeptInfoDict::Full(d)) => Some(d),
+            _ => None,
+        })
+    }
+
+    /// The stored info dict in whichever form it was kept.
+    pub fn kept_info_dict(&self, h: &InfoHash) -> Result<Option<KeptInfoDict>, StorageError> {
+        self.get(CF_INFO_DICTS, h)?
+            .map(|v| KeptInfoDict::from_value(v).map_err(|e| StorageError::corrupt("info dict", e)))
+            .transpose()
     }
 
     pub fn scrape(&self, h: &InfoHash) -> Result<Option<ScrapeEstimate>, StorageError> {

@@ -17,7 +17,7 @@ use crate::bloom::Bloom;
 use crate::record::*;
 use crate::schema::*;
 use crate::store::DueFloor;
-use crate::{StorageError, Store};
+use crate::{InfoDictMode, StorageError, Store};
 
 /// One sighting of the group, ordered by hash (as big-endian integers, so
 /// the derived order is byte order without a `memcmp` call), then arrival.
@@ -374,8 +374,10 @@ impl WriterLoop {
         for t in &b.torrents {
             encode_torrent(t, &mut self.buf);
             wb.put_cf(cf_t, t.info_hash, &self.buf);
-            if let (true, Some(d)) = (store.options().keep_info_dicts, &t.info_dict) {
-                wb.put_cf(cf_d, t.info_hash, d);
+            if let Some(d) = &t.info_dict {
+                if let Some(v) = kept_value(store, &t.info_hash, d)? {
+                    wb.put_cf(cf_d, t.info_hash, v);
+                }
             }
             self.load_queue_edit(store, &t.info_hash)?.entry = None;
             // A hybrid is one torrent under two hashes: whichever hash it was
@@ -626,5 +628,24 @@ mod tests {
             (1, 5),
             "a repeat sorts after its first sighting"
         );
+    }
+}
+
+/// The `info_dicts` value to write for a fetched dict under the store's mode,
+/// or `None` to leave the family as it is. A mode that keeps less never
+/// overwrites what is there: a whole dict kept earlier stays whole. A dict the
+/// `files` cut cannot walk (it was verified and parsed, so this means a bug
+/// here) is kept whole rather than lost.
+fn kept_value(store: &Store, h: &InfoHash, dict: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+    let mode = store.options().info_dicts;
+    if mode != InfoDictMode::Full && (mode == InfoDictMode::None || store.get(CF_INFO_DICTS, h)?.is_some()) {
+        return Ok(None);
+    }
+    match mode.value(dict) {
+        Ok(v) => Ok(v),
+        Err(e) => {
+            tracing::warn!(info_hash = %crate::export::hex_string(h), error = %e, "keeping the whole info dict: the files cut failed");
+            Ok(Some(dict.to_vec()))
+        }
     }
 }
