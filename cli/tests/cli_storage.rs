@@ -216,3 +216,99 @@ fn json_logs_carry_the_same_error_as_one_object_per_line() {
     assert_eq!(bad.status.code(), Some(2), "{}", stderr(&bad));
     assert!(stderr(&bad).contains("--log-format"), "{}", stderr(&bad));
 }
+
+/// A database holding `n` torrents kept in the `files` form, with their hashes.
+fn files_mode_db(db: &Path, n: u8) {
+    use trawl_storage::*;
+    let store = std::sync::Arc::new(
+        Store::open(
+            db,
+            &StoreOptions {
+                info_dicts: InfoDictMode::Files,
+                ..StoreOptions::default()
+            },
+        )
+        .unwrap(),
+    );
+    let writer = Writer::spawn(store.clone(), WriterOptions::default()).unwrap();
+    let torrents: Vec<TorrentRecord> = (1..=n)
+        .map(|i| TorrentRecord {
+            info_hash: [i; 20],
+            version: TorrentVersion::V1,
+            v2_hash: None,
+            name: format!("torrent {i}").into_bytes(),
+            files: vec![],
+            total_size: 1000,
+            piece_length: 16384,
+            private: false,
+            class: ContentClass::Other,
+            content_type: None,
+            fetched_at: 1_700_000_000,
+            scrape: None,
+            info_dict: Some(format!("d6:lengthi1000e4:name9:torrent {i}12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae").into_bytes()),
+        })
+        .collect();
+    let discovered = torrents
+        .iter()
+        .map(|t| Discovery {
+            info_hash: t.info_hash,
+            source: Source::Sample,
+            at: 1_700_000_000,
+        })
+        .collect();
+    let (reply, acked) = crossbeam_channel::bounded(1);
+    writer
+        .handle()
+        .send(Batch {
+            discovered,
+            torrents,
+            reply: Some(reply),
+            ..Batch::default()
+        })
+        .unwrap();
+    acked.recv_timeout(std::time::Duration::from_secs(10)).expect("batch acknowledged");
+    writer.shutdown();
+}
+
+#[test]
+fn compact_stats_and_torrent_export_in_files_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("db");
+    let o = trawl(&["compact"], &db);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+
+    files_mode_db(&db, 20);
+    let held = trawl_storage::Store::open(&db, &trawl_storage::StoreOptions::default()).unwrap();
+    let o = trawl(&["compact"], &db);
+    no_panic(&o);
+    assert_eq!(o.status.code(), Some(5), "{}", stderr(&o));
+    assert!(stderr(&o).contains("locked by another process"), "{}", stderr(&o));
+    drop(held);
+
+    let o = trawl(&["compact"], &db);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("compacted "), "{}", stderr(&o));
+
+    let o = trawl(&["stats", "--json"], &db);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(s["info_dicts_mode"], "files");
+    assert_eq!(s["torrents"], 20);
+    // Compacted, so every item is in a table file.
+    let per_torrent = s["bytes_per_torrent"].as_f64().expect("bytes per torrent");
+    let per_hash = s["bytes_per_infohash"].as_f64().expect("bytes per infohash");
+    assert!(per_torrent > 0.0 && per_hash > 0.0, "{s}");
+    let text = String::from_utf8_lossy(&trawl(&["stats"], &db).stdout).into_owned();
+    assert!(text.contains("info dicts kept as files"), "{text}");
+
+    let out = dir.path().join("torrents");
+    let o = trawl(&["export", "-f", "torrents", "-o", out.to_str().unwrap()], &db);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stderr(&o).contains("wrote 0 .torrent files"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("20 torrents were stored with --info-dicts files"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -67,6 +67,8 @@ fn start_crawl(db: &Path, swarm: &SwarmChild) -> Killed {
             "--no-ipv6",
         ])
         .args(["--duration", "300", "--allow-loopback", "--fetch-concurrency", "16"])
+        // Whole dicts, so each one's SHA-1 can be checked against its key.
+        .args(["--info-dicts", "full"])
         .stdout(Stdio::null());
     for i in 0..4 {
         cmd.args(["--bootstrap", &swarm.node(i).to_string()]);

@@ -107,13 +107,14 @@ fn wait_event(
     }
 }
 
-/// Stored info dicts of `want`, read from a read-only view of the live store.
+/// Stored info dicts of `want` in the form they were kept, read from a
+/// read-only view of the live store.
 fn stored_info_dicts(db: &std::path::Path, want: &[InfoHash]) -> HashMap<InfoHash, Vec<u8>> {
     let Ok(store) = Store::open_read_only(db) else {
         return HashMap::new();
     };
     want.iter()
-        .filter_map(|h| Some((*h, store.info_dict(h).ok()??)))
+        .filter_map(|h| Some((*h, store.kept_info_dict(h).ok()??.bytes().to_vec())))
         .collect()
 }
 
@@ -150,6 +151,11 @@ fn spawn_crawl(db: &std::path::Path, bootstrap: &str, extra: &[&str]) -> (Proc, 
     }
     if !extra.contains(&"--duration") {
         crawl.args(["--duration", "150"]);
+    }
+    // Whole dicts (so they compare byte for byte with libtorrent's and export
+    // as .torrent files) unless the test asks for another mode.
+    if !extra.contains(&"--info-dicts") {
+        crawl.args(["--info-dicts", "full"]);
     }
     crawl
         .args(["--cores", "2", "--no-pin", "--no-ipv6", "--allow-loopback"])
@@ -379,7 +385,8 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     let (mut crawl, log) = spawn_crawl(
         &db,
         &bootstrap,
-        &["--no-read-only", "--port", &port, "--duration", "240"],
+        // The default mode for crawls that index: the dicts without pieces.
+        &["--no-read-only", "--port", &port, "--duration", "240", "--info-dicts", "files"],
     );
     let crawler = format!("127.0.0.1:{port}");
     // Once the crawl has fetched a first torrent it has queried the nodes,
@@ -430,9 +437,22 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
     );
     let store = Store::open_read_only(&db).unwrap();
     for t in late.iter().filter(|t| fetched.contains_key(&t.info_hash)) {
+        // libtorrent's dict with its piece hashes (and v2 pieces roots) cut.
+        let mut cut = Vec::new();
+        trawl_storage::keep::without_pieces(&t.info_dict, &mut cut).unwrap();
         assert!(
-            fetched[&t.info_hash] == t.info_dict,
-            "{} differs from libtorrent's",
+            fetched[&t.info_hash] == cut,
+            "{}: the kept files form differs from libtorrent's dict without its pieces",
+            t.name
+        );
+        assert!(
+            cut.len() < t.info_dict.len() && !cut.windows(8).any(|w| w == b"6:pieces"),
+            "{}: pieces kept",
+            t.name
+        );
+        assert!(
+            store.info_dict(&t.info_hash).unwrap().is_none(),
+            "{}: a whole dict kept in files mode",
             t.name
         );
         let sources = store

@@ -11,6 +11,7 @@ use trawl_engine::runtime::RuntimeError;
 use trawl_storage::StorageError;
 
 mod announce;
+mod compact;
 mod crawl;
 mod export;
 mod import;
@@ -81,6 +82,9 @@ enum Command {
     /// Summarise a database.
     #[command(after_help = stats::EXAMPLES)]
     Stats(stats::Args),
+    /// Compact a database's tables (the crawl must be stopped).
+    #[command(after_help = compact::EXAMPLES)]
+    Compact(compact::Args),
 }
 
 impl Cli {
@@ -93,6 +97,7 @@ impl Cli {
             Command::Export(args) => export::run(args),
             Command::Import(args) => import::run(args),
             Command::Stats(args) => stats::run(args),
+            Command::Compact(args) => compact::run(args),
         }
     }
 }

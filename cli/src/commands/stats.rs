@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use trawl_storage::schema::{CF_ALIASES, CF_INFOHASHES, CF_INFO_DICTS, CF_SCRAPES, CF_TORRENTS};
 use trawl_storage::{ContentClass, Source, StorageError, Store};
 
 use super::UsageError;
@@ -46,6 +47,8 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
     let s = store.stats()?;
+    let per = PerItem::of(&s);
+    let mode = store.read_info_dicts_mode()?;
     let fraction = if s.infohashes == 0 {
         0.0
     } else {
@@ -73,6 +76,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "nodes": s.nodes,
             "disk_bytes": s.disk.total_bytes,
             "sst_bytes": json_map(&s.disk.sst_bytes),
+            "bytes_per_infohash": per.infohash,
+            "bytes_per_torrent": per.torrent,
+            "info_dicts_mode": mode.map(|m| m.as_str()),
         });
         println!("{obj}");
         return Ok(());
@@ -95,17 +101,48 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("scrapes       {}", s.scrapes);
     println!("saved nodes   {}", s.nodes);
     println!("on disk       {}", human_bytes(s.disk.total_bytes));
+    if let Some(b) = per.infohash {
+        println!("  per infohash {b:.1} B (the infohashes family)");
+    }
+    if let Some(b) = per.torrent {
+        println!(
+            "  per torrent {b:.0} B (torrents, info dicts, scrapes, names{})",
+            mode.map_or(String::new(), |m| format!("; info dicts kept as {m}"))
+        );
+    }
     for (cf, b) in s.disk.sst_bytes.iter().filter(|(_, b)| *b > 0) {
         println!("  {cf:<12}{}", human_bytes(*b));
     }
     Ok(())
 }
 
+/// Bytes on disk per stored item (SSTs only: the WAL and memtables are
+/// transient). `None` while there is nothing to divide by.
+struct PerItem {
+    infohash: Option<f64>,
+    torrent: Option<f64>,
+}
+
+impl PerItem {
+    fn of(s: &trawl_storage::StoreStats) -> PerItem {
+        let per = |bytes: u64, n: u64| (n > 0).then(|| bytes as f64 / n as f64);
+        let d = &s.disk;
+        let torrent_bytes = [CF_TORRENTS, CF_INFO_DICTS, CF_SCRAPES, CF_ALIASES]
+            .iter()
+            .map(|cf| d.sst_bytes_of(cf))
+            .sum();
+        PerItem {
+            infohash: per(d.sst_bytes_of(CF_INFOHASHES), s.infohashes),
+            torrent: per(torrent_bytes, s.torrents),
+        }
+    }
+}
+
 fn json_map(pairs: &[(&str, u64)]) -> serde_json::Map<String, serde_json::Value> {
     pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
 }
 
-fn human_bytes(b: u64) -> String {
+pub(super) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -30,7 +30,7 @@
 //! - the `torrents` value's v2 flags and SHA-256 (see [`encode_torrent`]):
 //!   a value without them is a v1 torrent;
 //! - the `info_dicts` value's `files` form (see [`crate::keep`]) and the
-//!   `meta` record of the last writable open's mode: a value that starts
+//!   `meta` record of the mode the latest torrents were stored with: a value that starts
 //!   with `d` is a whole dict, as every older value is.
 //!
 //! A build from before an addition cannot read values written with it (its
@@ -48,7 +48,7 @@ use crate::StorageError;
 pub const SCHEMA_VERSION: u32 = 1;
 /// `meta` key holding the schema version.
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
-/// `meta` key holding the `--info-dicts` mode of the last writable open.
+/// `meta` key holding the `--info-dicts` mode the latest torrents were stored with.
 pub const META_INFO_DICTS_MODE: &[u8] = b"info_dicts_mode";
 
 pub const CF_INFOHASHES: &str = "infohashes";

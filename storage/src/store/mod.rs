@@ -104,9 +104,9 @@ pub struct Store {
     opts: StoreOptions,
     read_only: bool,
     pub(crate) staging_lock: Mutex<DueFloor>,
-    /// The mode the database was last opened for writing with, before this
-    /// open (`None` for a fresh database, one from before modes existed, or
-    /// a read-only open).
+    /// The mode the last torrents were stored with, before this open (`None`
+    /// for a database without torrents, one from before modes existed, or a
+    /// read-only open).
     previous_info_dicts: Option<InfoDictMode>,
     /// The block cache every family shares (see [`schema::cf_options`]).
     block_cache: Cache,
@@ -248,15 +248,9 @@ impl Store {
         }
         store.check_version()?;
         let mut store = store;
+        // The writer records the mode with every batch of torrents, so an
+        // open that stores none (import, compact) leaves it as it was.
         store.previous_info_dicts = store.read_info_dicts_mode()?;
-        if store.previous_info_dicts != Some(opts.info_dicts) {
-            let mut wo = WriteOptions::default();
-            wo.set_sync(true);
-            store
-                .db
-                .put_cf_opt(store.cf(CF_META)?, META_INFO_DICTS_MODE, opts.info_dicts.as_str(), &wo)
-                .map_err(|e| StorageError::from_rocks(e, path))?;
-        }
         Ok(store)
     }
 
@@ -356,7 +350,7 @@ impl Store {
         &self.opts
     }
 
-    /// The `--info-dicts` mode the database was last written with before this
+    /// The `--info-dicts` mode torrents were last stored with before this
     /// open, if it differs from this open's: what was kept in that mode stays,
     /// new torrents are kept in the new one. Always `None` for a read-only
     /// open (see [`Self::read_info_dicts_mode`]).
@@ -365,7 +359,7 @@ impl Store {
         (before != self.opts.info_dicts).then_some((before, self.opts.info_dicts))
     }
 
-    /// The mode recorded in the database: the last writable open's.
+    /// The mode recorded in the database: the one the latest torrents were stored with.
     pub fn read_info_dicts_mode(&self) -> Result<Option<InfoDictMode>, StorageError> {
         let Some(v) = self.get(CF_META, META_INFO_DICTS_MODE)? else {
             return Ok(None);
@@ -719,12 +713,27 @@ impl Store {
     /// Flushes memtables and compacts every family down to the bottom level,
     /// which also zeroes sequence numbers: what "bytes on disk" should measure.
     pub fn compact(&self) -> Result<(), StorageError> {
+        self.compact_with(|_, _| {})
+    }
+
+    /// [`Self::compact`], calling `done(family, sst_bytes_before)` after each
+    /// family (largest first, so a progress bar weighted by bytes moves
+    /// evenly). Refused on a read-only open.
+    pub fn compact_with(&self, mut done: impl FnMut(&'static str, u64)) -> Result<(), StorageError> {
+        if self.read_only {
+            return Err(StorageError::Io("compaction needs the database open for writing".into()));
+        }
         let mut co = CompactOptions::default();
         co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
         co.set_exclusive_manual_compaction(true);
-        for (_, cf) in self.open_families() {
+        let disk = self.disk_usage()?;
+        let mut families: Vec<(&'static str, &ColumnFamily, u64)> =
+            self.open_families().map(|(n, cf)| (n, cf, disk.sst_bytes_of(n))).collect();
+        families.sort_by_key(|f| std::cmp::Reverse(f.2));
+        for (name, cf, bytes) in families {
             self.db.flush_cf(cf).map_err(|e| self.rocks(e))?;
             self.db.compact_range_cf_opt(cf, None::<&[u8]>, None::<&[u8]>, &co);
+            done(name, bytes);
         }
         Ok(())
     }

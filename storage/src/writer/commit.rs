@@ -371,6 +371,10 @@ impl WriterLoop {
             }
         }
         let (cf_t, cf_d, cf_a) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?, store.cf(CF_ALIASES)?);
+        if !b.torrents.is_empty() {
+            let mode = store.options().info_dicts.as_str();
+            wb.put_cf(store.cf(CF_META)?, META_INFO_DICTS_MODE, mode);
+        }
         for t in &b.torrents {
             encode_torrent(t, &mut self.buf);
             wb.put_cf(cf_t, t.info_hash, &self.buf);
