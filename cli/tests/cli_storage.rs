@@ -245,10 +245,17 @@ fn files_mode_db(db: &Path, n: u8) {
             content_type: None,
             fetched_at: 1_700_000_000,
             scrape: None,
-            info_dict: Some(format!("d6:lengthi1000e4:name9:torrent {i}12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae").into_bytes()),
+            info_dict: Some({
+                let name = format!("torrent {i}");
+                format!(
+                    "d6:lengthi1000e4:name{}:{name}12:piece lengthi16384e6:pieces20:aaaaaaaaaaaaaaaaaaaae",
+                    name.len()
+                )
+                .into_bytes()
+            }),
         })
         .collect();
-    let discovered = torrents
+    let discoveries = torrents
         .iter()
         .map(|t| Discovery {
             info_hash: t.info_hash,
@@ -260,7 +267,7 @@ fn files_mode_db(db: &Path, n: u8) {
     writer
         .handle()
         .send(Batch {
-            discovered,
+            discoveries,
             torrents,
             reply: Some(reply),
             ..Batch::default()

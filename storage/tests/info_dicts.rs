@@ -138,3 +138,16 @@ fn torrent_export_names_the_torrents_whose_pieces_were_not_kept() {
     want.push(b'e');
     assert_eq!(std::fs::read(file).unwrap(), want);
 }
+
+
+/// A dict the `files` cut cannot walk is kept whole, never dropped: the
+/// writer's fallback (such a dict could not have been verified and parsed,
+/// so this guards against a bug in the cut, not a peer).
+#[test]
+fn a_dict_the_cut_cannot_walk_is_kept_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = b"d4:name9:torrent 1112:piece lengthi16384ee";
+    store_in(dir.path(), InfoDictMode::Files, vec![torrent(1, bad)]);
+    let store = Store::open_read_only(dir.path()).unwrap();
+    assert_eq!(store.kept_info_dict(&h(1)).unwrap(), Some(KeptInfoDict::Full(bad.to_vec())));
+}
