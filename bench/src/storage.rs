@@ -24,8 +24,7 @@ use trawl_storage::export::{self, Filter, Format};
 use trawl_storage::schema::{CF_INFOHASHES, CF_INFO_DICTS, CF_SCRAPES, CF_TORRENTS};
 use trawl_storage::{
     Batch, BatchOutcome, BitmagnetType, ContentClass, Discovery, FileEntry, InfoDictMode, InfoHash, ScrapeEstimate,
-    Source, Store,
-    StoreOptions, TorrentRecord, TorrentVersion, Writer, WriterOptions,
+    Source, Store, StoreOptions, TorrentRecord, TorrentVersion, Writer, WriterOptions,
 };
 
 const TARGET_INGEST_PER_S: f64 = 1_000_000.0;

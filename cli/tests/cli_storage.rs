@@ -273,7 +273,9 @@ fn files_mode_db(db: &Path, n: u8) {
             ..Batch::default()
         })
         .unwrap();
-    acked.recv_timeout(std::time::Duration::from_secs(10)).expect("batch acknowledged");
+    acked
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("batch acknowledged");
     writer.shutdown();
 }
 

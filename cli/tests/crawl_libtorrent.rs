@@ -386,7 +386,15 @@ fn an_answering_crawl_harvests_torrents_announced_after_it_started() {
         &db,
         &bootstrap,
         // The default mode for crawls that index: the dicts without pieces.
-        &["--no-read-only", "--port", &port, "--duration", "240", "--info-dicts", "files"],
+        &[
+            "--no-read-only",
+            "--port",
+            &port,
+            "--duration",
+            "240",
+            "--info-dicts",
+            "files",
+        ],
     );
     let crawler = format!("127.0.0.1:{port}");
     // Once the crawl has fetched a first torrent it has queried the nodes,

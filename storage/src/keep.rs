@@ -76,7 +76,9 @@ impl FromStr for InfoDictMode {
             "full" => Ok(InfoDictMode::Full),
             "files" => Ok(InfoDictMode::Files),
             "none" => Ok(InfoDictMode::None),
-            other => Err(format!("unknown info-dicts mode {other:?}: expected full, files or none")),
+            other => Err(format!(
+                "unknown info-dicts mode {other:?}: expected full, files or none"
+            )),
         }
     }
 }
@@ -286,9 +288,16 @@ mod tests {
             b"d4:namex1:ee",
         ] {
             let mut out = Vec::new();
-            assert!(without_pieces(bad, &mut out).is_err(), "{:?}", String::from_utf8_lossy(bad));
+            assert!(
+                without_pieces(bad, &mut out).is_err(),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
         }
-        let deep: Vec<u8> = std::iter::repeat(b'l').take(200).chain(std::iter::repeat(b'e').take(200)).collect();
+        let deep: Vec<u8> = std::iter::repeat(b'l')
+            .take(200)
+            .chain(std::iter::repeat(b'e').take(200))
+            .collect();
         let mut d = b"d1:x".to_vec();
         d.extend_from_slice(&deep);
         d.push(b'e');
@@ -301,7 +310,10 @@ mod tests {
         let full = InfoDictMode::Full.value(d).unwrap().unwrap();
         assert_eq!(KeptInfoDict::from_value(full).unwrap(), KeptInfoDict::Full(d.to_vec()));
         let files = InfoDictMode::Files.value(d).unwrap().unwrap();
-        assert_eq!(KeptInfoDict::from_value(files).unwrap(), KeptInfoDict::Files(b"d4:name1:xe".to_vec()));
+        assert_eq!(
+            KeptInfoDict::from_value(files).unwrap(),
+            KeptInfoDict::Files(b"d4:name1:xe".to_vec())
+        );
         assert_eq!(InfoDictMode::None.value(d).unwrap(), None);
         assert!(KeptInfoDict::from_value(vec![7, b'd']).is_err());
         assert!(KeptInfoDict::from_value(vec![]).is_err());
@@ -312,6 +324,9 @@ mod tests {
         for m in [InfoDictMode::Full, InfoDictMode::Files, InfoDictMode::None] {
             assert_eq!(m.as_str().parse::<InfoDictMode>().unwrap(), m);
         }
-        assert!("pieces".parse::<InfoDictMode>().unwrap_err().contains("full, files or none"));
+        assert!("pieces"
+            .parse::<InfoDictMode>()
+            .unwrap_err()
+            .contains("full, files or none"));
     }
 }

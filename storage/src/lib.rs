@@ -37,7 +37,8 @@ pub use error::StorageError;
 pub use keep::{InfoDictMode, KeptInfoDict};
 pub use record::*;
 pub use store::{
-    DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES, MAX_OPEN_FILES,
+    DiskUsage, MemoryUsage, QueuePolicy, Store, StoreOptions, StoreStats, DEFAULT_MEMORY_BUDGET_BYTES,
+    DEFAULT_QUEUE_MAX_AGE_SECS, DEFAULT_QUEUE_MAX_ENTRIES, MAX_OPEN_FILES,
 };
 pub use writer::{
     channel, Batch, BatchOutcome, BatchReceiver, TrySend, Writer, WriterHandle, WriterOptions, WriterStats,

@@ -88,13 +88,20 @@ fn each_mode_keeps_what_it_says() {
         (InfoDictMode::None, None),
     ] {
         let dir = tempfile::tempdir().unwrap();
-        assert_eq!(store_in(dir.path(), mode, vec![torrent(1, DICT)]), None, "a fresh database has no earlier mode");
+        assert_eq!(
+            store_in(dir.path(), mode, vec![torrent(1, DICT)]),
+            None,
+            "a fresh database has no earlier mode"
+        );
         let store = Store::open_read_only(dir.path()).unwrap();
         assert_eq!(store.kept_info_dict(&h(1)).unwrap(), want, "{mode}");
         assert_eq!(store.read_info_dicts_mode().unwrap(), Some(mode));
         // The torrent row is whole in every mode.
         let t = store.torrent(&h(1)).unwrap().unwrap();
-        assert_eq!((t.name.as_slice(), t.files.len(), t.total_size), (&b"show"[..], 2, 40012));
+        assert_eq!(
+            (t.name.as_slice(), t.files.len(), t.total_size),
+            (&b"show"[..], 2, 40012)
+        );
         // `info_dict` is the raw dict only.
         assert_eq!(store.info_dict(&h(1)).unwrap().is_some(), mode == InfoDictMode::Full);
     }
@@ -106,18 +113,36 @@ fn switching_modes_keeps_what_was_kept_and_is_reported() {
     store_in(dir.path(), InfoDictMode::Full, vec![torrent(1, DICT)]);
     // A narrower mode does not cut or delete the whole dict, even when the
     // same torrent arrives again.
-    let change = store_in(dir.path(), InfoDictMode::Files, vec![torrent(1, DICT), torrent(2, DICT)]);
+    let change = store_in(
+        dir.path(),
+        InfoDictMode::Files,
+        vec![torrent(1, DICT), torrent(2, DICT)],
+    );
     assert_eq!(change, Some((InfoDictMode::Full, InfoDictMode::Files)));
-    let change = store_in(dir.path(), InfoDictMode::None, vec![torrent(1, DICT), torrent(2, DICT), torrent(3, DICT)]);
+    let change = store_in(
+        dir.path(),
+        InfoDictMode::None,
+        vec![torrent(1, DICT), torrent(2, DICT), torrent(3, DICT)],
+    );
     assert_eq!(change, Some((InfoDictMode::Files, InfoDictMode::None)));
     // Back to full: a torrent kept as files is kept whole once it is fetched again.
     let change = store_in(dir.path(), InfoDictMode::Full, vec![torrent(2, DICT)]);
     assert_eq!(change, Some((InfoDictMode::None, InfoDictMode::Full)));
-    assert_eq!(store_in(dir.path(), InfoDictMode::Full, vec![]), None, "same mode as last time");
+    assert_eq!(
+        store_in(dir.path(), InfoDictMode::Full, vec![]),
+        None,
+        "same mode as last time"
+    );
 
     let store = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(store.kept_info_dict(&h(1)).unwrap(), Some(KeptInfoDict::Full(DICT.to_vec())));
-    assert_eq!(store.kept_info_dict(&h(2)).unwrap(), Some(KeptInfoDict::Full(DICT.to_vec())));
+    assert_eq!(
+        store.kept_info_dict(&h(1)).unwrap(),
+        Some(KeptInfoDict::Full(DICT.to_vec()))
+    );
+    assert_eq!(
+        store.kept_info_dict(&h(2)).unwrap(),
+        Some(KeptInfoDict::Full(DICT.to_vec()))
+    );
     assert_eq!(store.kept_info_dict(&h(3)).unwrap(), None);
     assert!(store.torrent(&h(3)).unwrap().is_some());
 }
@@ -139,7 +164,6 @@ fn torrent_export_names_the_torrents_whose_pieces_were_not_kept() {
     assert_eq!(std::fs::read(file).unwrap(), want);
 }
 
-
 /// A dict the `files` cut cannot walk is kept whole, never dropped: the
 /// writer's fallback (such a dict could not have been verified and parsed,
 /// so this guards against a bug in the cut, not a peer).
@@ -149,5 +173,8 @@ fn a_dict_the_cut_cannot_walk_is_kept_whole() {
     let bad = b"d4:name9:torrent 1112:piece lengthi16384ee";
     store_in(dir.path(), InfoDictMode::Files, vec![torrent(1, bad)]);
     let store = Store::open_read_only(dir.path()).unwrap();
-    assert_eq!(store.kept_info_dict(&h(1)).unwrap(), Some(KeptInfoDict::Full(bad.to_vec())));
+    assert_eq!(
+        store.kept_info_dict(&h(1)).unwrap(),
+        Some(KeptInfoDict::Full(bad.to_vec()))
+    );
 }

@@ -186,6 +186,7 @@ fn queue_leases_backs_off_and_ends_on_success_or_exhaustion() {
         retry_max_secs: 1000,
         max_attempts: 3,
         lease_secs: 600,
+        ..QueuePolicy::default()
     };
     let store = Arc::new(
         Store::open(
@@ -479,6 +480,7 @@ fn policy_store(dir: &std::path::Path) -> Arc<Store> {
         retry_max_secs: 1000,
         max_attempts: 5,
         lease_secs: 600,
+        ..QueuePolicy::default()
     };
     Arc::new(
         Store::open(

@@ -348,6 +348,25 @@ pub(super) fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) ->
         "Metadata-fetch queue entries made due at once because peers new to them arrived.",
         st.requeued_for_new_peers,
     )?;
+    for (name, help, v) in [
+        (
+            "storage_queue_abandoned",
+            "Hashes that left the metadata-fetch queue after its attempt limit (the infohash stays stored).",
+            st.queue_abandoned,
+        ),
+        (
+            "storage_queue_expired",
+            "Hashes that left the metadata-fetch queue failing after its age limit (the infohash stays stored).",
+            st.queue_expired,
+        ),
+        (
+            "storage_queue_dropped_full",
+            "Hashes not queued for metadata because the queue was at its entry limit (the infohash is stored).",
+            st.queue_dropped_full,
+        ),
+    ] {
+        counter(enc, name, help, v)?;
+    }
     counter(
         enc,
         "storage_provisional_names",

@@ -349,6 +349,7 @@ mod tests {
                 staging_backlog: 42,
                 requeued_for_new_peers: 6 * step,
                 provisional_names: 8 * step,
+                queue_dropped_full: 7 * step,
                 rocksdb_memory_bytes: 96 << 20,
                 ..StorageSnapshot::default()
             },
@@ -395,6 +396,8 @@ mod tests {
         assert_eq!(v["trawl_storage_commits_total"], 12.0);
         assert_eq!(v["trawl_staging_backlog"], 42.0);
         assert_eq!(v["trawl_storage_requeued_for_new_peers_total"], 18.0);
+        assert_eq!(v["trawl_storage_queue_dropped_full_total"], 21.0);
+        assert_eq!(v["trawl_storage_queue_expired_total"], 0.0);
         assert_eq!(v["trawl_storage_provisional_names_total"], 24.0);
         assert_eq!(v["trawl_storage_rocksdb_memory_bytes"], (96 << 20) as f64);
         assert_eq!(v["trawl_memory_bytes{part=\"rust_heap_live\"}"], (40 << 20) as f64);

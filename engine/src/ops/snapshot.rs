@@ -109,6 +109,12 @@ pub struct StorageSnapshot {
     pub requeued_for_new_peers: u64,
     /// Provisional names (from `get_peers` replies) stored.
     pub provisional_names: u64,
+    /// Hashes that left the fetch queue: after too many failed attempts, after
+    /// failing past the queue's age limit, or never queued because it was full
+    /// (see `trawl_storage::QueuePolicy`). Their infohashes stay stored.
+    pub queue_abandoned: u64,
+    pub queue_expired: u64,
+    pub queue_dropped_full: u64,
     /// Gauge: RocksDB's memtables, table readers and block cache, in bytes
     /// (read at most once a second).
     pub rocksdb_memory_bytes: u64,

@@ -31,7 +31,21 @@ pub struct QueuePolicy {
     pub max_attempts: u16,
     /// How long a taken entry stays hidden from `take_due` while its fetch runs.
     pub lease_secs: u32,
+    /// Most entries the queue holds. A hash that would make it longer is not
+    /// queued (counted as `queue_dropped_full`); the infohash itself is stored
+    /// as always, and a later sighting with peers queues it once there is room.
+    pub max_entries: u64,
+    /// An entry that fails after it has been queued this long leaves the
+    /// queue (counted as `queue_expired`), whatever its attempt count: on the
+    /// real DHT a hash nobody could serve for a week rarely comes back.
+    pub max_age_secs: u32,
 }
+
+/// Default [`QueuePolicy::max_entries`]: two million entries, about 200 MB of
+/// staging at the cap (each entry keeps up to 64 peers).
+pub const DEFAULT_QUEUE_MAX_ENTRIES: u64 = 2_000_000;
+/// Default [`QueuePolicy::max_age_secs`]: seven days.
+pub const DEFAULT_QUEUE_MAX_AGE_SECS: u32 = 7 * 86_400;
 
 impl Default for QueuePolicy {
     fn default() -> Self {
@@ -40,6 +54,8 @@ impl Default for QueuePolicy {
             retry_max_secs: 86_400,
             max_attempts: 8,
             lease_secs: 600,
+            max_entries: DEFAULT_QUEUE_MAX_ENTRIES,
+            max_age_secs: DEFAULT_QUEUE_MAX_AGE_SECS,
         }
     }
 }
@@ -365,7 +381,9 @@ impl Store {
             return Ok(None);
         };
         let s = std::str::from_utf8(&v).map_err(|_| StorageError::corrupt("info dicts mode", "not UTF-8"))?;
-        s.parse().map(Some).map_err(|e: String| StorageError::corrupt("info dicts mode", e))
+        s.parse()
+            .map(Some)
+            .map_err(|e: String| StorageError::corrupt("info dicts mode", e))
     }
 
     pub fn is_read_only(&self) -> bool {
@@ -675,7 +693,7 @@ impl Store {
         Ok(m)
     }
 
-    fn count(&self, cf: &str) -> Result<u64, StorageError> {
+    pub(crate) fn count(&self, cf: &str) -> Result<u64, StorageError> {
         let mut it = self.scan(cf)?;
         let mut n = 0;
         while it.valid() {
@@ -721,14 +739,18 @@ impl Store {
     /// evenly). Refused on a read-only open.
     pub fn compact_with(&self, mut done: impl FnMut(&'static str, u64)) -> Result<(), StorageError> {
         if self.read_only {
-            return Err(StorageError::Io("compaction needs the database open for writing".into()));
+            return Err(StorageError::Io(
+                "compaction needs the database open for writing".into(),
+            ));
         }
         let mut co = CompactOptions::default();
         co.set_bottommost_level_compaction(BottommostLevelCompaction::Force);
         co.set_exclusive_manual_compaction(true);
         let disk = self.disk_usage()?;
-        let mut families: Vec<(&'static str, &ColumnFamily, u64)> =
-            self.open_families().map(|(n, cf)| (n, cf, disk.sst_bytes_of(n))).collect();
+        let mut families: Vec<(&'static str, &ColumnFamily, u64)> = self
+            .open_families()
+            .map(|(n, cf)| (n, cf, disk.sst_bytes_of(n)))
+            .collect();
         families.sort_by_key(|f| std::cmp::Reverse(f.2));
         for (name, cf, bytes) in families {
             self.db.flush_cf(cf).map_err(|e| self.rocks(e))?;

@@ -87,6 +87,7 @@ fn retries_back_off_exponentially_up_to_the_cap() {
         retry_max_secs: 100,
         max_attempts: 9,
         lease_secs: 5,
+        ..QueuePolicy::default()
     };
     let delays: Vec<u32> = (1..=6).map(|a| p.retry_at(1000, a) - 1000).collect();
     assert_eq!(delays, vec![10, 20, 40, 80, 100, 100]);

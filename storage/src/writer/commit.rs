@@ -103,6 +103,10 @@ pub(super) struct WriterLoop {
     names: Vec<ProvisionalName>,
     stored: Vec<InfoHash>,
     buf: Vec<u8>,
+    /// Entries in the fetch queue as of the last commit, and those this group
+    /// created so far: what [`QueuePolicy::max_entries`] is checked against.
+    queue_len: u64,
+    group_new: u64,
 }
 
 impl WriterLoop {
@@ -128,6 +132,8 @@ impl WriterLoop {
             names: Vec::new(),
             stored: Vec::new(),
             buf: Vec::new(),
+            queue_len: 0,
+            group_new: 0,
         }
     }
 
@@ -137,6 +143,14 @@ impl WriterLoop {
             tracing::error!("storage writer cannot read the index: {e}");
             self.closed.store(true, Relaxed);
             return;
+        }
+        match self.store.count(CF_STAGING) {
+            Ok(n) => self.queue_len = n,
+            Err(e) => {
+                tracing::error!("storage writer cannot count the fetch queue: {e}");
+                self.closed.store(true, Relaxed);
+                return;
+            }
         }
         let mut stopping = false;
         while !stopping {
@@ -348,6 +362,7 @@ impl WriterLoop {
         }
         let counters = Arc::clone(&self.counters);
         for f in &b.failures {
+            let mut expired = false;
             let exhausted = match self.queue_entry(store, &f.info_hash, f.at)? {
                 Some(e) => {
                     e.attempts = e.attempts.saturating_add(1);
@@ -361,13 +376,19 @@ impl WriterLoop {
                     };
                     e.leased = false;
                     e.peers_since_lease = false;
-                    e.attempts >= policy.max_attempts
+                    expired = f.at.saturating_sub(e.enqueued_at) >= policy.max_age_secs;
+                    e.attempts >= policy.max_attempts || expired
                 }
                 None => false,
             };
             if exhausted {
                 self.load_queue_edit(store, &f.info_hash)?.entry = None;
-                self.counters.queue_abandoned.fetch_add(1, Relaxed);
+                let counter = if expired {
+                    &self.counters.queue_expired
+                } else {
+                    &self.counters.queue_abandoned
+                };
+                counter.fetch_add(1, Relaxed);
             }
         }
         let (cf_t, cf_d, cf_a) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?, store.cf(CF_ALIASES)?);
@@ -449,33 +470,40 @@ impl WriterLoop {
     ) -> Result<Option<&mut StagingEntry>, StorageError> {
         let fresh = !self.queue.contains_key(h);
         let counters = Arc::clone(&self.counters);
+        let full = self.queue_len.saturating_add(self.group_new) >= store.options().queue.max_entries;
         let edit = self.load_queue_edit(store, h)?;
-        if edit.entry.is_none() {
-            // Only a brand-new edit may create an entry: one removed in this
-            // group (stored, abandoned) stays removed.
-            if !fresh
-                || store
-                    .db()
-                    .get_pinned_cf(store.cf(CF_TORRENTS)?, h)
-                    .map_err(|e| store.rocks(e))?
-                    .is_some()
-                || store.primary_hash(h)?.is_some()
-            {
-                return Ok(None);
-            }
-            edit.entry = Some(StagingEntry {
-                info_hash: *h,
-                due: at,
-                enqueued_at: at,
-                attempts: 0,
-                last_error: None,
-                peers: Vec::new(),
-                leased: false,
-                peers_since_lease: false,
-            });
-            counters.queued.fetch_add(1, Relaxed);
+        if edit.entry.is_some() {
+            return Ok(self.queue.get_mut(h).and_then(|e| e.entry.as_mut()));
         }
-        Ok(edit.entry.as_mut())
+        // Only a brand-new edit may create an entry: one removed in this
+        // group (stored, abandoned) stays removed.
+        if !fresh
+            || store
+                .db()
+                .get_pinned_cf(store.cf(CF_TORRENTS)?, h)
+                .map_err(|e| store.rocks(e))?
+                .is_some()
+            || store.primary_hash(h)?.is_some()
+        {
+            return Ok(None);
+        }
+        if full {
+            counters.queue_dropped_full.fetch_add(1, Relaxed);
+            return Ok(None);
+        }
+        edit.entry = Some(StagingEntry {
+            info_hash: *h,
+            due: at,
+            enqueued_at: at,
+            attempts: 0,
+            last_error: None,
+            peers: Vec::new(),
+            leased: false,
+            peers_since_lease: false,
+        });
+        counters.queued.fetch_add(1, Relaxed);
+        self.group_new += 1;
+        Ok(self.queue.get_mut(h).and_then(|e| e.entry.as_mut()))
     }
 
     fn write_queue_edits(
@@ -490,6 +518,16 @@ impl WriterLoop {
         // writer's largest cost in a crawl profile, bench/RESULTS.md).
         let mut edits: Vec<_> = self.queue.iter().collect();
         edits.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        let (mut added, mut removed) = (0u64, 0u64);
+        for (_, edit) in &edits {
+            match (edit.disk_due.is_some(), edit.entry.is_some()) {
+                (false, true) => added += 1,
+                (true, false) => removed += 1,
+                _ => {}
+            }
+        }
+        self.queue_len = (self.queue_len + added).saturating_sub(removed);
+        self.group_new = 0;
         for (h, edit) in edits {
             let new_due = edit.entry.as_ref().map(|e| e.due);
             if let Some(d) = edit.disk_due {

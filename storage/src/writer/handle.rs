@@ -28,6 +28,8 @@ pub(super) struct Counters {
     pub(super) torrents: AtomicU64,
     pub(super) queued: AtomicU64,
     pub(super) queue_abandoned: AtomicU64,
+    pub(super) queue_expired: AtomicU64,
+    pub(super) queue_dropped_full: AtomicU64,
     pub(super) peers_over_cap: AtomicU64,
     pub(super) requeued_for_new_peers: AtomicU64,
     pub(super) provisional_names: AtomicU64,
@@ -55,6 +57,11 @@ pub struct WriterStats {
     pub queued: u64,
     /// Hashes that left the queue after `max_attempts` failures.
     pub queue_abandoned: u64,
+    /// Hashes that left the queue failing after `max_age_secs` in it.
+    pub queue_expired: u64,
+    /// Hashes not queued because the queue held `max_entries` (their
+    /// infohash records are stored as always).
+    pub queue_dropped_full: u64,
     /// Oldest peers dropped to keep each queue entry under its cap.
     pub peers_over_cap: u64,
     /// Queue entries made due at once because peers new to them arrived: while
@@ -87,6 +94,8 @@ impl Counters {
             torrents: self.torrents.load(Relaxed),
             queued: self.queued.load(Relaxed),
             queue_abandoned: self.queue_abandoned.load(Relaxed),
+            queue_expired: self.queue_expired.load(Relaxed),
+            queue_dropped_full: self.queue_dropped_full.load(Relaxed),
             peers_over_cap: self.peers_over_cap.load(Relaxed),
             requeued_for_new_peers: self.requeued_for_new_peers.load(Relaxed),
             provisional_names: self.provisional_names.load(Relaxed),

@@ -348,6 +348,9 @@ impl Crawler {
             items_lost: w.items_lost,
             requeued_for_new_peers: w.requeued_for_new_peers,
             provisional_names: w.provisional_names,
+            queue_abandoned: w.queue_abandoned,
+            queue_expired: w.queue_expired,
+            queue_dropped_full: w.queue_dropped_full,
             rocksdb_memory_bytes: self.rocksdb_memory_bytes(),
         };
         CrawlSnapshot {
