@@ -11,6 +11,8 @@
 # choice is written to .cargo/config.toml (git-ignored) so that plain `cargo`
 # commands see the same environment and never flip between the two (which
 # would rebuild RocksDB each time). TRAWL_ROCKSDB_REUSE=0 turns this off.
+set -euo pipefail
+cd "$(dirname "$0")/.."
 scripts/rocksdb-reuse.sh
 
 cargo test --workspace --locked "$@"

@@ -16,7 +16,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use trawl_engine::ops::OpsError;
-use trawl_storage::InfoDictMode;
+use trawl_storage::{InfoDictMode, DEFAULT_QUEUE_MAX_ENTRIES};
 
 /// Longest pacing delay a flag may ask for: BEP 51's longest `interval`.
 const MAX_PACING_SECS: f64 = 21_600.0;
@@ -54,6 +54,7 @@ pub struct CrawlLayer {
     pub walk_secs: Option<f64>,
     pub db_memory_mb: Option<u64>,
     pub info_dicts: Option<InfoDictMode>,
+    pub fetch_queue_max: Option<u64>,
 }
 
 /// The file's top level: one table per subcommand that reads it.
@@ -106,6 +107,12 @@ impl CrawlLayer {
         }
         if self.fetch_concurrency == Some(0) {
             return bad("fetch-concurrency", "must be at least 1");
+        }
+        if self.fetch_queue_max == Some(0) {
+            return bad(
+                "fetch-queue-max",
+                "must be at least 1 (use --no-fetch to queue nothing)",
+            );
         }
         for (key, secs) in [
             ("duration", self.duration),
@@ -182,6 +189,7 @@ impl CrawlLayer {
             walk_secs: self.walk_secs.or(lower.walk_secs),
             db_memory_mb: self.db_memory_mb.or(lower.db_memory_mb),
             info_dicts: self.info_dicts.or(lower.info_dicts),
+            fetch_queue_max: self.fetch_queue_max.or(lower.fetch_queue_max),
         }
     }
 }
@@ -222,6 +230,8 @@ pub struct CrawlSettings {
     pub db_memory: Option<usize>,
     /// How much of each fetched info dict to keep.
     pub info_dicts: InfoDictMode,
+    /// Most entries the metadata-fetch queue holds.
+    pub fetch_queue_max: u64,
 }
 
 /// The scheduler's pacing knobs, each `None` unless given.
@@ -263,6 +273,7 @@ impl Default for CrawlSettings {
             // A crawl that indexes needs names and paths, not the piece hashes
             // that are 90% of a dict's bytes.
             info_dicts: InfoDictMode::Files,
+            fetch_queue_max: DEFAULT_QUEUE_MAX_ENTRIES,
         }
     }
 }
@@ -300,6 +311,7 @@ impl CrawlSettings {
             },
             db_memory: l.db_memory_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
             info_dicts: l.info_dicts.unwrap_or(d.info_dicts),
+            fetch_queue_max: l.fetch_queue_max.unwrap_or(d.fetch_queue_max),
         }
     }
 }
@@ -435,6 +447,14 @@ mod tests {
                 &["`crawl.db-memory-mb`", "between 16"][..],
             ),
             ("[crawl]\ndb-memory-mb = -1\n", &["line 2", "`db-memory-mb`"][..]),
+            (
+                "[crawl]\nfetch-queue-max = 0\n",
+                &["`crawl.fetch-queue-max`", "at least 1"][..],
+            ),
+            (
+                "[crawl]\ninfo-dicts = \"pieces\"\n",
+                &["line 2", "unknown variant `pieces`"][..],
+            ),
             ("[crawler]\nport = 1\n", &["line 1", "unknown field `crawler`"][..]),
             ("[crawl\n", &["line 1"][..]),
         ];
@@ -478,6 +498,8 @@ mod tests {
             "empty-backoff-secs",
             "walk-secs",
             "db-memory-mb",
+            "info-dicts",
+            "fetch-queue-max",
         ] {
             assert!(
                 text.contains(&format!("\n{key} = ")) || text.contains(&format!("# {key} = ")),

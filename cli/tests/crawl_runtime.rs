@@ -221,6 +221,8 @@ fn trawl_crawl_rejects_bad_arguments_with_one_line_and_exit_2() {
         &["--cores", "0"],
         &["--duration", "-1"],
         &["--bind", "not-an-ip"],
+        &["--info-dicts", "pieces"],
+        &["--fetch-queue-max", "0"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_trawl"))
             .args(["crawl", "--port", "0", "--db"])

@@ -22,7 +22,7 @@ use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::ops::{limits, memory, CrawlSnapshot};
 use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
 use trawl_engine::runtime::fetch::FetchConfig;
-use trawl_storage::{InfoDictMode, StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
+use trawl_storage::{InfoDictMode, QueuePolicy, StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
 
 use super::node::resolve_bootstrap;
 use super::UsageError;
@@ -140,6 +140,10 @@ pub struct Args {
     /// [default: files].
     #[arg(long, value_name = "MODE")]
     pub info_dicts: Option<InfoDictMode>,
+    /// Most hashes waiting in the metadata-fetch queue; past it a new hash is
+    /// not queued (its infohash is still stored, and counted) [default: 2000000].
+    #[arg(long, value_name = "N")]
+    pub fetch_queue_max: Option<u64>,
 }
 
 impl Args {
@@ -175,6 +179,7 @@ impl Args {
             walk_secs: self.walk_secs,
             db_memory_mb: self.db_memory_mb,
             info_dicts: self.info_dicts,
+            fetch_queue_max: self.fetch_queue_max,
         }
     }
 }
@@ -264,6 +269,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         store: StoreOptions {
             memory_budget_bytes: s.db_memory.unwrap_or(DEFAULT_MEMORY_BUDGET_BYTES),
             info_dicts: s.info_dicts,
+            queue: QueuePolicy {
+                max_entries: s.fetch_queue_max,
+                ..QueuePolicy::default()
+            },
             ..StoreOptions::default()
         },
         ..CrawlerOptions::default()
