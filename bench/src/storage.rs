@@ -198,6 +198,27 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         t.get_or_insert(figures);
     }
     let t = t.expect("three modes ran");
+    // The swarm's catalogue: the dicts its seeders serve, in each mode.
+    let mut catalogue_by_mode = serde_json::Map::new();
+    for mode in [InfoDictMode::Full, InfoDictMode::Files, InfoDictMode::None] {
+        let opts = StoreOptions {
+            info_dicts: mode,
+            ..opts.clone()
+        };
+        let dir = tmp.path().join(format!("catalogue-{mode}"));
+        let mut index = 0u32;
+        let mut rng = SmallRng::seed_from_u64(args.seed);
+        let figures = store_torrents_from(&mut rng, dir, &opts, args.torrents, |_, now| {
+            index += 1;
+            catalogue_torrent(index - 1, now)
+        })?;
+        let all = figures.bytes_per_torrent + figures.info_dict_bytes_per_torrent;
+        println!(
+            "swarm catalogue, --info-dicts {mode}: {all:.0} bytes/torrent in all (row + scrape {:.0}, info dict {:.0})",
+            figures.bytes_per_torrent, figures.info_dict_bytes_per_torrent
+        );
+        catalogue_by_mode.insert(mode.to_string(), round1(all).into());
+    }
 
     println!("ratios against the issue's targets (>= 1.0 meets it):");
     println!(
@@ -230,6 +251,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "bytes_per_torrent": round1(t.bytes_per_torrent),
             "info_dict_bytes_per_torrent": round1(t.info_dict_bytes_per_torrent),
             "bytes_per_torrent_by_info_dicts_mode": dicts_by_mode,
+            "catalogue_bytes_per_torrent_by_info_dicts_mode": catalogue_by_mode,
         })
     );
     Ok(())
@@ -345,6 +367,47 @@ fn store_torrents(
     opts: &StoreOptions,
     count: usize,
 ) -> anyhow::Result<TorrentFigures> {
+    store_torrents_from(rng, dir, opts, count, realistic_torrent)
+}
+
+/// The swarm catalogue's torrent `index` (seed 1), as the fetcher would store
+/// it: parsed, with its name and files, class left as other.
+fn catalogue_torrent(index: u32, now: u32) -> TorrentRecord {
+    use sha1::{Digest, Sha1};
+    let mut raw = Vec::new();
+    trawl_swarm::catalogue::write_info_dict(1, index, &mut raw);
+    let parsed = trawl_engine::metadata::info::parse(&raw).expect("the catalogue's dicts parse");
+    TorrentRecord {
+        info_hash: Sha1::digest(&raw).into(),
+        version: TorrentVersion::V1,
+        v2_hash: None,
+        name: parsed.display_name_bytes().to_vec(),
+        files: parsed
+            .files
+            .iter()
+            .map(|f| FileEntry {
+                path: f.display_path().to_vec(),
+                length: f.length,
+            })
+            .collect(),
+        total_size: parsed.total_size,
+        piece_length: parsed.piece_length,
+        private: parsed.private,
+        class: ContentClass::Other,
+        content_type: None,
+        fetched_at: now,
+        scrape: None,
+        info_dict: Some(raw),
+    }
+}
+
+fn store_torrents_from(
+    rng: &mut SmallRng,
+    dir: std::path::PathBuf,
+    opts: &StoreOptions,
+    count: usize,
+    mut make: impl FnMut(&mut SmallRng, u32) -> TorrentRecord,
+) -> anyhow::Result<TorrentFigures> {
     let store = Arc::new(Store::open(&dir, opts)?);
     let writer = Writer::spawn(store.clone(), WriterOptions::default())?;
     let handle = writer.handle();
@@ -353,7 +416,7 @@ fn store_torrents(
     let t0 = Instant::now();
     let mut batch = Batch::default();
     for _ in 0..count {
-        let t = realistic_torrent(rng, now);
+        let t = make(rng, now);
         files_total += t.file_count();
         raw_dict_bytes += t.info_dict.as_ref().map_or(0, Vec::len);
         batch.scrapes.push((
