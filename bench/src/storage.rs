@@ -174,51 +174,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     drop(store);
 
     // ---- phase 4: bytes per torrent -----------------------------------
-    // The same torrents (one seed) in each `--info-dicts` mode.
-    let mut dicts_by_mode = serde_json::Map::new();
-    let mut t = None;
-    for mode in [InfoDictMode::Full, InfoDictMode::Files, InfoDictMode::None] {
-        let mut rng = SmallRng::seed_from_u64(args.seed ^ 0x7f);
-        let opts = StoreOptions {
-            info_dicts: mode,
-            ..opts.clone()
-        };
-        let dir = tmp.path().join(format!("torrents-{mode}"));
-        let figures = store_torrents(&mut rng, dir, &opts, args.torrents)?;
-        println!(
-            "torrents, --info-dicts {mode}: {:.0} bytes/torrent in all (row + scrape {:.0}, info dict {:.0})",
-            figures.bytes_per_torrent + figures.info_dict_bytes_per_torrent,
-            figures.bytes_per_torrent,
-            figures.info_dict_bytes_per_torrent
-        );
-        dicts_by_mode.insert(
-            mode.to_string(),
-            round1(figures.bytes_per_torrent + figures.info_dict_bytes_per_torrent).into(),
-        );
-        t.get_or_insert(figures);
-    }
-    let t = t.expect("three modes ran");
-    // The swarm's catalogue: the dicts its seeders serve, in each mode.
-    let mut catalogue_by_mode = serde_json::Map::new();
-    for mode in [InfoDictMode::Full, InfoDictMode::Files, InfoDictMode::None] {
-        let opts = StoreOptions {
-            info_dicts: mode,
-            ..opts.clone()
-        };
-        let dir = tmp.path().join(format!("catalogue-{mode}"));
+    let (dicts_by_mode, t) = bytes_by_mode("torrents", tmp.path(), &opts, args.seed ^ 0x7f, args.torrents, || {
+        realistic_torrent
+    })?;
+    // The swarm's catalogue: the dicts its seeders serve.
+    let (catalogue_by_mode, _) = bytes_by_mode("swarm catalogue", tmp.path(), &opts, args.seed, args.torrents, || {
         let mut index = 0u32;
-        let mut rng = SmallRng::seed_from_u64(args.seed);
-        let figures = store_torrents_from(&mut rng, dir, &opts, args.torrents, |_, now| {
+        move |_: &mut SmallRng, now| {
             index += 1;
             catalogue_torrent(index - 1, now)
-        })?;
-        let all = figures.bytes_per_torrent + figures.info_dict_bytes_per_torrent;
-        println!(
-            "swarm catalogue, --info-dicts {mode}: {all:.0} bytes/torrent in all (row + scrape {:.0}, info dict {:.0})",
-            figures.bytes_per_torrent, figures.info_dict_bytes_per_torrent
-        );
-        catalogue_by_mode.insert(mode.to_string(), round1(all).into());
-    }
+        }
+    })?;
 
     println!("ratios against the issue's targets (>= 1.0 meets it):");
     println!(
@@ -361,13 +327,36 @@ struct TorrentFigures {
     info_dict_bytes_per_torrent: f64,
 }
 
-fn store_torrents(
-    rng: &mut SmallRng,
-    dir: std::path::PathBuf,
+/// Stores the same `count` torrents (a fresh generator from `make` and the
+/// same seed each time) in each `--info-dicts` mode, printing each mode's
+/// bytes per torrent. Returns them by mode, and the `full` mode's figures.
+fn bytes_by_mode<G: FnMut(&mut SmallRng, u32) -> TorrentRecord>(
+    label: &str,
+    root: &std::path::Path,
     opts: &StoreOptions,
+    seed: u64,
     count: usize,
-) -> anyhow::Result<TorrentFigures> {
-    store_torrents_from(rng, dir, opts, count, realistic_torrent)
+    make: impl Fn() -> G,
+) -> anyhow::Result<(serde_json::Map<String, serde_json::Value>, TorrentFigures)> {
+    let mut by_mode = serde_json::Map::new();
+    let mut full = None;
+    for mode in [InfoDictMode::Full, InfoDictMode::Files, InfoDictMode::None] {
+        let opts = StoreOptions {
+            info_dicts: mode,
+            ..opts.clone()
+        };
+        let dir = root.join(format!("{}-{mode}", label.replace(' ', "-")));
+        let mut rng = SmallRng::seed_from_u64(seed);
+        let figures = store_torrents(&mut rng, dir, &opts, count, make())?;
+        let all = figures.bytes_per_torrent + figures.info_dict_bytes_per_torrent;
+        println!(
+            "{label}, --info-dicts {mode}: {all:.0} bytes/torrent in all (row + scrape {:.0}, info dict {:.0})",
+            figures.bytes_per_torrent, figures.info_dict_bytes_per_torrent
+        );
+        by_mode.insert(mode.to_string(), round1(all).into());
+        full.get_or_insert(figures);
+    }
+    Ok((by_mode, full.expect("three modes ran")))
 }
 
 /// The swarm catalogue's torrent `index` (seed 1), as the fetcher would store
@@ -401,7 +390,7 @@ fn catalogue_torrent(index: u32, now: u32) -> TorrentRecord {
     }
 }
 
-fn store_torrents_from(
+fn store_torrents(
     rng: &mut SmallRng,
     dir: std::path::PathBuf,
     opts: &StoreOptions,

@@ -16,6 +16,7 @@
 //!   leaves a valid dict with its keys still in order, so what is left is byte
 //!   for byte what arrived, minus the hashes.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::str::FromStr;
 
@@ -48,15 +49,16 @@ impl InfoDictMode {
         }
     }
 
-    /// The `info_dicts` value for `dict` in this mode, or `None` if nothing is kept.
-    pub fn value(self, dict: &[u8]) -> Result<Option<Vec<u8>>, CutError> {
+    /// The `info_dicts` value for `dict` in this mode (the dict itself for
+    /// `full`, not copied), or `None` if nothing is kept.
+    pub fn value(self, dict: &[u8]) -> Result<Option<Cow<'_, [u8]>>, CutError> {
         match self {
-            InfoDictMode::Full => Ok(Some(dict.to_vec())),
+            InfoDictMode::Full => Ok(Some(Cow::Borrowed(dict))),
             InfoDictMode::Files => {
                 let mut v = Vec::with_capacity(dict.len().min(4096) + 1);
                 v.push(FILES_TAG);
                 without_pieces(dict, &mut v)?;
-                Ok(Some(v))
+                Ok(Some(Cow::Owned(v)))
             }
             InfoDictMode::None => Ok(None),
         }
@@ -307,9 +309,9 @@ mod tests {
     #[test]
     fn values_round_trip_per_mode() {
         let d = b"d4:name1:x6:pieces20:aaaaaaaaaaaaaaaaaaaae";
-        let full = InfoDictMode::Full.value(d).unwrap().unwrap();
+        let full = InfoDictMode::Full.value(d).unwrap().unwrap().into_owned();
         assert_eq!(KeptInfoDict::from_value(full).unwrap(), KeptInfoDict::Full(d.to_vec()));
-        let files = InfoDictMode::Files.value(d).unwrap().unwrap();
+        let files = InfoDictMode::Files.value(d).unwrap().unwrap().into_owned();
         assert_eq!(
             KeptInfoDict::from_value(files).unwrap(),
             KeptInfoDict::Files(b"d4:name1:xe".to_vec())

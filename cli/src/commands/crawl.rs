@@ -135,7 +135,7 @@ pub struct Args {
     pub db_memory_mb: Option<u64>,
     /// How much of each fetched info dict to keep: `full` (the raw dict, so
     /// `export --format torrents` works), `files` (names, sizes, paths and
-    /// flags, without the piece hashes: a tenth of the bytes) or `none` (the
+    /// flags, without the piece hashes: 1/37 of the bytes in the storage bench) or `none` (the
     /// torrent row only). Applies to new torrents; what is stored stays
     /// [default: files].
     #[arg(long, value_name = "MODE")]

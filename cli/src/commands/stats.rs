@@ -106,7 +106,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     if let Some(b) = per.torrent {
         println!(
-            "  per torrent {b:.0} B (torrents, info dicts, scrapes, names{})",
+            "  per torrent {b:.0} B (torrents, info dicts, scrapes, aliases{})",
             mode.map_or(String::new(), |m| format!("; info dicts kept as {m}"))
         );
     }

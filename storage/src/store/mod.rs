@@ -243,7 +243,7 @@ impl Store {
         let cfs = Self::descriptors(path, fresh, false, &block_cache)?;
         let db = DB::open_cf_descriptors(&db_options(opts.create_if_missing, &memtables), path, cfs)
             .map_err(|e| StorageError::from_rocks(e, path))?;
-        let store = Store {
+        let mut store = Store {
             db,
             path: path.into(),
             opts: opts.clone(),
@@ -263,7 +263,6 @@ impl Store {
                 .map_err(|e| StorageError::from_rocks(e, path))?;
         }
         store.check_version()?;
-        let mut store = store;
         // The writer records the mode with every batch of torrents, so an
         // open that stores none (import, compact) leaves it as it was.
         store.previous_info_dicts = store.read_info_dicts_mode()?;

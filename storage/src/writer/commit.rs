@@ -2,6 +2,7 @@
 //! (bloom filter, then one batched `multi_get`), write one WriteBatch with the
 //! WAL synced, then acknowledge each batch.
 
+use std::borrow::Cow;
 use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
@@ -449,16 +450,7 @@ impl WriterLoop {
     }
 
     fn load_queue_edit(&mut self, store: &Store, h: &InfoHash) -> Result<&mut QueueEdit, StorageError> {
-        Ok(match self.queue.entry(*h) {
-            Entry::Occupied(o) => o.into_mut(),
-            Entry::Vacant(v) => {
-                let entry = store.staging_entry(h)?;
-                v.insert(QueueEdit {
-                    disk_due: entry.as_ref().map(|e| e.due),
-                    entry,
-                })
-            }
-        })
+        queue_edit(&mut self.queue, store, h)
     }
 
     /// The queue entry for `h`, created due at `at` unless the torrent is already stored.
@@ -471,9 +463,10 @@ impl WriterLoop {
         let fresh = !self.queue.contains_key(h);
         let counters = Arc::clone(&self.counters);
         let full = self.queue_len.saturating_add(self.group_new) >= store.options().queue.max_entries;
-        let edit = self.load_queue_edit(store, h)?;
+        // Borrows only the queue, so the group count below stays reachable.
+        let edit = queue_edit(&mut self.queue, store, h)?;
         if edit.entry.is_some() {
-            return Ok(self.queue.get_mut(h).and_then(|e| e.entry.as_mut()));
+            return Ok(edit.entry.as_mut());
         }
         // Only a brand-new edit may create an entry: one removed in this
         // group (stored, abandoned) stays removed.
@@ -503,7 +496,7 @@ impl WriterLoop {
         });
         counters.queued.fetch_add(1, Relaxed);
         self.group_new += 1;
-        Ok(self.queue.get_mut(h).and_then(|e| e.entry.as_mut()))
+        Ok(edit.entry.as_mut())
     }
 
     fn write_queue_edits(
@@ -678,16 +671,40 @@ mod tests {
 /// overwrites what is there: a whole dict kept earlier stays whole. A dict the
 /// `files` cut cannot walk (it was verified and parsed, so this means a bug
 /// here) is kept whole rather than lost.
-fn kept_value(store: &Store, h: &InfoHash, dict: &[u8]) -> Result<Option<Vec<u8>>, StorageError> {
+fn kept_value<'a>(store: &Store, h: &InfoHash, dict: &'a [u8]) -> Result<Option<Cow<'a, [u8]>>, StorageError> {
     let mode = store.options().info_dicts;
-    if mode != InfoDictMode::Full && (mode == InfoDictMode::None || store.get(CF_INFO_DICTS, h)?.is_some()) {
+    let stored = |h: &InfoHash| -> Result<bool, StorageError> {
+        let cf = store.cf(CF_INFO_DICTS)?;
+        Ok(store.db().get_pinned_cf(cf, h).map_err(|e| store.rocks(e))?.is_some())
+    };
+    if mode != InfoDictMode::Full && (mode == InfoDictMode::None || stored(h)?) {
         return Ok(None);
     }
     match mode.value(dict) {
         Ok(v) => Ok(v),
         Err(e) => {
             tracing::warn!(info_hash = %crate::export::hex_string(h), error = %e, "keeping the whole info dict: the files cut failed");
-            Ok(Some(dict.to_vec()))
+            Ok(Some(Cow::Borrowed(dict)))
         }
     }
+}
+
+/// The group's edit of `h`'s queue entry, loaded from disk on first touch.
+/// A free function over the map, so a caller can hold the edit and still
+/// reach the writer's other fields.
+fn queue_edit<'q>(
+    queue: &'q mut HashMap<InfoHash, QueueEdit, ahash::RandomState>,
+    store: &Store,
+    h: &InfoHash,
+) -> Result<&'q mut QueueEdit, StorageError> {
+    Ok(match queue.entry(*h) {
+        Entry::Occupied(o) => o.into_mut(),
+        Entry::Vacant(v) => {
+            let entry = store.staging_entry(h)?;
+            v.insert(QueueEdit {
+                disk_due: entry.as_ref().map(|e| e.due),
+                entry,
+            })
+        }
+    })
 }
