@@ -20,8 +20,11 @@ pub enum StorageError {
     SchemaUnknown(String),
     /// RocksDB or one of our value codecs found bytes that cannot be right.
     Corrupt(String),
-    /// The file system refused (permissions, disk full, ...).
+    /// The file system refused (permissions, a bad path, ...).
     Io(String),
+    /// The file system is full (ENOSPC): nothing more can be written until
+    /// space is freed. What is stored stays readable.
+    NoSpace(String),
     /// Writing an export or reading an import stream failed.
     Stream(std::io::Error),
     /// The writer thread has stopped, so the batch was not taken.
@@ -47,6 +50,7 @@ impl fmt::Display for StorageError {
             Self::SchemaUnknown(v) => write!(f, "database schema version is unreadable: {v}"),
             Self::Corrupt(m) => write!(f, "database is corrupt: {m}"),
             Self::Io(m) => write!(f, "database I/O error: {m}"),
+            Self::NoSpace(m) => write!(f, "disk full (free space to resume storing): {m}"),
             Self::Stream(e) => write!(f, "stream error: {e}"),
             Self::WriterClosed => f.write_str("the storage writer has stopped"),
             Self::Engine(m) => write!(f, "RocksDB error: {m}"),
@@ -82,9 +86,16 @@ impl StorageError {
         }
         match kind {
             ErrorKind::Corruption => Self::Corrupt(msg),
+            ErrorKind::IOError if lower.contains("no space left") || lower.contains("nospace") => Self::NoSpace(msg),
             ErrorKind::IOError => Self::Io(msg),
             _ => Self::Engine(msg),
         }
+    }
+
+    /// Whether this is the file system being full, the one write failure a
+    /// writer waits out instead of giving up.
+    pub fn is_no_space(&self) -> bool {
+        matches!(self, Self::NoSpace(_))
     }
 
     /// A value codec rejected stored bytes.

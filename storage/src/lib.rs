@@ -23,6 +23,7 @@
 //! - Losses the writer cannot avoid are counted in [`WriterStats`], never silent.
 
 mod bloom;
+pub mod budget;
 pub mod calibrate;
 mod error;
 pub mod export;
@@ -33,6 +34,7 @@ pub mod schema;
 mod store;
 mod writer;
 
+pub use budget::{parse_size, DiskState};
 pub use error::StorageError;
 pub use keep::{InfoDictMode, KeptInfoDict};
 pub use record::*;

@@ -714,17 +714,26 @@ impl Store {
                 .unwrap_or(0);
             sst_bytes.push((name, b));
         }
-        let mut total_bytes = 0;
+        Ok(DiskUsage {
+            total_bytes: self.dir_bytes()?,
+            sst_bytes,
+        })
+    }
+
+    /// Every file's length under the database directory (SSTs, WAL,
+    /// manifest, logs): what the disk budget counts.
+    pub fn dir_bytes(&self) -> Result<u64, StorageError> {
+        let mut total = 0;
         let dir =
             std::fs::read_dir(&self.path).map_err(|e| StorageError::Io(format!("{}: {e}", self.path.display())))?;
         for entry in dir.flatten() {
             if let Ok(m) = entry.metadata() {
                 if m.is_file() {
-                    total_bytes += m.len();
+                    total += m.len();
                 }
             }
         }
-        Ok(DiskUsage { total_bytes, sst_bytes })
+        Ok(total)
     }
 
     /// Flushes memtables and compacts every family down to the bottom level,

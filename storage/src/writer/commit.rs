@@ -7,7 +7,7 @@ use std::collections::hash_map::Entry;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError};
 use rocksdb::WriteBatch;
@@ -15,6 +15,7 @@ use rocksdb::WriteBatch;
 use super::handle::{Counters, Msg};
 use super::{Batch, BatchOutcome, WriterOptions};
 use crate::bloom::Bloom;
+use crate::budget::{state_for, DiskState};
 use crate::record::*;
 use crate::schema::*;
 use crate::store::DueFloor;
@@ -76,6 +77,8 @@ struct PendingHash {
     rec: InfoHashRecord,
     /// Arrival order of its first sighting in the group.
     first_seq: u32,
+    /// Never stored before (as far as the filter and RocksDB tell).
+    new: bool,
 }
 
 /// A queue entry being edited within one group: the due time it had on disk
@@ -108,7 +111,18 @@ pub(super) struct WriterLoop {
     /// created so far: what [`QueuePolicy::max_entries`] is checked against.
     queue_len: u64,
     group_new: u64,
+    /// The budget state this group is built under, read once per group.
+    disk: DiskState,
+    last_measure: Option<Instant>,
+    /// A copy of the WriteBatch being written, to retry it if the disk is full.
+    held: Vec<u8>,
 }
+
+/// How often a writer waiting for disk space retries, and how often it says it still waits.
+const NO_SPACE_RETRY: Duration = Duration::from_secs(1);
+const NO_SPACE_REMIND: Duration = Duration::from_secs(60);
+/// The budget is measured at most this often (a directory listing).
+const MEASURE_EVERY: Duration = Duration::from_secs(1);
 
 impl WriterLoop {
     pub(super) fn new(
@@ -135,6 +149,9 @@ impl WriterLoop {
             buf: Vec::new(),
             queue_len: 0,
             group_new: 0,
+            disk: DiskState::Normal,
+            last_measure: None,
+            held: Vec::new(),
         }
     }
 
@@ -153,11 +170,18 @@ impl WriterLoop {
                 return;
             }
         }
+        self.counters.budget.set_budget(self.opts.max_disk);
+        self.measure_disk(true);
         let mut stopping = false;
         while !stopping {
-            let first = match rx.recv() {
+            // An idle writer still measures, so freed space resumes storing.
+            let first = match rx.recv_timeout(MEASURE_EVERY) {
                 Ok(Msg::Batch(b)) => *b,
-                Ok(Msg::Shutdown) | Err(_) => break,
+                Ok(Msg::Shutdown) | Err(RecvTimeoutError::Disconnected) => break,
+                Err(RecvTimeoutError::Timeout) => {
+                    self.measure_disk(false);
+                    continue;
+                }
             };
             let deadline = Instant::now() + self.opts.flush_interval;
             let mut items = first.items();
@@ -176,6 +200,7 @@ impl WriterLoop {
                 }
             }
             self.commit_group();
+            self.measure_disk(false);
         }
         // Refuse new work, then take what raced in before the flag.
         self.closed.store(true, Relaxed);
@@ -215,7 +240,8 @@ impl WriterLoop {
         let c = Arc::clone(&self.counters);
         c.batches.fetch_add(self.group.len() as u64, Relaxed);
         let started = Instant::now();
-        let written = self.write_group();
+        self.disk = c.budget.state();
+        let written = self.write_group().and_then(|wb| self.write_or_wait(wb));
         c.commit_micros
             .fetch_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64, Relaxed);
         match written {
@@ -244,8 +270,8 @@ impl WriterLoop {
         }
     }
 
-    /// Builds and writes one WriteBatch for the whole group.
-    fn write_group(&mut self) -> Result<(), StorageError> {
+    /// Builds one WriteBatch for the whole group.
+    fn write_group(&mut self) -> Result<WriteBatch, StorageError> {
         let store = self.store.clone();
         let mut wb = WriteBatch::default();
         self.dedup_discoveries(&store, &mut wb)?;
@@ -256,7 +282,93 @@ impl WriterLoop {
         }
         self.write_queue_edits(&store, &mut wb, &mut floor)?;
         self.write_names(&store, &mut wb)?;
-        store.write(wb)
+        Ok(wb)
+    }
+
+    /// Writes the group's batch. A full disk makes it hold a copy and retry
+    /// every second until a write succeeds or the writer is told to stop.
+    fn write_or_wait(&mut self, wb: WriteBatch) -> Result<(), StorageError> {
+        self.held.clear();
+        self.held.extend_from_slice(wb.data());
+        let mut err = match self.store.write(wb) {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_no_space() => e,
+            Err(e) => return Err(e),
+        };
+        let c = Arc::clone(&self.counters);
+        c.disk_full_pauses.fetch_add(1, Relaxed);
+        c.budget.set_state(DiskState::DiskFull);
+        let items: usize = self.group.iter().map(Batch::items).sum();
+        let path = self.store.path().display().to_string();
+        tracing::error!(%path, items, error = %err, "disk full: storing paused; the group is held and retried every second until space is freed");
+        let paused = Instant::now();
+        let mut reminded = paused;
+        loop {
+            if c.stopping.load(Relaxed) {
+                return Err(err);
+            }
+            let wake = Instant::now() + NO_SPACE_RETRY;
+            while Instant::now() < wake && !c.stopping.load(Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            match self.store.write(WriteBatch::from_data(&self.held)) {
+                Ok(()) => break,
+                Err(e) if e.is_no_space() => err = e,
+                Err(e) => return Err(e),
+            }
+            if reminded.elapsed() >= NO_SPACE_REMIND {
+                reminded = Instant::now();
+                tracing::warn!(%path, waited_secs = paused.elapsed().as_secs(), "disk still full: storing paused");
+            }
+        }
+        tracing::info!(%path, paused_secs = paused.elapsed().as_secs(), "space freed: storing resumed");
+        c.budget.set_state(DiskState::Normal);
+        self.measure_disk(true);
+        Ok(())
+    }
+
+    /// Measures the directory (at most once a second unless `force`) and
+    /// moves the budget state, logging each step. A full disk is left only
+    /// by a write that succeeds, never by a measure.
+    fn measure_disk(&mut self, force: bool) {
+        if !force && self.last_measure.is_some_and(|t| t.elapsed() < MEASURE_EVERY) {
+            return;
+        }
+        self.last_measure = Some(Instant::now());
+        let budget = &self.counters.budget;
+        let used = match self.store.dir_bytes() {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!("could not measure the database directory: {e}");
+                return;
+            }
+        };
+        budget.set_used(used);
+        let cur = budget.state();
+        if cur == DiskState::DiskFull {
+            return;
+        }
+        let next = state_for(used, budget.budget(), cur);
+        if next == cur {
+            return;
+        }
+        budget.set_state(next);
+        let limit = budget.budget().unwrap_or(0);
+        let pct = if limit > 0 {
+            used as f64 * 100.0 / limit as f64
+        } else {
+            0.0
+        };
+        if next > cur {
+            tracing::warn!(used, budget = limit, "disk budget {pct:.1}% used: {}", next.describe());
+        } else {
+            tracing::info!(
+                used,
+                budget = limit,
+                "disk budget {pct:.1}% used: back to {}",
+                next.describe()
+            );
+        }
     }
 
     /// Sorts the group's sightings by hash, merges repeats, asks RocksDB about
@@ -283,6 +395,7 @@ impl WriterLoop {
                 hash: k.info_hash(),
                 rec: k.sighting(),
                 first_seq: k.seq,
+                new: true,
             });
         }
         // The filter learns every hash now, in the same cache miss as the
@@ -307,6 +420,7 @@ impl WriterLoop {
                     Some(v) => {
                         let p = &mut self.hashes[i as usize];
                         p.rec = merge(decode_infohash(&v)?, p.rec);
+                        p.new = false;
                         self.new_bits[p.first_seq as usize / 64] &= !(1 << (p.first_seq % 64));
                     }
                     None => false_pos += 1,
@@ -316,9 +430,18 @@ impl WriterLoop {
         }
         // Key order lets the memtable's skiplist reuse its search path from
         // one insert to the next instead of a cold descent per hash.
+        let stores_new = self.disk.stores_new();
+        let mut refused = 0;
         for p in &self.hashes {
+            if p.new && !stores_new {
+                // Not stored, so not new to the caller either.
+                self.new_bits[p.first_seq as usize / 64] &= !(1 << (p.first_seq % 64));
+                refused += 1;
+                continue;
+            }
             wb.put_cf(cf, p.hash, encode_infohash(&p.rec));
         }
+        self.counters.infohashes_refused_budget.fetch_add(refused, Relaxed);
         Ok(())
     }
 
@@ -401,7 +524,9 @@ impl WriterLoop {
             encode_torrent(t, &mut self.buf);
             wb.put_cf(cf_t, t.info_hash, &self.buf);
             if let Some(d) = &t.info_dict {
-                if let Some(v) = kept_value(store, &t.info_hash, d)? {
+                if !self.disk.keeps_info_dicts() {
+                    self.counters.info_dicts_not_kept_budget.fetch_add(1, Relaxed);
+                } else if let Some(v) = kept_value(store, &t.info_hash, d)? {
                     wb.put_cf(cf_d, t.info_hash, v);
                 }
             }
@@ -484,6 +609,10 @@ impl WriterLoop {
             counters.queue_dropped_full.fetch_add(1, Relaxed);
             return Ok(None);
         }
+        if !self.disk.stores_new() {
+            counters.queue_refused_budget.fetch_add(1, Relaxed);
+            return Ok(None);
+        }
         edit.entry = Some(StagingEntry {
             info_hash: *h,
             due: at,
@@ -549,7 +678,9 @@ impl WriterLoop {
     /// unless the hash already has one or its torrent is stored (now or in
     /// this group). In key order, like every other family.
     fn write_names(&mut self, store: &Store, wb: &mut WriteBatch) -> Result<(), StorageError> {
-        if self.names.is_empty() {
+        // At the budget's last step names are not kept either: most belong
+        // to hashes refused along with them.
+        if self.names.is_empty() || !self.disk.stores_new() {
             return Ok(());
         }
         // Stable: the first heard of a hash leads its run, and dedup keeps it.

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use super::{Batch, TrySend};
+use crate::budget::{BudgetCell, DiskState};
 use crate::StorageError;
 
 pub(super) enum Msg {
@@ -38,6 +39,13 @@ pub(super) struct Counters {
     pub(super) replies_undeliverable: AtomicU64,
     pub(super) sends_blocked: AtomicU64,
     pub(super) try_send_full: AtomicU64,
+    pub(super) info_dicts_not_kept_budget: AtomicU64,
+    pub(super) infohashes_refused_budget: AtomicU64,
+    pub(super) queue_refused_budget: AtomicU64,
+    pub(super) disk_full_pauses: AtomicU64,
+    pub(super) budget: BudgetCell,
+    /// Set by [`super::Writer`]'s shutdown: a writer waiting for disk space gives up.
+    pub(super) stopping: AtomicBool,
 }
 
 /// A snapshot of the writer's counters.
@@ -80,6 +88,15 @@ pub struct WriterStats {
     pub sends_blocked: u64,
     /// `try_send` calls refused because the channel was full.
     pub try_send_full: u64,
+    /// Fetched torrents stored without their info dict because the disk
+    /// budget's first step was reached (see [`crate::DiskState`]).
+    pub info_dicts_not_kept_budget: u64,
+    /// Infohashes never stored before that were refused at the budget's last step.
+    pub infohashes_refused_budget: u64,
+    /// Fetch-queue entries not created at the budget's last step.
+    pub queue_refused_budget: u64,
+    /// Times the file system refused a write (ENOSPC) and storing paused.
+    pub disk_full_pauses: u64,
 }
 
 impl Counters {
@@ -104,6 +121,10 @@ impl Counters {
             replies_undeliverable: self.replies_undeliverable.load(Relaxed),
             sends_blocked: self.sends_blocked.load(Relaxed),
             try_send_full: self.try_send_full.load(Relaxed),
+            info_dicts_not_kept_budget: self.info_dicts_not_kept_budget.load(Relaxed),
+            infohashes_refused_budget: self.infohashes_refused_budget.load(Relaxed),
+            queue_refused_budget: self.queue_refused_budget.load(Relaxed),
+            disk_full_pauses: self.disk_full_pauses.load(Relaxed),
         }
     }
 }
@@ -154,6 +175,24 @@ impl WriterHandle {
     /// Gauge: batches waiting in the channel for the writer.
     pub fn channel_len(&self) -> usize {
         self.tx.len()
+    }
+
+    /// What the store takes now, by the disk budget or a full disk. A
+    /// writerless [`channel`] is always [`DiskState::Normal`].
+    pub fn disk_state(&self) -> DiskState {
+        self.counters.budget.state()
+    }
+
+    /// Bytes under the database directory at the writer's last measure (at
+    /// most a second old), and the budget (`None`: unlimited).
+    pub fn disk_usage(&self) -> (u64, Option<u64>) {
+        (self.counters.budget.used(), self.counters.budget.budget())
+    }
+
+    /// Changes the budget while the writer runs; the next measure (within a
+    /// second) applies it.
+    pub fn set_disk_budget(&self, bytes: Option<u64>) {
+        self.counters.budget.set_budget(bytes);
     }
 
     /// How many batches the channel holds before `send` blocks.

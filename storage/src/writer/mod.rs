@@ -9,6 +9,13 @@
 //! `multi_get` for the maybes), writes one WriteBatch with the WAL synced, and
 //! only then acknowledges each batch on its reply channel.
 //!
+//! A full disk (ENOSPC) pauses it: the refused group is held and retried
+//! each second until space is freed, the channel fills, and producers see
+//! the backpressure they see for a slow disk. Nothing held is acknowledged
+//! before it is written; a shutdown while the disk is still full counts the
+//! held group as lost. The disk budget's steps ([`crate::budget`]) are applied
+//! here too, so they hold for any producer.
+//!
 //! It must not drop anything silently: every loss it cannot avoid (a failed
 //! commit, an undeliverable reply, peers over the per-hash cap, a hash that
 //! exhausted its retries) is counted in [`WriterStats`].
@@ -43,6 +50,9 @@ pub struct WriterOptions {
     pub max_group_items: usize,
     /// Sizing of the in-memory filter; it is rebuilt twice as large when outgrown.
     pub expected_infohashes: usize,
+    /// The disk budget (`--max-disk`) in bytes, or `None` for none. The
+    /// steps before it are in [`crate::budget`].
+    pub max_disk: Option<u64>,
 }
 
 impl Default for WriterOptions {
@@ -55,6 +65,7 @@ impl Default for WriterOptions {
             // groups. Groups only grow this big when the writer is behind.
             max_group_items: 512 * 1024,
             expected_infohashes: 16 << 20,
+            max_disk: None,
         }
     }
 }
@@ -111,6 +122,11 @@ impl Writer {
 
     fn stop(&mut self) {
         if let Some(join) = self.join.take() {
+            // A writer waiting for disk space stops waiting.
+            self.handle
+                .counters
+                .stopping
+                .store(true, std::sync::atomic::Ordering::Relaxed);
             // A full channel makes this wait: that is the graceful part.
             let _ = self.handle.tx.send(Msg::Shutdown);
             if join.join().is_err() {

@@ -35,6 +35,7 @@ fn channel_gauges_and_commit_latency_show_a_stalled_writer() {
         max_group_items: 1,
         flush_interval: Duration::from_millis(5),
         expected_infohashes: 1024,
+        max_disk: None,
     };
     let writer = Writer::spawn(store.clone(), opts).unwrap();
     let w = writer.handle();
