@@ -55,6 +55,40 @@ pub struct CrawlLayer {
     pub db_memory_mb: Option<u64>,
     pub info_dicts: Option<InfoDictMode>,
     pub fetch_queue_max: Option<u64>,
+    pub max_disk: Option<DiskSize>,
+}
+
+/// A size in bytes, written `20G`, `512MiB` or a bare byte count, as a flag
+/// or a config value (a TOML string or integer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "RawSize")]
+pub struct DiskSize(pub u64);
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawSize {
+    Bytes(u64),
+    Text(String),
+}
+
+impl TryFrom<RawSize> for DiskSize {
+    type Error = String;
+
+    fn try_from(raw: RawSize) -> Result<Self, String> {
+        match raw {
+            RawSize::Bytes(0) => Err("a size must be at least one byte".into()),
+            RawSize::Bytes(b) => Ok(DiskSize(b)),
+            RawSize::Text(t) => t.parse(),
+        }
+    }
+}
+
+impl std::str::FromStr for DiskSize {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        trawl_storage::parse_size(s).map(DiskSize)
+    }
 }
 
 /// The file's top level: one table per subcommand that reads it.
@@ -190,6 +224,7 @@ impl CrawlLayer {
             db_memory_mb: self.db_memory_mb.or(lower.db_memory_mb),
             info_dicts: self.info_dicts.or(lower.info_dicts),
             fetch_queue_max: self.fetch_queue_max.or(lower.fetch_queue_max),
+            max_disk: self.max_disk.or(lower.max_disk),
         }
     }
 }
@@ -232,6 +267,8 @@ pub struct CrawlSettings {
     pub info_dicts: InfoDictMode,
     /// Most entries the metadata-fetch queue holds.
     pub fetch_queue_max: u64,
+    /// The disk budget in bytes; `None` = none.
+    pub max_disk: Option<u64>,
 }
 
 /// The scheduler's pacing knobs, each `None` unless given.
@@ -274,6 +311,7 @@ impl Default for CrawlSettings {
             // that are about 97% of a dict's bytes (bench/RESULTS.md).
             info_dicts: InfoDictMode::Files,
             fetch_queue_max: DEFAULT_QUEUE_MAX_ENTRIES,
+            max_disk: None,
         }
     }
 }
@@ -312,6 +350,7 @@ impl CrawlSettings {
             db_memory: l.db_memory_mb.map(|mb| (mb as usize).saturating_mul(1 << 20)),
             info_dicts: l.info_dicts.unwrap_or(d.info_dicts),
             fetch_queue_max: l.fetch_queue_max.unwrap_or(d.fetch_queue_max),
+            max_disk: l.max_disk.map(|s| s.0),
         }
     }
 }

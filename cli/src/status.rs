@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use trawl_engine::ops::CrawlSnapshot;
+use trawl_storage::DiskState;
 
 /// The figures the status line shows: rates over the interval between two
 /// snapshots, and the gauges of the later one.
@@ -30,6 +31,10 @@ pub struct Rates {
     pub known_nodes: u64,
     pub staging_backlog: u64,
     pub paused: bool,
+    /// The disk budget's state, bytes used and the budget (0: none).
+    pub disk_state: DiskState,
+    pub disk_used: u64,
+    pub disk_budget: u64,
 }
 
 impl Rates {
@@ -54,13 +59,16 @@ impl Rates {
             known_nodes: cur.total(|c| c.known_nodes),
             staging_backlog: cur.storage.staging_backlog,
             paused: cur.paused,
+            disk_state: cur.storage.disk_state,
+            disk_used: cur.storage.disk_used_bytes,
+            disk_budget: cur.storage.disk_budget_bytes,
         }
     }
 
     /// One short line for a terminal.
     pub fn line(&self) -> String {
         format!(
-            "in {}/s out {}/s | hashes new {}/s dup {}/s | nodes {} | backlog {} | metadata {}/s{}",
+            "in {}/s out {}/s | hashes new {}/s dup {}/s | nodes {} | backlog {} | metadata {}/s{}{}",
             si(self.datagrams_in_per_s),
             si(self.datagrams_out_per_s),
             si(self.new_per_s),
@@ -68,8 +76,27 @@ impl Rates {
             si(self.known_nodes as f64),
             si(self.staging_backlog as f64),
             si(self.metadata_per_s),
+            self.disk(),
             if self.paused { " | PAUSED" } else { "" }
         )
+    }
+
+    /// The disk part: the share of `--max-disk` when there is one, and what a
+    /// budget step or a full disk stopped.
+    fn disk(&self) -> String {
+        let share = (self.disk_budget > 0).then(|| {
+            format!(
+                "disk {:.0}% of {}",
+                self.disk_used as f64 * 100.0 / self.disk_budget as f64,
+                crate::commands::stats::human_bytes(self.disk_budget)
+            )
+        });
+        match (share, self.disk_state) {
+            (None, DiskState::Normal) => String::new(),
+            (Some(share), DiskState::Normal) => format!(" | {share}"),
+            (None, state) => format!(" | {}", state.describe().to_uppercase()),
+            (Some(share), state) => format!(" | {share}: {}", state.describe().to_uppercase()),
+        }
     }
 }
 
@@ -254,6 +281,31 @@ mod tests {
         let mut paused = snap(11.0, 5_000, 100, 4);
         paused.paused = true;
         assert!(Rates::between(&a, &paused).line().ends_with(" | PAUSED"));
+    }
+
+    #[test]
+    fn the_disk_part_shows_the_budget_share_and_what_a_step_stopped() {
+        let a = snap(10.0, 5_000, 100, 4);
+        let mut b = snap(11.0, 5_000, 100, 4);
+        assert!(
+            !Rates::between(&a, &b).line().contains("disk"),
+            "no budget, no state: nothing"
+        );
+        b.storage.disk_budget_bytes = 10 << 30;
+        b.storage.disk_used_bytes = 4 << 30;
+        assert!(Rates::between(&a, &b).line().ends_with(" | disk 40% of 10.0 GiB"));
+        b.storage.disk_used_bytes = (10u64 << 30) * 94 / 100;
+        b.storage.disk_state = DiskState::NoFetch;
+        assert!(
+            Rates::between(&a, &b)
+                .line()
+                .ends_with(" | disk 94% of 10.0 GiB: NOT FETCHING METADATA, NOT KEEPING INFO DICTS"),
+            "{}",
+            Rates::between(&a, &b).line()
+        );
+        b.storage.disk_budget_bytes = 0;
+        b.storage.disk_state = DiskState::DiskFull;
+        assert!(Rates::between(&a, &b).line().ends_with(" | DISK FULL: STORING PAUSED"));
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! file system refused a write.
 //!
 //! The writer measures the directory (every file's length, as `du
-//! --apparent-size` would) at most once a second and steps down before the
+//! --apparent-size` would) at most once a second, adds each batch it writes
+//! in between (the WAL grows by about that much), and steps down before the
 //! budget is reached, so the last steps still have room:
 //!
 //! | used of budget | state | what stops |
@@ -51,6 +52,9 @@ pub enum DiskState {
 }
 
 impl DiskState {
+    /// The budget's steps, in the order they are entered.
+    pub const STEPS: [DiskState; 3] = [DiskState::NoInfoDicts, DiskState::NoFetch, DiskState::NoNewInfohashes];
+
     pub fn as_str(self) -> &'static str {
         match self {
             DiskState::Normal => "normal",

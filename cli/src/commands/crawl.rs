@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::config::{CrawlLayer, CrawlSettings, Pacing};
+use crate::config::{CrawlLayer, CrawlSettings, DiskSize, Pacing};
 use crate::metrics::{MetricsServer, Source};
 use crate::status::{StatusLine, StatusMode};
 use serde_json::json;
@@ -22,7 +22,7 @@ use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::ops::{limits, memory, CrawlSnapshot};
 use trawl_engine::runtime::crawl::{Crawler, CrawlerOptions};
 use trawl_engine::runtime::fetch::FetchConfig;
-use trawl_storage::{InfoDictMode, QueuePolicy, StoreOptions, DEFAULT_MEMORY_BUDGET_BYTES};
+use trawl_storage::{InfoDictMode, QueuePolicy, StoreOptions, WriterOptions, DEFAULT_MEMORY_BUDGET_BYTES};
 
 use super::node::resolve_bootstrap;
 use super::UsageError;
@@ -144,6 +144,12 @@ pub struct Args {
     /// not queued (its infohash is still stored, and counted) [default: 2000000].
     #[arg(long, value_name = "N")]
     pub fetch_queue_max: Option<u64>,
+    /// Disk budget for the database directory, like 20G or 500MiB. At 90% of
+    /// it info dicts stop being kept, at 95% fetching stops, at 98% new
+    /// infohashes stop; each step is logged and undone when there is room
+    /// again. Nothing stored is deleted [default: none].
+    #[arg(long, value_name = "SIZE")]
+    pub max_disk: Option<DiskSize>,
 }
 
 impl Args {
@@ -180,6 +186,7 @@ impl Args {
             db_memory_mb: self.db_memory_mb,
             info_dicts: self.info_dicts,
             fetch_queue_max: self.fetch_queue_max,
+            max_disk: self.max_disk,
         }
     }
 }
@@ -274,6 +281,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
                 ..QueuePolicy::default()
             },
             ..StoreOptions::default()
+        },
+        writer: WriterOptions {
+            max_disk: s.max_disk,
+            ..WriterOptions::default()
         },
         ..CrawlerOptions::default()
     };
@@ -397,6 +408,28 @@ fn drain(crawler: Crawler, limit: Duration, stop: &AtomicBool, db: &std::path::P
 /// The one JSON line `trawl crawl` prints at the end (contract 3).
 fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json::Value {
     let (cpu_secs, peak_rss_mb) = usage();
+    let mut v = counts(s, cores);
+    let st = &s.storage;
+    let disk = json!({
+        "disk_state": st.disk_state.as_str(),
+        "disk_used_bytes": st.disk_used_bytes,
+        "disk_budget_bytes": st.disk_budget_bytes,
+        "info_dicts_not_kept_budget": st.info_dicts_not_kept_budget,
+        "infohashes_refused_budget": st.infohashes_refused_budget,
+        "fetch_queue_refused_budget": st.queue_refused_budget,
+        "disk_full_pauses": st.disk_full_pauses,
+        "cpu_secs": (cpu_secs * 1000.0).round() / 1000.0,
+        "peak_rss_mb": (peak_rss_mb * 10.0).round() / 10.0,
+        "db": db.display().to_string(),
+    });
+    if let (Some(v), serde_json::Value::Object(more)) = (v.as_object_mut(), disk) {
+        v.extend(more);
+    }
+    v
+}
+
+/// The summary's crawl and storage counts (one `json!` would pass the macro's recursion limit).
+fn counts(s: &CrawlSnapshot, cores: usize) -> serde_json::Value {
     json!({
         "crawl": "summary",
         "secs": (s.uptime_secs * 1000.0).round() / 1000.0,
@@ -431,9 +464,6 @@ fn summary(s: &CrawlSnapshot, cores: usize, db: &std::path::Path) -> serde_json:
         "fetch_queue_abandoned": s.storage.queue_abandoned,
         "fetch_queue_expired": s.storage.queue_expired,
         "fetch_queue_dropped_full": s.storage.queue_dropped_full,
-        "cpu_secs": (cpu_secs * 1000.0).round() / 1000.0,
-        "peak_rss_mb": (peak_rss_mb * 10.0).round() / 10.0,
-        "db": db.display().to_string(),
     })
 }
 

@@ -17,7 +17,7 @@ mod export;
 mod import;
 mod lookup;
 mod node;
-mod stats;
+pub(crate) mod stats;
 
 /// Exit code for any failure not listed below.
 pub const EXIT_FAILURE: u8 = 1;

@@ -49,6 +49,10 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let s = store.stats()?;
     let per = PerItem::of(&s);
     let mode = store.read_info_dicts_mode()?;
+    let budget = store.disk_budget()?;
+    // The step a crawl would be at now: the same rule the writer applies.
+    let step = trawl_storage::budget::state_for(s.disk.total_bytes, budget, trawl_storage::DiskState::Normal);
+    let share = budget.map(|b| s.disk.total_bytes as f64 / b as f64);
     let fraction = if s.infohashes == 0 {
         0.0
     } else {
@@ -79,6 +83,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "bytes_per_infohash": per.infohash,
             "bytes_per_torrent": per.torrent,
             "info_dicts_mode": mode.map(|m| m.as_str()),
+            "disk_budget_bytes": budget,
+            "disk_budget_fraction": share,
+            "disk_budget_step": budget.map(|_| step.as_str()),
         });
         println!("{obj}");
         return Ok(());
@@ -101,6 +108,14 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     println!("scrapes       {}", s.scrapes);
     println!("saved nodes   {}", s.nodes);
     println!("on disk       {}", human_bytes(s.disk.total_bytes));
+    if let (Some(b), Some(share)) = (budget, share) {
+        println!(
+            "  budget      {} (--max-disk of the latest crawl): {:.1}% used, {}",
+            human_bytes(b),
+            share * 100.0,
+            step.describe()
+        );
+    }
     if let Some(b) = per.infohash {
         println!("  per infohash {b:.1} B (the infohashes family)");
     }
@@ -142,7 +157,7 @@ fn json_map(pairs: &[(&str, u64)]) -> serde_json::Map<String, serde_json::Value>
     pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
 }
 
-pub(super) fn human_bytes(b: u64) -> String {
+pub(crate) fn human_bytes(b: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = b as f64;
     let mut u = 0;

@@ -364,6 +364,26 @@ pub(super) fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) ->
             "Hashes not queued for metadata because the queue was at its entry limit (the infohash is stored).",
             st.queue_dropped_full,
         ),
+        (
+            "storage_info_dicts_not_kept_budget",
+            "Fetched torrents stored without their info dict because --max-disk's first step (90%) was reached.",
+            st.info_dicts_not_kept_budget,
+        ),
+        (
+            "storage_infohashes_refused_budget",
+            "Infohashes never stored before, refused at --max-disk's last step (98%).",
+            st.infohashes_refused_budget,
+        ),
+        (
+            "storage_queue_refused_budget",
+            "Metadata-fetch queue entries not created at --max-disk's last step (98%).",
+            st.queue_refused_budget,
+        ),
+        (
+            "storage_disk_full_pauses",
+            "Times the file system refused a write (disk full) and storing paused until space was freed.",
+            st.disk_full_pauses,
+        ),
     ] {
         counter(enc, name, help, v)?;
     }
@@ -397,6 +417,25 @@ pub(super) fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) ->
         "RocksDB's memtables, table readers and block cache, in bytes.",
         gauge_value(st.rocksdb_memory_bytes),
     )?;
+    for (name, help, v) in [
+        (
+            "storage_disk_bytes",
+            "Bytes under the database directory, measured at most a second ago.",
+            st.disk_used_bytes,
+        ),
+        (
+            "storage_disk_budget_bytes",
+            "The --max-disk budget in bytes (0: none).",
+            st.disk_budget_bytes,
+        ),
+        (
+            "storage_disk_state",
+            "0 storing everything, 1 no info dicts, 2 no fetching, 3 no new infohashes (--max-disk steps), 4 disk full (storing paused).",
+            st.disk_state as u64,
+        ),
+    ] {
+        gauge(enc, name, help, gauge_value(v))?;
+    }
     let m = &s.memory;
     let parts = [
         ("rust_heap_live", m.rust_heap_live),

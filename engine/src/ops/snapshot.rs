@@ -7,6 +7,7 @@
 //! into rates.
 
 pub use super::memory::MemoryBreakdown;
+pub use trawl_storage::DiskState;
 
 /// One crawl core (one executor, one socket per family).
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -118,6 +119,18 @@ pub struct StorageSnapshot {
     /// Gauge: RocksDB's memtables, table readers and block cache, in bytes
     /// (read at most once a second).
     pub rocksdb_memory_bytes: u64,
+    /// Gauge: what the store takes now under `--max-disk` or a full disk.
+    pub disk_state: DiskState,
+    /// Gauges: bytes under the database directory (at most a second old), and
+    /// the budget (0: none).
+    pub disk_used_bytes: u64,
+    pub disk_budget_bytes: u64,
+    /// Counters of the budget's steps and of full-disk pauses (see
+    /// `trawl_storage::WriterStats`).
+    pub info_dicts_not_kept_budget: u64,
+    pub infohashes_refused_budget: u64,
+    pub queue_refused_budget: u64,
+    pub disk_full_pauses: u64,
 }
 
 /// The whole crawl.

@@ -217,7 +217,9 @@ pub async fn run(ctx: FetcherContext) {
     let mut backlog: VecDeque<StagingEntry> = VecDeque::with_capacity(take_batch);
     let mut due: Vec<StagingEntry> = Vec::with_capacity(take_batch);
     while !ctx.stop.load(Relaxed) {
-        if ctx.paused.load(Relaxed) {
+        // Paused by the operator, or by the disk budget (or a full disk):
+        // running fetches finish, no new ones are leased.
+        if ctx.paused.load(Relaxed) || !shared.writer.disk_state().fetches() {
             sleep(CONTROL_TICK).await;
             continue;
         }

@@ -50,6 +50,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub const META_SCHEMA_VERSION: &[u8] = b"schema_version";
 /// `meta` key holding the `--info-dicts` mode the latest torrents were stored with.
 pub const META_INFO_DICTS_MODE: &[u8] = b"info_dicts_mode";
+/// `meta` key: the `--max-disk` budget of the latest crawl, u64 big-endian bytes (absent: none).
+pub const META_DISK_BUDGET: &[u8] = b"disk_budget";
 
 pub const CF_INFOHASHES: &str = "infohashes";
 pub const CF_STAGING: &str = "staging";

@@ -385,6 +385,28 @@ impl Store {
             .map_err(|e: String| StorageError::corrupt("info dicts mode", e))
     }
 
+    /// Records the disk budget a crawl runs with (`None`: none), for `trawl stats`.
+    pub fn record_disk_budget(&self, bytes: Option<u64>) -> Result<(), StorageError> {
+        let cf = self.cf(CF_META)?;
+        match bytes {
+            Some(b) => self.db.put_cf(cf, META_DISK_BUDGET, b.to_be_bytes()),
+            None => self.db.delete_cf(cf, META_DISK_BUDGET),
+        }
+        .map_err(|e| self.rocks(e))
+    }
+
+    /// The budget the latest crawl recorded, if it had one.
+    pub fn disk_budget(&self) -> Result<Option<u64>, StorageError> {
+        let Some(v) = self.get(CF_META, META_DISK_BUDGET)? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = v
+            .as_slice()
+            .try_into()
+            .map_err(|_| StorageError::corrupt("disk budget", format!("{} bytes, not 8", v.len())))?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
     pub fn is_read_only(&self) -> bool {
         self.read_only
     }

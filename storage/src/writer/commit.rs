@@ -241,7 +241,9 @@ impl WriterLoop {
         c.batches.fetch_add(self.group.len() as u64, Relaxed);
         let started = Instant::now();
         self.disk = c.budget.state();
-        let written = self.write_group().and_then(|wb| self.write_or_wait(wb));
+        // Counted before the build, which takes each batch's results apart.
+        let items: usize = self.group.iter().map(Batch::items).sum();
+        let written = self.write_group().and_then(|wb| self.write_or_wait(wb, items));
         c.commit_micros
             .fetch_add(started.elapsed().as_micros().min(u64::MAX as u128) as u64, Relaxed);
         match written {
@@ -250,10 +252,9 @@ impl WriterLoop {
                 self.acknowledge();
             }
             Err(e) => {
-                let lost: usize = self.group.iter().map(Batch::items).sum();
-                tracing::error!("storage writer lost a group of {lost} items: {e}");
+                tracing::error!("storage writer lost a group of {items} items: {e}");
                 c.failed_commits.fetch_add(1, Relaxed);
-                c.items_lost.fetch_add(lost as u64, Relaxed);
+                c.items_lost.fetch_add(items as u64, Relaxed);
                 // Dropping the reply senders tells each producer its batch was not stored.
             }
         }
@@ -287,18 +288,23 @@ impl WriterLoop {
 
     /// Writes the group's batch. A full disk makes it hold a copy and retry
     /// every second until a write succeeds or the writer is told to stop.
-    fn write_or_wait(&mut self, wb: WriteBatch) -> Result<(), StorageError> {
+    fn write_or_wait(&mut self, wb: WriteBatch, items: usize) -> Result<(), StorageError> {
         self.held.clear();
         self.held.extend_from_slice(wb.data());
         let mut err = match self.store.write(wb) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                // The WAL grew by about the batch: counted now, so a burst
+                // between two measures cannot run far past a step.
+                let grown = self.counters.budget.used() + self.held.len() as u64;
+                self.apply_used(grown);
+                return Ok(());
+            }
             Err(e) if e.is_no_space() => e,
             Err(e) => return Err(e),
         };
         let c = Arc::clone(&self.counters);
         c.disk_full_pauses.fetch_add(1, Relaxed);
         c.budget.set_state(DiskState::DiskFull);
-        let items: usize = self.group.iter().map(Batch::items).sum();
         let path = self.store.path().display().to_string();
         tracing::error!(%path, items, error = %err, "disk full: storing paused; the group is held and retried every second until space is freed");
         let paused = Instant::now();
@@ -335,14 +341,15 @@ impl WriterLoop {
             return;
         }
         self.last_measure = Some(Instant::now());
+        match self.store.dir_bytes() {
+            Ok(used) => self.apply_used(used),
+            Err(e) => tracing::warn!("could not measure the database directory: {e}"),
+        }
+    }
+
+    /// Records `used` bytes and moves the state to match, logging the step.
+    fn apply_used(&self, used: u64) {
         let budget = &self.counters.budget;
-        let used = match self.store.dir_bytes() {
-            Ok(b) => b,
-            Err(e) => {
-                tracing::warn!("could not measure the database directory: {e}");
-                return;
-            }
-        };
         budget.set_used(used);
         let cur = budget.state();
         if cur == DiskState::DiskFull {
@@ -360,7 +367,10 @@ impl WriterLoop {
             0.0
         };
         if next > cur {
-            tracing::warn!(used, budget = limit, "disk budget {pct:.1}% used: {}", next.describe());
+            // One line per step, also when a burst passes several at once.
+            for step in DiskState::STEPS.into_iter().filter(|s| cur < *s && *s <= next) {
+                tracing::warn!(used, budget = limit, "disk budget {pct:.1}% used: {}", step.describe());
+            }
         } else {
             tracing::info!(
                 used,

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use glommio::{LocalExecutorBuilder, Placement};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use trawl_storage::{Batch, DhtNode, Store, Writer, WriterHandle, WriterStats};
+use trawl_storage::{Batch, DhtNode, DiskState, Store, Writer, WriterHandle, WriterStats};
 
 use super::core::{self, CoreSetup, Published};
 use super::handover;
@@ -115,6 +115,9 @@ impl Crawler {
             Some(store) => store.nodes()?,
             None => Vec::new(),
         };
+        if let Some(store) = &store {
+            check_disk_budget(store, opts.writer.max_disk)?;
+        }
 
         let v4 = bind_group(SocketAddr::from((opts.bind_v4, opts.port)), cores, opts.recv_buffer)?;
         warn_small_buffer(&v4, opts.recv_buffer);
@@ -352,6 +355,13 @@ impl Crawler {
             queue_expired: w.queue_expired,
             queue_dropped_full: w.queue_dropped_full,
             rocksdb_memory_bytes: self.rocksdb_memory_bytes(),
+            disk_state: self.writer_handle.disk_state(),
+            disk_used_bytes: self.writer_handle.disk_usage().0,
+            disk_budget_bytes: self.writer_handle.disk_usage().1.unwrap_or(0),
+            info_dicts_not_kept_budget: w.info_dicts_not_kept_budget,
+            infohashes_refused_budget: w.infohashes_refused_budget,
+            queue_refused_budget: w.queue_refused_budget,
+            disk_full_pauses: w.disk_full_pauses,
         };
         CrawlSnapshot {
             uptime_secs: self.started.elapsed().as_secs_f64(),
@@ -499,5 +509,34 @@ fn save_nodes(published: &[Arc<Published>], writer: &WriterHandle) {
     match writer.send(batch) {
         Ok(()) => tracing::debug!(count, "saved nodes for a warm restart"),
         Err(err) => tracing::warn!(%err, "could not save nodes"),
+    }
+}
+
+/// Refuses a budget the database already fills to its last step (nothing
+/// new could be stored), warns about one past its first steps, and records
+/// the budget for `trawl stats`.
+fn check_disk_budget(store: &Store, budget: Option<u64>) -> Result<(), CrawlError> {
+    store.record_disk_budget(budget)?;
+    let Some(limit) = budget else { return Ok(()) };
+    let used = store.dir_bytes()?;
+    let gib = |b: u64| b as f64 / f64::from(1u32 << 30);
+    match trawl_storage::budget::state_for(used, Some(limit), DiskState::Normal) {
+        DiskState::Normal => Ok(()),
+        DiskState::NoNewInfohashes | DiskState::DiskFull => Err(CrawlError::Config(format!(
+            "--max-disk {:.2} GiB leaves no room: the database already holds {:.2} GiB ({:.0}%), and new infohashes stop at 98%; raise --max-disk (or compact the database with `trawl compact`)",
+            gib(limit),
+            gib(used),
+            used as f64 * 100.0 / limit as f64
+        ))),
+        step => {
+            tracing::warn!(
+                used,
+                budget = limit,
+                "the database already fills {:.0}% of --max-disk: {}",
+                used as f64 * 100.0 / limit as f64,
+                step.describe()
+            );
+            Ok(())
+        }
     }
 }
