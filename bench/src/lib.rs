@@ -12,6 +12,7 @@ pub mod crawl_yield;
 pub mod decode;
 pub mod fetch;
 pub mod flood;
+pub mod growth;
 pub mod harvest;
 pub mod loadgen;
 pub mod node_answer;

@@ -224,12 +224,12 @@ pub fn run(args: Args) -> anyhow::Result<()> {
 }
 
 /// The writer's thread name, and RocksDB's background pools (flush, compaction).
-const WRITER_THREAD: &str = "trawl-writer";
+pub(crate) const WRITER_THREAD: &str = "trawl-writer";
 const ROCKSDB_THREADS: &[&str] = &["rocksdb:"];
 
 /// CPU time so far of this process's threads whose name starts with one of
 /// `prefixes`, from `/proc/self/task/*/schedstat` (nanoseconds, first field).
-fn threads_cpu(prefixes: &[&str]) -> Duration {
+pub(crate) fn threads_cpu(prefixes: &[&str]) -> Duration {
     let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
         return Duration::ZERO;
     };
@@ -504,6 +504,13 @@ fn title(rng: &mut SmallRng, words: std::ops::Range<usize>, sep: &str) -> String
 /// A torrent shaped like the DHT's: mostly single videos and small packs,
 /// some season packs and albums, a few large software/ebook collections.
 fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
+    realistic_torrent_with(rng, now, true)
+}
+
+/// [`realistic_torrent`], its info dict with or without the piece hashes
+/// (without them, the dict is what `--info-dicts files` keeps, and costs
+/// nothing to generate).
+pub(crate) fn realistic_torrent_with(rng: &mut SmallRng, now: u32, pieces: bool) -> TorrentRecord {
     let kind = rng.gen_range(0..100);
     let group = GROUPS[rng.gen_range(0..GROUPS.len())];
     let q = QUALITY[rng.gen_range(0..QUALITY.len())];
@@ -591,7 +598,7 @@ fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
     };
     // Piece size as libtorrent picks it: about 1,000-2,000 pieces, 16 KiB to 16 MiB.
     let piece_length = (total_size / 1500).next_power_of_two().clamp(16 << 10, 16 << 20);
-    let info_dict = bencode_info(rng, name.as_bytes(), &files, total_size, piece_length);
+    let info_dict = bencode_info(rng, name.as_bytes(), &files, total_size, piece_length, pieces);
     TorrentRecord {
         info_hash: rng.gen(),
         version: TorrentVersion::V1,
@@ -610,7 +617,14 @@ fn realistic_torrent(rng: &mut SmallRng, now: u32) -> TorrentRecord {
 }
 
 /// A BEP 3 info dict (keys in order) with random piece hashes of the right count.
-fn bencode_info(rng: &mut SmallRng, name: &[u8], files: &[FileEntry], total: u64, piece_length: u64) -> Vec<u8> {
+fn bencode_info(
+    rng: &mut SmallRng,
+    name: &[u8],
+    files: &[FileEntry],
+    total: u64,
+    piece_length: u64,
+    with_pieces: bool,
+) -> Vec<u8> {
     fn bytes(out: &mut Vec<u8>, b: &[u8]) {
         out.extend_from_slice(format!("{}:", b.len()).as_bytes());
         out.extend_from_slice(b);
@@ -642,11 +656,13 @@ fn bencode_info(rng: &mut SmallRng, name: &[u8], files: &[FileEntry], total: u64
     bytes(&mut d, name);
     bytes(&mut d, b"piece length");
     int(&mut d, piece_length);
-    let pieces = total.div_ceil(piece_length) as usize;
-    let mut p = vec![0u8; pieces * 20];
-    rng.fill(&mut p[..]);
-    bytes(&mut d, b"pieces");
-    bytes(&mut d, &p);
+    if with_pieces {
+        let pieces = total.div_ceil(piece_length) as usize;
+        let mut p = vec![0u8; pieces * 20];
+        rng.fill(&mut p[..]);
+        bytes(&mut d, b"pieces");
+        bytes(&mut d, &p);
+    }
     d.push(b'e');
     d
 }

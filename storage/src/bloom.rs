@@ -47,6 +47,11 @@ impl Bloom {
         self.capacity
     }
 
+    /// Memory held by the bits.
+    pub(crate) fn bytes(&self) -> usize {
+        self.blocks.len() * BLOCK_WORDS * 8
+    }
+
     fn locate(&self, h: &InfoHash) -> (usize, u64) {
         locate(&self.hasher, self.blocks.len(), h)
     }

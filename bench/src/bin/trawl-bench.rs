@@ -21,6 +21,8 @@ enum Command {
     Decode(trawl_bench::decode::Args),
     /// Storage ingest, dedup and export throughput, and bytes on disk.
     Storage(trawl_bench::storage::Args),
+    /// One store grown to 100M infohashes and 10M torrents, measured at each milestone (resumable).
+    Growth(trawl_bench::growth::Args),
     /// Answers per CPU-second: trawl, libtorrent and mainline nodes under one load.
     NodeAnswer(trawl_bench::node_answer::Args),
     /// Loopback ceiling, swarm capacity and a crawl against trawl-swarm.
@@ -44,6 +46,7 @@ fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Decode(args) => trawl_bench::decode::run(args),
         Command::Storage(args) => trawl_bench::storage::run(args),
+        Command::Growth(args) => trawl_bench::growth::run(args),
         Command::NodeAnswer(args) => trawl_bench::node_answer::run(args),
         Command::Crawl(args) => trawl_bench::crawl::run(args),
         Command::Yield(args) => trawl_bench::crawl_yield::run(args),

@@ -229,6 +229,7 @@ impl WriterLoop {
         if bloom.is_overfull() {
             return self.fill_bloom(capacity.saturating_mul(2));
         }
+        self.counters.bloom_bytes.store(bloom.bytes() as u64, Relaxed);
         self.bloom = bloom;
         Ok(())
     }
@@ -295,8 +296,9 @@ impl WriterLoop {
             Ok(()) => {
                 // The WAL grew by about the batch: counted now, so a burst
                 // between two measures cannot run far past a step.
-                let grown = self.counters.budget.used() + self.held.len() as u64;
-                self.apply_used(grown);
+                let written = self.held.len() as u64;
+                self.counters.bytes_written.fetch_add(written, Relaxed);
+                self.apply_used(self.counters.budget.used() + written);
                 return Ok(());
             }
             Err(e) if e.is_no_space() => e,
@@ -328,6 +330,7 @@ impl WriterLoop {
             }
         }
         tracing::info!(%path, paused_secs = paused.elapsed().as_secs(), "space freed: storing resumed");
+        c.bytes_written.fetch_add(self.held.len() as u64, Relaxed);
         c.budget.set_state(DiskState::Normal);
         self.measure_disk(true);
         Ok(())

@@ -43,6 +43,8 @@ pub(super) struct Counters {
     pub(super) infohashes_refused_budget: AtomicU64,
     pub(super) queue_refused_budget: AtomicU64,
     pub(super) disk_full_pauses: AtomicU64,
+    pub(super) bytes_written: AtomicU64,
+    pub(super) bloom_bytes: AtomicU64,
     pub(super) budget: BudgetCell,
     /// Set by [`super::Writer`]'s shutdown: a writer waiting for disk space gives up.
     pub(super) stopping: AtomicBool,
@@ -97,6 +99,11 @@ pub struct WriterStats {
     pub queue_refused_budget: u64,
     /// Times the file system refused a write (ENOSPC) and storing paused.
     pub disk_full_pauses: u64,
+    /// Bytes of WriteBatch handed to RocksDB and written: the user bytes that
+    /// write amplification is measured against.
+    pub bytes_written: u64,
+    /// Gauge: memory of the dedup filter's bits (it doubles when outgrown).
+    pub bloom_bytes: u64,
 }
 
 impl Counters {
@@ -125,6 +132,8 @@ impl Counters {
             infohashes_refused_budget: self.infohashes_refused_budget.load(Relaxed),
             queue_refused_budget: self.queue_refused_budget.load(Relaxed),
             disk_full_pauses: self.disk_full_pauses.load(Relaxed),
+            bytes_written: self.bytes_written.load(Relaxed),
+            bloom_bytes: self.bloom_bytes.load(Relaxed),
         }
     }
 }
