@@ -52,6 +52,10 @@ pub struct Args {
     /// RNG seed, so runs are comparable.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// Also measure bytes per torrent on this many torrents made by libtorrent
+    /// (bench/libtorrent_torrents.py, Debian's python3-libtorrent); 0 skips it.
+    #[arg(long, default_value_t = 2000)]
+    pub libtorrent_torrents: usize,
 }
 
 pub fn run(args: Args) -> anyhow::Result<()> {
@@ -186,6 +190,18 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
     })?;
 
+    // libtorrent-made dicts, with the file counts of DHT torrents.
+    let libtorrent_by_mode = if args.libtorrent_torrents > 0 {
+        let dicts = libtorrent_dicts(args.libtorrent_torrents, &tmp.path().join("libtorrent-made"), args.seed)?;
+        let (by_mode, _) = bytes_by_mode("libtorrent-made", tmp.path(), &opts, args.seed, dicts.len(), || {
+            let mut next = dicts.iter();
+            move |_: &mut SmallRng, now| record_of_dict(next.next().expect("one dict per torrent").clone(), now)
+        })?;
+        serde_json::Value::Object(by_mode)
+    } else {
+        serde_json::Value::Null
+    };
+
     println!("ratios against the issue's targets (>= 1.0 meets it):");
     println!(
         "  ingest      {:.2}x of {TARGET_INGEST_PER_S} /s (the write path alone: {:.2}x)",
@@ -218,6 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
             "info_dict_bytes_per_torrent": round1(t.info_dict_bytes_per_torrent),
             "bytes_per_torrent_by_info_dicts_mode": dicts_by_mode,
             "catalogue_bytes_per_torrent_by_info_dicts_mode": catalogue_by_mode,
+            "libtorrent_bytes_per_torrent_by_info_dicts_mode": libtorrent_by_mode,
         })
     );
     Ok(())
@@ -362,10 +379,16 @@ fn bytes_by_mode<G: FnMut(&mut SmallRng, u32) -> TorrentRecord>(
 /// The swarm catalogue's torrent `index` (seed 1), as the fetcher would store
 /// it: parsed, with its name and files, class left as other.
 fn catalogue_torrent(index: u32, now: u32) -> TorrentRecord {
-    use sha1::{Digest, Sha1};
     let mut raw = Vec::new();
     trawl_swarm::catalogue::write_info_dict(1, index, &mut raw);
-    let parsed = trawl_engine::metadata::info::parse(&raw).expect("the catalogue's dicts parse");
+    record_of_dict(raw, now)
+}
+
+/// A raw v1 info dict as the fetcher would store it: parsed, with its name
+/// and files, class left as other.
+fn record_of_dict(raw: Vec<u8>, now: u32) -> TorrentRecord {
+    use sha1::{Digest, Sha1};
+    let parsed = trawl_engine::metadata::info::parse(&raw).expect("the dicts parse");
     TorrentRecord {
         info_hash: Sha1::digest(&raw).into(),
         version: TorrentVersion::V1,
@@ -665,4 +688,36 @@ fn bencode_info(
     }
     d.push(b'e');
     d
+}
+
+/// Runs bench/libtorrent_torrents.py for `n` .torrent files in `dir` and
+/// returns their info dicts, byte for byte as libtorrent wrote them.
+fn libtorrent_dicts(n: usize, dir: &std::path::Path, seed: u64) -> anyhow::Result<Vec<Vec<u8>>> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/libtorrent_torrents.py");
+    let status = std::process::Command::new("/usr/bin/python3")
+        .arg(script)
+        .arg(n.to_string())
+        .arg(dir)
+        .arg(seed.to_string())
+        .status()
+        .context("running bench/libtorrent_torrents.py")?;
+    anyhow::ensure!(
+        status.success(),
+        "bench/libtorrent_torrents.py failed ({status}); it needs python3-libtorrent (scripts/setup.sh installs it), or pass --libtorrent-torrents 0"
+    );
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    paths.sort();
+    let mut dicts = Vec::with_capacity(paths.len());
+    for p in paths {
+        let file = std::fs::read(&p)?;
+        let top = trawl_engine::codec::bencode::decode(&file).with_context(|| format!("{} is not bencoded", p.display()))?;
+        let info = top
+            .as_dict()
+            .and_then(|d| d.get(b"info"))
+            .and_then(|v| v.as_dict())
+            .with_context(|| format!("{} has no info dict", p.display()))?;
+        dicts.push(info.raw().to_vec());
+    }
+    anyhow::ensure!(dicts.len() == n, "libtorrent wrote {} of {n} torrents", dicts.len());
+    Ok(dicts)
 }
