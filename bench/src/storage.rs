@@ -705,12 +705,15 @@ fn libtorrent_dicts(n: usize, dir: &std::path::Path, seed: u64) -> anyhow::Resul
         status.success(),
         "bench/libtorrent_torrents.py failed ({status}); it needs python3-libtorrent (scripts/setup.sh installs it), or pass --libtorrent-torrents 0"
     );
-    let mut paths: Vec<_> = std::fs::read_dir(dir)?.map(|e| e.map(|e| e.path())).collect::<Result<_, _>>()?;
+    let mut paths: Vec<_> = std::fs::read_dir(dir)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
     paths.sort();
     let mut dicts = Vec::with_capacity(paths.len());
     for p in paths {
         let file = std::fs::read(&p)?;
-        let top = trawl_engine::codec::bencode::decode(&file).with_context(|| format!("{} is not bencoded", p.display()))?;
+        let top =
+            trawl_engine::codec::bencode::decode(&file).with_context(|| format!("{} is not bencoded", p.display()))?;
         let info = top
             .as_dict()
             .and_then(|d| d.get(b"info"))
