@@ -54,6 +54,15 @@ fn wait_for_state(w: &WriterHandle, want: DiskState) {
     }
 }
 
+/// A writer that commits each batch within 5 ms.
+fn quick_writer(store: &Arc<Store>) -> Writer {
+    let opts = WriterOptions {
+        flush_interval: Duration::from_millis(5),
+        ..WriterOptions::default()
+    };
+    Writer::spawn(store.clone(), opts).unwrap()
+}
+
 fn torrent(n: u32) -> TorrentRecord {
     TorrentRecord {
         info_hash: h(n),
@@ -79,14 +88,7 @@ fn torrent(n: u32) -> TorrentRecord {
 fn each_budget_step_stops_its_part_and_room_brings_it_back() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(Store::open(dir.path(), &StoreOptions::default()).unwrap());
-    let writer = Writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_interval: Duration::from_millis(5),
-            ..WriterOptions::default()
-        },
-    )
-    .unwrap();
+    let writer = quick_writer(&store);
     let w = writer.handle();
     assert_eq!(commit(&w, seen(0..100, 10)).new.len(), 100);
     assert_eq!(w.disk_state(), DiskState::Normal, "no budget, no step");
@@ -216,14 +218,7 @@ fn disk_full_phase_fill() {
     let ballast = root.join("ballast");
     std::fs::write(&ballast, vec![0xa5u8; (BALLAST_MIB << 20) as usize]).unwrap();
     let store = Arc::new(Store::open(root.join("db"), &StoreOptions::default()).unwrap());
-    let writer = Writer::spawn(
-        store.clone(),
-        WriterOptions {
-            flush_interval: Duration::from_millis(5),
-            ..WriterOptions::default()
-        },
-    )
-    .unwrap();
+    let writer = quick_writer(&store);
     let w = writer.handle();
     let mut acked = Vec::new();
     let chunk = 20_000u32;
