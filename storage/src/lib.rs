@@ -31,6 +31,7 @@ pub mod import;
 pub mod keep;
 mod record;
 pub mod schema;
+pub mod summary;
 mod store;
 mod writer;
 

@@ -6,8 +6,8 @@
 
 use std::path::PathBuf;
 
-use trawl_storage::schema::{CF_ALIASES, CF_INFOHASHES, CF_INFO_DICTS, CF_SCRAPES, CF_TORRENTS};
-use trawl_storage::{ContentClass, Source, StorageError, Store};
+use trawl_storage::summary::{self, PerItem};
+use trawl_storage::{StorageError, Store};
 
 use super::UsageError;
 
@@ -47,49 +47,15 @@ pub struct Args {
 pub fn run(args: Args) -> anyhow::Result<()> {
     let store = Store::open_read_only(&args.db.db).map_err(db_error)?;
     let s = store.stats()?;
-    let per = PerItem::of(&s);
-    let mode = store.read_info_dicts_mode()?;
-    let budget = store.disk_budget()?;
-    // The step a crawl would be at now: the same rule the writer applies.
-    let step = trawl_storage::budget::state_for(s.disk.total_bytes, budget, trawl_storage::DiskState::Normal);
-    let share = budget.map(|b| s.disk.total_bytes as f64 / b as f64);
-    let fraction = if s.infohashes == 0 {
-        0.0
-    } else {
-        s.torrents as f64 / s.infohashes as f64
-    };
-    let classes: Vec<(&str, u64)> = ContentClass::ALL
-        .iter()
-        .map(|c| (c.as_str(), s.by_class[*c as usize]))
-        .collect();
-    let sources: Vec<(&str, u64)> = Source::ALL
-        .iter()
-        .enumerate()
-        .map(|(i, src)| (src.as_str(), s.by_source[i]))
-        .collect();
     if args.json {
-        let obj = serde_json::json!({
-            "infohashes": s.infohashes,
-            "sources": json_map(&sources),
-            "torrents": s.torrents,
-            "metadata_fraction": fraction,
-            "classes": json_map(&classes),
-            "content_bytes": s.total_content_bytes,
-            "queued": s.staged,
-            "scrapes": s.scrapes,
-            "nodes": s.nodes,
-            "disk_bytes": s.disk.total_bytes,
-            "sst_bytes": json_map(&s.disk.sst_bytes),
-            "bytes_per_infohash": per.infohash,
-            "bytes_per_torrent": per.torrent,
-            "info_dicts_mode": mode.map(|m| m.as_str()),
-            "disk_budget_bytes": budget,
-            "disk_budget_fraction": share,
-            "disk_budget_step": budget.map(|_| step.as_str()),
-        });
-        println!("{obj}");
+        println!("{}", summary::stats_json(&store, &s)?);
         return Ok(());
     }
+    let per = PerItem::of(&s);
+    let mode = store.read_info_dicts_mode()?;
+    let (budget, share, step) = summary::budget_step(&store, &s)?;
+    let fraction = summary::metadata_fraction(&s);
+    let (classes, sources) = (summary::classes(&s), summary::sources(&s));
     println!("database      {}", store.path().display());
     println!("infohashes    {}", s.infohashes);
     for (name, n) in &sources {
@@ -129,32 +95,6 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         println!("  {cf:<12}{}", human_bytes(*b));
     }
     Ok(())
-}
-
-/// Bytes on disk per stored item (SSTs only: the WAL and memtables are
-/// transient). `None` while there is nothing to divide by.
-struct PerItem {
-    infohash: Option<f64>,
-    torrent: Option<f64>,
-}
-
-impl PerItem {
-    fn of(s: &trawl_storage::StoreStats) -> PerItem {
-        let per = |bytes: u64, n: u64| (n > 0).then(|| bytes as f64 / n as f64);
-        let d = &s.disk;
-        let torrent_bytes = [CF_TORRENTS, CF_INFO_DICTS, CF_SCRAPES, CF_ALIASES]
-            .iter()
-            .map(|cf| d.sst_bytes_of(cf))
-            .sum();
-        PerItem {
-            infohash: per(d.sst_bytes_of(CF_INFOHASHES), s.infohashes),
-            torrent: per(torrent_bytes, s.torrents),
-        }
-    }
-}
-
-fn json_map(pairs: &[(&str, u64)]) -> serde_json::Map<String, serde_json::Value> {
-    pairs.iter().map(|(k, v)| (k.to_string(), (*v).into())).collect()
 }
 
 pub(crate) fn human_bytes(b: u64) -> String {

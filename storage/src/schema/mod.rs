@@ -16,6 +16,7 @@
 //! | `nodes`      | family u8 (4 or 6) ‖ node id (20)     | ip (4 or 16) ‖ port u16 BE ‖ next sample u32 BE ‖ BEP 51 u8 (see `encode_node`) |
 //! | `provisional_names` | infohash (20)                  | at u32 BE ‖ name bytes (see `encode_provisional_name`) |
 //! | `aliases`    | a hybrid's truncated v2 infohash (20) | its v1 infohash (20), the `torrents` key |
+//! | `changes`    | sequence u64 BE (8)                   | infohash (20): a torrent stored, or a stored torrent's scrape updated |
 //! | `meta`       | ASCII name                            | `schema_version`: u32 BE; `info_dicts_mode`: `full`, `files` or `none` |
 //!
 //! Keys are fixed-size and big-endian so byte order is the order we scan in.
@@ -24,7 +25,7 @@
 //! Additions that old databases and old values survive, so no version bump:
 //! - the `nodes` value's sampling-state suffix (see [`encode_node`]);
 //! - the `staging` value's state byte (see [`encode_staging`]);
-//! - the `provisional_names` and `aliases` families ([`ADDED_FAMILIES`]): a
+//! - the `provisional_names`, `aliases` and `changes` families ([`ADDED_FAMILIES`]): a
 //!   writable open creates them, a read-only open of a database without them
 //!   reads them as empty;
 //! - the `torrents` value's v2 flags and SHA-256 (see [`encode_torrent`]):
@@ -63,9 +64,11 @@ pub const CF_NODES: &str = "nodes";
 pub const CF_META: &str = "meta";
 pub const CF_PROVISIONAL_NAMES: &str = "provisional_names";
 pub const CF_ALIASES: &str = "aliases";
+/// The log of torrent changes a search index follows (`trawl serve`).
+pub const CF_CHANGES: &str = "changes";
 
 /// Every family this schema version has, in creation order.
-pub const COLUMN_FAMILIES: [&str; 10] = [
+pub const COLUMN_FAMILIES: [&str; 11] = [
     CF_INFOHASHES,
     CF_STAGING,
     CF_STAGING_DUE,
@@ -76,16 +79,18 @@ pub const COLUMN_FAMILIES: [&str; 10] = [
     CF_META,
     CF_PROVISIONAL_NAMES,
     CF_ALIASES,
+    CF_CHANGES,
 ];
 
 /// Families added after databases of this schema version were first
 /// written: an older database may lack them (see the module doc).
-pub const ADDED_FAMILIES: [&str; 2] = [CF_PROVISIONAL_NAMES, CF_ALIASES];
+pub const ADDED_FAMILIES: [&str; 3] = [CF_PROVISIONAL_NAMES, CF_ALIASES, CF_CHANGES];
 
 pub const INFOHASH_LEN: usize = 20;
 pub const INFOHASH_VALUE_LEN: usize = 13;
 pub const DUE_KEY_LEN: usize = 4 + INFOHASH_LEN;
 pub const SCRAPE_VALUE_LEN: usize = 12;
+pub const CHANGE_KEY_LEN: usize = 8;
 pub const NODE_KEY_LEN: usize = 1 + 20;
 /// Bytes of sampling state after a node's address (see [`encode_node`]).
 pub const NODE_STATE_LEN: usize = 5;
@@ -202,6 +207,15 @@ pub fn decode_due_key(k: &[u8]) -> Option<(UnixSecs, InfoHash)> {
     let mut h = [0u8; INFOHASH_LEN];
     h.copy_from_slice(&k[4..]);
     Some((due, h))
+}
+
+/// `changes` key: the sequence number, so iteration order is the order of writing.
+pub fn change_key(seq: u64) -> [u8; CHANGE_KEY_LEN] {
+    seq.to_be_bytes()
+}
+
+pub fn decode_change_key(k: &[u8]) -> Option<u64> {
+    k.try_into().ok().map(u64::from_be_bytes)
 }
 
 pub fn infohash_from_key(k: &[u8]) -> Option<InfoHash> {

@@ -298,6 +298,100 @@ impl Store {
         Ok(store)
     }
 
+    /// Opens an existing database as a RocksDB secondary: it works beside a
+    /// running crawl, and [`Store::catch_up`] brings it up to what the crawl
+    /// has written since. `scratch` holds the secondary's own log files; it
+    /// is created if missing. This is how `trawl serve` follows a crawl.
+    pub fn open_follower(path: impl AsRef<Path>, scratch: impl AsRef<Path>) -> Result<Store, StorageError> {
+        let (path, scratch) = (path.as_ref(), scratch.as_ref());
+        if !path.exists() {
+            return Err(StorageError::Missing(path.into()));
+        }
+        if !path.join("CURRENT").exists() {
+            return Err(StorageError::NotTrawl(path.into()));
+        }
+        std::fs::create_dir_all(scratch).map_err(|e| StorageError::Io(format!("{}: {e}", scratch.display())))?;
+        let opts = StoreOptions::default();
+        let (block_cache, memtables) = memory_budget(&opts);
+        let cfs = Self::descriptors(path, false, true, &block_cache)?;
+        let mut o = db_options(false, &memtables);
+        // A secondary must keep every table open: it cannot reopen one the
+        // primary has since compacted away.
+        o.set_max_open_files(-1);
+        let db = DB::open_cf_descriptors_as_secondary(&o, path, scratch, cfs)
+            .map_err(|e| StorageError::from_rocks(e, path))?;
+        let store = Store {
+            db,
+            path: path.into(),
+            opts,
+            read_only: true,
+            staging_lock: Mutex::new(DueFloor::default()),
+            previous_info_dicts: None,
+            block_cache,
+            memtables,
+        };
+        store.check_version()?;
+        Ok(store)
+    }
+
+    /// For a store from [`Store::open_follower`]: reads what the primary has
+    /// written since the open or the last catch-up (its WAL and new tables).
+    pub fn catch_up(&self) -> Result<(), StorageError> {
+        self.db.try_catch_up_with_primary().map_err(|e| self.rocks(e))
+    }
+
+    /// The last sequence number in the `changes` log (0: none yet, or a
+    /// database from before the log, which a read-only open sees without it).
+    pub fn last_change(&self) -> Result<u64, StorageError> {
+        let Some(cf) = self.added_cf(CF_CHANGES) else {
+            return Ok(0);
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek_to_last();
+        match it.key() {
+            Some(k) => decode_change_key(k).ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len()))),
+            None => it.status().map(|_| 0).map_err(|e| self.rocks(e)),
+        }
+    }
+
+    /// Up to `max` changes after sequence number `after`, in order, appended
+    /// to `out` as (sequence, infohash). A hash may appear more than once.
+    pub fn changes_after(&self, after: u64, max: usize, out: &mut Vec<(u64, InfoHash)>) -> Result<(), StorageError> {
+        let Some(cf) = self.added_cf(CF_CHANGES) else {
+            return Ok(());
+        };
+        let mut it = self.db.raw_iterator_cf(cf);
+        it.seek(change_key(after.saturating_add(1)));
+        let mut n = 0;
+        while n < max {
+            let (Some(k), Some(v)) = (it.key(), it.value()) else {
+                break;
+            };
+            let seq = decode_change_key(k).ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len())))?;
+            let h = infohash_from_key(v).ok_or_else(|| StorageError::corrupt("change value", format_args!("{} bytes", v.len())))?;
+            out.push((seq, h));
+            n += 1;
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))
+    }
+
+    /// Calls `each` for every stored torrent (no info dict), in key order,
+    /// until it returns `false`. For rebuilding a search index.
+    pub fn for_each_torrent(&self, mut each: impl FnMut(TorrentRecord) -> bool) -> Result<(), StorageError> {
+        let mut it = self.scan(CF_TORRENTS)?;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let h = infohash_from_key(k).ok_or_else(|| StorageError::corrupt("torrent key", format_args!("{} bytes", k.len())))?;
+            let mut t = decode_torrent(h, v)?;
+            t.scrape = self.scrape(&h)?;
+            if !each(t) {
+                return Ok(());
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))
+    }
+
     /// Our families with their tuning, plus any the directory has that this
     /// build does not know (RocksDB insists on opening all of them; the version
     /// check then refuses a newer schema). RocksDB's own "default" family (never
@@ -684,9 +778,19 @@ impl Store {
     /// `estimate-num-keys` for `staging`, read from memory (no scan), so cheap
     /// enough for a status line. It can be off after deletes until compaction.
     pub fn staging_len_estimate(&self) -> Result<u64, StorageError> {
+        self.len_estimate(CF_STAGING)
+    }
+
+    /// RocksDB's `estimate-num-keys` for one family (0 for one this open
+    /// lacks): no scan, so cheap enough to sample every few seconds; off by
+    /// the deletes and overwrites not yet compacted.
+    pub fn len_estimate(&self, family: &str) -> Result<u64, StorageError> {
+        let Some(cf) = self.db.cf_handle(family) else {
+            return Ok(0);
+        };
         let n = self
             .db
-            .property_int_value_cf(self.cf(CF_STAGING)?, rocksdb::properties::ESTIMATE_NUM_KEYS)
+            .property_int_value_cf(cf, rocksdb::properties::ESTIMATE_NUM_KEYS)
             .map_err(|e| self.rocks(e))?;
         Ok(n.unwrap_or(0))
     }

@@ -116,6 +116,8 @@ pub(super) struct WriterLoop {
     last_measure: Option<Instant>,
     /// A copy of the WriteBatch being written, to retry it if the disk is full.
     held: Vec<u8>,
+    /// The `changes` log's last sequence number (read at start).
+    last_change: u64,
 }
 
 /// How often a writer waiting for disk space retries, and how often it says it still waits.
@@ -152,6 +154,7 @@ impl WriterLoop {
             disk: DiskState::Normal,
             last_measure: None,
             held: Vec::new(),
+            last_change: 0,
         }
     }
 
@@ -166,6 +169,14 @@ impl WriterLoop {
             Ok(n) => self.queue_len = n,
             Err(e) => {
                 tracing::error!("storage writer cannot count the fetch queue: {e}");
+                self.closed.store(true, Relaxed);
+                return;
+            }
+        }
+        match self.store.last_change() {
+            Ok(n) => self.last_change = n,
+            Err(e) => {
+                tracing::error!("storage writer cannot read the change log: {e}");
                 self.closed.store(true, Relaxed);
                 return;
             }
@@ -529,6 +540,7 @@ impl WriterLoop {
             }
         }
         let (cf_t, cf_d, cf_a) = (store.cf(CF_TORRENTS)?, store.cf(CF_INFO_DICTS)?, store.cf(CF_ALIASES)?);
+        let cf_c = store.cf(CF_CHANGES)?;
         if !b.torrents.is_empty() {
             let mode = store.options().info_dicts.as_str();
             wb.put_cf(store.cf(CF_META)?, META_INFO_DICTS_MODE, mode);
@@ -552,6 +564,8 @@ impl WriterLoop {
                 self.load_queue_edit(store, &alias)?.entry = None;
             }
             self.stored.push(t.info_hash);
+            self.last_change += 1;
+            wb.put_cf(cf_c, change_key(self.last_change), t.info_hash);
             self.counters.torrents.fetch_add(1, Relaxed);
         }
         if !self.stored.is_empty() {
@@ -568,6 +582,12 @@ impl WriterLoop {
         scrapes.sort_by(|x, y| x.0.cmp(&y.0));
         for (h, s) in &scrapes {
             wb.put_cf(cf_s, h, encode_scrape(s));
+            // A search index sorts by seeders: it hears of a stored torrent's
+            // new count (one stored in this group has its own change already).
+            if store.db().get_pinned_cf(cf_t, h).map_err(|e| store.rocks(e))?.is_some() {
+                self.last_change += 1;
+                wb.put_cf(cf_c, change_key(self.last_change), h);
+            }
         }
         if let Some(nodes) = &b.nodes {
             let cf_n = store.cf(CF_NODES)?;
