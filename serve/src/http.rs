@@ -62,7 +62,10 @@ pub struct ServeOptions {
 impl ServeOptions {
     /// The index directory `trawl serve` uses by default: beside the database.
     pub fn default_index_dir(db: &std::path::Path) -> PathBuf {
-        let mut name = db.file_name().map(|n| n.to_os_string()).unwrap_or_else(|| "trawl-db".into());
+        let mut name = db
+            .file_name()
+            .map(|n| n.to_os_string())
+            .unwrap_or_else(|| "trawl-db".into());
         name.push(".search");
         db.with_file_name(name)
     }
@@ -132,7 +135,11 @@ pub fn serve(opts: ServeOptions, stop: Arc<AtomicBool>, ready: impl FnOnce(Socke
             .spawn(move || {
                 let mut warned = false;
                 while !stop.load(Relaxed) {
-                    let step = state.store.catch_up().map_err(ServeError::Store).and_then(|()| indexer.follow_once(&state.store));
+                    let step = state
+                        .store
+                        .catch_up()
+                        .map_err(ServeError::Store)
+                        .and_then(|()| indexer.follow_once(&state.store));
                     match step {
                         Ok(s) if s.committed => warned = false,
                         Ok(_) => {}
@@ -190,7 +197,11 @@ fn sample_loop(state: &AppState, stop: &AtomicBool) {
             if last_exact.is_none_or(|t| t.elapsed() >= EXACT_EVERY) {
                 last_exact = Some(std::time::Instant::now());
                 match state.store.stats() {
-                    Ok(s) => state.live.lock().unwrap_or_else(|p| p.into_inner()).set_exact(now_secs(), s),
+                    Ok(s) => state
+                        .live
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .set_exact(now_secs(), s),
                     Err(e) => tracing::warn!("stats: {e}"),
                 }
             }
@@ -213,24 +224,36 @@ pub fn router(state: Shared) -> Router {
 }
 
 /// Access control and the headers of every answer.
-async fn guard(
-    State(state): State<Shared>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
+async fn guard(State(state): State<Shared>, req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let mut resp = if req.method() != axum::http::Method::GET && req.method() != axum::http::Method::HEAD {
-        ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", "only GET is served").into_response()
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method_not_allowed",
+            "only GET is served",
+        )
+        .into_response()
     } else if req.uri().query().is_some_and(|q| q.len() > MAX_QUERY_STRING) {
-        ApiError::new(StatusCode::URI_TOO_LONG, "uri_too_long", format!("the query string is over {MAX_QUERY_STRING} bytes")).into_response()
+        ApiError::new(
+            StatusCode::URI_TOO_LONG,
+            "uri_too_long",
+            format!("the query string is over {MAX_QUERY_STRING} bytes"),
+        )
+        .into_response()
     } else if !authorized(&state, req.headers(), req.uri().query()) {
         let mut r = ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", "a token is required").into_response();
-        r.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Basic realm=\"trawl\""));
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Basic realm=\"trawl\""),
+        );
         r
     } else {
         next.run(req).await
     };
     let h = resp.headers_mut();
-    h.insert(header::CONTENT_SECURITY_POLICY, HeaderValue::from_static(CONTENT_SECURITY_POLICY));
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
+    );
     h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
     h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
@@ -249,7 +272,10 @@ fn authorized(state: &AppState, headers: &HeaderMap, query: Option<&str>) -> boo
         }
         if let Some(b) = v.strip_prefix("Basic ") {
             let decoded = base64_decode(b.trim()).unwrap_or_default();
-            let pass = decoded.iter().position(|&c| c == b':').map_or(&decoded[..], |i| &decoded[i + 1..]);
+            let pass = decoded
+                .iter()
+                .position(|&c| c == b':')
+                .map_or(&decoded[..], |i| &decoded[i + 1..]);
             return ct_eq(pass, token.as_bytes());
         }
     }
@@ -318,7 +344,11 @@ impl ApiError {
     }
     pub fn internal(e: impl std::fmt::Display) -> Self {
         tracing::warn!("serve: {e}");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the server could not answer; see its log")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "the server could not answer; see its log",
+        )
     }
 }
 
@@ -358,7 +388,13 @@ async fn api_search(State(state): State<Shared>, RawQuery(q): RawQuery) -> Resul
 
 /// 40 hex digits (v1, hybrid, or a v2 hash's first 20 bytes) or 64 (a v2 SHA-256).
 pub fn parse_hash(s: &str) -> Result<InfoHash, ApiError> {
-    let bad = || ApiError::new(StatusCode::BAD_REQUEST, "bad_request", "an infohash is 40 or 64 hex digits");
+    let bad = || {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "bad_request",
+            "an infohash is 40 or 64 hex digits",
+        )
+    };
     if (s.len() != 40 && s.len() != 64) || !s.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err(bad());
     }
@@ -378,7 +414,10 @@ pub fn torrent_json(store: &Store, h: &InfoHash) -> Result<Option<serde_json::Va
     let files: Vec<_> = if t.files.is_empty() {
         vec![json!({"path": t.name_readable(), "length": t.total_size})]
     } else {
-        t.files.iter().map(|f| json!({"path": f.path_readable(), "length": f.length})).collect()
+        t.files
+            .iter()
+            .map(|f| json!({"path": f.path_readable(), "length": f.length}))
+            .collect()
     };
     Ok(Some(json!({
         "info_hash": hex(&t.info_hash),
@@ -401,11 +440,18 @@ pub fn torrent_json(store: &Store, h: &InfoHash) -> Result<Option<serde_json::Va
     })))
 }
 
-async fn api_torrent(State(state): State<Shared>, UrlPath(hash): UrlPath<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn api_torrent(
+    State(state): State<Shared>,
+    UrlPath(hash): UrlPath<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let h = parse_hash(&hash)?;
     let s = Arc::clone(&state);
-    let found = tokio::task::spawn_blocking(move || torrent_json(&s.store, &h)).await.map_err(ApiError::internal)??;
-    found.map(Json).ok_or_else(|| ApiError::not_found("no torrent with this infohash is stored"))
+    let found = tokio::task::spawn_blocking(move || torrent_json(&s.store, &h))
+        .await
+        .map_err(ApiError::internal)??;
+    found
+        .map(Json)
+        .ok_or_else(|| ApiError::not_found("no torrent with this infohash is stored"))
 }
 
 /// `/api/stats`: the exact counts of `trawl stats` (as of `exact_at`), the
@@ -413,7 +459,10 @@ async fn api_torrent(State(state): State<Shared>, UrlPath(hash): UrlPath<String>
 pub fn stats_json(state: &AppState) -> Result<serde_json::Value, ApiError> {
     let live = state.live.lock().unwrap_or_else(|p| p.into_inner());
     let exact = match live.exact() {
-        Some((at, s)) => Some((*at, trawl_storage::summary::stats_json(&state.store, s).map_err(ApiError::internal)?)),
+        Some((at, s)) => Some((
+            *at,
+            trawl_storage::summary::stats_json(&state.store, s).map_err(ApiError::internal)?,
+        )),
         None => None,
     };
     Ok(json!({
@@ -470,6 +519,9 @@ mod tests {
         o.listen = "127.0.0.1:0".parse().unwrap();
         o.token = None;
         assert!(o.check().is_ok());
-        assert_eq!(ServeOptions::default_index_dir("/x/trawl-db".as_ref()), PathBuf::from("/x/trawl-db.search"));
+        assert_eq!(
+            ServeOptions::default_index_dir("/x/trawl-db".as_ref()),
+            PathBuf::from("/x/trawl-db.search")
+        );
     }
 }

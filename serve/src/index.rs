@@ -16,9 +16,7 @@ use tantivy::schema::{
 use tantivy::tokenizer::{AsciiFoldingFilter, LowerCaser, RemoveLongFilter, SimpleTokenizer, TextAnalyzer};
 use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
 use trawl_storage::export::magnet_link;
-use trawl_storage::{
-    BitmagnetType, ContentClass, InfoHash, Store, TorrentRecord, TorrentVersion,
-};
+use trawl_storage::{BitmagnetType, ContentClass, InfoHash, Store, TorrentRecord, TorrentVersion};
 
 use crate::torznab::{category, category_terms};
 use crate::ServeError;
@@ -120,13 +118,18 @@ pub fn class_code(c: ContentClass) -> u64 {
     ContentClass::ALL.iter().position(|x| *x == c).unwrap_or(0) as u64
 }
 pub fn class_of(code: u64) -> ContentClass {
-    ContentClass::ALL.get(code as usize).copied().unwrap_or(ContentClass::Other)
+    ContentClass::ALL
+        .get(code as usize)
+        .copied()
+        .unwrap_or(ContentClass::Other)
 }
 pub fn type_code(t: Option<BitmagnetType>) -> u64 {
-    t.and_then(|t| BitmagnetType::ALL.iter().position(|x| *x == t)).map_or(0, |i| i as u64 + 1)
+    t.and_then(|t| BitmagnetType::ALL.iter().position(|x| *x == t))
+        .map_or(0, |i| i as u64 + 1)
 }
 pub fn type_of(code: u64) -> Option<BitmagnetType> {
-    code.checked_sub(1).and_then(|i| BitmagnetType::ALL.get(i as usize).copied())
+    code.checked_sub(1)
+        .and_then(|i| BitmagnetType::ALL.get(i as usize).copied())
 }
 pub fn version_code(v: TorrentVersion) -> u64 {
     match v {
@@ -187,7 +190,8 @@ impl SearchIndex {
             Err(tantivy::TantivyError::SchemaError(_)) => {
                 tracing::warn!("{}: the search index has an older layout; recreating it", dir.display());
                 clear_dir(dir)?;
-                let mmap = MmapDirectory::open(dir).map_err(|e| ServeError::Index(format!("{}: {e}", dir.display())))?;
+                let mmap =
+                    MmapDirectory::open(dir).map_err(|e| ServeError::Index(format!("{}: {e}", dir.display())))?;
                 Index::create(mmap, schema, Default::default()).map_err(index_err)?
             }
             Err(e) => return Err(index_err(e)),

@@ -9,7 +9,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use trawl_storage::schema::{CF_INFOHASHES, CF_STAGING, CF_TORRENTS};
-use trawl_storage::{Store, StoreStats, StorageError};
+use trawl_storage::{StorageError, Store, StoreStats};
 
 pub const SAMPLE_EVERY: Duration = Duration::from_secs(10);
 /// An hour of samples.

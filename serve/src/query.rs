@@ -149,9 +149,13 @@ impl SearchRequest {
                 "since" => r.since = Some(parse_when(k, v)?),
                 "until" => r.until = Some(parse_when(k, v)?),
                 "min_seeders" => r.min_seeders = Some(parse_u64(k, v)?),
-                "sort" => sort = Some(SortKey::parse(v).ok_or_else(|| {
-                    bad(format!("sort: {v:?} is not one of relevance, size, first_seen, seeders"))
-                })?),
+                "sort" => {
+                    sort = Some(SortKey::parse(v).ok_or_else(|| {
+                        bad(format!(
+                            "sort: {v:?} is not one of relevance, size, first_seen, seeders"
+                        ))
+                    })?)
+                }
                 "order" => {
                     r.ascending = match v {
                         "asc" => true,
@@ -161,7 +165,9 @@ impl SearchRequest {
                 }
                 "limit" => r.limit = parse_limit(v)?,
                 "cursor" if v.is_empty() => {}
-                "cursor" => r.cursor = Some(PageCursor::decode(v).ok_or_else(|| bad("cursor: not one this server gave"))?),
+                "cursor" => {
+                    r.cursor = Some(PageCursor::decode(v).ok_or_else(|| bad("cursor: not one this server gave"))?)
+                }
                 _ => return Err(bad(format!("unknown parameter {k:?}"))),
             }
         }
@@ -297,7 +303,10 @@ mod tests {
     #[test]
     fn bounds_are_enforced() {
         assert!(parse_text(&"a".repeat(MAX_QUERY_BYTES + 1)).is_err());
-        assert!(parse_text(&"w ".repeat(MAX_TERMS + 1)).unwrap_err().0.contains("more than"));
+        assert!(parse_text(&"w ".repeat(MAX_TERMS + 1))
+            .unwrap_err()
+            .0
+            .contains("more than"));
         assert!(parse_text("\"open").unwrap_err().0.contains("quote"));
         assert!(parse_text("a\u{0}b").is_err());
         assert!(parse(&[("limit", "0")]).is_err());

@@ -91,7 +91,10 @@ impl<'a> Searcher<'a> {
             ))
         };
         if !r.classes.is_empty() {
-            clauses.push((Occur::Must, any_of(f.class, r.classes.iter().map(|c| class_code(*c)).collect())));
+            clauses.push((
+                Occur::Must,
+                any_of(f.class, r.classes.iter().map(|c| class_code(*c)).collect()),
+            ));
         }
         if !r.types.is_empty() {
             let codes = r.types.iter().map(|t| type_code(Some(*t))).collect();
@@ -138,7 +141,9 @@ impl<'a> Searcher<'a> {
                     IndexRecordOption::WithFreqs,
                 ))
             } else {
-                Box::new(PhraseQuery::new(words.iter().map(|w| Term::from_field_text(field, w)).collect()))
+                Box::new(PhraseQuery::new(
+                    words.iter().map(|w| Term::from_field_text(field, w)).collect(),
+                ))
             }
         };
         // A phrase and a word that splits into several ("x264-GROUP") both

@@ -100,7 +100,10 @@ pub fn request(t: &str, p: &[(String, String)]) -> Result<SearchRequest, (u32, B
             "q" => text = v.clone(),
             "cat" => {
                 for c in v.split(',').filter(|s| !s.is_empty()).take(16) {
-                    let id: u64 = c.trim().parse().map_err(|_| bad(format!("cat: {c:?} is not a number")))?;
+                    let id: u64 = c
+                        .trim()
+                        .parse()
+                        .map_err(|_| bad(format!("cat: {c:?} is not a number")))?;
                     r.categories.push(id);
                 }
             }
@@ -115,8 +118,18 @@ pub fn request(t: &str, p: &[(String, String)]) -> Result<SearchRequest, (u32, B
                 }
                 r.offset = n;
             }
-            "season" => season = Some(v.parse::<u32>().map_err(|_| bad(format!("season: {v:?} is not a number")))?),
-            "ep" => ep = Some(v.parse::<u32>().map_err(|_| bad(format!("ep: {v:?} is not a number")))?),
+            "season" => {
+                season = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| bad(format!("season: {v:?} is not a number")))?,
+                )
+            }
+            "ep" => {
+                ep = Some(
+                    v.parse::<u32>()
+                        .map_err(|_| bad(format!("ep: {v:?} is not a number")))?,
+                )
+            }
             // Accepted and not used: trawl has names and files, not IMDb or TVDB ids.
             "t" | "apikey" | "imdbid" | "tvdbid" | "tmdbid" | "rid" | "tvmazeid" | "extended" | "attrs" => {}
             _ => {}
@@ -152,12 +165,13 @@ fn error(code: u32, description: &str) -> Response {
 }
 
 pub fn caps() -> String {
-    let mut s = String::from(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<caps>\n  <server title=\"trawl\" version=\"",
-    );
+    let mut s =
+        String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<caps>\n  <server title=\"trawl\" version=\"");
     s.push_str(env!("CARGO_PKG_VERSION"));
     s.push_str("\"/>\n");
-    s.push_str(&format!("  <limits default=\"{DEFAULT_LIMIT}\" max=\"{MAX_LIMIT}\"/>\n"));
+    s.push_str(&format!(
+        "  <limits default=\"{DEFAULT_LIMIT}\" max=\"{MAX_LIMIT}\"/>\n"
+    ));
     s.push_str(
         "  <searching>\n    <search available=\"yes\" supportedParams=\"q\"/>\n    \
          <tv-search available=\"yes\" supportedParams=\"q,season,ep\"/>\n    \
@@ -168,7 +182,10 @@ pub fn caps() -> String {
     );
     for &(id, name) in CATEGORIES.iter().filter(|(id, _)| id % 1000 == 0) {
         s.push_str(&format!("    <category id=\"{id}\" name=\"{}\">\n", escape(name)));
-        for &(sub, sub_name) in CATEGORIES.iter().filter(|(s, _)| s % 1000 != 0 && s / 1000 == id / 1000) {
+        for &(sub, sub_name) in CATEGORIES
+            .iter()
+            .filter(|(s, _)| s % 1000 != 0 && s / 1000 == id / 1000)
+        {
             s.push_str(&format!("      <subcat id=\"{sub}\" name=\"{}\"/>\n", escape(sub_name)));
         }
         s.push_str("    </category>\n");
@@ -184,7 +201,10 @@ pub fn feed(page: &Page, offset: usize) -> String {
          xmlns:atom=\"http://www.w3.org/2005/Atom\" xmlns:torznab=\"http://torznab.com/schemas/2015/feed\">\n\
          <channel>\n  <title>trawl</title>\n  <description>torrents found on the DHT by trawl</description>\n",
     );
-    s.push_str(&format!("  <torznab:response offset=\"{offset}\" total=\"{}\"/>\n", page.total));
+    s.push_str(&format!(
+        "  <torznab:response offset=\"{offset}\" total=\"{}\"/>\n",
+        page.total
+    ));
     for h in &page.hits {
         item(&mut s, h);
     }
@@ -243,7 +263,9 @@ pub fn escape(v: &str) -> String {
 /// RSS dates: `Mon, 07 Dec 2026 20:39:32 +0000`.
 pub fn rfc2822(t: u64) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
     let days = t / 86_400;
     let secs = t % 86_400;
     let (y, m, d) = civil_from_days(days as i64);
@@ -293,7 +315,11 @@ mod tests {
 
     #[test]
     fn tv_and_movie_requests_map_to_searches() {
-        let r = request("tvsearch", &p(&[("q", "Show"), ("season", "1"), ("ep", "2"), ("cat", "5000,5040")])).unwrap();
+        let r = request(
+            "tvsearch",
+            &p(&[("q", "Show"), ("season", "1"), ("ep", "2"), ("cat", "5000,5040")]),
+        )
+        .unwrap();
         let words: Vec<_> = r.terms.iter().map(|t| t.text.as_str()).collect();
         assert_eq!(words, ["Show", "S01E02"]);
         assert_eq!(r.categories, [5000, 5040]);
@@ -301,7 +327,10 @@ mod tests {
         assert_eq!((r.limit, r.offset, r.sort), (MAX_LIMIT, 30, SortKey::FirstSeen));
         assert_eq!(request("music", &p(&[])).unwrap_err().0, ERR_NO_FUNCTION);
         assert_eq!(request("search", &p(&[("cat", "tv")])).unwrap_err().0, ERR_BAD_PARAM);
-        assert_eq!(request("search", &p(&[("offset", "99999")])).unwrap_err().0, ERR_BAD_PARAM);
+        assert_eq!(
+            request("search", &p(&[("offset", "99999")])).unwrap_err().0,
+            ERR_BAD_PARAM
+        );
     }
 
     #[test]

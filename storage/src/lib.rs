@@ -31,8 +31,8 @@ pub mod import;
 pub mod keep;
 mod record;
 pub mod schema;
-pub mod summary;
 mod store;
+pub mod summary;
 mod writer;
 
 pub use budget::{parse_size, DiskState};

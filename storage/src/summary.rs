@@ -43,11 +43,18 @@ pub fn metadata_fraction(s: &StoreStats) -> f64 {
 }
 
 pub fn classes(s: &StoreStats) -> Vec<(&'static str, u64)> {
-    ContentClass::ALL.iter().map(|c| (c.as_str(), s.by_class[*c as usize])).collect()
+    ContentClass::ALL
+        .iter()
+        .map(|c| (c.as_str(), s.by_class[*c as usize]))
+        .collect()
 }
 
 pub fn sources(s: &StoreStats) -> Vec<(&'static str, u64)> {
-    Source::ALL.iter().enumerate().map(|(i, src)| (src.as_str(), s.by_source[i])).collect()
+    Source::ALL
+        .iter()
+        .enumerate()
+        .map(|(i, src)| (src.as_str(), s.by_source[i]))
+        .collect()
 }
 
 /// The budget of the latest crawl, the share of it used, and the step a

@@ -17,6 +17,7 @@ mod export;
 mod import;
 mod lookup;
 mod node;
+mod serve;
 pub(crate) mod stats;
 
 /// Exit code for any failure not listed below.
@@ -85,6 +86,12 @@ enum Command {
     /// Compact a database's tables (the crawl must be stopped).
     #[command(after_help = compact::EXAMPLES)]
     Compact(compact::Args),
+    /// Search what was found: a web page, a JSON API and a Torznab feed.
+    #[command(after_help = serve::EXAMPLES)]
+    Serve(serve::Args),
+    /// Manage the search index of `trawl serve`.
+    #[command(after_help = serve::INDEX_EXAMPLES)]
+    Index(serve::IndexArgs),
 }
 
 impl Cli {
@@ -98,6 +105,8 @@ impl Cli {
             Command::Import(args) => import::run(args),
             Command::Stats(args) => stats::run(args),
             Command::Compact(args) => compact::run(args),
+            Command::Serve(args) => serve::run(args),
+            Command::Index(args) => serve::run_index(args),
         }
     }
 }

@@ -349,7 +349,8 @@ impl Store {
         let mut it = self.db.raw_iterator_cf(cf);
         it.seek_to_last();
         match it.key() {
-            Some(k) => decode_change_key(k).ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len()))),
+            Some(k) => decode_change_key(k)
+                .ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len()))),
             None => it.status().map(|_| 0).map_err(|e| self.rocks(e)),
         }
     }
@@ -367,8 +368,10 @@ impl Store {
             let (Some(k), Some(v)) = (it.key(), it.value()) else {
                 break;
             };
-            let seq = decode_change_key(k).ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len())))?;
-            let h = infohash_from_key(v).ok_or_else(|| StorageError::corrupt("change value", format_args!("{} bytes", v.len())))?;
+            let seq = decode_change_key(k)
+                .ok_or_else(|| StorageError::corrupt("change key", format_args!("{} bytes", k.len())))?;
+            let h = infohash_from_key(v)
+                .ok_or_else(|| StorageError::corrupt("change value", format_args!("{} bytes", v.len())))?;
             out.push((seq, h));
             n += 1;
             it.next();
@@ -381,7 +384,8 @@ impl Store {
     pub fn for_each_torrent(&self, mut each: impl FnMut(TorrentRecord) -> bool) -> Result<(), StorageError> {
         let mut it = self.scan(CF_TORRENTS)?;
         while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let h = infohash_from_key(k).ok_or_else(|| StorageError::corrupt("torrent key", format_args!("{} bytes", k.len())))?;
+            let h = infohash_from_key(k)
+                .ok_or_else(|| StorageError::corrupt("torrent key", format_args!("{} bytes", k.len())))?;
             let mut t = decode_torrent(h, v)?;
             t.scrape = self.scrape(&h)?;
             if !each(t) {
