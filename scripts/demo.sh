@@ -14,12 +14,15 @@
 #   4. exports the database (hex, JSON lines, bitmagnet NDJSON, .torrent files);
 #   5. prints a summary: the yield (the share of the discoverable infohashes
 #      found and of the fetchable torrents fetched, against the swarm's truth),
-#      what it cost, where the database and the exports are.
+#      what it cost, where the database and the exports are;
+#   6. starts `trawl serve` on the database for DEMO_SERVE_SECS seconds (default
+#      120; 0 skips it), asks its search API once, and prints the URL of the
+#      web page, the JSON API and the Torznab feed.
 #
 # Everything goes to loopback only, and every step stops by itself.
 # Knobs: DEMO_OUT (default ./demo-out), DEMO_NODES (20000), DEMO_TORRENTS
 # (100000), DEMO_SECS (120: two scaled intervals), DEMO_PORT (36881; the swarm's
-# TCP peers use +1, the metrics endpoint +2). The wire benchmark on the idealised
+# TCP peers use +1, the metrics endpoint +2, `trawl serve` +3). The wire benchmark on the idealised
 # swarm is `trawl-bench crawl`, not this.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +31,7 @@ out="${DEMO_OUT:-$PWD/demo-out}"
 nodes="${DEMO_NODES:-20000}"
 torrents="${DEMO_TORRENTS:-100000}"
 secs="${DEMO_SECS:-120}"
+serve_secs="${DEMO_SERVE_SECS:-120}"
 port="${DEMO_PORT:-36881}"
 peer_port=$((port + 1))
 metrics="127.0.0.1:$((port + 2))"
@@ -44,7 +48,9 @@ db="$out/db"
 
 swarm_pid=""
 crawl_pid=""
+serve_pid=""
 cleanup() {
+    [[ -n "$serve_pid" ]] && kill "$serve_pid" 2>/dev/null || true
     [[ -n "$crawl_pid" ]] && kill "$crawl_pid" 2>/dev/null || true
     [[ -n "$swarm_pid" ]] && kill "$swarm_pid" 2>/dev/null || true
 }
@@ -144,3 +150,35 @@ print(f"                          {out}/torrents/ ({torrents:,} .torrent files)"
 if os.path.exists(f"{out}/metrics.txt"):
     print(f"    metrics scrape        {out}/metrics.txt")
 PY
+
+if [[ "$serve_secs" -gt 0 ]]; then
+    listen="127.0.0.1:$((port + 3))"
+    echo "==> searching what the demo found: trawl serve on $db for $serve_secs s"
+    "$bin/trawl" serve --db "$db" --listen "$listen" 2> "$out/serve.log" &
+    serve_pid=$!
+    python3 - "$listen" <<'PY'
+import json, sys, time, urllib.request
+base = f"http://{sys.argv[1]}"
+for _ in range(300):
+    try:
+        page = json.load(urllib.request.urlopen(f"{base}/api/search?limit=3&sort=size", timeout=5))
+        if page["total"]:
+            break
+    except OSError:
+        pass
+    time.sleep(0.2)
+else:
+    sys.exit("trawl serve did not answer (see serve.log)")
+print(f"    indexed               {page['total']:,} torrents; the largest:")
+for h in page["hits"]:
+    print(f"                          {h['size'] / 2**30:6.1f} GiB  {h['name'][:70]}")
+print(f"    web page              {base}/")
+print(f"    JSON API              {base}/api/search?q=WORDS  (and /api/torrent/HASH, /api/stats)")
+print(f"    Torznab               {base}/torznab/api  (Prowlarr: a generic Torznab indexer)")
+PY
+    echo "    serving until $(date -d "+$serve_secs seconds" +%H:%M:%S) (Ctrl-C stops it sooner; DEMO_SERVE_SECS=0 skips this)"
+    sleep "$serve_secs" || true
+    kill -TERM "$serve_pid" 2>/dev/null || true
+    wait "$serve_pid" 2>/dev/null || true
+    serve_pid=""
+fi
