@@ -91,7 +91,7 @@ pub struct AppState {
     pub index: SearchIndex,
     pub live: Mutex<Live>,
     pub token: Option<String>,
-    pub searches: Semaphore,
+    pub searches: Arc<Semaphore>,
     pub started: u64,
 }
 
@@ -113,7 +113,7 @@ pub fn serve(opts: ServeOptions, stop: Arc<AtomicBool>, ready: impl FnOnce(Socke
         index,
         live: Mutex::new(Live::default()),
         token: opts.token.clone(),
-        searches: Semaphore::new(MAX_CONCURRENT_SEARCHES),
+        searches: Arc::new(Semaphore::new(MAX_CONCURRENT_SEARCHES)),
         started: now_secs(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -369,14 +369,21 @@ pub fn params(q: &Option<String>) -> Vec<(String, String)> {
 /// Runs one search on the blocking pool, bounded in concurrency and time.
 pub async fn run_search(state: &Shared, r: SearchRequest) -> Result<Page, ApiError> {
     let busy = || ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "busy", "the server is busy; try again");
-    let permit = tokio::time::timeout(SEARCH_TIMEOUT, state.searches.acquire())
+    let started = tokio::time::Instant::now();
+    let permit = tokio::time::timeout(SEARCH_TIMEOUT, Arc::clone(&state.searches).acquire_owned())
         .await
         .map_err(|_| busy())?
         .map_err(|_| busy())?;
     let s = Arc::clone(state);
-    let job = tokio::task::spawn_blocking(move || Searcher::new(&s.index).search(&r));
-    let page = tokio::time::timeout(SEARCH_TIMEOUT, job).await.map_err(|_| busy())?;
-    drop(permit);
+    // The slot goes with the search: one that outlives its answer still holds it.
+    let job = tokio::task::spawn_blocking(move || {
+        let page = Searcher::new(&s.index).search(&r);
+        drop(permit);
+        page
+    });
+    let page = tokio::time::timeout_at(started + SEARCH_TIMEOUT, job)
+        .await
+        .map_err(|_| busy())?;
     page.map_err(ApiError::internal)?.map_err(ApiError::internal)
 }
 

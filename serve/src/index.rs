@@ -40,6 +40,8 @@ const INDEX_VERSION: u32 = 1;
 /// about `POLL + COMMIT_EVERY` plus the reader's reload (documented as 5 s).
 pub const POLL: Duration = Duration::from_millis(500);
 pub const COMMIT_EVERY: Duration = Duration::from_secs(2);
+/// A first build commits every this many torrents, so searches see it grow.
+const REBUILD_COMMIT_EVERY: u64 = 200_000;
 /// Changes read from the log at once.
 const CHANGES_PER_READ: usize = 4096;
 
@@ -372,17 +374,32 @@ impl Indexer {
         self.writer.delete_all_documents().map_err(index_err)?;
         let mut done = 0u64;
         let mut failed: Option<ServeError> = None;
+        // Not built until the pass ends: a kill meanwhile starts it over.
+        self.cursor = Cursor {
+            version: INDEX_VERSION,
+            after: 0,
+            built: false,
+        };
         store
             .for_each_torrent(|t| {
-                if let Err(e) = self.put_from(store, &t) {
-                    failed = Some(e);
-                    return false;
+                let step = self.put_from(store, &t).and_then(|()| {
+                    done += 1;
+                    if done % 10_000 == 0 {
+                        progress(done);
+                    }
+                    // Searches see a large store's first build as it goes.
+                    if done % REBUILD_COMMIT_EVERY == 0 {
+                        self.commit()?;
+                    }
+                    Ok(())
+                });
+                match step {
+                    Ok(()) => true,
+                    Err(e) => {
+                        failed = Some(e);
+                        false
+                    }
                 }
-                done += 1;
-                if done % 10_000 == 0 {
-                    progress(done);
-                }
-                true
             })
             .map_err(ServeError::Store)?;
         if let Some(e) = failed {
