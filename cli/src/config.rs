@@ -46,6 +46,7 @@ pub struct CrawlLayer {
     pub fetch_concurrency: Option<usize>,
     pub metrics: Option<SocketAddr>,
     pub drain_secs: Option<f64>,
+    pub bootstrap_timeout_secs: Option<f64>,
     pub log_every: Option<f64>,
     pub per_ip_rate: Option<f64>,
     pub per_ip_burst: Option<f64>,
@@ -157,6 +158,12 @@ impl CrawlLayer {
                 return bad(key, "must be a positive number of seconds");
             }
         }
+        if self
+            .bootstrap_timeout_secs
+            .is_some_and(|s| !(s.is_finite() && s >= 0.0))
+        {
+            return bad("bootstrap-timeout-secs", "must be a number of seconds, 0 for never");
+        }
         // Zero is allowed: the node's own `interval` (or the doubling) alone decides.
         for (key, secs) in [
             ("resample-secs", self.resample_secs),
@@ -215,6 +222,7 @@ impl CrawlLayer {
             fetch_concurrency: self.fetch_concurrency.or(lower.fetch_concurrency),
             metrics: self.metrics.or(lower.metrics),
             drain_secs: self.drain_secs.or(lower.drain_secs),
+            bootstrap_timeout_secs: self.bootstrap_timeout_secs.or(lower.bootstrap_timeout_secs),
             log_every: self.log_every.or(lower.log_every),
             per_ip_rate: self.per_ip_rate.or(lower.per_ip_rate),
             per_ip_burst: self.per_ip_burst.or(lower.per_ip_burst),
@@ -256,6 +264,8 @@ pub struct CrawlSettings {
     pub metrics: Option<SocketAddr>,
     /// Longest wait for the final flush after SIGINT/SIGTERM before exiting anyway.
     pub drain: Duration,
+    /// Give up when no DHT node has answered within this; `None`: never.
+    pub bootstrap_timeout: Option<Duration>,
     /// Interval of the status log line when stderr is not a terminal.
     pub log_every: Duration,
     /// Crawl pacing; `None` = the scheduler's polite default
@@ -304,6 +314,7 @@ impl Default for CrawlSettings {
             fetch_concurrency: None,
             metrics: None,
             drain: Duration::from_secs(30),
+            bootstrap_timeout: Some(Duration::from_secs(300)),
             log_every: Duration::from_secs(10),
             pacing: Pacing::default(),
             db_memory: None,
@@ -339,6 +350,11 @@ impl CrawlSettings {
             fetch_concurrency: l.fetch_concurrency,
             metrics: l.metrics,
             drain: l.drain_secs.map_or(d.drain, Duration::from_secs_f64),
+            bootstrap_timeout: match l.bootstrap_timeout_secs {
+                None => d.bootstrap_timeout,
+                Some(s) if s == 0.0 => None,
+                Some(s) => Some(Duration::from_secs_f64(s)),
+            },
             log_every: l.log_every.map_or(d.log_every, Duration::from_secs_f64),
             pacing: Pacing {
                 per_ip_rate: l.per_ip_rate,
@@ -530,6 +546,7 @@ mod tests {
             "fetch-concurrency",
             "metrics",
             "drain-secs",
+            "bootstrap-timeout-secs",
             "log-every",
             "per-ip-rate",
             "per-ip-burst",

@@ -19,6 +19,7 @@ mod config;
 mod logging;
 mod metrics;
 mod status;
+mod watch;
 
 fn main() -> ExitCode {
     GLOBAL.mark_installed();

@@ -315,3 +315,46 @@ fn operator_mistakes_get_one_line_and_their_exit_code() {
     one_line_error(&run(&[]), 5, &["locked"]);
     drop(held);
 }
+
+#[test]
+fn a_bootstrap_nobody_answers_is_named_within_10_s_and_the_crawl_gives_up_with_exit_6() {
+    let dir = tempfile::tempdir().unwrap();
+    // A bound UDP socket that never answers: the datagrams arrive, no reply comes.
+    let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let addr = silent.local_addr().unwrap().to_string();
+    let started = Instant::now();
+    let out = crawl_cmd(&dir.path().join("db"), &addr)
+        .args(["--bootstrap-timeout-secs", "14", "--duration", "120"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    let took = started.elapsed();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(6), "{err}");
+    assert!(
+        took < Duration::from_secs(40),
+        "gave up at the timeout, not the duration: {took:?}"
+    );
+    let warning = err
+        .lines()
+        .find(|l| l.contains("no DHT node has answered in"))
+        .unwrap_or_else(|| panic!("{err}"));
+    for part in [addr.as_str(), "find_node sent", "timed out", "giving up after 14 s"] {
+        assert!(warning.contains(part), "{part}: {warning}");
+    }
+    let last = err.lines().filter(|l| !l.trim().is_empty()).last().unwrap();
+    assert!(last.starts_with("trawl: no DHT node answered within 14 s"), "{last}");
+    assert!(last.contains("--bootstrap-timeout-secs"), "{last}");
+    // The bootstrap was asked again with back-off: at 0, 2 and 6 s (then 14, 30, 60 ...).
+    let mut buf = [0u8; 1500];
+    silent.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+    let mut got = 0;
+    while silent.recv_from(&mut buf).is_ok() {
+        got += 1;
+    }
+    assert!(got >= 3, "{got} bootstrap queries");
+    // The summary still comes, and says what was sent.
+    let s = summary(&out);
+    assert!(s["find_nodes_sent"].as_u64().unwrap() >= 3, "{s}");
+}

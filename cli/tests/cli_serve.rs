@@ -77,7 +77,14 @@ fn serve_follows_a_running_crawl_survives_kill_9_and_rebuilds() {
         .arg("crawl")
         .arg("--db")
         .arg(&db)
-        .args(["--port", &free_port().to_string(), "--cores", "1", "--no-pin", "--no-ipv6"])
+        .args([
+            "--port",
+            &free_port().to_string(),
+            "--cores",
+            "1",
+            "--no-pin",
+            "--no-ipv6",
+        ])
         .args(["--duration", "40", "--allow-loopback", "--fetch-concurrency", "16"])
         .args(["--resample-secs", "1", "--empty-backoff-secs", "1", "--walk-secs", "5"])
         .stdout(Stdio::null())
@@ -100,13 +107,28 @@ fn serve_follows_a_running_crawl_survives_kill_9_and_rebuilds() {
     assert!(total(&r) >= 20, "{}", r.body);
     assert!(crawl.0.try_wait().unwrap().is_none(), "the crawl is still running");
     let first_total = total(&r);
-    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(15), |r| total(r) > first_total).unwrap();
+    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(15), |r| {
+        total(r) > first_total
+    })
+    .unwrap();
     assert!(total(&r) > first_total, "the index keeps following: {}", r.body);
     // A stored name is found by one of its words.
     let name = r.json()["hits"][0]["name"].as_str().unwrap().to_owned();
-    let word = name.split(|c: char| !c.is_alphanumeric()).find(|w| w.len() > 3).unwrap_or(&name).to_owned();
+    let word = name
+        .split(|c: char| !c.is_alphanumeric())
+        .find(|w| w.len() > 3)
+        .unwrap_or(&name)
+        .to_owned();
     let r = get(addr, &format!("/api/search?q={}&limit=100", enc(&word)), &[]);
-    assert!(r.json()["hits"].as_array().unwrap().iter().any(|h| h["name"] == name.as_str()), "{word}: {}", r.body);
+    assert!(
+        r.json()["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|h| h["name"] == name.as_str()),
+        "{word}: {}",
+        r.body
+    );
 
     // kill -9 mid-follow, then the crawl ends.
     let mut serve = serve;
@@ -118,7 +140,9 @@ fn serve_follows_a_running_crawl_survives_kill_9_and_rebuilds() {
 
     // The index reopens after the kill and catches up with every stored torrent.
     let mut serve = start_serve(&db, port);
-    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(30), |r| total(r) == stored);
+    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(30), |r| {
+        total(r) == stored
+    });
     assert_eq!(r.map(|r| total(&r)), Some(stored));
     // SIGTERM: a clean stop, exit 0.
     unsafe {
@@ -133,7 +157,9 @@ fn serve_follows_a_running_crawl_survives_kill_9_and_rebuilds() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains(&format!("indexed {stored} torrents")), "{err}");
     let _serve = start_serve(&db, port);
-    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(20), |r| total(r) == stored);
+    let r = poll(addr, "/api/search?limit=1", Duration::from_secs(20), |r| {
+        total(r) == stored
+    });
     assert_eq!(r.map(|r| total(&r)), Some(stored));
     drop(swarm);
 }

@@ -600,3 +600,61 @@ fn churning_nodes_are_never_sampled_inside_their_interval() {
     assert_eq!(run.dht.politeness_violations, 0, "sampled before the interval");
     assert_eq!(run.dht.pacing_violations, 0);
 }
+
+/// Drives a scheduler whose one bootstrap address answers only when `answer`
+/// says so, for `secs` virtual seconds; the times (s) it asked the bootstrap.
+fn bootstrap_run(secs: u64, answer: impl Fn(u64) -> bool) -> (Vec<u64>, Scheduler) {
+    let start = Instant::now();
+    let boot = node_addr(0);
+    let cfg = CrawlConfig {
+        bootstrap: vec![boot],
+        ..sim_config()
+    };
+    let mut s = Scheduler::new(cfg, start);
+    let mut asked = Vec::new();
+    let mut buf = Vec::new();
+    let mut now = start;
+    let end = start + Duration::from_secs(secs);
+    while now < end {
+        s.handle_timeout(now);
+        while let Some(to) = s.poll_transmit(now, &mut buf) {
+            if to != boot {
+                continue;
+            }
+            let at = (now - start).as_secs();
+            asked.push(at);
+            if answer(at) {
+                let msg = Message::decode(&buf).unwrap();
+                let id = bytes20(7);
+                let mut out = Vec::new();
+                encode_response(&mut out, msg.transaction_id, &ResponseOut::new(&id), None, None);
+                s.handle_datagram(now + LATENCY, boot, &out);
+            }
+        }
+        now = s.next_timeout().unwrap_or(end).max(now + Duration::from_millis(1));
+    }
+    (asked, s)
+}
+
+#[test]
+fn a_silent_bootstrap_is_asked_again_with_backoff_and_counted() {
+    let (asked, s) = bootstrap_run(120, |_| false);
+    // 0, then 2, 4, 8, 16 s later, then every 30 s (bootstrap_retry).
+    let gaps: Vec<u64> = asked.windows(2).map(|w| w[1] - w[0]).collect();
+    assert_eq!(gaps[..4], [2, 4, 8, 16], "{asked:?}");
+    assert!(gaps[4..].iter().all(|g| *g == 30), "{asked:?}");
+    let st = s.stats();
+    assert_eq!(
+        (st.bootstrap_sent, st.bootstrap_answered, st.replies_received),
+        (asked.len() as u64, 0, 0)
+    );
+
+    // One that answers the third time is counted, and the table now has it.
+    let (asked, s) = bootstrap_run(20, |at| at >= 6);
+    let st = s.stats();
+    assert!(
+        st.bootstrap_answered >= 1 && st.replies_received >= st.bootstrap_answered,
+        "{st:?} {asked:?}"
+    );
+    assert_eq!(s.known_nodes(), 1);
+}

@@ -381,7 +381,9 @@ pub async fn run_search(state: &Shared, r: SearchRequest) -> Result<Page, ApiErr
         drop(permit);
         page
     });
-    let page = tokio::time::timeout_at(started + SEARCH_TIMEOUT, job).await.map_err(|_| busy())?;
+    let page = tokio::time::timeout_at(started + SEARCH_TIMEOUT, job)
+        .await
+        .map_err(|_| busy())?;
     page.map_err(ApiError::internal)?.map_err(ApiError::internal)
 }
 

@@ -18,7 +18,11 @@ const TORZNAB_NS: &str = "http://torznab.com/schemas/2015/feed";
 
 fn attr<'a>(item: roxmltree::Node<'a, 'a>, name: &str) -> Option<&'a str> {
     item.children()
-        .find(|c| c.tag_name().name() == "attr" && c.tag_name().namespace() == Some(TORZNAB_NS) && c.attribute("name") == Some(name))
+        .find(|c| {
+            c.tag_name().name() == "attr"
+                && c.tag_name().namespace() == Some(TORZNAB_NS)
+                && c.attribute("name") == Some(name)
+        })
         .and_then(|c| c.attribute("value"))
 }
 
@@ -66,7 +70,9 @@ fn torznab_answers_what_prowlarr_asks() {
         ..Batch::default()
     });
     let server = Server::start(crawl.db(), crawl.dir.path().join("idx"), None);
-    server.wait_for("/api/search", std::time::Duration::from_secs(10), |r| r.json()["total"] == 35);
+    server.wait_for("/api/search", std::time::Duration::from_secs(10), |r| {
+        r.json()["total"] == 35
+    });
 
     // caps: server, limits, searching modes, categories with subcats.
     let r = server.get("/torznab/api?t=caps");
@@ -76,13 +82,28 @@ fn torznab_answers_what_prowlarr_asks() {
     assert_eq!(caps.tag_name().name(), "caps");
     assert!(child(caps, "server").is_some());
     let limits = child(caps, "limits").unwrap();
-    assert_eq!((limits.attribute("default"), limits.attribute("max")), (Some("25"), Some("100")));
+    assert_eq!(
+        (limits.attribute("default"), limits.attribute("max")),
+        (Some("25"), Some("100"))
+    );
     let searching = child(caps, "searching").unwrap();
     for mode in ["search", "tv-search", "movie-search"] {
-        assert_eq!(child(searching, mode).and_then(|m| m.attribute("available")), Some("yes"), "{mode}");
+        assert_eq!(
+            child(searching, mode).and_then(|m| m.attribute("available")),
+            Some("yes"),
+            "{mode}"
+        );
     }
-    assert!(child(searching, "tv-search").unwrap().attribute("supportedParams").unwrap().contains("season"));
-    let cats: Vec<_> = child(caps, "categories").unwrap().children().filter(|c| c.is_element()).collect();
+    assert!(child(searching, "tv-search")
+        .unwrap()
+        .attribute("supportedParams")
+        .unwrap()
+        .contains("season"));
+    let cats: Vec<_> = child(caps, "categories")
+        .unwrap()
+        .children()
+        .filter(|c| c.is_element())
+        .collect();
     let ids: Vec<_> = cats.iter().filter_map(|c| c.attribute("id")).collect();
     for id in ["2000", "5000", "3000", "7000", "8000"] {
         assert!(ids.contains(&id), "{id} in {ids:?}");
@@ -98,13 +119,19 @@ fn torznab_answers_what_prowlarr_asks() {
     let found = items(&doc);
     assert_eq!(found.len(), 1, "{}", r.body);
     let it = found[0];
-    assert_eq!(child(it, "title").unwrap().text(), Some("Show.Name.S01E02.720p.WEB-GRP"));
+    assert_eq!(
+        child(it, "title").unwrap().text(),
+        Some("Show.Name.S01E02.720p.WEB-GRP")
+    );
     assert_eq!(child(it, "guid").unwrap().text(), Some(hex(&h(1)).as_str()));
     assert_eq!(child(it, "size").unwrap().text(), Some("1000000"));
     assert_eq!(child(it, "category").unwrap().text(), Some("5000"));
     assert!(child(it, "pubDate").unwrap().text().unwrap().ends_with("+0000"));
     let link = child(it, "link").unwrap().text().unwrap();
-    assert!(link.starts_with(&format!("magnet:?xt=urn:btih:{}", hex(&h(1)))), "{link}");
+    assert!(
+        link.starts_with(&format!("magnet:?xt=urn:btih:{}", hex(&h(1)))),
+        "{link}"
+    );
     let enclosure = child(it, "enclosure").unwrap();
     assert_eq!(enclosure.attribute("url"), Some(link));
     assert_eq!(attr(it, "seeders"), Some("12"));
@@ -122,7 +149,10 @@ fn torznab_answers_what_prowlarr_asks() {
     assert_eq!(t, "A <Movie> & \"Friends\" 2024 1080p");
     assert_eq!(attr(items(&doc)[0], "category"), Some("2000"));
     let r = server.get("/torznab/api?t=search&q=backup");
-    assert_eq!(child(items(&xml(&r))[0], "title").unwrap().text(), Some("backup\u{FFFD}archive.zip"));
+    assert_eq!(
+        child(items(&xml(&r))[0], "title").unwrap().text(),
+        Some("backup\u{FFFD}archive.zip")
+    );
 
     // Categories: a parent matches its subcategory; paging by limit and offset.
     let r = server.get("/torznab/api?t=search&cat=7000");
@@ -130,9 +160,19 @@ fn torznab_answers_what_prowlarr_asks() {
     let page = |q: &str| -> (Vec<String>, String) {
         let r = server.get(&format!("/torznab/api?t=search&{q}"));
         let doc = xml(&r);
-        let resp = child(doc.root_element(), "channel").unwrap().children().find(|c| c.tag_name().name() == "response").unwrap();
+        let resp = child(doc.root_element(), "channel")
+            .unwrap()
+            .children()
+            .find(|c| c.tag_name().name() == "response")
+            .unwrap();
         let total = resp.attribute("total").unwrap().to_owned();
-        (items(&doc).iter().map(|i| child(*i, "guid").unwrap().text().unwrap().to_owned()).collect(), total)
+        (
+            items(&doc)
+                .iter()
+                .map(|i| child(*i, "guid").unwrap().text().unwrap().to_owned())
+                .collect(),
+            total,
+        )
     };
     let (all, total) = page("limit=100");
     assert_eq!((all.len(), total.as_str()), (35, "35"));
@@ -142,7 +182,12 @@ fn torznab_answers_what_prowlarr_asks() {
     assert_eq!(second, all[10..20]);
 
     // Errors are Torznab error objects.
-    for (q, code) in [("", "200"), ("t=music", "202"), ("t=search&cat=films", "201"), ("t=search&offset=99999", "201")] {
+    for (q, code) in [
+        ("", "200"),
+        ("t=music", "202"),
+        ("t=search&cat=films", "201"),
+        ("t=search&offset=99999", "201"),
+    ] {
         let r = server.get(&format!("/torznab/api?{q}"));
         let doc = xml(&r);
         assert_eq!(doc.root_element().tag_name().name(), "error", "{q}");

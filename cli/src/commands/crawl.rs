@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use crate::config::{CrawlLayer, CrawlSettings, DiskSize, Pacing};
 use crate::metrics::{MetricsServer, Source};
 use crate::status::{StatusLine, StatusMode};
+use crate::watch::{Notice, Watch};
 use serde_json::json;
 use trawl_engine::crawl::CrawlConfig;
 use trawl_engine::ops::{limits, memory, CrawlSnapshot};
@@ -110,6 +111,10 @@ pub struct Args {
     /// On SIGINT/SIGTERM, wait at most this long for the final flush [default: 30].
     #[arg(long, value_name = "SECS")]
     pub drain_secs: Option<f64>,
+    /// Stop with exit code 6 when no DHT node has answered within this many
+    /// seconds of the start (a warning comes after 10 s); 0 waits forever [default: 300].
+    #[arg(long, value_name = "SECS")]
+    pub bootstrap_timeout_secs: Option<f64>,
     /// When stderr is not a terminal, log the status this often [default: 10].
     #[arg(long, value_name = "SECS")]
     pub log_every: Option<f64>,
@@ -177,6 +182,7 @@ impl Args {
             fetch_concurrency: self.fetch_concurrency,
             metrics: self.metrics,
             drain_secs: self.drain_secs,
+            bootstrap_timeout_secs: self.bootstrap_timeout_secs,
             log_every: self.log_every,
             per_ip_rate: self.per_ip_rate,
             per_ip_burst: self.per_ip_burst,
@@ -257,6 +263,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     let cores = s
         .cores
         .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let bootstrap = resolve_bootstrap(&s.bootstrap, |_| true)?;
     let opts = CrawlerOptions {
         db: db.clone(),
         port: s.port,
@@ -264,7 +271,7 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         ipv6: s.ipv6,
         cores,
         pin: s.pin,
-        bootstrap: resolve_bootstrap(&s.bootstrap, |_| true)?,
+        bootstrap: bootstrap.clone(),
         read_only: s.read_only,
         allow_loopback: s.allow_loopback,
         fetch: s.fetch,
@@ -317,6 +324,15 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
 
     let deadline = s.duration.map(|d| Instant::now() + d);
+    let mut watch = Watch::new(
+        Instant::now(),
+        &s.bootstrap,
+        bootstrap,
+        s.bootstrap_timeout,
+        crawler.local_v4().port(),
+        !s.read_only,
+    );
+    let mut gave_up = None;
     let mut status = StatusLine::new(StatusMode::detect(), s.log_every);
     let mut next_status = Instant::now();
     let mut next_trim = Instant::now() + memory::LIBC_TRIM_EVERY;
@@ -345,7 +361,17 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         }
         if now >= next_status {
             next_status = now + STATUS_EVERY;
-            status.update(now, crawler.snapshot());
+            let snap = crawler.snapshot();
+            match watch.observe(now, &snap) {
+                Some(Notice::Warn(m)) => tracing::warn!("{m}"),
+                Some(Notice::Info(m)) => tracing::info!("{m}"),
+                Some(Notice::GiveUp(m)) => {
+                    gave_up = Some(m);
+                    break "no DHT node answered";
+                }
+                None => {}
+            }
+            status.update(now, snap);
         }
         if now >= next_trim {
             next_trim = now + memory::LIBC_TRIM_EVERY;
@@ -371,8 +397,23 @@ pub fn run(args: Args) -> anyhow::Result<()> {
         None => last_seen,
     };
     println!("{}", summary(&last, cores, &db));
-    Ok(())
+    match gave_up {
+        Some(m) => Err(NoAnswer(m).into()),
+        None => Ok(()),
+    }
 }
+
+/// No DHT node answered within `--bootstrap-timeout-secs` (exit code 6).
+#[derive(Debug)]
+pub struct NoAnswer(pub String);
+
+impl std::fmt::Display for NoAnswer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for NoAnswer {}
 
 /// Shuts the crawl down on another thread and waits at most `limit` (or until
 /// another stop signal) for it: the final flush must not hold a service

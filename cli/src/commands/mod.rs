@@ -32,6 +32,8 @@ pub const EXIT_ADDRESS: u8 = 4;
 /// Exit code for a database that cannot be used (locked by another process,
 /// written by a newer trawl, corrupt).
 pub const EXIT_DATABASE: u8 = 5;
+/// Exit code for a crawl no DHT node answered within `--bootstrap-timeout-secs`.
+pub const EXIT_NO_ANSWER: u8 = 6;
 
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
@@ -41,6 +43,7 @@ Exit codes:
   3  a process limit is too low (open files: ulimit -n / LimitNOFILE=; locked memory: ulimit -l / LimitMEMLOCK=)
   4  an address cannot be bound (port in use, address not local)
   5  the database cannot be used (locked by a running crawl, newer schema, corrupt)
+  6  no DHT node answered a crawl within --bootstrap-timeout-secs
 
 Logs go to stderr (--log-format text or json); set their level with RUST_LOG (for example RUST_LOG=debug or RUST_LOG=trawl=debug).";
 
@@ -132,6 +135,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 fn cause_code(cause: &(dyn std::error::Error + 'static)) -> Option<u8> {
     if cause.is::<UsageError>() {
         return Some(EXIT_USAGE);
+    }
+    if cause.is::<crawl::NoAnswer>() {
+        return Some(EXIT_NO_ANSWER);
     }
     if let Some(e) = cause.downcast_ref::<OpsError>() {
         return match e {

@@ -83,6 +83,12 @@ pub struct CrawlStats {
     pub datagrams_out: u64,
     pub samples_sent: u64,
     pub find_nodes_sent: u64,
+    /// `find_node` queries to bootstrap addresses (also in `find_nodes_sent`),
+    /// and the replies they got.
+    pub bootstrap_sent: u64,
+    pub bootstrap_answered: u64,
+    /// Replies matched to a query of ours, of any kind: some node answers.
+    pub replies_received: u64,
     /// Every `get_peers` sent: plain, scrapes and lookup steps.
     pub get_peers_sent: u64,
     pub scrapes_sent: u64,

@@ -30,6 +30,10 @@ pub struct CoreSnapshot {
     pub duplicate_hashes: u64,
     pub samples_sent: u64,
     pub find_nodes_sent: u64,
+    /// Bootstrap `find_node` queries and their replies; every matched reply.
+    pub bootstrap_sent: u64,
+    pub bootstrap_answered: u64,
+    pub replies_received: u64,
     /// Every `get_peers` sent; of them, BEP 33 scrapes and lookup steps.
     pub get_peers_sent: u64,
     pub scrapes_sent: u64,

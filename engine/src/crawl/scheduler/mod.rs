@@ -82,6 +82,9 @@ const MIN_LOOKUP_SEEDS: usize = 3;
 const MAX_DEFERRED_LOOKUPS: usize = 4_096;
 /// Below this many known nodes, bootstrap nodes are asked again.
 const BOOTSTRAP_BELOW: usize = 16;
+/// The first bootstrap rounds come this soon after each other, doubling up
+/// to `bootstrap_retry`: a lost datagram costs seconds, a dead router little.
+const BOOTSTRAP_FIRST_RETRY: Millis = 2_000;
 /// Housekeeping period: cache expiry, idle pacing buckets, schedule compaction.
 const MAINTENANCE_EVERY: Millis = 10_000;
 /// Fewest lookup nodes whose probe state is kept.
@@ -132,6 +135,8 @@ pub struct Scheduler {
     peers: PeerSearch,
     bootstrap_next: usize,
     bootstrap_due: Millis,
+    /// Rounds asked since the table last had enough nodes (the back-off's exponent).
+    bootstrap_rounds: u32,
     maintenance_due: Millis,
     /// Longest BEP 51 `interval` any node has given (clamped): the guess for a
     /// node whose own interval we never saw.
@@ -195,6 +200,7 @@ impl Scheduler {
             peers: PeerSearch::new(cfg.peer_search.clone(), cfg.core, cfg.cores),
             bootstrap_next: 0,
             bootstrap_due: 0,
+            bootstrap_rounds: 0,
             maintenance_due: MAINTENANCE_EVERY,
             longest_interval: 0,
             downstream_full: false,

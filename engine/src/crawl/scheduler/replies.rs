@@ -18,6 +18,7 @@ impl Scheduler {
             self.stats.unmatched += 1;
             return;
         };
+        self.stats.replies_received += 1;
         if let (Some(seen), None) = (seen_as, self.cfg.external_ip) {
             if let Some(ip) = self.external.vote(from.ip(), seen.ip()) {
                 self.take_secure_id(now, ip);
@@ -40,6 +41,7 @@ impl Scheduler {
                 }
             }
             Asked::Bootstrap => {
+                self.stats.bootstrap_answered += 1;
                 self.learn(now_ms, CompactNode { id: *r.id, addr: from });
             }
             Asked::Verify => {

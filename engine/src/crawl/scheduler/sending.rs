@@ -105,9 +105,14 @@ impl Scheduler {
     }
 
     /// Asks the bootstrap nodes this core owns (replies from the others would
-    /// land on their owner cores), one per call, a round per `bootstrap_retry`.
+    /// land on their owner cores), one per call; rounds 2, 4, 8, 16 s apart,
+    /// then one per `bootstrap_retry`, until the table has enough nodes.
     pub(super) fn next_bootstrap(&mut self, now: Instant, now_ms: Millis, buf: &mut Vec<u8>) -> Option<SocketAddr> {
-        if !self.wants_bootstrap() || now_ms < self.bootstrap_due {
+        if !self.wants_bootstrap() {
+            self.bootstrap_rounds = 0;
+            return None;
+        }
+        if now_ms < self.bootstrap_due {
             return None;
         }
         while self.bootstrap_next < self.cfg.bootstrap.len() {
@@ -128,10 +133,13 @@ impl Scheduler {
             };
             self.send(now_ms, to, None, Asked::Bootstrap, &query, buf)?;
             self.stats.find_nodes_sent += 1;
+            self.stats.bootstrap_sent += 1;
             return Some(to);
         }
         self.bootstrap_next = 0;
-        self.bootstrap_due = now_ms.saturating_add(ms(self.cfg.bootstrap_retry));
+        let backoff = BOOTSTRAP_FIRST_RETRY.saturating_mul(1 << self.bootstrap_rounds.min(16));
+        self.bootstrap_rounds = self.bootstrap_rounds.saturating_add(1);
+        self.bootstrap_due = now_ms.saturating_add(backoff.min(ms(self.cfg.bootstrap_retry)));
         None
     }
 
