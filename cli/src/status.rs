@@ -29,8 +29,17 @@ pub struct Rates {
     /// Metadata fetched and stored.
     pub metadata_per_s: f64,
     pub known_nodes: u64,
+    /// Known nodes that answered BEP 51 samples and that did not (the rest are untried).
+    pub bep51_yes: u64,
+    pub bep51_no: u64,
+    /// Nodes marked unreachable so far.
+    pub unreachable: u64,
     pub staging_backlog: u64,
+    /// Metadata fetches running now.
+    pub fetch_in_flight: u64,
     pub paused: bool,
+    /// Why the numbers may be quiet; see [`Phase`].
+    pub phase: Phase,
     /// The disk budget's state, bytes used and the budget (0: none).
     pub disk_state: DiskState,
     pub disk_used: u64,
@@ -49,6 +58,22 @@ impl Rates {
                 0.0
             }
         };
+        let samples = cur
+            .total(|c| c.samples_sent)
+            .saturating_sub(prev.total(|c| c.samples_sent));
+        let next_sample_ms = cur.cores.iter().map(|c| c.next_sample_ms).min().unwrap_or(u64::MAX);
+        let known_nodes = cur.total(|c| c.known_nodes);
+        let phase = if known_nodes == 0 && cur.total(|c| c.replies_received) == 0 {
+            Phase::WaitingForBootstrap
+        } else if cur.cores.iter().any(|c| c.backlogged) {
+            Phase::WriterBacklog
+        } else if samples == 0 && known_nodes > 0 && next_sample_ms != u64::MAX && next_sample_ms >= 1_000 {
+            Phase::AllSampled {
+                next_due_secs: next_sample_ms / 1_000,
+            }
+        } else {
+            Phase::Crawling
+        };
         Rates {
             secs: secs.max(0.0),
             datagrams_in_per_s: rate(prev.total(|c| c.datagrams_in), cur.total(|c| c.datagrams_in)),
@@ -56,9 +81,14 @@ impl Rates {
             new_per_s: rate(prev.storage.new_infohashes, cur.storage.new_infohashes),
             duplicate_per_s: rate(prev.storage.duplicate_infohashes, cur.storage.duplicate_infohashes),
             metadata_per_s: rate(prev.fetch.ok, cur.fetch.ok),
-            known_nodes: cur.total(|c| c.known_nodes),
+            known_nodes,
+            bep51_yes: cur.total(|c| c.nodes_bep51_yes),
+            bep51_no: cur.total(|c| c.nodes_bep51_no),
+            unreachable: cur.total(|c| c.marked_unreachable),
             staging_backlog: cur.storage.staging_backlog,
+            fetch_in_flight: cur.fetch.active,
             paused: cur.paused,
+            phase,
             disk_state: cur.storage.disk_state,
             disk_used: cur.storage.disk_used_bytes,
             disk_budget: cur.storage.disk_budget_bytes,
@@ -68,17 +98,36 @@ impl Rates {
     /// One short line for a terminal.
     pub fn line(&self) -> String {
         format!(
-            "in {}/s out {}/s | hashes new {}/s dup {}/s | nodes {} | backlog {} | metadata {}/s{}{}",
+            "in {}/s out {}/s | hashes new {}/s dup {}/s | nodes {}{} | fetch queue {}, in flight {} | metadata {}/s{}{}{}",
             si(self.datagrams_in_per_s),
             si(self.datagrams_out_per_s),
             si(self.new_per_s),
             si(self.duplicate_per_s),
             si(self.known_nodes as f64),
+            self.node_kinds(),
             si(self.staging_backlog as f64),
+            si(self.fetch_in_flight as f64),
             si(self.metadata_per_s),
             self.disk(),
-            if self.paused { " | PAUSED" } else { "" }
+            if self.paused { " | PAUSED" } else { "" },
+            self.phase.describe(self.known_nodes)
         )
+    }
+
+    /// The share of tried nodes that speak BEP 51, and the unreachable ones.
+    fn node_kinds(&self) -> String {
+        let tried = self.bep51_yes + self.bep51_no;
+        let mut out = String::new();
+        if tried > 0 {
+            out.push_str(&format!(
+                ", {:.0}% BEP 51",
+                self.bep51_yes as f64 * 100.0 / tried as f64
+            ));
+        }
+        if self.unreachable > 0 {
+            out.push_str(&format!(", {} unreachable", si(self.unreachable as f64)));
+        }
+        out
     }
 
     /// The disk part: the share of `--max-disk` when there is one, and what a
@@ -97,6 +146,45 @@ impl Rates {
             (None, state) => format!(" | {}", state.describe().to_uppercase()),
             (Some(share), state) => format!(" | {share}: {}", state.describe().to_uppercase()),
         }
+    }
+}
+
+/// What explains a quiet status line.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Phase {
+    #[default]
+    Crawling,
+    /// No node known and none has answered yet.
+    WaitingForBootstrap,
+    /// Sampling holds back until the writer (or the scrape queue) catches up.
+    WriterBacklog,
+    /// Every known node was sampled within its interval; the next is due later.
+    AllSampled { next_due_secs: u64 },
+}
+
+impl Phase {
+    fn describe(self, known: u64) -> String {
+        match self {
+            Phase::Crawling => String::new(),
+            Phase::WaitingForBootstrap => " | waiting for bootstrap".into(),
+            Phase::WriterBacklog => " | sampling paused: writer backlog".into(),
+            Phase::AllSampled { next_due_secs } => {
+                format!(
+                    " | all {} known nodes sampled; next due in {}",
+                    si(known as f64),
+                    secs(next_due_secs)
+                )
+            }
+        }
+    }
+}
+
+/// `45 s`, `12 min`, `3.5 h`.
+fn secs(s: u64) -> String {
+    match s {
+        0..=119 => format!("{s} s"),
+        120..=7_199 => format!("{} min", s / 60),
+        _ => format!("{:.1} h", s as f64 / 3600.0),
     }
 }
 
@@ -197,6 +285,7 @@ impl StatusLine {
                 duplicate_per_s = rates.duplicate_per_s.round(),
                 known_nodes = rates.known_nodes,
                 staging_backlog = rates.staging_backlog,
+                fetch_in_flight = rates.fetch_in_flight,
                 metadata_per_s = rates.metadata_per_s,
                 paused = rates.paused,
                 "{}",
@@ -260,8 +349,47 @@ mod tests {
         assert_eq!((r.known_nodes, r.staging_backlog), (3_000, 12_345));
         assert_eq!(
             r.line(),
-            "in 40.0k/s out 20.0k/s | hashes new 1.0k/s dup 250/s | nodes 3.0k | backlog 12.3k | metadata 3/s"
+            "in 40.0k/s out 20.0k/s | hashes new 1.0k/s dup 250/s | nodes 3.0k | fetch queue 12.3k, in flight 0 | metadata 3/s"
         );
+    }
+
+    #[test]
+    fn quiet_phases_are_explained() {
+        let a = snap(10.0, 1_000, 100, 4);
+        let mut b = snap(12.0, 1_000, 100, 4);
+        // Samples were sent before; none in this interval; the next is 5 minutes away.
+        for c in &mut b.cores {
+            c.next_sample_ms = 300_000;
+            c.nodes_bep51_yes = 600;
+            c.nodes_bep51_no = 400;
+            c.marked_unreachable = 6;
+        }
+        b.fetch.active = 7;
+        let line = Rates::between(&a, &b).line();
+        assert!(
+            line.ends_with(" | all 3.0k known nodes sampled; next due in 5 min"),
+            "{line}"
+        );
+        assert!(line.contains("nodes 3.0k, 60% BEP 51, 12 unreachable"), "{line}");
+        assert!(line.contains("fetch queue 12.3k, in flight 7"), "{line}");
+        b.cores[1].backlogged = true;
+        assert!(Rates::between(&a, &b)
+            .line()
+            .ends_with(" | sampling paused: writer backlog"));
+        let mut fresh = snap(1.0, 0, 0, 0);
+        for c in &mut fresh.cores {
+            c.known_nodes = 0;
+        }
+        assert!(Rates::between(&fresh, &fresh)
+            .line()
+            .ends_with(" | waiting for bootstrap"));
+        // Sampling in this interval: no phase text.
+        let mut busy = b.clone();
+        busy.cores[1].backlogged = false;
+        for c in &mut busy.cores {
+            c.samples_sent = 50;
+        }
+        assert!(!Rates::between(&a, &busy).line().contains("next due"));
     }
 
     #[test]

@@ -72,6 +72,12 @@ pub struct CoreSnapshot {
     pub nodes_bep51_unknown: u64,
     /// Gauge: queries awaiting a reply.
     pub in_flight: u64,
+    /// Gauge: milliseconds until this core's next scheduled sample (`u64::MAX`: none).
+    pub next_sample_ms: u64,
+    /// Gauge: sampling held back because the writer or the scrape queue is full.
+    pub backlogged: bool,
+    /// Nodes marked unreachable after repeated timeouts (a counter).
+    pub marked_unreachable: u64,
     /// Nodes handed to and received from other cores.
     pub handovers_out: u64,
     pub handovers_in: u64,

@@ -282,6 +282,13 @@ impl Scheduler {
 
     /// True while sampling is paused: downstream said so, or discoveries or
     /// scrapes are piling up faster than they drain.
+    /// How long until the earliest scheduled sample (`None`: nothing scheduled).
+    /// Zero while samples are due but held back (pacing, backpressure).
+    pub fn next_sample_in(&self, now: Instant) -> Option<Duration> {
+        let due = self.samples.peek_due()?;
+        Some(self.clock.instant(due).saturating_duration_since(now))
+    }
+
     pub fn backlogged(&self) -> bool {
         self.downstream_full
             || self.output.discoveries.len() >= self.cfg.max_pending_discoveries

@@ -414,6 +414,12 @@ fn publish_snapshot(st: &State, published: &Published) {
         nodes_bep51_no: no,
         nodes_bep51_unknown: unknown,
         in_flight: st.sched.in_flight() as u64,
+        next_sample_ms: st
+            .sched
+            .next_sample_in(std::time::Instant::now())
+            .map_or(u64::MAX, |d| d.as_millis() as u64),
+        backlogged: st.sched.backlogged(),
+        marked_unreachable: s.marked_unreachable,
         handovers_out: st.outbox.stats().sent,
         handovers_in: st.handovers_in,
         handover_queue: st.inbound.len() as u64,
