@@ -194,6 +194,31 @@ fn metrics_move_during_a_swarm_crawl_and_signals_pause_and_resume_it() {
         s["datagrams_out"].as_f64().unwrap() >= value(&resumed, "trawl_datagrams_out_total"),
         "{s}"
     );
+    // Fetch outcomes: attempts by reason, and infohashes by outcome, apart.
+    let attempts: u64 = s["fetch_attempts_failed"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert_eq!(attempts, s["metadata_failed"].as_u64().unwrap(), "{s}");
+    assert!(
+        s["fetch_attempts_failed"].get("no_peers").is_none(),
+        "no_peers counts hashes, not attempts: {s}"
+    );
+    let hashes = &s["fetch_hashes"];
+    assert_eq!(hashes["ok"], s["metadata_ok"], "{s}");
+    for k in ["all_peers_failed", "no_peers", "bad_info", "cut_at_stop"] {
+        assert!(hashes[k].as_u64().is_some(), "{k}: {s}");
+    }
+    assert!(
+        hashes["ok"].as_u64().unwrap() > 0,
+        "the swarm's torrents were fetched: {s}"
+    );
+    assert!(
+        resumed.keys().any(|k| k.starts_with("trawl_metadata_hashes_total")),
+        "{resumed:?}"
+    );
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains("panicked"), "{log}");
 }

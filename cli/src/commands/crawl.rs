@@ -501,7 +501,10 @@ fn counts(s: &CrawlSnapshot, cores: usize) -> serde_json::Value {
         "stored_duplicates": s.storage.duplicate_infohashes,
         "known_nodes": s.total(|c| c.known_nodes),
         "metadata_ok": s.fetch.ok,
-        "metadata_failed": s.fetch.failed.iter().map(|(_, n)| n).sum::<u64>(),
+        // Connection attempts, not infohashes: one hash may be tried at many peers.
+        "metadata_failed": s.fetch.attempts_failed().map(|(_, n)| n).sum::<u64>(),
+        "fetch_attempts_failed": s.fetch.attempts_failed().map(|(k, n)| (k.to_owned(), json!(n))).collect::<serde_json::Map<_, _>>(),
+        "fetch_hashes": s.fetch.hash_outcomes().iter().map(|(k, n)| (k.to_string(), json!(n))).collect::<serde_json::Map<_, _>>(),
         "fetch_queue_abandoned": s.storage.queue_abandoned,
         "fetch_queue_expired": s.storage.queue_expired,
         "fetch_queue_dropped_full": s.storage.queue_dropped_full,

@@ -460,9 +460,16 @@ pub(super) fn encode_snapshot(s: &CrawlSnapshot, enc: &mut DescriptorEncoder) ->
     family(
         enc,
         "metadata_fetches",
-        "Metadata fetches finished, by outcome.",
+        "Metadata fetch attempts (one connection each) by outcome; no_peers and bad_info count infohashes instead (see metadata_hashes).",
         MetricType::Counter,
         outcomes,
+    )?;
+    family(
+        enc,
+        "metadata_hashes",
+        "Infohashes by what their metadata fetch came to: ok, all_peers_failed, no_peers, bad_info, cut_at_stop (leases given back at stop).",
+        MetricType::Counter,
+        f.hash_outcomes().into_iter().map(|(outcome, v)| ([("outcome", outcome)], ConstCounter::new(v))),
     )?;
     counter(enc, "metadata_fetches_started", "Metadata fetches started.", f.started)?;
     gauge(

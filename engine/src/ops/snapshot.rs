@@ -91,11 +91,44 @@ pub struct CoreSnapshot {
 pub struct FetchSnapshot {
     pub started: u64,
     pub ok: u64,
-    /// Failures by kind (for example `"dial_timeout"`, `"refused"`,
-    /// `"bad_piece"`, `"hash_mismatch"`, `"too_large"`, `"deadline"`).
+    /// Failures by kind: per connection attempt (`"dial_timeout"`,
+    /// `"refused"`, `"no_extension"`, `"hash_mismatch"`, `"deadline"`, ...),
+    /// plus two per infohash, `"no_peers"` and `"bad_info"` (see
+    /// [`FetchSnapshot::attempts_failed`]).
     pub failed: Vec<(&'static str, u64)>,
     /// Gauge: fetches running now.
     pub active: u64,
+    /// Infohashes that went back to the queue after every peer failed.
+    pub hashes_failed: u64,
+    /// Leases given back at stop (fetches cut short or not started): the next
+    /// run takes them at once.
+    pub leases_released: u64,
+}
+
+/// The per-infohash kinds in [`FetchSnapshot::failed`].
+pub const PER_HASH_FAILURES: [&str; 2] = ["no_peers", "bad_info"];
+
+impl FetchSnapshot {
+    /// Failed connection attempts by reason (one infohash may fail several).
+    pub fn attempts_failed(&self) -> impl Iterator<Item = (&'static str, u64)> + '_ {
+        self.failed
+            .iter()
+            .copied()
+            .filter(|(k, _)| !PER_HASH_FAILURES.contains(k))
+    }
+
+    /// Infohashes by what their fetch came to: `ok`, `all_peers_failed`,
+    /// `no_peers`, `bad_info` (verified, but not a valid info dict), `cut_at_stop`.
+    pub fn hash_outcomes(&self) -> [(&'static str, u64); 5] {
+        let kind = |k: &str| self.failed.iter().find(|(x, _)| *x == k).map_or(0, |(_, n)| *n);
+        [
+            ("ok", self.ok),
+            ("all_peers_failed", self.hashes_failed),
+            ("no_peers", kind("no_peers")),
+            ("bad_info", kind("bad_info")),
+            ("cut_at_stop", self.leases_released),
+        ]
+    }
 }
 
 /// Storage side of the crawl.

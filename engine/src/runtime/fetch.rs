@@ -133,6 +133,8 @@ impl FetchCounters {
             ok: self.ok.load(Relaxed),
             failed,
             active: self.active.load(Relaxed),
+            hashes_failed: self.hashes_failed.load(Relaxed),
+            leases_released: self.leases_released.load(Relaxed),
         }
     }
 }

@@ -458,6 +458,8 @@ fn merge_fetch(cores: impl Iterator<Item = FetchSnapshot>) -> FetchSnapshot {
         total.started += s.started;
         total.ok += s.ok;
         total.active += s.active;
+        total.hashes_failed += s.hashes_failed;
+        total.leases_released += s.leases_released;
         for (kind, n) in s.failed {
             match total.failed.iter_mut().find(|(k, _)| *k == kind) {
                 Some((_, sum)) => *sum += n,
