@@ -137,6 +137,11 @@ print(f"    yield: fetched        {got:,} of the {len(fetchable):,} of those a r
 print(f"    infohashes stored     {s['infohashes']:,} ({c['stored_new'] / secs:,.0f} new/s averaged over the whole run)")
 print(f"    torrents stored       {s['torrents']:,} ({c['metadata_ok'] / secs:,.1f}/s; {c['metadata_failed']:,} fetch "
       f"attempts failed: NAT'd, never-accepting and deliberately bad peers)")
+reasons = ", ".join(f"{k} {v:,}" for k, v in sorted(c["fetch_attempts_failed"].items(), key=lambda kv: -kv[1]) if v)
+print(f"    failed attempts by    {reasons or '-'}")
+fh = c["fetch_hashes"]
+print(f"    infohashes fetched    {fh['ok']:,}; every peer failed {fh['all_peers_failed']:,}, no peer known "
+      f"{fh['no_peers']:,}, cut at stop {fh['cut_at_stop']:,} (back in the queue)")
 if got:
     print(f"    cost                  {(c['datagrams_in'] + c['datagrams_out']) / max(s['torrents'], 1):,.1f} datagrams "
           f"and {c['cpu_secs'] * 1000 / max(s['torrents'], 1):,.2f} CPU-ms per torrent stored")
