@@ -13,6 +13,7 @@ use trawl_storage::StorageError;
 mod announce;
 mod compact;
 mod crawl;
+mod doctor;
 mod export;
 mod import;
 mod lookup;
@@ -89,6 +90,9 @@ enum Command {
     /// Compact a database's tables (the crawl must be stopped).
     #[command(after_help = compact::EXAMPLES)]
     Compact(compact::Args),
+    /// Check this host before a long crawl: port, NAT, limits, buffers, disk, clock.
+    #[command(after_help = doctor::EXAMPLES)]
+    Doctor(doctor::Args),
     /// Search what was found: a web page, a JSON API and a Torznab feed.
     #[command(after_help = serve::EXAMPLES)]
     Serve(serve::Args),
@@ -108,6 +112,7 @@ impl Cli {
             Command::Import(args) => import::run(args),
             Command::Stats(args) => stats::run(args),
             Command::Compact(args) => compact::run(args),
+            Command::Doctor(args) => doctor::run(args),
             Command::Serve(args) => serve::run(args),
             Command::Index(args) => serve::run_index(args),
         }

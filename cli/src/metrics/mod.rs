@@ -336,8 +336,10 @@ mod tests {
             fetch: FetchSnapshot {
                 started: 7 * step,
                 ok: 5 * step,
-                failed: vec![("dial_timeout", step), ("hash_mismatch", 0)],
+                failed: vec![("dial_timeout", step), ("hash_mismatch", 0), ("no_peers", step)],
                 active: 2,
+                hashes_failed: step,
+                leases_released: 0,
             },
             storage: StorageSnapshot {
                 new_infohashes: 15 * step,
