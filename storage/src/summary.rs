@@ -78,6 +78,7 @@ pub fn stats_json(store: &Store, s: &StoreStats) -> Result<Value, StorageError> 
         "classes": json_map(&classes(s)),
         "content_bytes": s.total_content_bytes,
         "queued": s.staged,
+        "queued_by_last_failure": store.queue_by_last_failure()?.into_iter().map(|(k, n)| (k, Value::from(n))).collect::<Map<_, _>>(),
         "scrapes": s.scrapes,
         "nodes": s.nodes,
         "disk_bytes": s.disk.total_bytes,

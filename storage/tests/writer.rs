@@ -771,3 +771,42 @@ fn provisional_names_keep_the_first_heard_survive_a_reopen_and_yield_to_metadata
     let ro = Store::open_read_only(dir.path()).unwrap();
     assert!(ro.provisional_name(&h(2)).unwrap().is_some());
 }
+
+#[test]
+fn the_queue_is_counted_by_why_its_last_attempt_failed() {
+    let (_dir, store, writer) = start();
+    let w = writer.handle();
+    commit(
+        &w,
+        Batch {
+            enqueue: (1..=4).map(|n| (h(n), 1000)).collect(),
+            ..Batch::default()
+        },
+    );
+    let failure = |n, error: &str| FetchFailure {
+        info_hash: h(n),
+        error: error.into(),
+        at: 1100,
+    };
+    commit(
+        &w,
+        Batch {
+            failures: vec![
+                failure(1, "dial_timeout,refused,dial_timeout"),
+                failure(2, "no_peers"),
+                failure(3, "refused"),
+            ],
+            ..Batch::default()
+        },
+    );
+    let by = store.queue_by_last_failure().unwrap();
+    let by: Vec<(&str, u64)> = by.iter().map(|(k, n)| (k.as_str(), *n)).collect();
+    // Most common first; a kind named twice in one failure counts once; h4 was never tried.
+    assert_eq!(
+        by,
+        [("refused", 2), ("dial_timeout", 1), ("no_peers", 1), ("not_tried", 1)]
+    );
+    let json = trawl_storage::summary::stats_json(&store, &store.stats().unwrap()).unwrap();
+    assert_eq!(json["queued_by_last_failure"]["refused"], 2);
+    assert_eq!(json["queued"], 4);
+}

@@ -71,6 +71,9 @@ pub fn run(args: Args) -> anyhow::Result<()> {
     }
     println!("content size  {}", human_bytes(s.total_content_bytes));
     println!("fetch queue   {}", s.staged);
+    for (why, n) in store.queue_by_last_failure()? {
+        println!("  {why:<12}{n}");
+    }
     println!("scrapes       {}", s.scrapes);
     println!("saved nodes   {}", s.nodes);
     println!("on disk       {}", human_bytes(s.disk.total_bytes));

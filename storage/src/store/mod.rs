@@ -822,6 +822,35 @@ impl Store {
         Ok(m)
     }
 
+    /// The metadata-fetch queue by why each entry's last attempt failed: the
+    /// kinds its last failure named (`no_peers`, `dial_timeout`, ...; one
+    /// entry may name several), and `not_tried` for entries never attempted.
+    /// One pass over the queue; most common first.
+    pub fn queue_by_last_failure(&self) -> Result<Vec<(String, u64)>, StorageError> {
+        let mut counts: std::collections::BTreeMap<String, u64> = std::collections::BTreeMap::new();
+        let mut it = self.scan(CF_STAGING)?;
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let h = infohash_from_key(k).ok_or_else(|| StorageError::corrupt("staging key", "length"))?;
+            let e = decode_staging(h, v)?;
+            match e.last_error.as_deref().filter(|s| !s.is_empty()) {
+                None => *counts.entry("not_tried".into()).or_default() += 1,
+                Some(err) => {
+                    let mut kinds: Vec<&str> = err.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+                    kinds.sort_unstable();
+                    kinds.dedup();
+                    for kind in kinds {
+                        *counts.entry(kind.to_owned()).or_default() += 1;
+                    }
+                }
+            }
+            it.next();
+        }
+        it.status().map_err(|e| self.rocks(e))?;
+        let mut out: Vec<_> = counts.into_iter().collect();
+        out.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+        Ok(out)
+    }
+
     pub(crate) fn count(&self, cf: &str) -> Result<u64, StorageError> {
         let mut it = self.scan(cf)?;
         let mut n = 0;
