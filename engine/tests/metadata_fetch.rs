@@ -188,3 +188,29 @@ fn per_ip_connection_limit() {
         t0.elapsed()
     );
 }
+
+/// A listener whose accept queue is full: the kernel drops further SYNs, so
+/// a dial neither succeeds nor is refused, and times out.
+fn black_hole(ip: Ipv4Addr) -> (socket2::Socket, std::net::TcpStream, std::net::SocketAddr) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.bind(&std::net::SocketAddr::from((ip, 0)).into()).unwrap();
+    s.listen(0).unwrap();
+    let addr = s.local_addr().unwrap().as_socket().unwrap();
+    // Fills the one-entry accept queue (never accepted).
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    (s, filler, addr)
+}
+
+#[test]
+fn connect_timeout() {
+    let mut h = Harness::start(test_config(), true);
+    let (_listener, _filler, addr) = black_hole(Ipv4Addr::new(127, 61, 12, 2));
+    let (_, lonely) = sample_info("only-a-black-hole");
+    h.enqueue(lonely, &[addr]);
+    let e = h.wait_failure(&lonely, Duration::from_secs(20));
+    assert_eq!(e.last_error.as_deref(), Some("dial_timeout"));
+    assert_eq!(h.failed("dial_timeout"), 1);
+    assert_eq!(h.counters.snapshot().hashes_failed, 1, "one hash, every peer failed");
+    h.stop();
+}
