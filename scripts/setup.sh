@@ -6,9 +6,10 @@
 #   libclang-dev        the rocksdb crate generates its bindings with libclang
 #   g++                 RocksDB itself is C++
 #   python3-libtorrent  a real DHT node and BitTorrent peer for interop tests
+#   chromium            a headless browser for the web page tests (serve/tests/pages.rs)
 set -euo pipefail
 
-packages=(libclang-dev g++ python3-libtorrent)
+packages=(libclang-dev g++ python3-libtorrent chromium)
 
 missing=()
 for pkg in "${packages[@]}"; do
