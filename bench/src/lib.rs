@@ -16,6 +16,7 @@ pub mod growth;
 pub mod harvest;
 pub mod loadgen;
 pub mod node_answer;
+pub mod serve;
 pub mod soak;
 pub mod storage;
 pub use trawl_swarm as swarm;

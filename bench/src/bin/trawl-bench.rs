@@ -37,6 +37,9 @@ enum Command {
     Fetch(trawl_bench::fetch::Args),
     /// `trawl crawl` under a bounded flood of hostile datagrams: throughput, RSS, amplification.
     Flood(trawl_bench::flood::Args),
+    /// `trawl serve` over a million torrents: index build, query latency under 16 clients,
+    /// and the crawl's datagrams/s with the server beside it (resumable with --dir).
+    Serve(trawl_bench::serve::Args),
     /// A long bounded crawl of a churning swarm: RSS and fd slopes, first vs last minute.
     Soak(trawl_bench::soak::Args),
 }
@@ -53,6 +56,7 @@ fn main() -> anyhow::Result<()> {
         Command::Harvest(args) => trawl_bench::harvest::run(args),
         Command::Fetch(args) => trawl_bench::fetch::run(args),
         Command::Flood(args) => trawl_bench::flood::run(args),
+        Command::Serve(args) => trawl_bench::serve::run(args),
         Command::Soak(args) => trawl_bench::soak::run(args),
     }
 }
