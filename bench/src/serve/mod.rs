@@ -16,8 +16,9 @@
 //!    second of each, the process's CPU during the build, and the index's
 //!    bytes per torrent on disk.
 //! 3. **Queries** ([`queries`]): the real server, `trawl_serve::serve` in a
-//!    thread of this process on 127.0.0.1:0, which first merges the
-//!    rebuilt index's segments (waited for, and reported), then `--clients` threads of
+//!    thread of this process on 127.0.0.1:0 (once the merges the rebuild's
+//!    commit started, still running after it returned, have ended: waited
+//!    for and reported), then `--clients` threads of
 //!    keep-alive HTTP/1.1 GETs to `/api/search` for `--query-secs` each of
 //!    one-word, three-word and filtered queries. Latency percentiles and
 //!    queries per second per kind; the process's RSS before the server
@@ -87,8 +88,8 @@ pub struct Args {
     /// Seconds of each kind of query (one-word, three-word, filtered).
     #[arg(long, default_value_t = 15.0)]
     pub query_secs: f64,
-    /// Longest wait, once the server is up, for its index writer to finish
-    /// merging the rebuilt index's segments (it starts them; 0: no wait).
+    /// Longest wait, once the server is up, for the merges the rebuild's
+    /// commit started to end (they outlive it; 0: no wait).
     #[arg(long, default_value_t = 300.0)]
     pub settle_secs: f64,
     /// Seconds of mixed queries before the measured ones (not counted).

@@ -64,7 +64,8 @@ pub(super) struct QueryFigures {
     pub kinds: Vec<KindFigures>,
     /// This process before the server started (store and index closed) and
     /// after the queries; the server is the difference.
-    /// The merges the server's writer ran on the rebuilt index before the queries.
+    /// The rebuild's merges, still running after it returned (and thrown
+    /// away: its indexer was dropped), waited out before the queries.
     settled: Settled,
     rss_before: Rss,
     rss_after: Rss,
@@ -79,7 +80,7 @@ struct Settled {
     done: bool,
 }
 
-/// Waits, at most `max`, until tantivy's merge threads (the server's, here)
+/// Waits, at most `max`, until tantivy's merge threads in this process
 /// have used no CPU for a whole check interval.
 fn settle_merges(max: Duration) -> Settled {
     const EVERY: Duration = Duration::from_secs(2);
@@ -160,7 +161,7 @@ pub(super) fn run(args: &Args, db: &Path, index_dir: &Path) -> anyhow::Result<Qu
 
     let settled = settle_merges(Duration::from_secs_f64(args.settle_secs));
     println!(
-        "queries: the server's index writer merged the rebuilt segments for {:.1} s ({:.1} s CPU) before the queries{}",
+        "queries: the rebuild's merges ran on for {:.1} s ({:.1} s CPU) before the queries{}",
         settled.seconds,
         settled.merge_cpu_s,
         if settled.done { "" } else { " and was still merging" }
