@@ -151,7 +151,7 @@ pub fn serve(opts: ServeOptions, stop: Arc<AtomicBool>, ready: impl FnOnce(Socke
                     }
                     std::thread::sleep(POLL);
                 }
-                if let Err(e) = indexer.flush() {
+                if let Err(e) = indexer.finish() {
                     tracing::warn!("search index: last commit failed: {e}");
                 }
             })

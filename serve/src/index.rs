@@ -468,6 +468,13 @@ impl Indexer {
         }
         Ok(())
     }
+
+    /// Commits what is pending and waits for the merges commits started, so
+    /// their work is not thrown away and no merged file is left orphaned.
+    pub fn finish(mut self) -> Result<(), ServeError> {
+        self.flush()?;
+        self.writer.wait_merging_threads().map_err(index_err)
+    }
 }
 
 /// A stored field's u64, 0 when absent.
