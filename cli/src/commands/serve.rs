@@ -109,6 +109,7 @@ pub fn run_index(args: IndexArgs) -> anyhow::Result<()> {
     let n = writer
         .rebuild(&store, |done| bar.set_position(done))
         .map_err(serve_error)?;
+    writer.finish().map_err(serve_error)?;
     bar.finish_and_clear();
     eprintln!(
         "trawl: indexed {n} torrents of {} into {} in {:.1} s",
