@@ -9,6 +9,7 @@
 use axum::extract::{RawQuery, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
+use trawl_storage::export::civil_from_days;
 use trawl_storage::{BitmagnetType, ContentClass};
 
 use crate::http::{params, run_search, Shared};
@@ -277,19 +278,6 @@ pub fn rfc2822(t: u64) -> String {
         secs / 60 % 60,
         secs % 60
     )
-}
-
-/// Howard Hinnant's days-to-civil: (year, month 1-12, day 1-31).
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 #[cfg(test)]

@@ -507,25 +507,31 @@ fn write_bitmagnet(line: &mut Vec<u8>, item: &Item) -> Result<bool, StorageError
     Ok(true)
 }
 
-/// Unix seconds as RFC 3339 UTC (`2024-01-31T12:00:00Z`), via the civil-from-days algorithm.
+/// Unix seconds as RFC 3339 UTC (`2024-01-31T12:00:00Z`).
 pub fn rfc3339(t: UnixSecs) -> String {
     let secs = i64::from(t);
     let (days, sod) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let (year, month, day) = civil_from_days(days);
     format!(
         "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
         sod / 3600,
         sod % 3600 / 60,
         sod % 60
     )
+}
+
+/// Days since 1970-01-01 as (year, month 1-12, day 1-31): Howard Hinnant's
+/// civil-from-days algorithm. Shared by every date trawl prints.
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (yoe + era * 400 + i64::from(month <= 2), month, day)
 }
 
 /// Parses a `--since` value: unix seconds, `YYYY-MM-DD` (midnight UTC) or
