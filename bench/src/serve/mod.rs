@@ -15,7 +15,7 @@
 //!    indexing thread, as `trawl serve` and `trawl index` use). Torrents per
 //!    second of each, the process's CPU during the build, and the index's
 //!    bytes per torrent on disk.
-//! 3. **Queries** ([`queries`]): the real server, `trawl_serve::serve` in a
+//! 3. **Queries** (`queries.rs`): the real server, `trawl_serve::serve` in a
 //!    thread of this process on 127.0.0.1:0 (once the merges the rebuild's
 //!    commit started, still running after it returned, have ended: waited
 //!    for and reported), then `--clients` threads of
@@ -25,7 +25,7 @@
 //!    starts and after the queries (the server shares this process). Then
 //!    `trawl serve` as its own process on the same index, under
 //!    `--process-secs` of the same queries mixed, for its RSS alone.
-//! 4. **Crawl cost** ([`crawl`], `--crawl-secs 0` skips it): `trawl crawl`
+//! 4. **Crawl cost** (`crawl.rs`, `--crawl-secs 0` skips it): `trawl crawl`
 //!    against `trawl-swarm`, alternately alone and with `trawl serve` (a
 //!    child process) following its database; datagrams/s with over without.
 //!
