@@ -6,11 +6,15 @@
 
 use std::ops::Bound;
 
-use tantivy::collector::{Count, TopDocs};
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use tantivy::collector::{Collector, SegmentCollector};
 use tantivy::query::{AllQuery, BooleanQuery, BoostQuery, Occur, PhraseQuery, Query, RangeQuery, TermQuery};
 use tantivy::schema::{Field, IndexRecordOption};
 use tantivy::tokenizer::TextAnalyzer;
-use tantivy::{DocAddress, Score, SegmentReader, TantivyDocument, Term};
+
+use tantivy::columnar::Column;
+use tantivy::{DocAddress, DocId, Score, SegmentOrdinal, SegmentReader, TantivyDocument, Term};
 use trawl_storage::BitmagnetType;
 
 use crate::index::*;
@@ -159,48 +163,22 @@ impl<'a> Searcher<'a> {
         let query = self.query(r);
         let searcher = self.index.reader().searcher();
         let fields = *self.index.fields();
-        let sort = r.sort;
-        let ascending = r.ascending;
-        let cursor = r.cursor;
         let want = r.offset.saturating_add(r.limit).saturating_add(1);
-        let ranked = TopDocs::with_limit(want).tweak_score(move |seg: &SegmentReader| {
-            let column = match sort {
-                SortKey::Relevance => None,
-                SortKey::Size => seg.fast_fields().u64(F_SIZE).ok(),
-                SortKey::FirstSeen => seg.fast_fields().u64(F_FIRST_SEEN).ok(),
-                SortKey::Seeders => seg.fast_fields().u64(F_SEEDERS).ok(),
-            };
-            let ties = seg.fast_fields().u64(F_TIE).ok();
-            move |doc, score: Score| {
-                let raw = match (&column, sort) {
-                    (_, SortKey::Relevance) => u64::from(score.max(0.0).to_bits()),
-                    (Some(c), _) => c.first(doc).unwrap_or(0),
-                    (None, _) => 0,
-                };
-                // Descending is the collector's order; ascending flips the key
-                // (relevance is always best first).
-                let key = if ascending && sort != SortKey::Relevance {
-                    u64::MAX - raw
-                } else {
-                    raw
-                };
-                let tie = ties.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
-                let after_cursor = cursor.is_none_or(|c| (key, tie) < (c.key, c.tie));
-                // Hits on earlier pages sort below every hit of this one.
-                (after_cursor, key, tie)
-            }
-        });
-        let (total, top) = searcher.search(&*query, &(Count, ranked)).map_err(index_err)?;
-        let mut kept: Vec<((bool, u64, u64), DocAddress)> = top.into_iter().filter(|(s, _)| s.0).collect();
-        let more = kept.len() > r.offset + r.limit;
-        kept.truncate(r.offset + r.limit);
-        let page: Vec<_> = kept.into_iter().skip(r.offset).collect();
+        let collector = Ranked {
+            sort: r.sort,
+            ascending: r.ascending,
+            cursor: r.cursor,
+            want,
+        };
+        let (total, top) = searcher.search(&*query, &collector).map_err(index_err)?;
+        let more = top.len() > r.offset + r.limit;
+        let page: Vec<_> = top.into_iter().take(r.offset + r.limit).skip(r.offset).collect();
         let next_cursor = match (more, page.last()) {
-            (true, Some(((_, key, tie), _))) => Some(PageCursor { key: *key, tie: *tie }.encode()),
+            (true, Some((key, tie, _))) => Some(PageCursor { key: *key, tie: *tie }.encode()),
             _ => None,
         };
         let mut hits = Vec::with_capacity(page.len());
-        for (_, addr) in page {
+        for (_, _, addr) in page {
             let doc: TantivyDocument = searcher.doc(addr).map_err(index_err)?;
             hits.push(hit_of(&fields, &doc));
         }
@@ -210,6 +188,141 @@ impl<'a> Searcher<'a> {
             hits,
             next_cursor,
         })
+    }
+}
+
+/// A hit's place in the order: the sort key (descending; an ascending sort
+/// stores `u64::MAX - value`), the tie-break, and where it is.
+type Ranking = (u64, u64, DocAddress);
+
+/// Counts every match and keeps the best `want` after the cursor, in one pass.
+///
+/// Instead of tantivy's `TopDocs` with a tweaked score and a `Count` beside it
+/// because: a sort by a column needs no BM25 score at all (`requires_scoring`
+/// is false unless the sort is relevance), and the tie-break column is read
+/// only for a match whose key could enter the page, not for every match.
+struct Ranked {
+    sort: SortKey,
+    ascending: bool,
+    cursor: Option<PageCursor>,
+    want: usize,
+}
+
+struct SegmentRanked {
+    segment: SegmentOrdinal,
+    relevance: bool,
+    ascending: bool,
+    column: Option<Column<u64>>,
+    ties: Option<Column<u64>>,
+    cursor: Option<PageCursor>,
+    want: usize,
+    count: usize,
+    /// The best `want` so far, the worst on top.
+    best: BinaryHeap<Reverse<(u64, u64, DocId)>>,
+}
+
+impl Collector for Ranked {
+    type Fruit = (usize, Vec<Ranking>);
+    type Child = SegmentRanked;
+
+    fn for_segment(&self, segment: SegmentOrdinal, reader: &SegmentReader) -> tantivy::Result<SegmentRanked> {
+        let fast = reader.fast_fields();
+        let column = match self.sort {
+            SortKey::Relevance => None,
+            SortKey::Size => Some(fast.u64(F_SIZE)?),
+            SortKey::FirstSeen => Some(fast.u64(F_FIRST_SEEN)?),
+            SortKey::Seeders => Some(fast.u64(F_SEEDERS)?),
+        };
+        Ok(SegmentRanked {
+            segment,
+            relevance: self.sort == SortKey::Relevance,
+            ascending: self.ascending,
+            column,
+            ties: Some(fast.u64(F_TIE)?),
+            cursor: self.cursor,
+            want: self.want,
+            count: 0,
+            best: BinaryHeap::with_capacity(self.want.min(1024) + 1),
+        })
+    }
+
+    fn requires_scoring(&self) -> bool {
+        self.sort == SortKey::Relevance
+    }
+
+    fn merge_fruits(&self, fruits: Vec<(usize, Vec<Ranking>)>) -> tantivy::Result<(usize, Vec<Ranking>)> {
+        let total = fruits.iter().map(|f| f.0).sum();
+        let mut all: Vec<Ranking> = fruits.into_iter().flat_map(|f| f.1).collect();
+        // Best first; equal keys and ties (the same hash twice) keep a fixed order.
+        all.sort_unstable_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)).then(a.2.cmp(&b.2)));
+        all.truncate(self.want);
+        Ok((total, all))
+    }
+}
+
+impl SegmentRanked {
+    fn tie(&self, doc: DocId) -> u64 {
+        self.ties.as_ref().and_then(|c| c.first(doc)).unwrap_or(0)
+    }
+}
+
+impl SegmentCollector for SegmentRanked {
+    type Fruit = (usize, Vec<Ranking>);
+
+    fn collect(&mut self, doc: DocId, score: Score) {
+        self.count += 1;
+        let key = if self.relevance {
+            // A non-negative float's bits order as the float does.
+            u64::from(score.max(0.0).to_bits())
+        } else {
+            let raw = self.column.as_ref().and_then(|c| c.first(doc)).unwrap_or(0);
+            if self.ascending {
+                u64::MAX - raw
+            } else {
+                raw
+            }
+        };
+        // Hits at or before the cursor were on earlier pages.
+        let mut tie = None;
+        if let Some(c) = self.cursor {
+            if key > c.key {
+                return;
+            }
+            if key == c.key {
+                let t = self.tie(doc);
+                if t >= c.tie {
+                    return;
+                }
+                tie = Some(t);
+            }
+        }
+        if self.best.len() >= self.want {
+            let Some(Reverse(worst)) = self.best.peek() else {
+                return;
+            };
+            if key < worst.0 {
+                return;
+            }
+            let t = tie.unwrap_or_else(|| self.tie(doc));
+            if (key, t) <= (worst.0, worst.1) {
+                return;
+            }
+            self.best.pop();
+            self.best.push(Reverse((key, t, doc)));
+        } else {
+            let t = tie.unwrap_or_else(|| self.tie(doc));
+            self.best.push(Reverse((key, t, doc)));
+        }
+    }
+
+    fn harvest(self) -> (usize, Vec<Ranking>) {
+        let segment = self.segment;
+        let ranked = self
+            .best
+            .into_iter()
+            .map(|Reverse((key, tie, doc))| (key, tie, DocAddress::new(segment, doc)))
+            .collect();
+        (self.count, ranked)
     }
 }
 
@@ -227,5 +340,132 @@ pub(crate) fn hit_of(f: &Fields, doc: &TantivyDocument) -> Hit {
         version: version_of(stored_u64(doc, f.version)).as_str(),
         category: stored_u64(doc, f.category),
         magnet: stored_text(doc, f.magnet),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use trawl_storage::{ContentClass, FileEntry, ScrapeEstimate, TorrentRecord, TorrentVersion};
+
+    use super::*;
+
+    const N: u32 = 300;
+
+    /// Torrent `n`: sizes, seeders and first-seen times repeat (so ties
+    /// decide), every name has "show", every third also "extra".
+    fn record(n: u32) -> (TorrentRecord, u64) {
+        let mut info_hash = [0u8; 20];
+        info_hash[..4].copy_from_slice(&n.wrapping_mul(2_654_435_761).to_be_bytes());
+        info_hash[19] = n as u8;
+        let name = if n % 3 == 0 {
+            format!("Show.{n}.extra")
+        } else {
+            format!("Show.{n}")
+        };
+        let t = TorrentRecord {
+            info_hash,
+            version: TorrentVersion::V1,
+            v2_hash: None,
+            name: name.into_bytes(),
+            files: vec![FileEntry {
+                path: vec![b"f.mkv".to_vec()],
+                length: u64::from(n % 7) * 1000,
+            }],
+            total_size: u64::from(n % 7) * 1000,
+            piece_length: 1 << 18,
+            private: false,
+            class: ContentClass::Video,
+            content_type: None,
+            fetched_at: 1_700_000_000,
+            scrape: (n % 2 == 0).then_some(ScrapeEstimate {
+                seeders: n % 5,
+                leechers: 0,
+                at: 1_700_000_000,
+            }),
+            info_dict: None,
+        };
+        (t, 1_700_000_000 + u64::from(n % 11))
+    }
+
+    fn walk(index: &SearchIndex, query: &str) -> (u64, Vec<Hit>) {
+        let mut searcher = Searcher::new(index);
+        let mut all = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let mut params = vec![("limit", "11")];
+            for pair in query.split('&') {
+                let (k, v) = pair.split_once('=').unwrap();
+                params.push((k, v));
+            }
+            if !cursor.is_empty() {
+                params.push(("cursor", cursor.as_str()));
+            }
+            let r = SearchRequest::parse(params).unwrap();
+            let page = searcher.search(&r).unwrap();
+            assert!(page.hits.len() <= 11);
+            let total = page.total;
+            all.extend(page.hits);
+            match page.next_cursor {
+                Some(c) => cursor = c,
+                None => return (total, all),
+            }
+        }
+    }
+
+    /// Pages over several segments give every match once, in the order of
+    /// the key then the tie-break, as a sort of all the records gives it.
+    #[test]
+    fn cursor_pages_over_segments_match_a_full_sort() {
+        let dir = tempfile::tempdir().unwrap();
+        let index = SearchIndex::open(dir.path()).unwrap();
+        let mut writer = index.writer().unwrap();
+        let records: Vec<_> = (0..N).map(record).collect();
+        for chunk in records.chunks(100) {
+            for (t, first_seen) in chunk {
+                writer.put(t, *first_seen).unwrap();
+            }
+            writer.commit().unwrap();
+        }
+        index.reload().unwrap();
+        assert!(index.reader().searcher().segment_readers().len() >= 2);
+
+        type Key = fn(&TorrentRecord, u64) -> u64;
+        let keys: [(&str, Key); 3] = [
+            ("size", |t, _| t.total_size),
+            ("seeders", |t, _| t.scrape.map_or(0, |s| u64::from(s.seeders))),
+            ("first_seen", |_, f| f),
+        ];
+        for (sort, key) in keys {
+            for ascending in [false, true] {
+                let mut expected: Vec<_> = records
+                    .iter()
+                    .map(|(t, f)| {
+                        let k = key(t, *f);
+                        (
+                            if ascending { u64::MAX - k } else { k },
+                            tie_of(&t.info_hash),
+                            hex(&t.info_hash),
+                        )
+                    })
+                    .collect();
+                expected.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                let order = if ascending { "asc" } else { "desc" };
+                let (total, hits) = walk(&index, &format!("sort={sort}&order={order}"));
+                assert_eq!(total, u64::from(N), "{sort} {order}");
+                let got: Vec<_> = hits.iter().map(|h| h.info_hash.clone()).collect();
+                let want: Vec<_> = expected.into_iter().map(|e| e.2).collect();
+                assert_eq!(got, want, "{sort} {order}");
+            }
+        }
+
+        // Relevance: every word must match; pages give each match once.
+        for (q, matches) in [("q=show extra", N.div_ceil(3)), ("q=show", N)] {
+            let (total, hits) = walk(&index, q);
+            assert_eq!(total, u64::from(matches), "{q}");
+            let mut seen: Vec<_> = hits.iter().map(|h| h.info_hash.clone()).collect();
+            seen.sort();
+            seen.dedup();
+            assert_eq!(seen.len() as u64, total, "{q}");
+        }
     }
 }
