@@ -67,8 +67,12 @@ impl<'a> Searcher<'a> {
         }
     }
 
-    /// The query for `r`, without sort or paging.
-    pub fn query(&mut self, r: &SearchRequest) -> Box<dyn Query> {
+    /// The query for `r`, without sort or paging, and the range filters left
+    /// to the collector. When a word leads the query its matches are few next
+    /// to the index, and checking their columns in the collector is cheaper
+    /// than intersecting them with a range over every document; without a
+    /// word the ranges are the query.
+    fn query(&mut self, r: &SearchRequest) -> (Box<dyn Query>, Vec<RangeFilter>) {
         let f = *self.index.fields();
         let mut clauses: Vec<(Occur, Box<dyn Query>)> = Vec::new();
         let mut positive = false;
@@ -111,20 +115,29 @@ impl<'a> Searcher<'a> {
             let codes = r.versions.iter().map(|v| version_code(*v)).collect();
             clauses.push((Occur::Must, any_of(f.version, codes)));
         }
-        let range = |field: Field, lo: Option<u64>, hi: Option<u64>| -> Option<Box<dyn Query>> {
-            if lo.is_none() && hi.is_none() {
-                return None;
-            }
-            let b = |v: Option<u64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_u64(field, v)));
-            Some(Box::new(RangeQuery::new(b(lo), b(hi))))
-        };
         let ranges = [
-            range(f.size, r.min_size, r.max_size),
-            range(f.first_seen, r.since, r.until),
-            range(f.seeders, r.min_seeders, None),
+            (f.size, F_SIZE, r.min_size, r.max_size),
+            (f.first_seen, F_FIRST_SEEN, r.since, r.until),
+            (f.seeders, F_SEEDERS, r.min_seeders, None),
         ];
-        clauses.extend(ranges.into_iter().flatten().map(|q| (Occur::Must, q)));
-        Box::new(BooleanQuery::new(clauses))
+        let mut filters = Vec::new();
+        for (field, column, lo, hi) in ranges {
+            if lo.is_none() && hi.is_none() {
+                continue;
+            }
+            if positive {
+                filters.push(RangeFilter {
+                    column,
+                    lo: lo.unwrap_or(0),
+                    hi: hi.unwrap_or(u64::MAX),
+                });
+            } else {
+                let b =
+                    |v: Option<u64>| v.map_or(Bound::Unbounded, |v| Bound::Included(Term::from_field_u64(field, v)));
+                clauses.push((Occur::Must, Box::new(RangeQuery::new(b(lo), b(hi)))));
+            }
+        }
+        (Box::new(BooleanQuery::new(clauses)), filters)
     }
 
     /// A word or phrase in the name (boosted) or any path. `None` when the
@@ -160,7 +173,7 @@ impl<'a> Searcher<'a> {
 
     /// One page of hits for `r`.
     pub fn search(&mut self, r: &SearchRequest) -> Result<Page, ServeError> {
-        let query = self.query(r);
+        let (query, filters) = self.query(r);
         let searcher = self.index.reader().searcher();
         let fields = *self.index.fields();
         let want = r.offset.saturating_add(r.limit).saturating_add(1);
@@ -169,6 +182,7 @@ impl<'a> Searcher<'a> {
             ascending: r.ascending,
             cursor: r.cursor,
             want,
+            filters,
         };
         let (total, top) = searcher.search(&*query, &collector).map_err(index_err)?;
         let more = top.len() > r.offset + r.limit;
@@ -206,6 +220,16 @@ struct Ranked {
     ascending: bool,
     cursor: Option<PageCursor>,
     want: usize,
+    filters: Vec<RangeFilter>,
+}
+
+/// A match counts only with its `column` value in `lo..=hi` (a document
+/// without the value reads as 0, as the index writes every one).
+#[derive(Clone, Copy, Debug)]
+struct RangeFilter {
+    column: &'static str,
+    lo: u64,
+    hi: u64,
 }
 
 struct SegmentRanked {
@@ -216,6 +240,7 @@ struct SegmentRanked {
     ties: Option<Column<u64>>,
     cursor: Option<PageCursor>,
     want: usize,
+    filters: Vec<(Column<u64>, u64, u64)>,
     count: usize,
     /// The best `want` so far, the worst on top.
     best: BinaryHeap<Reverse<(u64, u64, DocId)>>,
@@ -241,6 +266,11 @@ impl Collector for Ranked {
             ties: Some(fast.u64(F_TIE)?),
             cursor: self.cursor,
             want: self.want,
+            filters: self
+                .filters
+                .iter()
+                .map(|r| Ok((fast.u64(r.column)?, r.lo, r.hi)))
+                .collect::<tantivy::Result<_>>()?,
             count: 0,
             best: BinaryHeap::with_capacity(self.want.min(1024) + 1),
         })
@@ -270,6 +300,12 @@ impl SegmentCollector for SegmentRanked {
     type Fruit = (usize, Vec<Ranking>);
 
     fn collect(&mut self, doc: DocId, score: Score) {
+        for (column, lo, hi) in &self.filters {
+            let v = column.first(doc).unwrap_or(0);
+            if v < *lo || v > *hi {
+                return;
+            }
+        }
         self.count += 1;
         let key = if self.relevance {
             // A non-negative float's bits order as the float does.
@@ -456,6 +492,21 @@ mod tests {
                 let want: Vec<_> = expected.into_iter().map(|e| e.2).collect();
                 assert_eq!(got, want, "{sort} {order}");
             }
+        }
+
+        // Ranges: checked in the collector after a word, as the query without
+        // one; both agree with the records.
+        let in_ranges = |(t, f): &(TorrentRecord, u64)| {
+            let seeders = t.scrape.map_or(0, |s| u64::from(s.seeders));
+            (2000..=4000).contains(&t.total_size) && seeders >= 2 && *f <= 1_700_000_006
+        };
+        let expected = records.iter().filter(|r| in_ranges(r)).count() as u64;
+        assert!(expected > 0 && expected < u64::from(N));
+        let ranges = "min_size=2000&max_size=4000&min_seeders=2&until=1700000006";
+        for q in [ranges.to_owned(), format!("q=show&{ranges}")] {
+            let (total, hits) = walk(&index, &q);
+            assert_eq!(total, expected, "{q}");
+            assert_eq!(hits.len() as u64, expected, "{q}");
         }
 
         // Relevance: every word must match; pages give each match once.
