@@ -223,9 +223,20 @@ pub fn router(state: Shared) -> Router {
         .route("/api/stats", get(api_stats))
         .route("/torznab/api", get(crate::torznab::handler))
         .merge(crate::pages::routes())
-        .fallback(|| async { ApiError::not_found("no such page").into_response() })
+        .fallback(unknown_path)
         .layer(axum::middleware::from_fn_with_state(Arc::clone(&state), guard))
         .with_state(state)
+}
+
+/// A path no route has: the API's JSON error under `/api/` and `/torznab/`,
+/// an HTML page for a browser everywhere else.
+async fn unknown_path(uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    if path.starts_with("/api/") || path.starts_with("/torznab/") {
+        ApiError::not_found("no such page").into_response()
+    } else {
+        crate::pages::error_page(StatusCode::NOT_FOUND, "Not found", "There is no page at this address.")
+    }
 }
 
 /// Access control and the headers of every answer.

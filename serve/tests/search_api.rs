@@ -221,7 +221,17 @@ fn the_index_follows_the_crawl_and_the_api_searches_it() {
     err("/api/search?limit=1000", 400, "bad_request");
     err("/api/search?colour=red", 400, "bad_request");
     err("/api/search?cursor=nonsense", 400, "bad_request");
-    err("/no/such/page", 404, "not_found");
+    err("/api/no/such/route", 404, "not_found");
+    err("/torznab/nothing", 404, "not_found");
+    // A browser that mistypes an address gets a page, not JSON.
+    let r = server.get("/no/such/page");
+    assert_eq!(r.status, 404);
+    assert!(
+        r.header("content-type").unwrap().starts_with("text/html"),
+        "{:?}",
+        r.headers
+    );
+    assert!(r.body.contains("Not found"), "{}", r.body);
     err(&format!("/api/search?q={}", "a".repeat(5000)), 414, "uri_too_long");
     let r = request(server.addr, "POST", "/api/search", &[("Content-Length", "0")]);
     assert_eq!(r.status, 405);
