@@ -237,7 +237,7 @@ struct SegmentRanked {
     relevance: bool,
     ascending: bool,
     column: Option<Column<u64>>,
-    ties: Option<Column<u64>>,
+    ties: Column<u64>,
     cursor: Option<PageCursor>,
     want: usize,
     filters: Vec<(Column<u64>, u64, u64)>,
@@ -263,7 +263,7 @@ impl Collector for Ranked {
             relevance: self.sort == SortKey::Relevance,
             ascending: self.ascending,
             column,
-            ties: Some(fast.u64(F_TIE)?),
+            ties: fast.u64(F_TIE)?,
             cursor: self.cursor,
             want: self.want,
             filters: self
@@ -292,7 +292,7 @@ impl Collector for Ranked {
 
 impl SegmentRanked {
     fn tie(&self, doc: DocId) -> u64 {
-        self.ties.as_ref().and_then(|c| c.first(doc)).unwrap_or(0)
+        self.ties.first(doc).unwrap_or(0)
     }
 }
 
@@ -484,7 +484,7 @@ mod tests {
                         )
                     })
                     .collect();
-                expected.sort_by(|a, b| (b.0, b.1).cmp(&(a.0, a.1)));
+                expected.sort_by_key(|e| Reverse((e.0, e.1)));
                 let order = if ascending { "asc" } else { "desc" };
                 let (total, hits) = walk(&index, &format!("sort={sort}&order={order}"));
                 assert_eq!(total, u64::from(N), "{sort} {order}");
